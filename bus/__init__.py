@@ -1,0 +1,1 @@
+"""Shared mechanics of voxkey: frames, sockets, config, logging, the stage runtime."""

@@ -1,0 +1,222 @@
+"""Every frame on the bus, defined once, and its wire codec.
+
+A frame travels as a ZeroMQ multipart message of three parts:
+
+    [topic, header, payload]
+
+``topic`` is the frame type's name (SUB sockets filter on it), ``header`` is a
+msgpack map holding the envelope and the typed body, and ``payload`` carries raw
+bytes (16 kHz mono int16 PCM for audio) so audio is never re-encoded by msgpack.
+
+The envelope carries what is needed to trace an utterance across processes:
+schema version, source stage, sequence number per (source, topic), utterance id,
+and ``marks`` -- monotonic nanosecond timestamps (CLOCK_MONOTONIC is shared by
+every process on a host) that each stage adds to as the utterance passes.
+
+Decoding never raises anything but :class:`FrameRejected`, with a short reason
+that the stage runtime logs and counts.
+"""
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import msgpack
+
+SCHEMA_VERSION = 1
+MAX_FRAME_BYTES = 4 * 1024 * 1024  # 30 s of 16 kHz int16 audio is 960 KB
+SAMPLE_RATE = 16_000
+
+
+class FrameRejected(Exception):
+    """A message that is not a valid frame; ``reason`` is a short counter key."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()
+
+
+# --- bodies ---------------------------------------------------------------
+
+
+@dataclass
+class AudioChunk:
+    """capture -> vad: a fixed-size run of 16 kHz mono int16 samples (in the payload)."""
+
+    TOPIC: ClassVar[str] = "audio"
+    stream: str  # id of the recording or microphone session
+    offset: int  # index of the first sample within the stream
+
+
+@dataclass
+class Speech:
+    """vad -> asr: one utterance's audio (in the payload), pre-roll included."""
+
+    TOPIC: ClassVar[str] = "speech"
+    stream: str
+    start_sample: int  # where the utterance begins within the stream
+    part: int = 0  # > 0 when a long utterance was split at Whisper's 30 s window
+    last_part: bool = True
+
+
+@dataclass
+class Transcript:
+    """asr -> router: what was said, or why nothing was."""
+
+    TOPIC: ClassVar[str] = "transcript"
+    text: str
+    dropped: str = ""  # non-empty: the reason the text is not to be typed
+    no_speech_prob: float = 0.0
+    avg_logprob: float = 0.0
+
+
+@dataclass
+class Keystrokes:
+    """router -> keys: erase ``backspaces`` characters, then type ``text``."""
+
+    TOPIC: ClassVar[str] = "keystrokes"
+    text: str
+    backspaces: int = 0
+
+
+@dataclass
+class Typed:
+    """keys -> anyone: what the sink really typed for an utterance."""
+
+    TOPIC: ClassVar[str] = "typed"
+    text: str
+    backspaces: int = 0
+    error: str = ""
+
+
+@dataclass
+class EndOfStream:
+    """Flows behind the last frame of a stream through every stage, so a replay knows
+    when everything before it has been handled."""
+
+    TOPIC: ClassVar[str] = "end"
+    stream: str
+    samples: int = 0
+
+
+@dataclass
+class Start:
+    """cli -> capture: begin streaming (sent once every stage reports ready)."""
+
+    TOPIC: ClassVar[str] = "start"
+
+
+@dataclass
+class Heartbeat:
+    """Every participant, every second: liveness, readiness and counters."""
+
+    TOPIC: ClassVar[str] = "heartbeat"
+    ready: bool
+    pid: int
+    state: str = ""  # stage-specific, e.g. "waiting", "streaming", "done"
+    heard: list = field(default_factory=list)  # upstream stages heard from
+    counters: dict = field(default_factory=dict)
+    cpus: list = field(default_factory=list)
+
+
+BODY_TYPES = {
+    body.TOPIC: body
+    for body in (AudioChunk, Speech, Transcript, Keystrokes, Typed, EndOfStream, Start, Heartbeat)
+}
+
+
+# --- envelope ---------------------------------------------------------------
+
+
+@dataclass
+class Frame:
+    body: object
+    src: str
+    seq: int = 0
+    utt: str = ""
+    marks: dict = field(default_factory=dict)
+    payload: bytes = b""
+
+    @property
+    def topic(self) -> str:
+        return self.body.TOPIC
+
+
+def encode(frame: Frame) -> list[bytes]:
+    header = {
+        "v": SCHEMA_VERSION,
+        "src": frame.src,
+        "seq": frame.seq,
+        "utt": frame.utt,
+        "marks": frame.marks,
+        "body": dataclasses.asdict(frame.body),
+    }
+    return [frame.topic.encode(), msgpack.packb(header, use_bin_type=True), frame.payload]
+
+
+_ENVELOPE = {"v": int, "src": str, "seq": int, "utt": str, "marks": dict, "body": dict}
+_FIELD_TYPES = {int: (int,), float: (float, int), str: (str,), bool: (bool,), list: (list,), dict: (dict,)}
+
+
+def decode(parts: list[bytes]) -> Frame:
+    """Parse one multipart message, or raise FrameRejected saying why not."""
+    if len(parts) != 3:
+        raise FrameRejected("bad_parts", f"expected 3 message parts, got {len(parts)}")
+    size = sum(len(part) for part in parts)
+    if size > MAX_FRAME_BYTES:
+        raise FrameRejected("oversized", f"{size} bytes > {MAX_FRAME_BYTES}")
+    topic_bytes, header_bytes, payload = parts
+    try:
+        topic = topic_bytes.decode()
+    except UnicodeDecodeError:
+        raise FrameRejected("bad_topic", "topic is not UTF-8") from None
+    body_type = BODY_TYPES.get(topic)
+    if body_type is None:
+        raise FrameRejected("unknown_topic", repr(topic[:40]))
+    try:
+        header = msgpack.unpackb(header_bytes, raw=False, strict_map_key=True)
+    except Exception as error:  # msgpack raises many types for garbage
+        raise FrameRejected("bad_msgpack", type(error).__name__) from None
+    if not isinstance(header, dict):
+        raise FrameRejected("bad_header", "header is not a map")
+    if header.get("v") != SCHEMA_VERSION:
+        raise FrameRejected("bad_version", f"schema version {header.get('v')!r}, expected {SCHEMA_VERSION}")
+    _check_fields("envelope", header, _ENVELOPE)
+    marks = header["marks"]
+    if not all(isinstance(k, str) and type(v) is int for k, v in marks.items()):
+        raise FrameRejected("bad_field", "marks must map names to integer nanoseconds")
+    body_fields = {f.name: f.type for f in dataclasses.fields(body_type)}
+    required = {
+        f.name
+        for f in dataclasses.fields(body_type)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    _check_fields(topic, header["body"], body_fields, required)
+    return Frame(
+        body=body_type(**header["body"]),
+        src=header["src"],
+        seq=header["seq"],
+        utt=header["utt"],
+        marks=marks,
+        payload=payload,
+    )
+
+
+def _check_fields(where: str, data: dict, types: dict, required=None) -> None:
+    required = types.keys() if required is None else required
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise FrameRejected("missing_field", f"{where}: {', '.join(missing)}")
+    for name, value in data.items():
+        if name not in types:
+            raise FrameRejected("unknown_field", f"{where}.{name}")
+        allowed = _FIELD_TYPES[types[name]]
+        # bool is an int in Python: never let True pass as a number or vice versa
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise FrameRejected("bad_field", f"{where}.{name} is {type(value).__name__}")

@@ -1,0 +1,99 @@
+"""One participant's view of the bus: its PUB socket, its subscriptions, and the
+bookkeeping every participant needs (sequence numbers, rejections, losses)."""
+
+import os
+from collections import Counter
+
+import zmq
+
+from bus import frames, sockets
+from bus.frames import Frame, FrameRejected
+
+# Log the first few rejections of each kind, then one in this many, so a flood of
+# garbage cannot flood the log too.
+_LOG_EVERY = 1000
+
+
+class Peer:
+    def __init__(self, name: str, config: dict, listen: list[str], topics: list[str], log):
+        self.name = name
+        self.log = log
+        self.counters: Counter = Counter()
+        self.heard: dict[str, frames.Heartbeat | None] = {source: None for source in listen}
+        self._next_seq: Counter = Counter()
+        self._last_seq: dict[tuple[str, str], int] = {}
+        self.context = zmq.Context()
+        self.pub = sockets.publisher(self.context, sockets.endpoint(config, name))
+        subscribed = sorted(set(topics) | {"heartbeat", frames.EndOfStream.TOPIC})
+        self.sub = sockets.subscriber(
+            self.context, [sockets.endpoint(config, source) for source in listen], subscribed
+        )
+
+    def publish(self, body, *, utt: str = "", marks: dict | None = None, payload: bytes = b"") -> Frame:
+        frame = Frame(
+            body=body,
+            src=self.name,
+            seq=self._next_seq[body.TOPIC],
+            utt=utt,
+            marks=dict(marks or {}),
+            payload=payload,
+        )
+        self._next_seq[body.TOPIC] += 1
+        self.pub.send_multipart(frames.encode(frame), copy=False)
+        self.counters[f"sent.{body.TOPIC}"] += 1
+        return frame
+
+    def receive(self, timeout_ms: int) -> Frame | None:
+        """The next valid frame, or None on timeout or after rejecting a bad one."""
+        if not self.sub.poll(timeout_ms):
+            return None
+        return self.accept(self.sub.recv_multipart())
+
+    def accept(self, parts: list[bytes]) -> Frame | None:
+        try:
+            frame = frames.decode(parts)
+        except FrameRejected as rejected:
+            self.reject(rejected)
+            return None
+        if frame.src in self.heard and isinstance(frame.body, frames.Heartbeat):
+            self.heard[frame.src] = frame.body
+        elif frame.src in self.heard and self.heard[frame.src] is None:
+            self.heard[frame.src] = frames.Heartbeat(ready=False, pid=0)
+        self._count_losses(frame)
+        self.counters[f"received.{frame.topic}"] += 1
+        return frame
+
+    def reject(self, rejected: FrameRejected) -> None:
+        key = f"rejected.{rejected.reason}"
+        self.counters[key] += 1
+        count = self.counters[key]
+        if count <= 10 or count % _LOG_EVERY == 0:
+            self.log.warning("frame rejected", reason=rejected.reason, detail=rejected.detail, count=count)
+
+    def _count_losses(self, frame: Frame) -> None:
+        key = (frame.src, frame.topic)
+        last = self._last_seq.get(key)
+        # A sequence that goes backwards means the peer restarted: start counting afresh.
+        if last is not None and frame.seq > last + 1:
+            self.counters["lost"] += frame.seq - last - 1
+        self._last_seq[key] = frame.seq
+
+    def heartbeat(self, ready: bool, state: str = "", cpus: list | None = None) -> None:
+        self.publish(
+            frames.Heartbeat(
+                ready=ready,
+                pid=os.getpid(),
+                state=state,
+                heard=[source for source, beat in self.heard.items() if beat is not None],
+                counters=dict(self.counters),
+                cpus=list(cpus or []),
+            )
+        )
+
+    def heard_all(self) -> bool:
+        return all(beat is not None for beat in self.heard.values())
+
+    def close(self) -> None:
+        self.pub.close()
+        self.sub.close()
+        self.context.term()

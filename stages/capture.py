@@ -1,0 +1,170 @@
+"""capture: microphone or recording -> `audio` frames.
+
+Consumes: `start` from the CLI when `wait_for_start` is set (replay waits until every
+stage is ready, so nothing is sent before anyone listens).
+Produces: `audio` frames of exactly `frame_samples` 16 kHz mono int16 samples, each
+marked with its capture time; after a recording's last frame, `end`.
+Guarantees: any rate and channel count is converted; a live microphone's overflows
+are counted (`overflows`), never silently skipped.
+"""
+
+import os
+import queue
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bus import audio
+from bus.frames import SAMPLE_RATE, AudioChunk, EndOfStream, Frame, Start, now_ns
+from bus.stage import Stage, StageError, main
+
+FAST_BATCH = 32  # frames sent per loop turn when replaying as fast as possible
+
+
+class Capture(Stage):
+    name = "capture"
+    topics = (Start.TOPIC,)
+
+    def setup(self) -> None:
+        source = str(self.settings["source"])
+        self.frame_samples = int(self.settings["frame_samples"])
+        self.frame_ns = self.frame_samples * 1_000_000_000 // SAMPLE_RATE
+        self.sent = 0
+        self.started_ns = 0
+        if source == "mic" or source.startswith("mic:"):
+            self.source = Microphone(source.partition(":")[2] or None, self.frame_samples, self.peer.counters)
+            self.stream = f"mic-{os.getpid()}-{now_ns()}"
+            self.realtime = True
+        else:
+            try:
+                audio.probe(source)
+            except audio.UnreadableAudio as error:
+                raise StageError(str(error)) from None
+            self.source = audio.fixed_frames(audio.read_pcm16(source), self.frame_samples)
+            self.stream = Path(source).stem
+            self.realtime = bool(self.settings["realtime"])
+        self.state = "waiting" if self.settings.get("wait_for_start") else "streaming"
+        if self.state == "streaming":
+            self._begin()
+
+    def handle(self, frame: Frame) -> None:
+        if isinstance(frame.body, Start) and self.state == "waiting":
+            self._begin()
+
+    def _begin(self) -> None:
+        self.state = "streaming"
+        self.started_ns = now_ns()
+        if isinstance(self.source, Microphone):
+            self.source.open()
+        self.log.info("streaming", stream=self.stream, realtime=self.realtime)
+
+    def tick(self) -> float:
+        if self.state != "streaming":
+            return 0.2
+        if isinstance(self.source, Microphone):
+            for block, captured_ns in self.source.drain():
+                self._send(block, captured_ns)
+            return 0.01
+        budget = 1_000_000 if not self.realtime else self._frames_due()
+        for _ in range(min(budget, FAST_BATCH)):
+            block = next(self.source, None)
+            if block is None:
+                return self._finish()
+            self._send(block, self._due_ns(self.sent) if self.realtime else now_ns())
+        if not self.realtime:
+            return 0.0
+        return max(0.0, (self._due_ns(self.sent) - now_ns()) / 1e9)
+
+    def _due_ns(self, index: int) -> int:
+        # A frame "arrives" when its last sample would have been spoken.
+        return self.started_ns + (index + 1) * self.frame_ns
+
+    def _frames_due(self) -> int:
+        return max(0, (now_ns() - self.started_ns) // self.frame_ns - self.sent)
+
+    def _send(self, block: np.ndarray, captured_ns: int) -> None:
+        offset = self.sent * self.frame_samples
+        self.publish(
+            AudioChunk(stream=self.stream, offset=offset),
+            marks={"capture": captured_ns},
+            payload=block.astype("<i2", copy=False).tobytes(),
+        )
+        self.sent += 1
+
+    def _finish(self) -> float:
+        self.publish(EndOfStream(stream=self.stream, samples=self.sent * self.frame_samples), marks={"capture": now_ns()})
+        self.state = "done"
+        self.log.info("recording done", frames=self.sent, seconds=round(self.sent * self.frame_ns / 1e9, 2))
+        return 0.2
+
+    def teardown(self) -> None:
+        if isinstance(self.source, Microphone):
+            self.source.close()
+
+
+class Microphone:
+    """A PortAudio input stream at the device's own rate, re-cut to 16 kHz frames.
+
+    The callback only queues raw blocks: PortAudio's thread must never wait on us.
+    """
+
+    def __init__(self, device: str | None, frame_samples: int, counters):
+        try:
+            import sounddevice
+        except OSError as error:  # libportaudio2 missing
+            raise StageError(f"cannot load PortAudio ({error}): install libportaudio2") from None
+        self.sd = sounddevice
+        self.counters = counters
+        self.frame_samples = frame_samples
+        try:
+            info = sounddevice.query_devices(device, kind="input")
+        except (ValueError, sounddevice.PortAudioError) as error:
+            raise StageError(f"no usable input device {device or '(default)'} ({error}); devices: {self.list_devices()}") from None
+        self.device = device
+        self.rate = int(info["default_samplerate"])
+        self.channels = min(int(info["max_input_channels"]), 2) or 1
+        self.resample = audio.Resampler(self.rate, self.channels)
+        self.blocks: queue.Queue = queue.Queue()
+        self.pending = np.zeros(0, np.int16)
+        self.stream = None
+
+    def list_devices(self) -> str:
+        try:
+            names = [f"{i}: {d['name']}" for i, d in enumerate(self.sd.query_devices()) if d["max_input_channels"] > 0]
+        except Exception:
+            names = []
+        return "; ".join(names) or "none found"
+
+    def open(self) -> None:
+        def callback(block, frames, time_info, status):
+            if status.input_overflow:
+                self.counters["overflows"] += 1
+            self.blocks.put((block.copy(), now_ns()))
+
+        try:
+            self.stream = self.sd.InputStream(
+                device=self.device, samplerate=self.rate, channels=self.channels, dtype="int16", callback=callback
+            )
+            self.stream.start()
+        except self.sd.PortAudioError as error:
+            raise StageError(f"cannot open microphone ({error}); devices: {self.list_devices()}") from None
+
+    def drain(self):
+        while True:
+            try:
+                block, captured_ns = self.blocks.get_nowait()
+            except queue.Empty:
+                return
+            self.pending = np.concatenate([self.pending, self.resample(block)])
+            while len(self.pending) >= self.frame_samples:
+                yield self.pending[: self.frame_samples], captured_ns
+                self.pending = self.pending[self.frame_samples :]
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+if __name__ == "__main__":
+    main(Capture)

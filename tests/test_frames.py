@@ -1,0 +1,59 @@
+"""The frame codec: round trips, and every kind of bad message rejected with a reason."""
+
+import msgpack
+import pytest
+
+from bus import frames
+from bus.frames import Frame, FrameRejected, decode, encode
+
+EXAMPLES = [
+    frames.AudioChunk(stream="s", offset=512),
+    frames.Speech(stream="s", start_sample=16000, part=1, last_part=False),
+    frames.Transcript(text="héllo ✓", dropped="", no_speech_prob=0.25, avg_logprob=-0.3),
+    frames.Keystrokes(text="a\nb", backspaces=3),
+    frames.Typed(text="x", backspaces=0, error=""),
+    frames.EndOfStream(stream="s", samples=99),
+    frames.Start(),
+    frames.Heartbeat(ready=True, pid=7, state="running", heard=["vad"], counters={"lost": 2}, cpus=[0]),
+]
+
+
+@pytest.mark.parametrize("body", EXAMPLES, ids=lambda body: body.TOPIC)
+def test_every_frame_type_round_trips(body):
+    frame = Frame(body=body, src="vad", seq=41, utt="s@000001000ms", marks={"capture": 12, "vad": 34}, payload=b"\x01\x02")
+    assert decode(encode(frame)) == frame
+
+
+def test_every_frame_type_is_exercised():
+    assert {body.TOPIC for body in EXAMPLES} == set(frames.BODY_TYPES)
+
+
+def header(**changes):
+    base = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "body": {"text": "hi"}}
+    base.update(changes)
+    return msgpack.packb(base)
+
+
+@pytest.mark.parametrize(
+    "parts, reason",
+    [
+        ([b"transcript", b"\xc1\xff garbage"], "bad_parts"),
+        ([b"transcript", b"\xc1\xff garbage", b""], "bad_msgpack"),
+        ([b"\xff\xfe", header(), b""], "bad_topic"),
+        ([b"launch_missiles", header(), b""], "unknown_topic"),
+        ([b"transcript", msgpack.packb([1, 2, 3]), b""], "bad_header"),
+        ([b"transcript", header(v=99), b""], "bad_version"),
+        ([b"transcript", header(v="1"), b""], "bad_version"),
+        ([b"transcript", header(seq="zero"), b""], "bad_field"),
+        ([b"transcript", header(body={"text": 5}), b""], "bad_field"),
+        ([b"transcript", header(body={"text": "hi", "no_speech_prob": True}), b""], "bad_field"),
+        ([b"transcript", header(body={}), b""], "missing_field"),
+        ([b"transcript", header(body={"text": "hi", "rm": "-rf"}), b""], "unknown_field"),
+        ([b"transcript", header(marks={"asr": "late"}), b""], "bad_field"),
+        ([b"audio", header(body={"stream": "s", "offset": 0}), b"\0" * (frames.MAX_FRAME_BYTES + 1)], "oversized"),
+    ],
+)
+def test_malformed_frames_are_rejected_with_a_reason(parts, reason):
+    with pytest.raises(FrameRejected) as rejected:
+        decode(parts)
+    assert rejected.value.reason == reason

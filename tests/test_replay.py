@@ -1,0 +1,65 @@
+"""`voxkey replay` end to end: every stage a real process under supervisord, real models.
+
+ASR wording tolerance: typed text is compared as lower-case words without punctuation
+(tiny.en decides its own punctuation and writes numbers as digits), except where the
+exact text matters -- the line break and what "scratch that" erased.
+"""
+
+import json
+
+from conftest import AUDIO, spoken, voxkey, words, replay
+
+
+def test_session_types_the_manifest_text(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    typed = replay("session_dictation.wav", "--trace", trace)
+    sentence = spoken("dictate_report.wav")
+    lines = typed.split("\n")
+    assert len(lines) == 2, typed
+    assert [words(line) for line in lines] == [words(sentence), words(sentence)]
+    assert typed.startswith("P") and "meeting" not in typed.lower()  # scratched
+    rows = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert len(rows) == 5  # four typed utterances and one erasure
+    assert [row["backspaces"] > 0 for row in rows] == [False, False, False, True, False]
+    for row in rows:
+        assert row["utt"].startswith("session_dictation@")
+        assert row["speech_end_ns"] < row["vad_ns"] < row["asr_final_ns"] <= row["first_key_ns"] <= row["last_key_ns"]
+        assert row["speech_end_to_first_key_ms"] > 0
+
+
+def test_48k_stereo_types_the_same_as_16k_mono():
+    assert replay("dictate_report_48k_stereo.wav") == replay("dictate_report.wav")
+
+
+def test_noise_types_nothing():
+    assert replay("noise_only.wav") == ""
+
+
+def test_jfk_types_the_sentence():
+    assert words(replay("jfk.flac")) == words(spoken("jfk.flac"))
+
+
+def test_file_sink_holds_exactly_what_was_printed(tmp_path):
+    document = tmp_path / "typed.txt"
+    printed = replay("session_dictation.wav", "--sink", f"file:{document}")
+    assert document.read_text() == printed
+
+
+def test_realtime_replay_types_the_same():
+    assert words(replay("dictate_report.wav", "--realtime")) == words(spoken("dictate_report.wav"))
+
+
+def test_missing_or_unreadable_recording_is_one_line_and_non_zero(tmp_path):
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio")
+    for path in (tmp_path / "missing.wav", not_audio):
+        result = voxkey("replay", path)
+        assert result.returncode != 0
+        assert result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1 and str(path) in result.stderr
+
+
+def test_a_stage_that_cannot_start_is_named_with_its_reason():
+    result = voxkey("replay", AUDIO / "dictate_report.wav", "--set", "stages.asr.model=/nowhere/whisper")
+    assert result.returncode != 0
+    assert "stage asr" in result.stderr and "/nowhere/whisper" in result.stderr and "models fetch" in result.stderr

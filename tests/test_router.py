@@ -1,0 +1,46 @@
+"""Dictate mode's text decisions, as pure functions."""
+
+from stages.router import Dictation, join_to, spoken_command
+
+
+def type_all(dictation: Dictation, utterances: list[str]) -> str:
+    document = ""
+    for said in utterances:
+        edit = dictation.hear(said)
+        document = document[: len(document) - edit.backspaces] + edit.text
+    return document
+
+
+def test_the_session_types_what_the_manifest_says():
+    said = [
+        "Please send the quarterly report to Maria before Friday afternoon.",
+        "New line.",
+        "The meeting has moved to Thursday at 3.30.",
+        "Scratch that.",
+        "Please send the quarterly report to Maria before Friday afternoon.",
+    ]
+    expected = "Please send the quarterly report to Maria before Friday afternoon.\nPlease send the quarterly report to Maria before Friday afternoon."
+    assert type_all(Dictation(), said) == expected
+
+
+def test_consecutive_utterances_are_spaced_and_cased():
+    assert type_all(Dictation(), ["Hello there.", "How are you?"]) == "Hello there. How are you?"
+    assert type_all(Dictation(), ["and so my fellow Americans,", "Ask not."]) == "And so my fellow Americans, ask not."
+    assert type_all(Dictation(), ["so", "I think so."]) == "So I think so."
+
+
+def test_commands_tolerate_what_whisper_writes():
+    assert spoken_command("New line.") == spoken_command("newline") == spoken_command(" new line ") == "new line"
+    assert type_all(Dictation(), ["One.", "New paragraph.", "two."]) == "One.\n\nTwo."
+
+
+def test_scratch_that_erases_only_the_previous_utterance():
+    dictation = Dictation()
+    assert type_all(dictation, ["Keep this.", "Drop this.", "Scratch that."]) == "Keep this."
+    edit = dictation.hear("Scratch that.")
+    assert edit.backspaces == len("Keep this.")
+    assert dictation.hear("Scratch that.").backspaces == 0  # nothing left to erase
+
+
+def test_join_to_uses_unicode_characters_unchanged():
+    assert join_to("Café.", "über ✓") == " Über ✓"

@@ -1,0 +1,67 @@
+"""Silero v6 streaming and the segmenter, on real recordings with the real model."""
+
+import numpy as np
+import pytest
+
+from bus import audio
+from bus.frames import SAMPLE_RATE
+from stages.vad import WINDOW, Segmenter, StreamingSilero, silero_path
+
+from conftest import AUDIO
+
+
+def segment(samples: np.ndarray, **settings) -> list:
+    model, segmenter, found = StreamingSilero(silero_path()), Segmenter(**settings), []
+    for offset in range(0, len(samples) - WINDOW + 1, WINDOW):
+        window = samples[offset : offset + WINDOW]
+        found += segmenter.push(window, model(window.astype(np.float32) / 32768), offset, offset)
+    return found + segmenter.flush()
+
+
+def test_noise_gives_no_utterance():
+    assert segment(audio.read_all(AUDIO / "noise_only.wav")) == []
+
+
+def test_session_gives_exactly_five_utterances_in_order():
+    utterances = segment(audio.read_all(AUDIO / "session_dictation.wav"))
+    assert len(utterances) == 5
+    starts = [u.start_sample for u in utterances]
+    assert starts == sorted(starts)
+    assert all(u.part == 0 and u.last_part for u in utterances)
+
+
+def test_pre_roll_keeps_the_audio_before_onset():
+    samples = audio.read_all(AUDIO / "session_dictation.wav")
+    without = segment(samples, pre_roll_ms=0)[1]
+    with_pre_roll = segment(samples, pre_roll_ms=320)[1]
+    assert without.start_sample - with_pre_roll.start_sample == 10 * WINDOW
+    assert np.array_equal(with_pre_roll.audio[10 * WINDOW :][: len(without.audio)], without.audio)
+
+
+def test_state_is_carried_between_windows():
+    """Streaming one window at a time gives the same probabilities as Silero on the whole file."""
+    samples = audio.read_all(AUDIO / "dictate_report.wav")[: 40 * WINDOW].astype(np.float32) / 32768
+    model = StreamingSilero(silero_path())
+    streamed = [model(samples[i : i + WINDOW]) for i in range(0, len(samples), WINDOW)]
+    from faster_whisper.vad import SileroVADModel
+
+    whole = SileroVADModel(silero_path())(samples).ravel()
+    # (faster-whisper's batch call treats its final window differently: compare the rest)
+    assert np.allclose(streamed[:-1], whole[:-1], atol=1e-4)
+
+
+def test_speech_longer_than_the_limit_is_split_into_parts_that_lose_nothing():
+    speech = audio.read_all(AUDIO / "jfk.flac")
+    long_speech = np.concatenate([speech] * 4)  # 44 s of speech
+    parts = segment(long_speech, end_of_speech_ms=3000, max_utterance_s=15.0, pre_roll_ms=0)
+    assert len(parts) >= 3
+    assert all(len(p.audio) <= 15.0 * SAMPLE_RATE for p in parts)
+    assert [p.part for p in parts] == list(range(len(parts)))
+    assert [p.last_part for p in parts] == [False] * (len(parts) - 1) + [True]
+    for before, after in zip(parts, parts[1:]):  # contiguous: nothing dropped at a cut
+        assert before.start_sample + len(before.audio) == after.start_sample
+
+
+def test_bursts_shorter_than_min_speech_are_ignored():
+    samples = audio.read_all(AUDIO / "dictate_report.wav")
+    assert segment(samples, min_speech_ms=60_000) == []
