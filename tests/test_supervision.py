@@ -1,0 +1,77 @@
+"""supervisord runs each stage as its own process and brings back one that dies."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import structlog
+
+from bus import config as configuration
+from bus.peer import Peer
+from bus.supervise import Supervisor
+
+from conftest import AUDIO, REPO, VOXKEY, voxkey
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkilled_stage_is_restarted_while_the_others_keep_running():
+    run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
+    settings = [f"bus.run_dir={run_dir}", f"stages.capture.source={AUDIO / 'jfk.flac'}", "stages.capture.realtime=true"]
+    up = subprocess.Popen(
+        [*VOXKEY, "up", *sum((["--set", s] for s in settings), [])], cwd=REPO, stderr=subprocess.PIPE, text=True
+    )
+    supervisor = Supervisor(run_dir, run_dir / "run.toml")
+    config = configuration.load(overrides=[settings[0]])
+    watcher = Peer("watcher", config, ["asr"], [], structlog.get_logger())
+    try:
+        def all_running():
+            states = supervisor.states()
+            running = {name: info["pid"] for name, info in states.items() if info["statename"] == "RUNNING"}
+            return running if set(running) == set(configuration.STAGES) else None
+
+        before = wait_for(all_running, 60, "every stage RUNNING")
+        assert len(set(before.values())) == len(configuration.STAGES)  # one process each
+        os.kill(before["asr"], signal.SIGKILL)
+        after = wait_for(lambda: (r := all_running()) and r["asr"] != before["asr"] and r, 30, "asr restarted")
+        assert {k: v for k, v in after.items() if k != "asr"} == {k: v for k, v in before.items() if k != "asr"}
+
+        def new_asr_ready():
+            watcher.receive(100)
+            beat = watcher.heard["asr"]
+            return beat is not None and beat.pid == after["asr"] and beat.ready
+
+        wait_for(new_asr_ready, 60, "the restarted asr to report ready")
+    finally:
+        watcher.close()
+        up.send_signal(signal.SIGINT)
+        _, stderr = up.communicate(timeout=30)
+    assert up.returncode == 0, stderr[-2000:]
+
+
+def test_up_without_a_microphone_names_the_problem_and_lists_devices(tmp_path):
+    """This machine has no sound device: the real PortAudio query is what fails."""
+    run_dir = tempfile.mkdtemp(prefix="voxkey-test-")
+    result = voxkey("up", "--set", f"bus.run_dir={run_dir}", "--set", "stages.capture.source=mic", timeout=120)
+    assert result.returncode != 0
+    assert "stage capture cannot start" in result.stderr and "devices:" in result.stderr
+
+
+def test_up_refuses_a_socket_directory_others_can_open(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    result = voxkey("up", "--set", f"bus.run_dir={shared}")
+    assert result.returncode != 0 and "chmod 700" in result.stderr
