@@ -77,12 +77,56 @@ class Transcript:
 
 
 @dataclass
+class Request:
+    """router -> instruct / thinking: what a language model is asked to do with an utterance."""
+
+    TOPIC: ClassVar[str] = "request"
+    mode: str  # clarify, chat or converse
+    text: str  # the utterance, mode prefix removed
+    lead: str = ""  # typed before the first answer character (a space, or nothing)
+
+
+@dataclass
+class Cancel:
+    """router -> instruct / thinking / keys: stop the request for ``utt`` (all, when empty)."""
+
+    TOPIC: ClassVar[str] = "cancel"
+    reason: str = ""
+
+
+@dataclass
 class Keystrokes:
-    """router -> keys: erase ``backspaces`` characters, then type ``text``."""
+    """router, instruct, thinking -> keys: erase ``backspaces`` characters, then type ``text``.
+    A model's answer arrives as many of these, one per streamed piece."""
 
     TOPIC: ClassVar[str] = "keystrokes"
     text: str
     backspaces: int = 0
+    final: bool = True  # the last keystrokes of this utterance
+
+
+@dataclass
+class Generation:
+    """instruct / thinking -> anyone: how one request went, for the trace and the bench."""
+
+    TOPIC: ClassVar[str] = "generation"
+    mode: str
+    outcome: str  # answered, rewritten, fallback, cancelled, failed, guard
+    prompt_tokens: int = 0
+    tokens: int = 0
+    ttft_ms: float = 0.0  # request received -> first generated token
+    first_typed_ms: float = 0.0  # request received -> first token sent to be typed
+    tokens_per_s: float = 0.0
+    total_ms: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class Thought:
+    """thinking -> logs and bench: reasoning text, never typed."""
+
+    TOPIC: ClassVar[str] = "thought"
+    text: str
 
 
 @dataclass
@@ -127,7 +171,9 @@ class Heartbeat:
 
 BODY_TYPES = {
     body.TOPIC: body
-    for body in (AudioChunk, Speech, Transcript, Keystrokes, Typed, EndOfStream, Start, Heartbeat)
+    for body in (
+        AudioChunk, Speech, Transcript, Request, Cancel, Keystrokes, Generation, Thought, Typed, EndOfStream, Start, Heartbeat
+    )
 }
 
 

@@ -19,13 +19,13 @@ def xterm_capture(x_display, tmp_path, monkeypatch):
     out = tmp_path / "xterm.txt"
     xterm = subprocess.Popen(["xterm", "-u8", "-e", "sh", "-c", f"stty -echo; cat > {out}"])
     deadline = time.monotonic() + 15
-    window = ""
-    while not window:
+    while True:  # the window exists before it is mapped; focus only succeeds once it is viewable
         assert time.monotonic() < deadline, "xterm window did not appear"
         time.sleep(0.2)
-        window = subprocess.run(["xdotool", "search", "--pid", str(xterm.pid)], capture_output=True, text=True).stdout.split()
-        window = window[-1] if window else ""
-    subprocess.run(["xdotool", "windowfocus", "--sync", window], check=True, timeout=10)
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(xterm.pid)], capture_output=True, text=True)
+        windows = found.stdout.split()
+        if windows and subprocess.run(["xdotool", "windowfocus", "--sync", windows[-1]], capture_output=True, timeout=10).returncode == 0:
+            break
 
     def read_back() -> str:
         subprocess.run(["xdotool", "key", "Return", "ctrl+d"], check=True)
