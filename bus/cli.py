@@ -17,10 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bus import audio, sockets
+import msgpack
+import zmq
+
+from bus import audio, models, sockets
 from bus import config as configuration
 from bus import log as logging
-from bus.frames import EndOfStream, Frame, Start, Typed
+from bus.frames import EndOfStream, Frame, Generation, Start, Typed
 from bus.peer import Peer
 from bus.supervise import Supervisor
 
@@ -34,13 +37,35 @@ class Replay:
     """What a replay has seen so far: the typed document and one trace row per utterance."""
 
     text: str = ""
-    rows: list = field(default_factory=list)
+    rows: dict = field(default_factory=dict)  # utterance id -> trace row, in typing order
     finished: bool = False
 
     def on_typed(self, frame: Frame) -> None:
         typed: Typed = frame.body
         self.text = apply_keystrokes(self.text, typed.backspaces, typed.text)
-        self.rows.append(trace_row(frame))
+        row = self.rows.setdefault(frame.utt, {"utt": frame.utt, "text": "", "backspaces": 0, "errors": []})
+        row["text"] += typed.text
+        row["backspaces"] += typed.backspaces
+        row["typed_by"] = typed.by
+        if typed.error:
+            row["errors"].append(typed.error)
+        first_key = row.get("first_key_ns") or frame.marks.get("first_key")
+        row.update(trace_times(frame.marks), first_key_ns=first_key)
+        row.update(trace_spans(row))
+
+    def on_generation(self, frame: Frame) -> None:
+        report: Generation = frame.body
+        row = self.rows.setdefault(frame.utt, {"utt": frame.utt, "text": "", "backspaces": 0, "errors": []})
+        row.update(
+            mode=report.mode,
+            outcome=report.outcome,
+            llm_stage=frame.src,
+            prompt_tokens=report.prompt_tokens,
+            ttft_ms=report.ttft_ms,
+            first_typed_ms=report.first_typed_ms,
+            tokens_per_s=report.tokens_per_s,
+            llm_total_ms=report.total_ms,
+        )
 
     def on_end(self, frame: Frame) -> None:
         self.finished = True
@@ -51,30 +76,26 @@ def apply_keystrokes(document: str, backspaces: int, text: str) -> str:
     return kept + text
 
 
-def trace_row(frame: Frame) -> dict:
-    marks = frame.marks
+MARKS = {"speech_end": "speech_end_ns", "vad": "vad_ns", "asr": "asr_final_ns", "router": "router_ns",
+         "llm_first_token": "llm_first_token_ns", "first_key": "first_key_ns", "last_key": "last_key_ns"}
+SPANS = {
+    "speech_end_to_vad_ms": ("speech_end_ns", "vad_ns"),
+    "speech_end_to_asr_ms": ("speech_end_ns", "asr_final_ns"),
+    "asr_ms": ("vad_ns", "asr_final_ns"),
+    "speech_end_to_first_key_ms": ("speech_end_ns", "first_key_ns"),
+    "typing_ms": ("first_key_ns", "last_key_ns"),
+}
 
-    def ms(start: str, end: str):
-        if start in marks and end in marks:
-            return round((marks[end] - marks[start]) / 1e6, 1)
-        return None
 
+def trace_times(marks: dict) -> dict:
+    return {column: marks[name] for name, column in MARKS.items() if name in marks}
+
+
+def trace_spans(row: dict) -> dict:
     return {
-        "utt": frame.utt,
-        "text": frame.body.text,
-        "backspaces": frame.body.backspaces,
-        "error": frame.body.error,
-        "speech_end_ns": marks.get("speech_end"),
-        "vad_ns": marks.get("vad"),
-        "asr_final_ns": marks.get("asr"),
-        "router_ns": marks.get("router"),
-        "first_key_ns": marks.get("first_key"),
-        "last_key_ns": marks.get("last_key"),
-        "speech_end_to_vad_ms": ms("speech_end", "vad"),
-        "speech_end_to_asr_ms": ms("speech_end", "asr"),
-        "asr_ms": ms("vad", "asr"),
-        "speech_end_to_first_key_ms": ms("speech_end", "first_key"),
-        "typing_ms": ms("first_key", "last_key"),
+        span: round((row[end] - row[start]) / 1e6, 1)
+        for span, (start, end) in SPANS.items()
+        if row.get(start) and row.get(end)
     }
 
 
@@ -99,7 +120,7 @@ def replay(args) -> int:
     stall_timeout = float(config["cli"]["stall_timeout_s"])
     log = logging.setup("cli")
     supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
-    peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC], log)
+    peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC, Generation.TOPIC], log)
     state = Replay()
     try:
         supervisor.start()
@@ -113,6 +134,9 @@ def replay(args) -> int:
                 last_progress = now
             elif frame is not None and frame.src == "keys" and isinstance(frame.body, EndOfStream):
                 state.on_end(frame)
+            elif frame is not None and isinstance(frame.body, Generation):
+                state.on_generation(frame)
+                last_progress = now
             elif frame is not None and frame.topic != "heartbeat":
                 last_progress = now
             if now >= next_check:
@@ -133,7 +157,7 @@ def replay(args) -> int:
         peer.close()
         if args.trace:
             with open(args.trace, "w") as trace:
-                for row in state.rows:
+                for row in state.rows.values():
                     trace.write(json.dumps(row) + "\n")
         if not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -184,6 +208,33 @@ def up(args) -> int:
     return 0
 
 
+def set_mode(args) -> int:
+    config = configuration.load(args.config, args.set)
+    run_dir = sockets.run_dir(config)
+    sockets.check_private_dir(run_dir)
+    reply = control(config, "router", "mode", {"mode": args.mode})
+    print(f"voxkey: {reply}", file=sys.stderr)
+    return 0
+
+
+def control(config: dict, stage: str, command: str, args: dict, timeout_s: float = 3.0) -> str:
+    """Send one command to a running stage's control socket and return its answer."""
+    context = zmq.Context.instance()
+    socket = context.socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        socket.connect(sockets.control_endpoint(config, stage))
+        socket.send(msgpack.packb({"command": command, "args": args}))
+        if not socket.poll(int(timeout_s * 1000)):
+            raise CliError(f"stage {stage} did not answer in {timeout_s:.0f} s: is voxkey running (voxkey up)?")
+        reply = msgpack.unpackb(socket.recv(), raw=False)
+    finally:
+        socket.close()
+    if not reply.get("ok"):
+        raise CliError(f"{stage}: {reply.get('message')}")
+    return reply.get("message", "")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="voxkey", description="A fully local, voice-first keyboard.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -204,6 +255,13 @@ def parser() -> argparse.ArgumentParser:
     play.add_argument("--keep", action="store_true", help="keep the run directory (sockets, logs)")
     common(play)
     play.set_defaults(run=replay)
+
+    mode = commands.add_parser("mode", help="set the sticky mode of a running voxkey")
+    mode.add_argument("mode", choices=["dictate", "clarify", "chat", "converse"])
+    common(mode)
+    mode.set_defaults(run=set_mode)
+
+    models.add_cli(commands)
     return root
 
 
@@ -211,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         sys.exit(args.run(args))
-    except (CliError, configuration.ConfigError) as error:
+    except (CliError, configuration.ConfigError, models.ModelError) as error:
         print(f"voxkey: {error}", file=sys.stderr)
         sys.exit(1)
 

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
-STAGES = ("capture", "vad", "asr", "router", "keys")
+STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
 
 
 class ConfigError(Exception):

@@ -88,9 +88,11 @@ class Request:
 
 @dataclass
 class Cancel:
-    """router -> instruct / thinking / keys: stop the request for ``utt`` (all, when empty)."""
+    """router -> instruct / thinking: drop every request the router sent before this
+    (running or still waiting): new speech, or the user said "stop"."""
 
     TOPIC: ClassVar[str] = "cancel"
+    before: int  # request sequence numbers below this are cancelled
     reason: str = ""
 
 
@@ -137,6 +139,8 @@ class Typed:
     text: str
     backspaces: int = 0
     error: str = ""
+    by: str = ""  # the stage whose keystrokes these were
+    final: bool = True
 
 
 @dataclass

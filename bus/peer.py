@@ -43,6 +43,10 @@ class Peer:
         self.counters[f"sent.{body.TOPIC}"] += 1
         return frame
 
+    def sent(self, topic: str) -> int:
+        """How many frames of `topic` this participant has published."""
+        return self._next_seq[topic]
+
     def receive(self, timeout_ms: int) -> Frame | None:
         """The next valid frame, or None on timeout or after rejecting a bad one."""
         if not self.sub.poll(timeout_ms):

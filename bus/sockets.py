@@ -48,6 +48,11 @@ def endpoint(config: dict, name: str) -> str:
     return section.get("endpoint") or f"ipc://{run_dir(config) / name}.sock"
 
 
+def control_endpoint(config: dict, name: str) -> str:
+    """Where a stage answers commands (`voxkey mode`): request/reply, local only."""
+    return f"ipc://{run_dir(config) / name}.control"
+
+
 def publisher(context: zmq.Context, address: str) -> zmq.Socket:
     socket = context.socket(zmq.PUB)
     socket.setsockopt(zmq.LINGER, 1000)

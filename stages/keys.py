@@ -6,7 +6,8 @@ first keystroke) and `last_key` (the sink returned), carrying what was typed or 
 error that stopped it; then `end`.
 Sinks (`sink` in config): "stdout"; "file:PATH", a document kept exactly as typed
 (backspaces truncate it); "xdotool", the focused X11 window.
-Guarantees: types exactly what the router decided; a failing sink is reported in
+Guarantees: types exactly what the router and the model stages decided, as text
+only (control characters never reach a sink); a failing sink is reported in
 `typed.error` and the log, never silently.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from bus.frames import Frame, Keystrokes, Typed
 from bus.stage import Stage, StageError, main, mark
+from bus.text import safe_text
 
 BACKSPACE = "\b"
 
@@ -95,16 +97,23 @@ class Keys(Stage):
 
     def handle(self, frame: Frame) -> None:
         strokes: Keystrokes = frame.body
+        text = safe_text(strokes.text, allow_newlines=True)
         marks = mark(frame.marks, "first_key")
         error = ""
         try:
-            self.sink.type(strokes.backspaces, strokes.text)
+            self.sink.type(strokes.backspaces, text)
         except (OSError, subprocess.SubprocessError) as failure:
             error = str(failure)
             self.peer.counters["sink_errors"] += 1
             self.log.error("typing failed", utt=frame.utt, error=error)
         self.publish(
-            Typed(text=strokes.text if not error else "", backspaces=strokes.backspaces if not error else 0, error=error),
+            Typed(
+                text="" if error else text,
+                backspaces=0 if error else strokes.backspaces,
+                error=error,
+                by=frame.src,
+                final=strokes.final,
+            ),
             utt=frame.utt,
             marks=mark(marks, "last_key"),
         )

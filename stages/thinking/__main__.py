@@ -1,0 +1,4 @@
+from bus.stage import main
+from stages.thinking.stage import Thinking
+
+main(Thinking)

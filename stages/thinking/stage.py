@@ -1,0 +1,85 @@
+"""thinking: `request`s in converse mode -> `keystrokes`, with the Thinking model and local tools.
+
+Consumes: `request` (mode converse), `cancel`, `end`.
+Produces: `keystrokes` for the final answer only; `thought` frames with the reasoning
+(for logs and the bench, never typed); a `generation` report per request.
+The model reasons inside <think>...</think>, may call tools (stream.py parses the
+stream as it comes), gets each result back and goes on. A doom-loop guard ends
+thinking that runs over budget or repeats itself and forces an answer; an answer that
+repeats itself is cut; when no answer can be had a short notice is typed instead.
+Guarantees: nothing inside <think> and no tool call ever reaches the keyboard; tools
+run in-process as plain functions (tools.py), never a shell or eval.
+"""
+
+from bus.frames import Frame, Thought
+from bus.llm import LlmStage, Metrics
+from stages.thinking.stream import Answer, BadToolCall, DoomLoopGuard, StreamParser, Thinking as Reasoning, ToolCall
+from stages.thinking.tools import run_tool, tool_specs
+
+END_THINKING = "\n</think>\n"
+
+
+class Thinking(LlmStage):
+    name = "thinking"
+    modes = ("converse",)
+
+    def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
+        conversation = [self.user_message("converse", frame.body.text)]
+        guard = DoomLoopGuard(int(self.settings["thinking_budget_tokens"]))
+        calls_left = int(self.settings["max_tool_calls"])
+        continuation = ""  # our own words put in the model's mouth: a forced end of thinking
+        outcome, detail = "answered", ""
+        while True:
+            prompt = self.prompt("converse", conversation, tool_specs()) + continuation
+            generated, step = self.turn(frame, metrics, prompt, guard)
+            kind, result = step
+            if kind == "done":
+                break
+            if kind == "runaway" or (kind == "force" and continuation):
+                outcome, detail = "guard", result
+                break
+            if kind == "force":
+                # Close the reasoning ourselves, then let the model answer.
+                continuation = generated + END_THINKING
+                outcome, detail = "guard", result
+                continue
+            conversation += [{"role": "assistant", "content": continuation + generated}, {"role": "tool", "content": result}]
+            continuation = ""
+            calls_left -= 1
+            if calls_left < 0:
+                outcome, detail = "guard", "too many tool calls"
+                break
+        if not self.typed_any:
+            self.type(frame, metrics, str(self.settings["failure_notice"]))
+            outcome = "failed" if outcome == "answered" else outcome
+        return outcome, detail
+
+    def turn(self, frame: Frame, metrics: Metrics, prompt: str, guard: DoomLoopGuard) -> tuple[str, tuple[str, str]]:
+        """Generate until the model finishes, calls a tool or trips the guard."""
+        parser, generated = StreamParser(), ""
+        for piece in self.generate(frame, metrics, prompt):
+            generated += piece
+            step = self.take(frame, metrics, parser.feed(piece), guard)
+            if step:
+                return generated, step
+        return generated, self.take(frame, metrics, parser.finish(), guard) or ("done", "")
+
+    def take(self, frame: Frame, metrics: Metrics, events: list, guard: DoomLoopGuard) -> tuple[str, str] | None:
+        for event in events:
+            if isinstance(event, Reasoning):
+                self.publish(Thought(event.text), utt=frame.utt)
+                reason = guard.observe_thinking(event.text)
+                if reason:
+                    return "force", reason
+            elif isinstance(event, Answer):
+                self.type(frame, metrics, event.text)
+                reason = guard.observe_answer(event.text)
+                if reason:
+                    return "runaway", reason
+            elif isinstance(event, ToolCall):
+                result = run_tool(event.name, event.arguments)
+                self.log.info("tool", utt=frame.utt, call=event.raw, ok=result.ok, result=result.text)
+                return "tool", result.text if result.ok else f"error: {result.text}"
+            elif isinstance(event, BadToolCall):
+                return "tool", f"error: the tool call {event.raw!r} is malformed ({event.error})"
+        return None

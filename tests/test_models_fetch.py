@@ -1,0 +1,249 @@
+"""`voxkey models`: fetching from a real local HTTP server, never the internet."""
+
+import argparse
+import functools
+import hashlib
+import io
+import socket
+import threading
+import tomllib
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bus import models
+
+GGUF = b"GGUF" + bytes(range(256)) * 64
+ASR = {"model.bin": b"\x01" * 5000, "config.json": b'{"layers": 2}', "vocabulary.txt": b"a\nb\n"}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_entry(name: str, data: bytes) -> str:
+    return f'[[model.files]]\nfile = "{name}"\nsize = {len(data)}\nsha256 = "{sha(data)}"\n'
+
+
+class Hub:
+    """Serves ROOT/{repo}/resolve/main/{file} on 127.0.0.1 and records the paths asked for."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.requests: list[str] = []
+        hub = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self):
+                hub.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def put(self, repo: str, name: str, data: bytes) -> None:
+        path = self.root / repo / "resolve" / "main" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    served = Hub(tmp_path / "hub")
+    served.put("acme/tiny-GGUF", "tiny-Q4_0.gguf", GGUF)
+    for name, data in ASR.items():
+        served.put("acme/whisper-tiny", name, data)
+    served.put("acme/loose", "loose.bin", b"no digest for me")
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    path = tmp_path / "manifest.toml"
+    path.write_text(
+        'base_url = "http://127.0.0.1:9"\n\n'
+        '[[model]]\nname = "tiny"\nrole = "instruct"\nrepo = "acme/tiny-GGUF"\n'
+        + file_entry("tiny-Q4_0.gguf", GGUF)
+        + '\n[[model]]\nname = "asr"\nrole = "asr"\nrepo = "acme/whisper-tiny"\n'
+        + "".join(file_entry(name, data) for name, data in ASR.items())
+        + '\n[[model]]\nname = "loose"\nrole = "thinking"\nrepo = "acme/loose"\n'
+        + '[[model.files]]\nfile = "loose.bin"\nsize = 0\nsha256 = ""\n'
+    )
+    return path
+
+
+@pytest.fixture
+def dest(tmp_path):
+    return tmp_path / "models"
+
+
+def leftovers(dest: Path) -> list[str]:
+    return sorted(str(path.relative_to(dest)) for path in dest.rglob("*") if path.is_file())
+
+
+def test_fetch_installs_verifies_and_then_skips(hub, manifest, dest):
+    out = io.StringIO()
+    paths = models.fetch(["tiny", "asr"], hub.url, dest, out, manifest=manifest)
+
+    assert paths == [dest / "tiny" / "tiny-Q4_0.gguf", dest / "asr"]
+    assert paths[0].read_bytes() == GGUF
+    assert {name: (dest / "asr" / name).read_bytes() for name in ASR} == ASR
+    assert not list(dest.rglob("*.part"))
+    assert "tiny/tiny-Q4_0.gguf  100% " in out.getvalue() and "MB/s" in out.getvalue()
+    assert "voxkey: tiny/tiny-Q4_0.gguf: 0.0 MB, sha256 verified" in out.getvalue()
+    assert len(hub.requests) == 1 + len(ASR)
+
+    again = io.StringIO()
+    models.fetch(["tiny", "asr"], hub.url, dest, again, manifest=manifest)
+    assert len(hub.requests) == 1 + len(ASR)
+    assert again.getvalue().count("already installed and verified") == 1 + len(ASR)
+
+
+def test_corrupted_content_is_refused_and_leaves_nothing(hub, manifest, dest):
+    hub.put("acme/tiny-GGUF", "tiny-Q4_0.gguf", b"X" * len(GGUF))
+    with pytest.raises(models.ModelError) as caught:
+        models.fetch(["tiny"], hub.url, dest, None, manifest=manifest)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "tiny-Q4_0.gguf" in message
+    assert sha(GGUF) in message and sha(b"X" * len(GGUF)) in message
+    assert leftovers(dest) == []
+
+
+def test_a_corrupted_installed_file_is_downloaded_again(hub, manifest, dest):
+    models.fetch(["tiny"], hub.url, dest, None, manifest=manifest)
+    (dest / "tiny" / "tiny-Q4_0.gguf").write_bytes(b"Y" * len(GGUF))
+    models.fetch(["tiny"], hub.url, dest, None, manifest=manifest)
+    assert (dest / "tiny" / "tiny-Q4_0.gguf").read_bytes() == GGUF
+    assert len(hub.requests) == 2
+
+
+def test_wrong_size_is_refused_before_downloading(hub, manifest, dest):
+    hub.put("acme/tiny-GGUF", "tiny-Q4_0.gguf", GGUF + b"extra")
+    with pytest.raises(models.ModelError, match=r"serves \d+ bytes; the manifest expects \d+"):
+        models.fetch(["tiny"], hub.url, dest, None, manifest=manifest)
+    assert leftovers(dest) == []
+
+
+def test_http_404_names_the_url(hub, manifest, dest):
+    (hub.root / "acme/whisper-tiny/resolve/main/vocabulary.txt").unlink()
+    with pytest.raises(models.ModelError) as caught:
+        models.fetch(["asr"], hub.url, dest, None, manifest=manifest)
+
+    message = str(caught.value)
+    assert message == f"cannot download {hub.url}/acme/whisper-tiny/resolve/main/vocabulary.txt: HTTP 404 File not found"
+    assert not (dest / "asr" / "vocabulary.txt").exists() and not list(dest.rglob("*.part"))
+
+
+def test_unreachable_server_names_the_url(manifest, dest):
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(models.ModelError) as caught:
+        models.fetch(["tiny"], f"http://127.0.0.1:{port}", dest, None, manifest=manifest)
+    assert str(caught.value).startswith(f"cannot download http://127.0.0.1:{port}/acme/tiny-GGUF/resolve/main/tiny-Q4_0.gguf: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_unverified_files_need_explicit_permission(hub, manifest, dest):
+    with pytest.raises(models.ModelError, match=r"no SHA-256 for loose/loose.bin; .*--allow-unverified"):
+        models.fetch(["loose"], hub.url, dest, None, manifest=manifest)
+    assert hub.requests == []
+
+    out = io.StringIO()
+    models.fetch(["loose"], hub.url, dest, out, manifest=manifest, allow_unverified=True)
+    assert (dest / "loose" / "loose.bin").read_bytes() == b"no digest for me"
+    assert f"UNVERIFIED: sha256 {sha(b'no digest for me')}" in out.getvalue()
+
+
+def test_local_path_explains_how_to_install(hub, manifest, dest):
+    with pytest.raises(models.ModelError) as caught:
+        models.local_path("tiny", dest, manifest=manifest)
+    assert str(caught.value) == (
+        f"model tiny not found at {dest / 'tiny' / 'tiny-Q4_0.gguf'}: run `voxkey models fetch tiny`"
+    )
+    with pytest.raises(models.ModelError, match="unknown model nope; the manifest has tiny, asr, loose"):
+        models.local_path("nope", dest, manifest=manifest)
+
+    models.fetch(["tiny", "asr"], hub.url, dest, None, manifest=manifest)
+    assert models.local_path("tiny", dest, manifest=manifest) == dest / "tiny" / "tiny-Q4_0.gguf"
+    assert models.local_path("asr", dest, manifest=manifest) == dest / "asr"
+
+    (dest / "asr" / "config.json").unlink()
+    with pytest.raises(models.ModelError, match=r"model asr at .* is incomplete: run `voxkey models fetch asr`"):
+        models.local_path("asr", dest, manifest=manifest)
+
+
+def test_status_reports_each_model(hub, manifest, dest):
+    models.fetch(["tiny", "asr"], hub.url, dest, None, manifest=manifest)
+    (dest / "asr" / "model.bin").write_bytes(b"\x02" * len(ASR["model.bin"]))
+
+    def states(**kwargs):
+        return {entry.model.name: entry.state for entry in models.status(dest, manifest=manifest, **kwargs)}
+
+    assert states() == {"tiny": "installed", "asr": "installed", "loose": "missing"}
+    assert states(verify=True) == {"tiny": "verified", "asr": "corrupt", "loose": "missing"}
+
+
+def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, dest, monkeypatch, capsys):
+    monkeypatch.setattr(models, "MANIFEST", manifest)
+    monkeypatch.setenv("VOXKEY_MODELS_DIR", str(dest))
+    monkeypatch.setenv("VOXKEY_MODELS_BASE_URL", hub.url)
+    root = argparse.ArgumentParser(prog="voxkey")
+    models.add_cli(root.add_subparsers(dest="command", required=True))
+
+    def run(*argv) -> int:
+        args = root.parse_args(argv)
+        return args.run(args)
+
+    assert run("models", "fetch", "tiny") == 0
+    assert (dest / "tiny" / "tiny-Q4_0.gguf").read_bytes() == GGUF
+    assert run("models", "list") == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[:3] == ["tiny", "instruct", "installed"]
+    assert listing[1].split()[:3] == ["asr", "asr", "missing"]
+
+    assert run("models", "fetch", "asr", "--base-url", hub.url + "/nowhere", "--dir", str(dest / "other")) == 1
+    error = capsys.readouterr().err
+    assert error == f"voxkey: cannot download {hub.url}/nowhere/acme/whisper-tiny/resolve/main/model.bin: HTTP 404 File not found\n"
+
+
+def test_progress_is_throttled():
+    now = [0.0]
+    out = io.StringIO()
+    meter = models.Progress("m.bin", 100 * 10**6, out, interval=0.25, clock=lambda: now[0])
+    for step in range(1, 101):  # one MB every 10 ms: a second in all
+        now[0] = step / 100
+        meter.update(step * 10**6, final=step == 100)
+    lines = out.getvalue().splitlines()
+    assert 4 <= len(lines) <= 6
+    assert lines[-1] == "  m.bin  100% 100.0/100.0 MB  100.0 MB/s"
+
+
+def test_the_real_manifest_is_complete():
+    raw = tomllib.loads(models.MANIFEST.read_text())
+    assert raw["base_url"] == "https://huggingface.co"
+    for entry in raw["model"]:
+        assert {"name", "role", "repo", "files"} <= entry.keys()
+        for spec in entry["files"]:
+            assert {"file", "size", "sha256"} <= spec.keys()
+
+    loaded = models.load_manifest()
+    assert {model.role: model.name for model in loaded.models.values()} == {
+        "instruct": "lfm2.5-1.2b-instruct",
+        "thinking": "lfm2.5-1.2b-thinking",
+        "asr": "whisper-base.en",
+    }
+    assert [spec.file for spec in loaded.models["whisper-base.en"].files] == [
+        "model.bin", "config.json", "tokenizer.json", "vocabulary.txt"
+    ]
+    url = loaded.models["lfm2.5-1.2b-instruct"].url(loaded.base_url, loaded.models["lfm2.5-1.2b-instruct"].files[0])
+    assert url == "https://huggingface.co/LiquidAI/LFM2.5-1.2B-Instruct-GGUF/resolve/main/LFM2.5-1.2B-Instruct-Q4_0.gguf"
