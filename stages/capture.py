@@ -10,7 +10,6 @@ are counted (`overflows`), never silently skipped.
 
 import os
 import queue
-import time
 from pathlib import Path
 
 import numpy as np

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime
 
-from bus.frames import SAMPLE_RATE, AudioChunk, EndOfStream, Frame, FrameRejected, Speech, now_ns
+from bus.frames import SAMPLE_RATE, AudioChunk, Frame, FrameRejected, Speech, now_ns
 from bus.stage import Stage, StageError, main
 
 WINDOW = 512  # Silero v6 at 16 kHz

@@ -1,6 +1,5 @@
 """The xdotool sink types into a real X client (xterm under Xvfb); the test reads it back."""
 
-import os
 import subprocess
 import time
 
@@ -8,7 +7,7 @@ import pytest
 
 from stages.keys import XdotoolSink
 
-from conftest import AUDIO, replay, spoken, words
+from conftest import replay, spoken, words
 
 
 @pytest.fixture

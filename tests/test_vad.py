@@ -1,7 +1,6 @@
 """Silero v6 streaming and the segmenter, on real recordings with the real model."""
 
 import numpy as np
-import pytest
 
 from bus import audio
 from bus.frames import SAMPLE_RATE

@@ -1,0 +1,172 @@
+"""Replaying a recording through the whole pipeline: every stage a process under
+supervisord, the recording fed in once all are ready, and a trace of what happened to
+each utterance. Used by `voxkey replay` and by the bench."""
+
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bus import audio
+from bus import config as configuration
+from bus import log as logging
+from bus.frames import EndOfStream, Frame, Generation, Start, Typed
+from bus.peer import Peer
+from bus.supervise import Supervisor
+
+
+class ReplayError(Exception):
+    pass
+
+
+@dataclass
+class Replay:
+    """What a replay has seen so far: the typed document and one trace row per utterance."""
+
+    run_dir: Path | None = None
+    text: str = ""
+    rows: dict = field(default_factory=dict)  # utterance id -> trace row, in typing order
+    finished: bool = False
+
+    def on_typed(self, frame: Frame) -> None:
+        typed: Typed = frame.body
+        self.text = apply_keystrokes(self.text, typed.backspaces, typed.text)
+        row = self.rows.setdefault(frame.utt, {"utt": frame.utt, "text": "", "backspaces": 0, "errors": []})
+        row["text"] += typed.text
+        row["backspaces"] += typed.backspaces
+        row["typed_by"] = typed.by
+        if typed.error:
+            row["errors"].append(typed.error)
+        first_key = row.get("first_key_ns") or frame.marks.get("first_key")
+        row.update(trace_times(frame.marks), first_key_ns=first_key)
+        row.update(trace_spans(row))
+
+    def on_generation(self, frame: Frame) -> None:
+        report: Generation = frame.body
+        row = self.rows.setdefault(frame.utt, {"utt": frame.utt, "text": "", "backspaces": 0, "errors": []})
+        row.update(
+            mode=report.mode,
+            outcome=report.outcome,
+            llm_stage=frame.src,
+            prompt_tokens=report.prompt_tokens,
+            ttft_ms=report.ttft_ms,
+            first_typed_ms=report.first_typed_ms,
+            tokens_per_s=report.tokens_per_s,
+            llm_total_ms=report.total_ms,
+        )
+
+    def on_frame(self, frame: Frame) -> None:
+        if isinstance(frame.body, Typed):
+            self.on_typed(frame)
+        elif isinstance(frame.body, Generation):
+            self.on_generation(frame)
+        elif isinstance(frame.body, EndOfStream) and frame.src == "keys":
+            self.finished = True
+
+
+def apply_keystrokes(document: str, backspaces: int, text: str) -> str:
+    kept = document[: max(0, len(document) - backspaces)]
+    return kept + text
+
+
+MARKS = {"speech_end": "speech_end_ns", "vad": "vad_ns", "asr": "asr_final_ns", "router": "router_ns",
+         "llm_first_token": "llm_first_token_ns", "first_key": "first_key_ns", "last_key": "last_key_ns"}
+SPANS = {
+    "speech_end_to_vad_ms": ("speech_end_ns", "vad_ns"),
+    "speech_end_to_asr_ms": ("speech_end_ns", "asr_final_ns"),
+    "asr_ms": ("vad_ns", "asr_final_ns"),
+    "speech_end_to_first_key_ms": ("speech_end_ns", "first_key_ns"),
+    "typing_ms": ("first_key_ns", "last_key_ns"),
+}
+
+
+def trace_times(marks: dict) -> dict:
+    return {column: marks[name] for name, column in MARKS.items() if name in marks}
+
+
+def trace_spans(row: dict) -> dict:
+    return {
+        span: round((row[end] - row[start]) / 1e6, 1)
+        for span, (start, end) in SPANS.items()
+        if row.get(start) and row.get(end)
+    }
+
+
+def prepare_run(config: dict, run_dir: Path) -> Path:
+    config["bus"]["run_dir"] = str(run_dir)
+    path = run_dir / "run.toml"
+    path.write_text(configuration.dumps(config))
+    return path
+
+
+def run(config: dict, recording: str, realtime: bool = False, keep: bool = False, observe=None) -> Replay:
+    """Replay one recording through every stage under supervisord; returns what was typed.
+
+    `observe(supervisor, frame)` is called for every frame the replay hears and about
+    twice a second with frame None (the bench samples the stage processes there)."""
+    try:
+        audio.probe(recording)
+    except audio.UnreadableAudio as error:
+        raise ReplayError(str(error)) from None
+    capture = config["stages"]["capture"]
+    capture.update(source=str(Path(recording).resolve()), realtime=realtime, wait_for_start=True, listen=["cli"])
+    run_dir = Path(tempfile.mkdtemp(prefix="voxkey-"))  # mode 0700
+    stall_timeout = float(config["cli"]["stall_timeout_s"])
+    supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
+    peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC, Generation.TOPIC], logging.setup("cli"))
+    state = Replay(run_dir=run_dir)
+    try:
+        supervisor.start()
+        last_progress = time.monotonic()
+        next_check = 0.0
+        while not state.finished:
+            frame = peer.receive(100)
+            now = time.monotonic()
+            if frame is not None and frame.topic != "heartbeat":
+                last_progress = now
+                state.on_frame(frame)
+            if observe is not None and frame is not None:
+                observe(supervisor, frame)
+            if now >= next_check:
+                next_check = now + 0.5
+                if observe is not None:
+                    observe(supervisor, None)
+                peer.heartbeat(True, "replay")  # capture counts as ready once it hears us
+                check_health(supervisor)
+                if _all_ready(peer) and _capture_state(peer) == "waiting":
+                    peer.publish(Start())
+                if _capture_state(peer) == "streaming":
+                    last_progress = now
+            if now - last_progress > stall_timeout:
+                raise ReplayError(f"replay made no progress for {stall_timeout:.0f} s; logs are in {run_dir}")
+    except ReplayError:
+        keep = True
+        raise
+    finally:
+        supervisor.stop()
+        peer.close()
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            print(f"voxkey: logs kept in {run_dir}", file=sys.stderr)
+    return state
+
+
+def _all_ready(peer: Peer) -> bool:
+    return all(beat is not None and beat.ready for beat in peer.heard.values())
+
+
+def _capture_state(peer: Peer) -> str:
+    beat = peer.heard.get("capture")
+    return beat.state if beat is not None else ""
+
+
+def check_health(supervisor: Supervisor) -> None:
+    if not supervisor.alive():
+        raise ReplayError(f"supervisord exited; see {supervisor.run_dir / 'supervisord.out'}")
+    failed = supervisor.failed()
+    if failed:
+        name, reason = next(iter(failed.items()))
+        raise ReplayError(f"stage {name} cannot start: {reason}")
