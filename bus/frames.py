@@ -88,11 +88,10 @@ class Request:
 
 @dataclass
 class Cancel:
-    """router -> instruct / thinking: drop every request the router sent before this
-    (running or still waiting): new speech, or the user said "stop"."""
+    """vad -> instruct / thinking: stop answering the utterance ``utt`` (the envelope's):
+    the user spoke again while it was being answered."""
 
     TOPIC: ClassVar[str] = "cancel"
-    before: int  # request sequence numbers below this are cancelled
     reason: str = ""
 
 
@@ -105,6 +104,7 @@ class Keystrokes:
     text: str
     backspaces: int = 0
     final: bool = True  # the last keystrokes of this utterance
+    offset: int = 0  # where `text` starts in this utterance's output, so a re-sent piece is typed once
 
 
 @dataclass
@@ -171,6 +171,7 @@ class Heartbeat:
     heard: list = field(default_factory=list)  # upstream stages heard from
     counters: dict = field(default_factory=dict)
     cpus: list = field(default_factory=list)
+    progress: dict = field(default_factory=dict)  # stage-specific positions, e.g. vad's committed audio
 
 
 BODY_TYPES = {

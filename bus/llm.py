@@ -6,8 +6,10 @@ A stage built on :class:`LlmStage` names the modes it serves and implements
 ``answer(frame)``; everything else is here.
 """
 
+import collections
 import importlib.util
 import json
+import zlib
 import os
 import time
 import tomllib
@@ -137,7 +139,7 @@ class LlmStage(Stage):
         family = self.settings.get("format") or family_of(self.llm.metadata)
         self.layout = prompts["formats"][family]
         self.mode_prompts = prompts["modes"]
-        self.cancel_before = 0
+        self.cancelled: collections.deque[str] = collections.deque(maxlen=100)
         self.allow_newlines = bool(self.settings.get("allow_newlines", False))
         # The first evaluation pays for lazy initialisation: pay it before reporting ready.
         self.llm.create_completion(self.layout["generation"], max_tokens=1)
@@ -151,8 +153,9 @@ class LlmStage(Stage):
             return
         metrics = Metrics(request.mode)
         self.typed_any = False
+        self.offset = 0
         try:
-            if frame.seq < self.cancel_before:
+            if frame.utt in self.cancelled:
                 raise Cancelled()
             outcome, detail = self.answer(frame, metrics)
         except Cancelled:
@@ -166,7 +169,7 @@ class LlmStage(Stage):
         self.log.info("generation", utt=frame.utt, **{k: v for k, v in vars(report).items() if k != "detail"}, detail=detail)
 
     def on_cancel(self, frame: Frame) -> None:
-        self.cancel_before = max(self.cancel_before, frame.body.before)
+        self.cancelled.append(frame.utt)
 
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
         raise NotImplementedError
@@ -192,6 +195,9 @@ class LlmStage(Stage):
             top_k=int(self.settings["top_k"]),
             top_p=float(self.settings["top_p"]),
             stop=list(self.layout["stop"]) + list(mode["stop"]),
+            # Seeded by the utterance: a request re-sent after a crash gets the same
+            # answer, so the keys stage can skip what it already typed.
+            seed=zlib.crc32(frame.utt.encode()),
             stream=True,
         )
         deadline = time.monotonic() + timeout_s if timeout_s else None
@@ -199,7 +205,7 @@ class LlmStage(Stage):
             for chunk in stream:
                 metrics.token()
                 yield chunk["choices"][0]["text"]
-                if self.interrupted() and frame.seq < self.cancel_before:
+                if self.interrupted() and frame.utt in self.cancelled:
                     raise Cancelled()
                 if deadline and time.monotonic() > deadline:
                     raise TimedOut()
@@ -219,4 +225,6 @@ class LlmStage(Stage):
         if text:
             self.typed_any = True
             metrics.typed()
-        self.publish(Keystrokes(text=text, final=final), utt=frame.utt, marks={**frame.marks, "llm_first_token": metrics.first_token_ns or now_ns()})
+        marks = {**frame.marks, "llm_first_token": metrics.first_token_ns or now_ns()}
+        self.publish(Keystrokes(text=text, final=final, offset=self.offset), utt=frame.utt, marks=marks)
+        self.offset += len(text)

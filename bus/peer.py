@@ -20,13 +20,15 @@ class Peer:
         self.log = log
         self.counters: Counter = Counter()
         self.heard: dict[str, frames.Heartbeat | None] = {source: None for source in listen}
+        self.restarted: set[str] = set()  # peers seen with a new pid since last asked
         self._next_seq: Counter = Counter()
         self._last_seq: dict[tuple[str, str], int] = {}
         self.context = zmq.Context()
-        self.pub = sockets.publisher(self.context, sockets.endpoint(config, name))
+        keys = sockets.curve_dir(config)
+        self.pub = sockets.publisher(self.context, sockets.endpoint(config, name), keys)
         subscribed = sorted(set(topics) | {"heartbeat", frames.EndOfStream.TOPIC})
         self.sub = sockets.subscriber(
-            self.context, [sockets.endpoint(config, source) for source in listen], subscribed
+            self.context, [sockets.endpoint(config, source) for source in listen], subscribed, keys
         )
 
     def publish(self, body, *, utt: str = "", marks: dict | None = None, payload: bytes = b"") -> Frame:
@@ -60,6 +62,9 @@ class Peer:
             self.reject(rejected)
             return None
         if frame.src in self.heard and isinstance(frame.body, frames.Heartbeat):
+            previous = self.heard[frame.src]
+            if previous is not None and previous.pid and previous.pid != frame.body.pid:
+                self.restarted.add(frame.src)
             self.heard[frame.src] = frame.body
         elif frame.src in self.heard and self.heard[frame.src] is None:
             self.heard[frame.src] = frames.Heartbeat(ready=False, pid=0)
@@ -82,7 +87,7 @@ class Peer:
             self.counters["lost"] += frame.seq - last - 1
         self._last_seq[key] = frame.seq
 
-    def heartbeat(self, ready: bool, state: str = "", cpus: list | None = None) -> None:
+    def heartbeat(self, ready: bool, state: str = "", cpus: list | None = None, progress: dict | None = None) -> None:
         self.publish(
             frames.Heartbeat(
                 ready=ready,
@@ -91,6 +96,7 @@ class Peer:
                 heard=[source for source, beat in self.heard.items() if beat is not None],
                 counters=dict(self.counters),
                 cpus=list(cpus or []),
+                progress=dict(progress or {}),
             )
         )
 

@@ -111,7 +111,7 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
     except audio.UnreadableAudio as error:
         raise ReplayError(str(error)) from None
     capture = config["stages"]["capture"]
-    capture.update(source=str(Path(recording).resolve()), realtime=realtime, wait_for_start=True, listen=["cli"])
+    capture.update(source=str(Path(recording).resolve()), realtime=realtime, wait_for_start=True, listen=[*capture["listen"], "cli"])
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-"))  # mode 0700
     stall_timeout = float(config["cli"]["stall_timeout_s"])
     supervisor = Supervisor(run_dir, prepare_run(config, run_dir))

@@ -2,7 +2,9 @@
 
 Direct wiring: every participant binds one PUB socket and subscribes to the
 publishers it reads from (see README, "How it works"). Local endpoints are ipc://
-sockets inside a run directory that only its owner may open.
+sockets inside a run directory that only its owner may open; a tcp:// endpoint is
+allowed only with CURVE keys (`[bus] curve_dir`, see bus/curve.py): the publisher is
+the CURVE server and lets in only authorized subscribers.
 """
 
 import os
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import zmq
 
+from bus import curve
 from bus.config import ConfigError
 
 
@@ -33,14 +36,21 @@ def make_private_dir(path: Path) -> Path:
     return path
 
 
-def check_private_dir(path: Path) -> None:
+def check_private_dir(path: Path, what: str = "socket directory") -> None:
     """Anyone who can open the socket directory can make this computer type."""
-    info = path.stat()
-    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-        raise InsecureRunDir(
-            f"socket directory {path} is mode {stat.S_IMODE(info.st_mode):o} owned by uid "
-            f"{info.st_uid}: it must be 0700 and yours (chmod 700 {path})"
-        )
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InsecureRunDir(f"{what} {path} does not exist (create it with: mkdir -m 700 {path})") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.getuid():
+        raise InsecureRunDir(f"{what} {path} is owned by uid {info.st_uid}, not you: use a directory of your own")
+    if mode & 0o077:
+        raise InsecureRunDir(f"{what} {path} is mode {mode:o}: others can open it (chmod 700 {path})")
+
+
+def curve_dir(config: dict) -> str:
+    return str(config["bus"].get("curve_dir") or "")
 
 
 def endpoint(config: dict, name: str) -> str:
@@ -53,30 +63,78 @@ def control_endpoint(config: dict, name: str) -> str:
     return f"ipc://{run_dir(config) / name}.control"
 
 
-def publisher(context: zmq.Context, address: str) -> zmq.Socket:
-    socket = context.socket(zmq.PUB)
+def publisher(context: zmq.Context, address: str, curve_dir: str = "") -> zmq.Socket:
+    """A PUB socket bound at `address`: an ipc:// one in a private directory, a tcp://
+    one a CURVE server that lets in only the clients authorized in `curve_dir`."""
+    check_endpoint(address, curve_dir)
+    if not address.startswith("tcp://"):
+        socket = context.socket(zmq.PUB)
+    else:
+        socket = context.socket(zmq.PUB, socket_class=CurvePublisher)
+        socket.authenticator = curve.authenticator(context, curve_dir)
+        curve.apply(socket, curve.server_options(curve_dir))
     socket.setsockopt(zmq.LINGER, 1000)
     # Audio and tokens must not be dropped by a briefly slow subscriber.
     socket.setsockopt(zmq.SNDHWM, 100_000)
-    _check_transport(address)
-    socket.bind(address)
+    try:
+        bind(socket, address, curve_dir)
+    except BaseException:
+        socket.close()
+        raise
     return socket
 
 
-def subscriber(context: zmq.Context, addresses: list[str], topics: list[str]) -> zmq.Socket:
+class CurvePublisher(zmq.Socket):
+    """A PUB socket that takes its ZAP authenticator down with it."""
+
+    authenticator = None
+
+    def close(self, linger=None) -> None:
+        super().close(linger)
+        if self.authenticator is not None:
+            self.authenticator.stop()
+            self.authenticator = None
+
+
+def bind(socket: zmq.Socket, address: str, curve_dir: str = "") -> None:
+    """Bind after checking the endpoint: an ipc:// socket only in a private directory."""
+    check_endpoint(address, curve_dir)
+    if address.startswith("ipc://"):
+        check_private_dir(Path(address.removeprefix("ipc://")).absolute().parent)
+    socket.bind(address)
+
+
+def subscriber(context: zmq.Context, addresses: list[str], topics: list[str], curve_dir: str = "") -> zmq.Socket:
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVHWM, 100_000)
     for topic in topics:
         socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
     for address in addresses:
-        _check_transport(address)
+        check_endpoint(address, curve_dir)
+    # Keys are set once the local endpoints are connected: each connection keeps the
+    # options it was made with, and an ipc:// publisher speaks no CURVE.
+    remote = [address for address in addresses if address.startswith("tcp://")]
+    for address in addresses:
+        if address not in remote:
+            socket.connect(address)
+    if remote:
+        curve.apply(socket, curve.client_options(curve_dir))
+    for address in remote:
         socket.connect(address)
     return socket
 
 
-def _check_transport(address: str) -> None:
-    if not address.startswith(("ipc://", "inproc://")):
+def check_endpoint(address: str, curve_dir: str = "") -> None:
+    """ipc:// (filesystem permissions guard it), inproc://, or tcp:// with CURVE keys."""
+    if address.startswith("ipc://@"):
+        raise ConfigError(f"endpoint {address}: abstract ipc sockets have no permissions; use a path in a private directory")
+    if address.startswith(("ipc://", "inproc://")):
+        return
+    if not address.startswith("tcp://"):
+        raise ConfigError(f"endpoint {address}: only ipc:// and tcp:// (with CURVE keys) endpoints are supported")
+    if not curve_dir:
         raise ConfigError(
-            f"endpoint {address}: only local ipc:// sockets are supported; tcp:// needs CURVE keys"
+            f"endpoint {address} needs CURVE keys: create them with `python -m bus.curve DIR` and set [bus] curve_dir = \"DIR\""
         )
+    check_private_dir(Path(curve_dir), "CURVE key directory")

@@ -8,7 +8,8 @@ A stage subclasses :class:`Stage`, names itself, and fills in the hooks:
   upstream in ``ends_from`` has ended it, so it trails everything they sent);
 * ``on_cancel(frame)`` reacts to a `cancel`, which jumps ahead of waiting frames;
 * ``tick()`` runs every loop turn, for stages that produce on their own (capture);
-* ``on_control(command, args)`` answers a command on the stage's control socket.
+* ``on_control(command, args)`` answers a command on the stage's control socket;
+* ``on_peer_restart(name)`` learns that a stage it listens to came back with a new pid.
 
 A hook that works for long (a model generating) calls ``interrupted()`` between steps:
 heartbeats keep going, and it learns whether a cancel arrived; other frames wait.
@@ -54,6 +55,7 @@ class Stage:
         self.threads = int(self.settings.get("threads") or len(self.cpus))
         self.loaded = False
         self.state = "starting"
+        self.progress: dict = {}  # published in every heartbeat
         self._stopping = False
         self.peer: Peer | None = None
         self._waiting: collections.deque[Frame] = collections.deque()
@@ -81,6 +83,9 @@ class Stage:
 
     def teardown(self) -> None:
         pass
+
+    def on_peer_restart(self, name: str) -> None:
+        self.log.warning("peer restarted", peer=name)
 
     def on_control(self, command: str, args: dict) -> str:
         """Answer a control command; raise ValueError to refuse it."""
@@ -121,7 +126,7 @@ class Stage:
     def _beat_if_due(self) -> None:
         now = time.monotonic()
         if now >= self._next_beat:
-            self.peer.heartbeat(self.ready, self.state, self.cpus)
+            self.peer.heartbeat(self.ready, self.state, self.cpus, self.progress)
             self._next_beat = now + float(self.config["bus"]["heartbeat_s"])
 
     @property
@@ -165,6 +170,8 @@ class Stage:
                 frame = self.peer.receive(max(0, int(wait * 1000)))
                 if frame is not None:
                     self._dispatch(frame)
+                while self.peer.restarted:
+                    self.on_peer_restart(self.peer.restarted.pop())
         finally:
             self.log.info("stopping", counters=dict(self.peer.counters))
             self.teardown()

@@ -3,11 +3,16 @@
 Consumes: `start` from the CLI when `wait_for_start` is set (replay waits until every
 stage is ready, so nothing is sent before anyone listens).
 Produces: `audio` frames of exactly `frame_samples` 16 kHz mono int16 samples, each
-marked with its capture time; after a recording's last frame, `end`.
+marked `capture`: when it was spoken (for a recording replayed as fast as possible,
+when it would have been, had it been spoken from the start of the replay: latency
+figures need --realtime); after a recording's last frame, `end`.
 Guarantees: any rate and channel count is converted; a live microphone's overflows
-are counted (`overflows`), never silently skipped.
+are counted (`overflows`), never silently skipped. Audio is kept until vad's
+heartbeat says it is no longer needed (`progress.committed`), and sent again when vad
+restarts, so a VAD crash loses no speech.
 """
 
+import collections
 import os
 import queue
 from pathlib import Path
@@ -31,6 +36,9 @@ class Capture(Stage):
         self.frame_ns = self.frame_samples * 1_000_000_000 // SAMPLE_RATE
         self.sent = 0
         self.started_ns = 0
+        self.retained: collections.deque[tuple[int, bytes, int]] = collections.deque()
+        self.retain_frames = int(float(self.settings["retain_s"]) * SAMPLE_RATE / self.frame_samples)
+        self.resend = False
         if source == "mic" or source.startswith("mic:"):
             self.source = Microphone(source.partition(":")[2] or None, self.frame_samples, self.peer.counters)
             self.stream = f"mic-{os.getpid()}-{now_ns()}"
@@ -58,7 +66,30 @@ class Capture(Stage):
             self.source.open()
         self.log.info("streaming", stream=self.stream, realtime=self.realtime)
 
+    def on_peer_restart(self, name: str) -> None:
+        super().on_peer_restart(name)
+        self.resend = name == "vad" or self.resend
+
+    def _resend_if_vad_came_back(self) -> None:
+        beat = self.peer.heard.get("vad")
+        if not (self.resend and beat is not None and beat.ready):
+            return
+        self.resend = False
+        self.log.warning("re-sending audio to a restarted vad", frames=len(self.retained))
+        for offset, payload, captured_ns in self.retained:
+            self.publish(AudioChunk(stream=self.stream, offset=offset), marks={"capture": captured_ns}, payload=payload)
+        if self.state == "done":
+            self._publish_end()
+
+    def _forget_committed(self) -> None:
+        beat = self.peer.heard.get("vad")
+        committed = beat.progress.get("committed", 0) if beat is not None and beat.progress.get("stream") == self.stream else 0
+        while self.retained and (self.retained[0][0] + self.frame_samples <= committed or len(self.retained) > self.retain_frames):
+            self.retained.popleft()
+
     def tick(self) -> float:
+        self._resend_if_vad_came_back()
+        self._forget_committed()
         if self.state != "streaming":
             return 0.2
         if isinstance(self.source, Microphone):
@@ -70,7 +101,7 @@ class Capture(Stage):
             block = next(self.source, None)
             if block is None:
                 return self._finish()
-            self._send(block, self._due_ns(self.sent) if self.realtime else now_ns())
+            self._send(block, self._due_ns(self.sent))
         if not self.realtime:
             return 0.0
         return max(0.0, (self._due_ns(self.sent) - now_ns()) / 1e9)
@@ -84,15 +115,16 @@ class Capture(Stage):
 
     def _send(self, block: np.ndarray, captured_ns: int) -> None:
         offset = self.sent * self.frame_samples
-        self.publish(
-            AudioChunk(stream=self.stream, offset=offset),
-            marks={"capture": captured_ns},
-            payload=block.astype("<i2", copy=False).tobytes(),
-        )
+        payload = block.astype("<i2", copy=False).tobytes()
+        self.publish(AudioChunk(stream=self.stream, offset=offset), marks={"capture": captured_ns}, payload=payload)
+        self.retained.append((offset, payload, captured_ns))
         self.sent += 1
 
-    def _finish(self) -> float:
+    def _publish_end(self) -> None:
         self.publish(EndOfStream(stream=self.stream, samples=self.sent * self.frame_samples), marks={"capture": now_ns()})
+
+    def _finish(self) -> float:
+        self._publish_end()
         self.state = "done"
         self.log.info("recording done", frames=self.sent, seconds=round(self.sent * self.frame_ns / 1e9, 2))
         return 0.2

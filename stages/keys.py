@@ -8,7 +8,10 @@ Sinks (`sink` in config): "stdout"; "file:PATH", a document kept exactly as type
 (backspaces truncate it); "xdotool", the focused X11 window.
 Guarantees: types exactly what the router and the model stages decided, as text
 only (control characters never reach a sink); a failing sink is reported in
-`typed.error` and the log, never silently.
+`typed.error` and the log, never silently. Each utterance is typed once: how far each
+was typed is written down (bus/state.py) before the keys are pressed, so a re-sent
+piece, or one that arrives again after keys restarts, types only what is still missing.
+A final piece that was already typed is acknowledged again, typing nothing.
 """
 
 import os
@@ -17,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bus import state as persistence
 from bus.frames import Frame, Keystrokes, Typed
 from bus.stage import Stage, StageError, main, mark
 from bus.text import safe_text
@@ -34,25 +38,22 @@ class StdoutSink:
 
 
 class FileSink:
-    """Appends to a file; a backspace removes the last character this sink wrote."""
+    """Appends to a file; a backspace removes the file's last character, as it would in
+    an editor (so it works the same after keys restarts)."""
 
     def __init__(self, path: str):
         self.path = Path(path)
         try:
-            self.file = open(self.path, "a+", encoding="utf-8")
+            self.path.open("a", encoding="utf-8").close()
         except OSError as error:
             raise StageError(f"cannot open typing sink file {path}: {error.strerror}") from None
-        self.base = self.file.seek(0, os.SEEK_END)
-        self.written = ""
 
     def type(self, backspaces: int, text: str) -> None:
         if backspaces:
-            self.written = self.written[: max(0, len(self.written) - backspaces)]
-            self.file.truncate(self.base + len(self.written.encode()))
-            self.file.seek(0, os.SEEK_END)
-        self.written += text
-        self.file.write(text)
-        self.file.flush()
+            kept = self.path.read_text(encoding="utf-8")[:-backspaces]
+            self.path.write_text(kept, encoding="utf-8")
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(text)
 
 
 class XdotoolSink:
@@ -77,6 +78,17 @@ class XdotoolSink:
             raise OSError(f"xdotool {args[0]} failed: {result.stderr.strip() or result.returncode}")
 
 
+RECENT_UTTERANCES = 50
+
+
+def still_to_type(strokes: Keystrokes, done: dict) -> tuple[int, str]:
+    """What of a keystrokes frame has not been typed yet, given how far its utterance
+    got (`done`: chars typed, whether its backspaces were pressed)."""
+    backspaces = 0 if done.get("erased") else strokes.backspaces
+    skip = max(0, done.get("typed", 0) - strokes.offset)
+    return backspaces, strokes.text[skip:]
+
+
 def open_sink(spec: str, delay_ms: int):
     kind, _, argument = spec.partition(":")
     if kind == "stdout":
@@ -94,14 +106,26 @@ class Keys(Stage):
 
     def setup(self) -> None:
         self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]))
+        self.state_path = persistence.path_for(self.config, self.name)
+        self.done: dict[str, dict] = persistence.load(self.state_path)
 
     def handle(self, frame: Frame) -> None:
         strokes: Keystrokes = frame.body
-        text = safe_text(strokes.text, allow_newlines=True)
+        strokes.text = safe_text(strokes.text, allow_newlines=True)
+        done = self.done.setdefault(frame.utt, {})
+        if done.get("final"):
+            self.publish(Typed(text="", by=frame.src, final=True), utt=frame.utt, marks=frame.marks)
+            return
+        backspaces, text = still_to_type(strokes, done)
+        # Written down before the keys are pressed: after a crash in between, a piece is
+        # lost rather than typed twice.
+        done.update(typed=max(done.get("typed", 0), strokes.offset + len(strokes.text)), erased=True, final=strokes.final)
+        self.done = dict(list(self.done.items())[-RECENT_UTTERANCES:])
+        persistence.save(self.state_path, self.done)
         marks = mark(frame.marks, "first_key")
         error = ""
         try:
-            self.sink.type(strokes.backspaces, text)
+            self.sink.type(backspaces, text)
         except (OSError, subprocess.SubprocessError) as failure:
             error = str(failure)
             self.peer.counters["sink_errors"] += 1
@@ -109,7 +133,7 @@ class Keys(Stage):
         self.publish(
             Typed(
                 text="" if error else text,
-                backspaces=0 if error else strokes.backspaces,
+                backspaces=0 if error else backspaces,
                 error=error,
                 by=frame.src,
                 final=strokes.final,

@@ -2,7 +2,8 @@
 
 Consumes: `transcript` from asr; `typed` from keys (what really reached the keyboard,
 so "scratch that" can erase a model's answer too); `end`.
-Produces: `keystrokes` (dictation), `request` (clarify, chat, converse), `cancel`.
+Produces: `keystrokes` (dictation; empty and final when an utterance types nothing, so
+every utterance is answered) or a `request` (clarify, chat, converse).
 Modes:
 * *dictate* types what was said, joined to what came before (spacing, capitals), and
   obeys "new line", "new paragraph" and "scratch that" (erase the previous utterance);
@@ -10,17 +11,22 @@ Modes:
 A spoken prefix picks the mode for one utterance ("Chat. What is..."), "switch to X
 mode" makes it stick, and so does `voxkey mode X` (control command `mode`). Mode names
 are matched as Whisper really writes them (`mode_words` in config).
-New speech cancels a model's answer in progress, and so does saying "stop" or "cancel".
+Saying "stop" or "cancel" types nothing (the speech itself has already cancelled any
+answer in progress: see vad).
+Guarantees: a re-sent utterance gets the decision it got the first time; the mode and
+the document memory survive a restart (bus/state.py).
 """
 
 import collections
 import re
 from dataclasses import dataclass, field
 
-from bus.frames import Cancel, Frame, Keystrokes, Request, Transcript, Typed
+from bus import state as persistence
+from bus.frames import Frame, Keystrokes, Request, Transcript, Typed
 from bus.stage import Stage, StageError, main, mark
 
 MODES = ("dictate", "clarify", "chat", "converse")
+RECENT_DECISIONS = 20  # re-sends only ever concern the utterance in flight
 SENTENCE_END = (".", "!", "?", ":")
 # Words that keep their capital in mid-sentence.
 ALWAYS_CAPITAL = {"i", "i'm", "i've", "i'll", "i'd"}
@@ -143,12 +149,26 @@ class Router(Stage):
     topics = (Transcript.TOPIC, Typed.TOPIC)
 
     def setup(self) -> None:
-        self.mode = self._valid_mode(self.settings["mode"])
         self.mode_words = {mode: set(words) for mode, words in self.settings["mode_words"].items()}
         self.stop_words = {_plain(word) for word in self.settings["stop_words"]}
-        self.document = Dictation()
-        self.model_utts: collections.deque[str] = collections.deque(maxlen=Dictation.memory)
+        self.state_path = persistence.path_for(self.config, self.name)
+        saved = persistence.load(self.state_path)
+        self.mode = self._valid_mode(saved.get("mode", self.settings["mode"]))
+        self.document = Dictation(typed=[tuple(chunk) for chunk in saved.get("typed", [])])
+        self.model_utts: collections.deque[str] = collections.deque(saved.get("model_utts", []), maxlen=Dictation.memory)
+        # utterance id -> what was published for it, so a re-sent utterance is answered the same
+        self.decided: dict[str, dict] = saved.get("decided", {})
         self.state = self.mode
+        if saved:
+            self.log.info("state restored", mode=self.mode, utterances=len(self.document.typed))
+
+    def _save(self) -> None:
+        recent = dict(list(self.decided.items())[-RECENT_DECISIONS:])
+        self.decided = recent
+        persistence.save(
+            self.state_path,
+            {"mode": self.mode, "typed": self.document.typed, "model_utts": list(self.model_utts), "decided": recent},
+        )
 
     def _valid_mode(self, mode: str) -> str:
         if mode not in MODES:
@@ -163,32 +183,44 @@ class Router(Stage):
         except StageError as error:
             raise ValueError(str(error)) from None
         self.state = self.mode
+        self._save()
         self.log.info("mode set", mode=self.mode, by="control")
         return f"mode {self.mode}"
 
     def handle(self, frame: Frame) -> None:
         if isinstance(frame.body, Typed):
-            if frame.utt in self.model_utts:
+            if frame.utt in self.model_utts and frame.body.text:
                 self.document.record(frame.utt, frame.body.text)
+                self._save()
             return
+        marks = mark(frame.marks, "router")
+        if frame.utt not in self.decided:
+            self.decided[frame.utt] = self.decide(frame)
+            self._save()
+        else:
+            self.log.info("re-sent utterance: same decision", utt=frame.utt)
+        decided = self.decided[frame.utt]
+        body = Request(**decided["request"]) if "request" in decided else Keystrokes(**decided["keystrokes"])
+        self.publish(body, utt=frame.utt, marks=marks)
+
+    def decide(self, frame: Frame) -> dict:
+        """What to publish for a transcript, as data (it is remembered)."""
         transcript: Transcript = frame.body
         if transcript.dropped or not transcript.text.strip():
             self.log.info("nothing to type", utt=frame.utt, dropped=transcript.dropped)
-            return
-        marks = mark(frame.marks, "router")
-        if self.model_utts:  # new speech: whatever a model is still saying is stale
-            self.publish(Cancel(before=self.peer.sent(Request.TOPIC), reason="new speech"), utt=frame.utt, marks=marks)
+            return {"keystrokes": {"text": ""}}
         decision = decide(transcript.text, self.mode, self.mode_words, self.stop_words)
         self.log.info("routed", utt=frame.utt, mode=decision.mode, sticky=decision.sticky, cancel=decision.cancel, text=decision.text)
         if decision.sticky:
             self.mode = self.state = decision.sticky
-        elif decision.mode == "dictate":
+            return {"keystrokes": {"text": ""}}
+        if decision.cancel:
+            return {"keystrokes": {"text": ""}}
+        if decision.mode == "dictate":
             edit = self.document.hear(decision.text, frame.utt)
-            self.publish(Keystrokes(text=edit.text, backspaces=edit.backspaces), utt=frame.utt, marks=marks)
-        elif not decision.cancel:
-            self.model_utts.append(frame.utt)
-            request = Request(mode=decision.mode, text=decision.text, lead=self.document.lead())
-            self.publish(request, utt=frame.utt, marks=marks)
+            return {"keystrokes": {"text": edit.text, "backspaces": edit.backspaces}}
+        self.model_utts.append(frame.utt)
+        return {"request": {"mode": decision.mode, "text": decision.text, "lead": self.document.lead()}}
 
 
 if __name__ == "__main__":

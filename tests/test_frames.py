@@ -11,14 +11,14 @@ EXAMPLES = [
     frames.Speech(stream="s", start_sample=16000, part=1, last_part=False),
     frames.Transcript(text="héllo ✓", dropped="", no_speech_prob=0.25, avg_logprob=-0.3),
     frames.Request(mode="chat", text="what is the capital of France?", lead=" "),
-    frames.Cancel(before=3, reason="new speech"),
-    frames.Keystrokes(text="a\nb", backspaces=3, final=False),
+    frames.Cancel(reason="new speech"),
+    frames.Keystrokes(text="a\nb", backspaces=3, final=False, offset=7),
     frames.Generation(mode="chat", outcome="answered", prompt_tokens=30, tokens=9, ttft_ms=61.5, first_typed_ms=62.0, tokens_per_s=80.1, total_ms=170.2),
     frames.Thought(text="17 * 23 is"),
     frames.Typed(text="x", backspaces=0, error=""),
     frames.EndOfStream(stream="s", samples=99),
     frames.Start(),
-    frames.Heartbeat(ready=True, pid=7, state="running", heard=["vad"], counters={"lost": 2}, cpus=[0]),
+    frames.Heartbeat(ready=True, pid=7, state="running", heard=["vad"], counters={"lost": 2}, cpus=[0], progress={"committed": 16000}),
 ]
 
 

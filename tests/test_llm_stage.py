@@ -14,7 +14,7 @@ def pieces(got: list) -> list[str]:
 
 
 def test_chat_streams_and_a_cancel_stops_typing_within_one_token():
-    instruct = LoneStage("instruct", ["router"])
+    instruct = LoneStage("instruct", ["router", "vad"])
     try:
         router = instruct.upstream["router"]
         router.publish(frames.Request(mode="chat", text=LONG_ANSWER, lead=""), utt="full")
@@ -24,7 +24,7 @@ def test_chat_streams_and_a_cancel_stops_typing_within_one_token():
 
         router.publish(frames.Request(mode="chat", text=LONG_ANSWER, lead=""), utt="cut")
         before_cancel = instruct.frames(lambda f: f.topic == "keystrokes" and f.body.text)
-        router.publish(frames.Cancel(before=router.sent("request"), reason="test"))
+        instruct.upstream["vad"].publish(frames.Cancel(reason="new speech"), utt="cut")
         after_cancel = instruct.frames(lambda f: f.topic == "generation")
         # One piece may already be on the wire when the cancel is sent, and one more may
         # be decoding when it arrives; nothing after that.
@@ -37,12 +37,12 @@ def test_chat_streams_and_a_cancel_stops_typing_within_one_token():
 
 
 def test_a_request_cancelled_before_it_starts_types_nothing():
-    instruct = LoneStage("instruct", ["router"])
+    instruct = LoneStage("instruct", ["router", "vad"])
     try:
         router = instruct.upstream["router"]
         router.publish(frames.Request(mode="chat", text=LONG_ANSWER), utt="first")
         router.publish(frames.Request(mode="chat", text=LONG_ANSWER), utt="second")
-        router.publish(frames.Cancel(before=router.sent("request")))
+        instruct.upstream["vad"].publish(frames.Cancel(reason="new speech"), utt="second")
         got = instruct.frames(lambda f: f.topic == "generation" and f.utt == "second")
         second = [f for f in got if f.utt == "second"]
         assert pieces(second) == [] and second[-1].body.outcome == "cancelled"
@@ -51,7 +51,7 @@ def test_a_request_cancelled_before_it_starts_types_nothing():
 
 
 def test_requests_for_other_modes_are_left_to_their_stage():
-    instruct = LoneStage("instruct", ["router"])
+    instruct = LoneStage("instruct", ["router", "vad"])
     try:
         router = instruct.upstream["router"]
         router.publish(frames.Request(mode="converse", text="What is 2 plus 2?"), utt="theirs")

@@ -71,7 +71,8 @@ def test_switch_to_clarify_mode_sticks_for_the_next_utterance(tmp_path):
     recording = tmp_path / "switch_then_dictate.wav"
     concatenate(["mode_switch.wav", "dictate_report.wav"], recording)
     typed, rows = traced_replay(recording, tmp_path)
-    [row] = rows  # the switch itself types nothing
+    switch, row = rows
+    assert (switch["text"], switch["typed_by"]) == ("", "router")  # the switch itself types nothing
     assert (row["mode"], row["llm_stage"], row["typed_by"]) == ("clarify", "instruct", "instruct")
     assert_rewrite_or_original(typed, row, spoken("dictate_report.wav"))
 

@@ -12,7 +12,7 @@ from conftest import AUDIO, spoken, voxkey, words, replay
 
 def test_session_types_the_manifest_text(tmp_path):
     trace = tmp_path / "trace.jsonl"
-    typed = replay("session_dictation.wav", "--trace", trace)
+    typed = replay("session_dictation.wav", "--trace", trace, "--realtime")
     sentence = spoken("dictate_report.wav")
     lines = typed.split("\n")
     assert len(lines) == 2, typed
