@@ -2,8 +2,11 @@
 
     voxkey up [--config FILE] [--set section.key=value ...]
     voxkey replay PATH [--realtime] [--sink stdout|file:PATH|xdotool] [--trace PATH]
+    voxkey mode dictate|clarify|chat|converse
+    voxkey swap STAGE [--set key=value ...]
+    voxkey models list|fetch
 
-Both run every stage as its own process under supervisord (supervisord.conf). `replay`
+`up` and `replay` run every stage as its own process under supervisord (supervisord.conf). `replay`
 feeds a recording in, waits until everything in it has been typed, stops the stages,
 and prints exactly the text that was typed; logs stay in the run directory.
 """
@@ -12,6 +15,8 @@ import argparse
 import json
 import sys
 import time
+import xmlrpc.client
+from pathlib import Path
 
 import msgpack
 import zmq
@@ -57,6 +62,37 @@ def up(args) -> int:
         pass
     finally:
         supervisor.stop()
+    return 0
+
+
+def swap_stage(run_dir: Path, stage: str, settings: list[str]) -> int:
+    """Change one stage's settings in a running pipeline's config and restart only that
+    stage; the others keep running, and vad re-sends whatever the restart lost.
+    Returns the new process id."""
+    if stage not in configuration.STAGES:
+        raise CliError(f"unknown stage {stage!r}: choose one of {', '.join(configuration.STAGES)}")
+    sockets.check_private_dir(run_dir)
+    run_config = run_dir / "run.toml"
+    if not run_config.is_file():
+        raise CliError(f"no running voxkey in {run_dir} (no run.toml): start one with voxkey up")
+    config = configuration.load(run_config, [f"stages.{stage}.{item}" for item in settings])
+    temporary = run_config.with_suffix(".swap")
+    temporary.write_text(configuration.dumps(config))
+    temporary.replace(run_config)  # supervisord starts the stage with this file
+    rpc = Supervisor(run_dir, run_config).rpc.supervisor
+    try:
+        rpc.stopProcess(stage, True)
+        rpc.startProcess(stage, True)
+        return int(rpc.getProcessInfo(stage)["pid"])
+    except (OSError, xmlrpc.client.Error) as error:
+        raise CliError(f"supervisord in {run_dir} refused to restart {stage}: {error}") from None
+
+
+def swap(args) -> int:
+    config = configuration.load(args.config)
+    run_dir = Path(args.run_dir) if args.run_dir else sockets.run_dir(config)
+    pid = swap_stage(run_dir, args.stage, args.set)
+    print(f"voxkey: {args.stage} restarted with {' '.join(args.set) or 'its settings'} (pid {pid})", file=sys.stderr)
     return 0
 
 
@@ -107,6 +143,13 @@ def parser() -> argparse.ArgumentParser:
     play.add_argument("--keep", action="store_true", help="keep the run directory (sockets, logs)")
     common(play)
     play.set_defaults(run=replay)
+
+    change = commands.add_parser("swap", help="change one stage's settings and restart only it")
+    change.add_argument("stage", help="capture, vad, asr, router, instruct, thinking or keys")
+    change.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting of that stage")
+    change.add_argument("--run-dir", help="the running pipeline's directory (default: voxkey up's)")
+    change.add_argument("--config", help="a TOML file laid over the defaults (to find the run directory)")
+    change.set_defaults(run=swap)
 
     mode = commands.add_parser("mode", help="set the sticky mode of a running voxkey")
     mode.add_argument("mode", choices=["dictate", "clarify", "chat", "converse"])

@@ -53,3 +53,25 @@ def test_killed_stage_loses_nothing_and_types_nothing_twice(recordings, recordin
     typed, plan = run(path, kill=stage)
     assert plan["killed_pid"] is not None, f"the replay ended before {stage} could be killed"
     assert typed == undisturbed, f"seed {SEED}: {plan}"
+
+
+def test_swap_restarts_only_that_stage_and_loses_nothing(recordings):
+    """`voxkey swap asr --set beam_size=1` in the middle of a replay."""
+    from bus.cli import swap_stage
+
+    path, undisturbed = recordings["session"]
+    seen = {}
+
+    def observe(supervisor, frame):
+        if frame is not None and frame.topic == "typed" and "before" not in seen:
+            seen["before"] = {name: info["pid"] for name, info in supervisor.states().items()}
+            seen["new_asr"] = swap_stage(supervisor.run_dir, "asr", ["beam_size=1"])
+            seen["config"] = (supervisor.run_dir / "run.toml").read_text()
+        elif frame is None and "before" in seen:
+            seen["after"] = {name: info["pid"] for name, info in supervisor.states().items()}
+
+    state = replay.run(configuration.load(), str(path), observe=observe)
+    assert state.text == undisturbed
+    changed = {name for name in seen["before"] if seen["before"][name] != seen["after"][name]}
+    assert changed == {"asr"} and seen["after"]["asr"] == seen["new_asr"]
+    assert "beam_size = 1" in seen["config"]

@@ -74,3 +74,12 @@ def test_up_refuses_a_socket_directory_others_can_open(tmp_path):
     shared.chmod(0o755)
     result = voxkey("up", "--set", f"bus.run_dir={shared}")
     assert result.returncode != 0 and "chmod 700" in result.stderr
+
+
+def test_swap_names_what_is_wrong(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    unknown = voxkey("swap", "ears", "--run-dir", run_dir)
+    assert unknown.returncode != 0 and "unknown stage 'ears'" in unknown.stderr
+    not_running = voxkey("swap", "asr", "--set", "beam_size=1", "--run-dir", run_dir)
+    assert not_running.returncode != 0 and "no running voxkey" in not_running.stderr
