@@ -5,6 +5,7 @@ ASR wording tolerance: typed text is compared as lower-case words without punctu
 exact text matters -- the line break and what "scratch that" erased.
 """
 
+import difflib
 import json
 
 from conftest import AUDIO, spoken, voxkey, words, replay
@@ -63,3 +64,29 @@ def test_a_stage_that_cannot_start_is_named_with_its_reason():
     result = voxkey("replay", AUDIO / "dictate_report.wav", "--set", "stages.asr.model=/nowhere/whisper")
     assert result.returncode != 0
     assert "stage asr" in result.stderr and "/nowhere/whisper" in result.stderr and "models fetch" in result.stderr
+
+
+def test_a_minute_of_continuous_speech_is_split_and_typed_whole(tmp_path):
+    """66 s of speech with no pause long enough to end it: vad cuts it into parts below
+    Whisper's 30 s window at quiet points, and every word is still typed."""
+    from test_modes import concatenate
+
+    recording = tmp_path / "minute.wav"
+    concatenate(["jfk.flac"] * 6, recording, gap_s=0.3)
+    trace = tmp_path / "trace.jsonl"
+    typed = replay(recording, "--set", "stages.vad.end_of_speech_ms=1500", "--trace", trace)
+    rows = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert 3 <= len(rows) <= 4  # 66 s in parts of at most 28 s
+    expected = words(spoken("jfk.flac")) * 6
+    typed_words = words(typed)
+    # Cuts fall in the quiet between words; tiny.en may still mishear a word at a cut.
+    assert difflib.SequenceMatcher(a=typed_words, b=expected).ratio() >= 0.95, typed
+
+
+def test_a_corrupt_model_file_is_named_with_the_fix(tmp_path):
+    corrupt = tmp_path / "broken.gguf"
+    corrupt.write_bytes(b"GGUF" + bytes(1000))
+    result = voxkey("replay", AUDIO / "dictate_report.wav", "--set", f"stages.instruct.model={corrupt}")
+    assert result.returncode != 0
+    assert "stage instruct" in result.stderr and str(corrupt) in result.stderr and "voxkey models fetch" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2  # the error, and where the logs are
