@@ -7,13 +7,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import structlog
 
 from bus import config as configuration
 from bus.peer import Peer
 from bus.supervise import Supervisor
 
-from conftest import AUDIO, REPO, VOXKEY, voxkey
+from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 
 
 def wait_for(condition, seconds: float, what: str):
@@ -60,12 +61,12 @@ def test_sigkilled_stage_is_restarted_while_the_others_keep_running():
     assert up.returncode == 0, stderr[-2000:]
 
 
-def test_up_without_a_microphone_names_the_problem_and_lists_devices(tmp_path):
-    """This machine has no sound device: the real PortAudio query is what fails."""
+def test_up_without_the_microphone_names_the_problem_and_lists_devices(tmp_path):
+    """The real PortAudio query fails for a device that is not there."""
     run_dir = tempfile.mkdtemp(prefix="voxkey-test-")
-    result = voxkey("up", "--set", f"bus.run_dir={run_dir}", "--set", "stages.capture.source=mic", timeout=120)
+    result = voxkey("up", "--set", f"bus.run_dir={run_dir}", "--set", "stages.capture.source=mic:NoSuchMicrophone", timeout=120)
     assert result.returncode != 0
-    assert "stage capture cannot start" in result.stderr and "devices:" in result.stderr
+    assert "stage capture cannot start" in result.stderr and "NoSuchMicrophone" in result.stderr and "devices:" in result.stderr
 
 
 def test_up_refuses_a_socket_directory_others_can_open(tmp_path):
@@ -83,3 +84,44 @@ def test_swap_names_what_is_wrong(tmp_path):
     assert unknown.returncode != 0 and "unknown stage 'ears'" in unknown.stderr
     not_running = voxkey("swap", "asr", "--set", "beam_size=1", "--run-dir", run_dir)
     assert not_running.returncode != 0 and "no running voxkey" in not_running.stderr
+
+
+@pytest.fixture
+def microphone():
+    """A real PulseAudio server whose default source is a null sink's monitor: whatever
+    is played into sink `vk_in` is what the microphone hears. No hardware is faked:
+    PortAudio records from PulseAudio as it would from a USB microphone (at 44.1 kHz)."""
+    started = subprocess.run(["pulseaudio", "--check"]).returncode != 0
+    if started:
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], check=True, stderr=subprocess.DEVNULL)
+    module = subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=vk_in"], check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(["pactl", "set-default-source", "vk_in.monitor"], check=True)
+    yield "vk_in"
+    subprocess.run(["pactl", "unload-module", module])
+    if started:
+        subprocess.run(["pulseaudio", "--kill"])
+
+
+def test_up_types_what_the_microphone_hears(microphone, tmp_path):
+    run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
+    typed = tmp_path / "typed.txt"
+    up = subprocess.Popen(
+        [*VOXKEY, "up", "--set", f"bus.run_dir={run_dir}", "--set", f"stages.keys.sink=file:{typed}"],
+        cwd=REPO, stderr=subprocess.PIPE, text=True,
+    )
+    config = configuration.load(overrides=[f"bus.run_dir={run_dir}"])
+    watcher = Peer("watcher", config, list(configuration.STAGES), [], structlog.get_logger())
+    try:
+        def all_ready():
+            watcher.receive(100)
+            return all(beat is not None and beat.ready for beat in watcher.heard.values())
+
+        wait_for(all_ready, 90, "every stage ready")
+        subprocess.run(["paplay", "-d", microphone, str(AUDIO / "dictate_report.wav")], check=True, timeout=30)
+        wait_for(lambda: typed.exists() and typed.read_text().endswith("."), 30, "the sentence to be typed")
+        assert words(typed.read_text()) == words(spoken("dictate_report.wav"))
+    finally:
+        watcher.close()
+        up.send_signal(signal.SIGINT)
+        _, stderr = up.communicate(timeout=30)
+    assert up.returncode == 0, stderr[-2000:]
