@@ -51,6 +51,8 @@ def replay(args) -> int:
 def up(args) -> int:
     config = configuration.load(args.config, args.set)
     run_dir = sockets.make_private_dir(sockets.run_dir(config))
+    for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
+        memory.unlink()
     supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
     supervisor.start()
     print(f"voxkey: listening; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)

@@ -222,9 +222,8 @@ def main(stage_class: type[Stage]) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args()
     try:
-        config = configuration.load(args.config, args.set)
-        stage = stage_class(config)
+        stage = stage_class(configuration.load(args.config, args.set))
+        sys.exit(stage.run())
     except (configuration.ConfigError, StageError, OSError) as error:
         print(f"voxkey {stage_class.name}: {error}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(stage.run())
