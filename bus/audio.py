@@ -19,36 +19,70 @@ class UnreadableAudio(Exception):
 
 
 def probe(path: str | Path) -> float:
-    """Check that `path` is a readable recording with audio; returns its duration in
+    """Check that `path` is a recording with decodable audio; returns its duration in
     seconds (0.0 when the container does not say)."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise UnreadableAudio(f"recording {path} is a directory (give the path of a WAV, FLAC or MP3 file)")
+    if not path.exists():
         raise UnreadableAudio(f"recording {path} does not exist (give the path of a WAV, FLAC or MP3 file)")
+    if path.stat().st_size == 0:
+        raise UnreadableAudio(f"recording {path} is empty (0 bytes)")
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
-                raise UnreadableAudio(f"recording {path} has no audio stream")
+                raise UnreadableAudio(
+                    f"recording {path} cannot be decoded as audio: it reads as {container.format.name}, with no audio stream"
+                )
             stream = container.streams.audio[0]
+            if not _first_samples(container, stream):
+                raise UnreadableAudio(f"recording {path} holds no audio samples that can be decoded")
             if stream.duration is not None and stream.time_base is not None:
                 return float(stream.duration * stream.time_base)
             return container.duration / av.time_base if container.duration else 0.0
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
-        raise UnreadableAudio(f"recording {path} cannot be decoded ({error}): is it an audio file?") from None
+        raise UnreadableAudio(f"recording {path} cannot be decoded as audio ({_reason(error)})") from None
 
 
-def read_pcm16(path: str | Path) -> Iterator[np.ndarray]:
-    """Yield the recording as 16 kHz mono int16 arrays of whatever size the decoder gives."""
+def _first_samples(container, stream) -> bool:
+    for packet in container.demux(stream):
+        for frame in _decode(packet, lambda message: None):
+            if frame.samples:
+                return True
+    return False
+
+
+def _decode(packet, on_error) -> list:
+    """A packet's frames; a packet the decoder refuses is reported and skipped."""
+    try:
+        return packet.decode()
+    except av.error.FFmpegError as error:
+        at = f"{float(packet.pts * packet.time_base):.2f} s" if packet.pts is not None else "an unknown time"
+        on_error(f"skipped audio that cannot be decoded at {at} ({_reason(error)})")
+        return []
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error)
+
+
+def read_pcm16(path: str | Path, on_error=lambda message: None) -> Iterator[np.ndarray]:
+    """Yield the recording as 16 kHz mono int16 arrays of whatever size the decoder gives.
+
+    A packet that cannot be decoded (a truncated or damaged file) is skipped and
+    `on_error(message)` told; the rest is still read."""
     try:
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            for decoded in container.decode(stream):
-                for frame in resampler.resample(decoded):
-                    yield frame.to_ndarray().reshape(-1)
+            for packet in container.demux(stream):
+                for decoded in _decode(packet, on_error):
+                    for frame in resampler.resample(decoded):
+                        yield frame.to_ndarray().reshape(-1)
             for frame in resampler.resample(None):
                 yield frame.to_ndarray().reshape(-1)
     except (av.error.FFmpegError, IndexError) as error:
-        raise UnreadableAudio(f"recording {path} stopped decoding: {error}") from None
+        raise UnreadableAudio(f"recording {path} stopped decoding: {_reason(error)}") from None
 
 
 def read_all(path: str | Path) -> np.ndarray:
@@ -57,7 +91,10 @@ def read_all(path: str | Path) -> np.ndarray:
 
 
 def fixed_frames(chunks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    """Re-cut a stream of arrays into arrays of exactly `size` samples; the last is zero-padded."""
+    """Re-cut a stream of arrays into arrays of exactly `size` samples; the last is zero-padded.
+
+    Linear in the stream's length: between chunks fewer than `size` samples wait, so
+    each sample is copied once, whatever the chunking."""
     pending = np.zeros(0, np.int16)
     for chunk in chunks:
         pending = np.concatenate([pending, chunk.astype(np.int16, copy=False)])

@@ -21,6 +21,7 @@ from pathlib import Path
 import msgpack
 import zmq
 
+import bench
 from bus import models, sockets
 from bus import config as configuration
 from bus import replay as replaying
@@ -159,6 +160,7 @@ def parser() -> argparse.ArgumentParser:
     mode.set_defaults(run=set_mode)
 
     models.add_cli(commands)
+    bench.add_cli(commands)
     return root
 
 

@@ -36,6 +36,8 @@ class CurveError(ConfigError):
 def generate(directory: str | Path) -> Path:
     """Create a private key directory with a server and a client keypair, the client authorized."""
     directory = Path(directory)
+    if Path(directory, f"{SERVER}.key_secret").exists():
+        raise CurveError(f"{directory} already holds CURVE keys: new ones would lock out every client given the old")
     authorized = directory / AUTHORIZED
     for path in (directory, authorized):
         path.mkdir(mode=0o700, parents=True, exist_ok=True)

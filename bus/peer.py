@@ -25,11 +25,18 @@ class Peer:
         self._last_seq: dict[tuple[str, str], int] = {}
         self.context = zmq.Context()
         keys = sockets.curve_dir(config)
-        self.pub = sockets.publisher(self.context, sockets.endpoint(config, name), keys)
         subscribed = sorted(set(topics) | {"heartbeat", frames.EndOfStream.TOPIC})
-        self.sub = sockets.subscriber(
-            self.context, [sockets.endpoint(config, source) for source in listen], subscribed, keys
-        )
+        self.pub = None
+        try:
+            self.pub = sockets.publisher(self.context, sockets.endpoint(config, name), keys)
+            self.sub = sockets.subscriber(
+                self.context, [sockets.endpoint(config, source) for source in listen], subscribed, keys
+            )
+        except BaseException:  # a refused endpoint: leave nothing open that would hang exit
+            if self.pub is not None:
+                self.pub.close(linger=0)
+            self.context.term()
+            raise
 
     def publish(self, body, *, utt: str = "", marks: dict | None = None, payload: bytes = b"") -> Frame:
         frame = Frame(

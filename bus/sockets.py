@@ -67,16 +67,15 @@ def publisher(context: zmq.Context, address: str, curve_dir: str = "") -> zmq.So
     """A PUB socket bound at `address`: an ipc:// one in a private directory, a tcp://
     one a CURVE server that lets in only the clients authorized in `curve_dir`."""
     check_endpoint(address, curve_dir)
-    if not address.startswith("tcp://"):
-        socket = context.socket(zmq.PUB)
-    else:
-        socket = context.socket(zmq.PUB, socket_class=CurvePublisher)
-        socket.authenticator = curve.authenticator(context, curve_dir)
-        curve.apply(socket, curve.server_options(curve_dir))
-    socket.setsockopt(zmq.LINGER, 1000)
-    # Audio and tokens must not be dropped by a briefly slow subscriber.
-    socket.setsockopt(zmq.SNDHWM, 100_000)
+    tcp = address.startswith("tcp://")
+    socket = context.socket(zmq.PUB, socket_class=CurvePublisher if tcp else zmq.Socket)
     try:
+        if tcp:
+            curve.apply(socket, curve.server_options(curve_dir))
+            socket.authenticator = curve.authenticator(context, curve_dir)
+        socket.setsockopt(zmq.LINGER, 1000)
+        # Audio and tokens must not be dropped by a briefly slow subscriber.
+        socket.setsockopt(zmq.SNDHWM, 100_000)
         bind(socket, address, curve_dir)
     except BaseException:
         socket.close()
@@ -105,21 +104,21 @@ def bind(socket: zmq.Socket, address: str, curve_dir: str = "") -> None:
 
 
 def subscriber(context: zmq.Context, addresses: list[str], topics: list[str], curve_dir: str = "") -> zmq.Socket:
+    for address in addresses:
+        check_endpoint(address, curve_dir)
+    remote = [address for address in addresses if address.startswith("tcp://")]
+    keys = curve.client_options(curve_dir) if remote else {}
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVHWM, 100_000)
     for topic in topics:
         socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    for address in addresses:
-        check_endpoint(address, curve_dir)
     # Keys are set once the local endpoints are connected: each connection keeps the
     # options it was made with, and an ipc:// publisher speaks no CURVE.
-    remote = [address for address in addresses if address.startswith("tcp://")]
     for address in addresses:
         if address not in remote:
             socket.connect(address)
-    if remote:
-        curve.apply(socket, curve.client_options(curve_dir))
+    curve.apply(socket, keys)
     for address in remote:
         socket.connect(address)
     return socket

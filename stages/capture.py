@@ -7,9 +7,11 @@ marked `capture`: when it was spoken (for a recording replayed as fast as possib
 when it would have been, had it been spoken from the start of the replay: latency
 figures need --realtime); after a recording's last frame, `end`.
 Guarantees: any rate and channel count is converted; a live microphone's overflows
-are counted (`overflows`), never silently skipped. Audio is kept until vad's
-heartbeat says it is no longer needed (`progress.committed`), and sent again when vad
-restarts, so a VAD crash loses no speech.
+are counted (`overflows`), never silently skipped; so is a recording's audio that
+cannot be decoded (`undecodable`: a damaged or truncated file is typed as far as it
+can be read). Audio is kept until vad's heartbeat says it is no longer needed
+(`progress.committed`), and sent again when vad restarts, so a VAD crash loses no
+speech.
 """
 
 import collections
@@ -48,7 +50,7 @@ class Capture(Stage):
                 audio.probe(source)
             except audio.UnreadableAudio as error:
                 raise StageError(str(error)) from None
-            self.source = audio.fixed_frames(audio.read_pcm16(source), self.frame_samples)
+            self.source = audio.fixed_frames(audio.read_pcm16(source, self._undecodable), self.frame_samples)
             self.stream = Path(source).stem
             self.realtime = bool(self.settings["realtime"])
         self.state = "waiting" if self.settings.get("wait_for_start") else "streaming"
@@ -98,13 +100,21 @@ class Capture(Stage):
             return 0.01
         budget = 1_000_000 if not self.realtime else self._frames_due()
         for _ in range(min(budget, FAST_BATCH)):
-            block = next(self.source, None)
+            try:
+                block = next(self.source, None)
+            except audio.UnreadableAudio as error:  # what was decoded is sent; the rest cannot be
+                self._undecodable(str(error))
+                block = None
             if block is None:
                 return self._finish()
             self._send(block, self._due_ns(self.sent))
         if not self.realtime:
             return 0.0
         return max(0.0, (self._due_ns(self.sent) - now_ns()) / 1e9)
+
+    def _undecodable(self, message: str) -> None:
+        self.peer.counters["undecodable"] += 1
+        self.log.warning("recording damaged", detail=message)
 
     def _due_ns(self, index: int) -> int:
         # A frame "arrives" when its last sample would have been spoken.

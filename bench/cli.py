@@ -1,0 +1,153 @@
+"""`voxkey bench`: replay recordings through the real pipeline and measure it.
+
+    voxkey bench [RECORDING ...] [--pinning] [--bus] [--no-raw] [--out DIR]
+                 [--config FILE] [--set section.key=value ...]
+
+Without recordings it uses the speech fixtures in tests/audio. It writes
+bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
+plots, and returns 0. `python -m bench` is the same command.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bus import audio
+from bus import config as configuration
+from bus import models
+from bus.frames import SAMPLE_RATE
+from bus.replay import ReplayError
+from bus.stage import StageError
+
+BENCH = Path(__file__).resolve().parent
+AUDIO = BENCH.parent / "tests" / "audio"
+DEFAULT_RECORDINGS = ("session_dictation.wav", "chat_capital.wav", "clarify_launch.wav", "converse_math.wav", "jfk.flac")
+RESULTS = BENCH / "results"
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("recordings", nargs="*", help=f"recordings to replay (default: {', '.join(DEFAULT_RECORDINGS)} from tests/audio)")
+    parser.add_argument("--out", default=str(RESULTS), help="where results go (default: bench/results)")
+    parser.add_argument("--tail-silence", type=float, default=1.0, metavar="S", help="silence appended to each recording, seconds")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw (pipeline-free) baseline")
+    parser.add_argument("--pinning", action="store_true", help="also run the CPU pinning experiment")
+    parser.add_argument("--layout", action="append", default=[], metavar="STAGE[,STAGE]=CPU[,CPU]",
+                        help="pinning layout (default: capture,vad,router,keys on the first core, the engines on the rest)")
+    parser.add_argument("--gap", type=float, default=0.5, metavar="S", help="pinning fixture: silence between chat and dictation")
+    parser.add_argument("--repeats", type=int, default=3, metavar="N", help="pinning experiment: replays of each workload per arm")
+    parser.add_argument("--bus", action="store_true", help="also run the bus microbenchmark (alone: python -m bench.bus)")
+    parser.add_argument("--bus-frames", type=int, default=20_000, help=argparse.SUPPRESS)
+    parser.add_argument("--bus-latency-frames", type=int, default=2_000, help=argparse.SUPPRESS)
+    parser.add_argument("--config", help="a TOML file laid over the defaults")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
+    return parser
+
+
+def add_cli(subparsers) -> None:
+    """The `bench` subcommand of `voxkey` (bus.cli's parser)."""
+    command = subparsers.add_parser("bench", help="measure latency, CPU, memory and the bus on recordings")
+    configure(command)
+    command.set_defaults(run=run)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def settings_summary(config: dict) -> str:
+    stages = config["stages"]
+    asr = stages["asr"]
+    return (
+        f"asr {asr['model']} {asr['compute_type']} beam {asr['beam_size']}; instruct {stages['instruct']['model']} "
+        f"ctx {stages['instruct']['context_tokens']}; thinking {stages['thinking']['model']} ctx {stages['thinking']['context_tokens']}; "
+        f"vad end of speech {stages['vad']['end_of_speech_ms']} ms; keys sink {stages['keys']['sink']}"
+    )
+
+
+def run(args) -> int:
+    """The subcommand's handler. Failures voxkey's own CLI does not report (a model
+    file missing for the raw baseline, a malformed layout) are reported here."""
+    try:
+        return measure(args)
+    except (StageError, ValueError, audio.UnreadableAudio) as error:
+        print(f"voxkey bench: {error}", file=sys.stderr)
+        return 1
+
+
+def measure(args) -> int:
+    # Imported here so `voxkey --help` and the other commands stay quick.
+    from bench import bus as bus_bench
+    from bench import memory, pinning, procs, raw, report
+
+    config = configuration.load(args.config, args.set)
+    recordings = [Path(p) for p in args.recordings] or [AUDIO / name for name in DEFAULT_RECORDINGS]
+    for recording in recordings:  # fail before minutes of work, not after
+        audio.probe(recording)
+    layout = pinning.parse_layout(args.layout) if args.layout else pinning.default_layout(sorted(os.sched_getaffinity(0)))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    host = {"timestamp": stamp, "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+    settings = {"tail_silence_s": args.tail_silence, "summary": settings_summary(config)}
+    raw_results = pinning_results = bus_results = None
+    before = procs.machine_reading()
+    with tempfile.TemporaryDirectory(prefix="voxkey-bench-") as work:
+        runs, prepared = replay_all(config, recordings, Path(work), args.tail_silence)
+        if not args.no_raw:
+            say("bench: raw baseline (faster-whisper and llama-cpp-python in this process)")
+            requests = [request for result in runs for request in result["requests"]]
+            raw_results = {"asr": raw.asr_baseline(config, prepared), "llm": raw.llm_baseline(config, requests)}
+        say("bench: memory budget")
+        budget = memory.report(config, [result["stages"] for result in runs])
+        if args.pinning:
+            pinning_results = pinning.run(config, AUDIO, Path(work), layout, args.gap, args.tail_silence, args.repeats, say)
+    if args.bus:
+        say("bench: bus microbenchmark")
+        bus_results = bus_bench.run(args.bus_frames, args.bus_latency_frames)
+    host["load"] = procs.foreign_load(before, procs.machine_reading(), os.cpu_count() or 1)
+    results = report.assemble(host, settings, runs, raw_results, budget, pinning_results, bus_results)
+    audio_wire_ms = [ms for result in runs for _, ms in result["wire"].get("capture/audio", [])]
+    print(write_results(results, audio_wire_ms, Path(args.out), stamp))
+    return 0
+
+
+def replay_all(config: dict, recordings: list[Path], work_dir: Path, tail_silence_s: float) -> tuple[list, list]:
+    """Each recording through the pipeline: the runs, and (stream name, samples) of what was replayed."""
+    from bench import pipeline
+
+    runs, prepared = [], []
+    for recording in recordings:
+        path, samples = pipeline.prepare_recording(recording, work_dir, tail_silence_s)
+        prepared.append((path.stem, samples))
+        say(f"bench: replaying {recording.name} ({len(samples) / SAMPLE_RATE:.1f} s) through the pipeline")
+        runs.append(pipeline.run(config, path))
+    return runs, prepared
+
+
+def write_results(results: dict, audio_wire_ms: list[float], out: Path, stamp: str) -> str:
+    """JSON, Markdown and plots under `out`, named by `stamp`; returns the Markdown."""
+    from bench import plots, report
+
+    out.mkdir(parents=True, exist_ok=True)
+    results["files"] = {
+        "json": str(out / f"{stamp}.json"),
+        "markdown": str(out / f"{stamp}.md"),
+        "waterfall_png": str(plots.waterfall(results, out / f"{stamp}-waterfall.png")),
+        "latency_png": str(plots.latency_histogram(results, audio_wire_ms, out / f"{stamp}-latency.png")),
+    }
+    summary = report.markdown(results)
+    Path(results["files"]["markdown"]).write_text(summary)
+    Path(results["files"]["json"]).write_text(report.to_json(results))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = configure(argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0]))
+    args = parser.parse_args(argv)
+    try:
+        sys.exit(run(args))
+    except (ReplayError, configuration.ConfigError, models.ModelError) as error:
+        print(f"voxkey bench: {error}", file=sys.stderr)
+        sys.exit(1)

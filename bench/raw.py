@@ -1,0 +1,167 @@
+"""The raw baseline: the same work without the pipeline, in this one process.
+
+* ASR: the recording is cut into utterances exactly as the vad stage cuts it (its
+  Segmenter and streaming Silero, same settings), so utterance ids match the
+  pipeline's; each utterance goes straight to faster-whisper with the asr stage's
+  model, compute type, thread count, beam size and decoding options. Measured: the
+  wall time of one transcription (all segments consumed).
+* LLM: the requests the router really sent in the pipeline run, laid out with the same
+  prompt data (bus.llm.render over models/prompts.toml), to llama-cpp-python with the
+  stage's GGUF, context size, threads, sampling settings, stop strings and seed.
+  Measured like bus.llm.Metrics: time to first token from the call, tokens/s from the
+  first token on. Before each request the model is reset and warmed exactly as a
+  fresh stage process is, since each pipeline recording runs in fresh processes.
+  Each measurement is repeated and its median kept.
+  Converse runs only the Thinking model's first turn (no tool round trips), so its
+  tokens/s is a decoding rate, while the pipeline's also spans tool calls.
+"""
+
+import time
+import zlib
+
+import numpy as np
+
+from bus import llm as llm_support
+from bus.frames import SAMPLE_RATE
+from bench.pipeline import stage_threads
+from bench.stats import percentile
+from stages import asr as asr_stage
+from stages import vad as vad_stage
+from stages.thinking.tools import tool_specs
+
+REPEATS = 3  # each raw measurement is the median of this many, so one hiccup does not set the baseline
+SEGMENTER_KEYS = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s")
+LLM_STAGE_OF_MODE = {"clarify": "instruct", "chat": "instruct", "converse": "thinking"}
+
+
+def segment(samples: np.ndarray, stream: str, vad_settings: dict) -> list[tuple[str, np.ndarray]]:
+    """(utterance id, int16 audio) for each utterance the vad stage would send."""
+    model = vad_stage.StreamingSilero(vad_stage.silero_path())
+    segmenter = vad_stage.Segmenter(**{key: vad_settings[key] for key in SEGMENTER_KEYS})
+    window = vad_stage.WINDOW
+    utterances = []
+    padded = np.concatenate([samples, np.zeros(-len(samples) % window, np.int16)])
+    for offset in range(0, len(padded), window):
+        chunk = padded[offset : offset + window]
+        utterances += segmenter.push(chunk, model(chunk.astype(np.float32) / 32768.0), offset, 0)
+    utterances += segmenter.flush()
+    return [(vad_stage.utterance_id(stream, u.start_sample), u.audio) for u in utterances]
+
+
+class Whisper:
+    """The asr stage's engine, loaded and warmed as the stage does it."""
+
+    def __init__(self, settings: dict):
+        from faster_whisper import WhisperModel
+
+        self.settings = settings
+        self.threads = stage_threads(settings)
+        self.model = WhisperModel(
+            asr_stage.resolve_model(str(settings["model"])),
+            device="cpu",
+            compute_type=settings["compute_type"],
+            cpu_threads=self.threads,
+        )
+        self.transcribe(np.zeros(SAMPLE_RATE, np.int16))  # the stage warms up the same way
+
+    def transcribe(self, audio: np.ndarray) -> tuple[float, str]:
+        """(milliseconds, text) for one utterance. The asr stage's own decoding call is
+        borrowed (it needs only `model` and `settings`), so the options cannot drift
+        apart from what the pipeline runs."""
+        started = time.perf_counter()
+        segments = asr_stage.Asr._transcribe(self, audio.astype(np.float32) / 32768.0)
+        return (time.perf_counter() - started) * 1000, " ".join(s.text.strip() for s in segments).strip()
+
+
+def asr_baseline(config: dict, recordings: list[tuple[str, np.ndarray]]) -> list[dict]:
+    """One row per utterance of each (stream name, samples) recording."""
+    whisper = Whisper(config["stages"]["asr"])
+    rows = []
+    for stream, samples in recordings:
+        for utt, audio in segment(samples, stream, config["stages"]["vad"]):
+            runs = [whisper.transcribe(audio) for _ in range(REPEATS)]
+            ms = percentile([ms for ms, _ in runs], 50)
+            rows.append({"utt": utt, "audio_s": round(len(audio) / SAMPLE_RATE, 2), "transcribe_ms": round(ms, 1), "text": runs[0][1]})
+    return rows
+
+
+class Model:
+    """One model stage's engine, loaded as bus.llm.LlmStage loads it."""
+
+    def __init__(self, settings: dict):
+        from llama_cpp import Llama
+
+        threads = stage_threads(settings)
+        self.settings = settings
+        self.llm = Llama(
+            model_path=str(llm_support.resolve_model(str(settings["model"]))),
+            n_ctx=int(settings["context_tokens"]),
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+        prompts = llm_support.load_prompts()
+        self.layout = prompts["formats"][settings.get("format") or llm_support.family_of(self.llm.metadata)]
+        self.modes = prompts["modes"]
+
+    def prompt(self, mode: str, text: str) -> str:
+        messages = [
+            {"role": "system", "content": self.modes[mode]["system"]},
+            {"role": "user", "content": self.modes[mode]["user"].format(text=text)},
+        ]
+        return llm_support.render(self.layout, messages, tool_specs() if mode == "converse" else None)
+
+    def fresh(self) -> None:
+        """As a newly started stage: no cached prompt, one warm-up evaluation."""
+        self.llm.reset()
+        self.llm.create_completion(self.layout["generation"], max_tokens=1)
+
+    def generate(self, utt: str, mode: str, text: str) -> dict:
+        prompt = self.prompt(mode, text)
+        settings, mode_data = self.settings, self.modes[mode]
+        prompt_tokens = len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
+        started = time.perf_counter_ns()
+        first = 0
+        tokens = 0
+        for _chunk in self.llm.create_completion(
+            prompt,
+            max_tokens=int(mode_data["max_tokens"]),
+            temperature=float(settings["temperature"]),
+            top_k=int(settings["top_k"]),
+            top_p=float(settings["top_p"]),
+            stop=list(self.layout["stop"]) + list(mode_data["stop"]),
+            seed=zlib.crc32(utt.encode()),
+            stream=True,
+        ):
+            tokens += 1
+            first = first or time.perf_counter_ns()
+        end = time.perf_counter_ns()
+        decoding_s = (end - first) / 1e9 if first else 0.0
+        return {
+            "utt": utt,
+            "mode": mode,
+            "prompt_tokens": prompt_tokens,
+            "tokens": tokens,
+            "ttft_ms": round((first - started) / 1e6, 2) if first else 0.0,
+            "tokens_per_s": round((tokens - 1) / decoding_s, 1) if tokens > 1 and decoding_s > 0 else 0.0,
+            "total_ms": round((end - started) / 1e6, 2),
+        }
+
+
+def llm_baseline(config: dict, requests: list[dict]) -> list[dict]:
+    """The pipeline's model requests, in the order they were made, each on a fresh model."""
+    models: dict[str, Model] = {}
+    rows = []
+    for request in requests:
+        stage = LLM_STAGE_OF_MODE[request["mode"]]
+        if stage not in models:
+            models[stage] = Model(config["stages"][stage])
+        model = models[stage]
+        runs = []
+        for _ in range(REPEATS):
+            model.fresh()
+            runs.append(model.generate(request["utt"], request["mode"], request["text"]))
+        # The seed is fixed, so every run generates the same tokens: only timings differ.
+        timings = {key: percentile([run[key] for run in runs], 50) for key in ("ttft_ms", "tokens_per_s", "total_ms")}
+        rows.append({**runs[0], **timings, "llm_stage": stage})
+    return rows

@@ -1,0 +1,123 @@
+"""The bench runs end to end and writes valid results. Nothing here asserts a timing:
+the numbers only have to exist, be finite and be non-negative."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from conftest import AUDIO, REPO
+
+from bench import memory, pinning, procs, stats
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXPECTED_KEYS = {
+    "schema", "host", "settings", "recordings", "utterances", "waterfall", "dominant", "llm", "stages",
+    "bus", "raw", "ratios", "memory", "pinning", "bus_microbench", "files",
+}
+
+
+def numbers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers(item)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    recordings = [AUDIO / "dictate_report.wav", AUDIO / "chat_capital.wav"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *map(str, recordings), "--out", str(out), "--bus", "--bus-frames", "500", "--bus-latency-frames", "50"],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout
+
+
+def test_results_json_has_the_expected_keys_and_sane_numbers(bench_run):
+    out, _ = bench_run
+    [path] = out.glob("*.json")
+    results = json.loads(path.read_text())
+    assert EXPECTED_KEYS <= results.keys()
+    assert [row["utt"] for row in results["utterances"]] == ["dictate_report@000000000ms", "chat_capital@000000000ms"]
+    assert [request["mode"] for request in results["llm"]["requests"]] == ["chat"]
+    assert {"capture", "vad", "asr", "router", "instruct", "thinking", "keys"} <= results["stages"].keys()
+    assert results["ratios"]["asr_latency"]["n"] == 2 and results["ratios"]["ttft"]["n"] == 1
+    assert results["memory"]["production_total_mb"] > 0
+    assert set(results["bus_microbench"]["kinds"]) == {"audio", "token"}
+    assert results["pinning"] is None
+    found = list(numbers(results))
+    assert found and all(math.isfinite(n) and n >= 0 for n in found)
+
+
+def test_markdown_and_valid_pngs_are_written_next_to_it(bench_run):
+    out, printed = bench_run
+    [markdown] = out.glob("*.md")
+    assert markdown.read_text().rstrip() == printed.rstrip()
+    assert "Waterfall" in printed and "Memory budget" in printed and "no broker" in printed
+    import matplotlib.image
+
+    pngs = sorted(out.glob("*.png"))
+    assert [p.name.rsplit("-", 1)[1] for p in pngs] == ["latency.png", "waterfall.png"]
+    for png in pngs:
+        assert png.read_bytes().startswith(PNG_SIGNATURE)
+        height, width, _ = matplotlib.image.imread(png).shape
+        assert height > 100 and width > 100
+
+
+def test_percentile_interpolates_like_numpy():
+    assert stats.percentile([1, 2, 3, 4], 50) == 2.5
+    assert stats.percentile([5], 90) == 5
+    assert stats.percentile([], 50) is None
+    assert stats.percentile(range(101), 99) == 99
+
+
+def test_waterfall_spans_run_from_each_mark_to_the_next_present():
+    ms = 1_000_000
+    dictated = {"speech_end_ns": 1 * ms, "vad_ns": 601 * ms, "asr_final_ns": 1101 * ms, "router_ns": 1102 * ms,
+                "first_key_ns": 1104 * ms, "last_key_ns": 1110 * ms}
+    assert stats.waterfall(dictated) == {"vad_ns": 600, "asr_final_ns": 500, "router_ns": 1, "first_key_ns": 2, "last_key_ns": 6}
+    summary = stats.waterfall_summary([dictated])
+    assert summary["speech_end_to_first_key_ms"]["median"] == 1103
+    assert stats.dominant_span(summary) == ("vad_ns", 600, 1103)
+
+
+def test_compare_gives_ratios_of_matched_pairs():
+    result = stats.compare([(200, 100), (90, 30), (None, 10)])
+    assert result["n"] == 2 and result["ratio_of_medians"] == round(145 / 65, 2) and result["median_ratio"] == 2.5
+
+
+def test_kv_cache_and_gguf_metadata():
+    assert memory.kv_cache_bytes(memory.LFM25_SHAPE, 2048) == 2 * 6 * 8 * 64 * 2 * 2048
+    from bus.llm import embedded_gguf
+
+    shape = memory.gguf_shape(memory.gguf_metadata(embedded_gguf()))
+    assert shape == {"attention_layers": 30, "kv_heads": 3, "head_dim": 64}
+
+
+def test_pinning_layout():
+    layout = pinning.default_layout([0, 1])
+    assert layout["vad"] == [0] and layout["asr"] == [1] and layout["thinking"] == [1]
+    assert pinning.parse_layout(["capture,vad=0", "asr=1,2"]) == {"capture": [0], "vad": [0], "asr": [1, 2]}
+    with pytest.raises(ValueError):
+        pinning.parse_layout(["asr"])
+    merged = pinning.median_of([{"lost": 0, "ms": 10.0, "outcome": "cancelled"}, {"lost": 2, "ms": 30.0, "outcome": "answered"}, {"lost": 0, "ms": 20.0}])
+    assert merged == {"lost": 0, "ms": 20.0, "outcome": "answered/cancelled"}
+
+
+def test_proc_stat_parsing_survives_odd_command_names():
+    fields = ["S"] + ["0"] * 10 + ["150", "50"] + ["0"] * 23 + ["1"]
+    reading = procs.parse_stat("42 (python -m (x)) " + " ".join(fields))
+    assert reading == {"cpu_s": 200 / procs.CLOCK_TICKS, "last_cpu": 1}
+    machine = procs.parse_proc_stat("cpu  100 0 50 900 7 3 2 10 0 0\ncpu0 1 2 3\n")
+    assert machine == {"busy_s": 155 / procs.CLOCK_TICKS, "steal_s": 10 / procs.CLOCK_TICKS}
