@@ -242,6 +242,7 @@ def decode(parts: list[bytes]) -> Frame:
     marks = header["marks"]
     if not all(isinstance(k, str) and type(v) is int for k, v in marks.items()):
         raise FrameRejected("bad_field", "marks must map names to integer nanoseconds")
+    _check_contents(topic, header["body"])
     body_fields = {f.name: f.type for f in dataclasses.fields(body_type)}
     required = {
         f.name
@@ -257,6 +258,21 @@ def decode(parts: list[bytes]) -> Frame:
         marks=marks,
         payload=payload,
     )
+
+
+# What a list or map field of a body may hold: flat values only, so a frame that decodes
+# also encodes, and a stage reading `progress["committed"]` gets a number or a name.
+_FLAT = (str, int, float, bool)
+
+
+def _check_contents(where: str, body: dict) -> None:
+    for name, value in body.items():
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            if not isinstance(key, (str, int)) or not isinstance(item, _FLAT):
+                raise FrameRejected("bad_field", f"{where}.{name} must hold plain values")
+        if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+            raise FrameRejected("bad_field", f"{where}.{name} is not a finite number")
 
 
 def _check_fields(where: str, data: dict, types: dict, required=None) -> None:

@@ -145,7 +145,7 @@ class Stage:
         self.peer = Peer(self.name, self.config, listen, list(self.topics), self.log)
         self.control = self.peer.context.socket(zmq.REP)
         self.control.setsockopt(zmq.LINGER, 0)
-        self.control.bind(sockets.control_endpoint(self.config, self.name))
+        sockets.bind(self.control, sockets.control_endpoint(self.config, self.name))
         self.log.info("starting", pid=os.getpid(), cpus=self.cpus, threads=self.threads, listen=listen)
         self.peer.heartbeat(False, "loading", self.cpus)
         started = time.monotonic()
