@@ -2,10 +2,14 @@
 
     voxkey bench [RECORDING ...] [--pinning] [--bus] [--no-raw] [--out DIR]
                  [--config FILE] [--set section.key=value ...]
+    voxkey bench [RECORDING ...] [--soak MINUTES] [--recovery [--kill-rounds N]]
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
-plots, and returns 0. `python -m bench` is the same command.
+plots, and returns 0. `--soak` and `--recovery` measure endurance instead of
+latency: the recordings looped for minutes through one pipeline (memory over time,
+utterances typed against expected), and stages killed one at a time (recovery time).
+`python -m bench` is the same command.
 """
 
 import argparse
@@ -42,6 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--bus", action="store_true", help="also run the bus microbenchmark (alone: python -m bench.bus)")
     parser.add_argument("--bus-frames", type=int, default=20_000, help=argparse.SUPPRESS)
     parser.add_argument("--bus-latency-frames", type=int, default=2_000, help=argparse.SUPPRESS)
+    parser.add_argument("--soak", type=float, metavar="MINUTES", help="replay the recordings in a loop for MINUTES at real time")
+    parser.add_argument("--recovery", action="store_true", help="kill each stage in turn during a replay and time its recovery")
+    parser.add_argument("--kill-rounds", type=int, default=3, metavar="N", help="recovery: kills per stage")
+    parser.add_argument("--settle", type=float, default=4.0, metavar="S", help="recovery: mean pause between a stage's return and the next kill")
+    parser.add_argument("--seed", type=int, default=None, help="recovery: seed for the kill moments (default: from the clock)")
+    parser.add_argument("--gap-between", type=float, default=None, metavar="S",
+                        help="soak and recovery: silence after each recording in the loop (default 3 s for the soak, 6 s for recovery)")
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -91,6 +102,8 @@ def measure(args) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     host = {"timestamp": stamp, "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
     settings = {"tail_silence_s": args.tail_silence, "summary": settings_summary(config)}
+    if args.soak or args.recovery:
+        return measure_endurance(args, config, recordings, host, settings)
     raw_results = pinning_results = bus_results = None
     before = procs.machine_reading()
     with tempfile.TemporaryDirectory(prefix="voxkey-bench-") as work:
@@ -110,6 +123,34 @@ def measure(args) -> int:
     results = report.assemble(host, settings, runs, raw_results, budget, pinning_results, bus_results)
     audio_wire_ms = [ms for result in runs for _, ms in result["wire"].get("capture/audio", [])]
     print(write_results(results, audio_wire_ms, Path(args.out), stamp))
+    return 0
+
+
+def measure_endurance(args, config: dict, recordings: list[Path], host: dict, settings: dict) -> int:
+    from bench import plots, procs, recovery, report, soak
+
+    if args.soak is not None and args.soak <= 0:
+        raise ValueError("--soak needs a positive number of minutes")
+    results = {"schema": report.SCHEMA, "host": host, "settings": settings, "soak": None, "recovery": None}
+    before = procs.machine_reading()
+    with tempfile.TemporaryDirectory(prefix="voxkey-bench-") as work:
+        if args.soak:
+            gap = soak.GAP_S if args.gap_between is None else args.gap_between
+            results["soak"] = soak.run(config, recordings, args.soak, Path(work), gap, args.tail_silence, say)
+        if args.recovery:
+            seed = args.seed if args.seed is not None else time.time_ns() % 100_000
+            gap = recovery.GAP_S if args.gap_between is None else args.gap_between
+            results["recovery"] = recovery.run(config, recordings, args.kill_rounds, args.settle, Path(work), gap, args.tail_silence, seed, say)
+    host["load"] = procs.foreign_load(before, procs.machine_reading(), os.cpu_count() or 1)
+    out, stamp = Path(args.out), host["timestamp"]
+    out.mkdir(parents=True, exist_ok=True)
+    results["files"] = {"json": str(out / f"{stamp}-endurance.json"), "markdown": str(out / f"{stamp}-endurance.md")}
+    if results["soak"]:
+        results["files"]["rss_png"] = str(plots.rss_over_time(results["soak"]["series"], out / f"{stamp}-soak-rss.png"))
+    summary = report.endurance_markdown(results)
+    Path(results["files"]["markdown"]).write_text(summary)
+    Path(results["files"]["json"]).write_text(report.to_json(results))
+    print(summary)
     return 0
 
 

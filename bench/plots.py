@@ -1,5 +1,5 @@
 """PNG plots of a bench result (matplotlib, Agg: no display needed): a per-utterance
-waterfall of the spans between trace marks, and latency histograms."""
+waterfall of the spans between trace marks, latency histograms, and memory over a soak."""
 
 from pathlib import Path
 
@@ -46,6 +46,20 @@ def latency_histogram(results: dict, audio_wire_ms: list[float], path: Path) -> 
     wire.set_xlabel("capture mark → arrival at a subscriber, ms")
     wire.set_ylabel("audio frames")
     wire.set_title("Audio frame hop on the bus")
+    return save(figure, path)
+
+
+def rss_over_time(series: list, path: Path) -> Path:
+    """Each stage's RSS against minutes of soak: a leak is a line that keeps rising."""
+    figure, axes = plt.subplots(figsize=(11, 4.5))
+    names = sorted({name for _, reading in series for name in reading})
+    for name in names:
+        points = [(t / 60, reading[name]) for t, reading in series if name in reading]
+        axes.plot([t for t, _ in points], [rss for _, rss in points], label=name)
+    axes.set_xlabel("minutes")
+    axes.set_ylabel("RSS, MB")
+    axes.set_title("Soak: resident memory of each stage")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save(figure, path)
 
 

@@ -13,10 +13,15 @@ STATUS_FIELDS = {"VmRSS": "rss", "VmHWM": "peak_rss", "RssAnon": "rss_anon", "Rs
 
 
 def parse_stat(text: str) -> dict:
-    """CPU seconds and the core last run on, from /proc/PID/stat."""
+    """CPU seconds, the core last run on and when the process started (seconds since
+    boot, CLOCK_BOOTTIME), from /proc/PID/stat."""
     # The command name may hold spaces and parentheses: fields are counted after its ')'.
     fields = text[text.rindex(")") + 2 :].split()
-    return {"cpu_s": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, "last_cpu": int(fields[36])}
+    return {
+        "cpu_s": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+        "last_cpu": int(fields[36]),
+        "started_s": int(fields[19]) / CLOCK_TICKS,
+    }
 
 
 def parse_status(text: str) -> dict:

@@ -133,14 +133,33 @@ class Thought:
 
 @dataclass
 class Typed:
-    """keys -> anyone: what the sink really typed for an utterance."""
+    """keys -> anyone: what the sink really typed for an utterance.
+
+    Acknowledgements are idempotent: a listener rebuilds each utterance's output by
+    position. `text` begins at `offset` in what the sink received for the utterance;
+    the acknowledgement of a piece that arrived again (re-sent after a restart) also
+    carries, in `already`, all the sink had received for the utterance before `text`.
+    A listener that missed the first acknowledgement can still learn the text, and one
+    that has it ignores what it already knows."""
 
     TOPIC: ClassVar[str] = "typed"
-    text: str
+    text: str  # typed just now
+    # Erased before the utterance's text. keys erases once per utterance; an
+    # acknowledgement of a repeated piece says again how many were erased.
     backspaces: int = 0
     error: str = ""
     by: str = ""  # the stage whose keystrokes these were
     final: bool = True
+    offset: int = 0  # where `text` begins in what the sink received for this utterance
+    already: str = ""  # a repeated piece: what the sink had received for the utterance before `text`
+
+    def unseen(self, known: str) -> str:
+        """What this acknowledgement adds to the `known` output of its utterance: the
+        part of `already` + `text` past the end of `known`. If it begins beyond `known`
+        (an acknowledgement was missed and not repeated), it is all added, as the sink
+        had it."""
+        start = self.offset - len(self.already)
+        return (self.already + self.text)[max(0, len(known) - start) :]
 
 
 @dataclass

@@ -17,6 +17,12 @@ from bus.peer import Peer
 from bus.supervise import Supervisor
 
 
+MODEL_STAGES = ("instruct", "thinking")  # they report each request in a `generation`
+# A model stage's `generation` report travels on its own socket, so it may arrive after
+# keys' `end`: the replay listens this long more for it.
+REPORTS_AFTER_END_S = 0.5
+
+
 class ReplayError(Exception):
     pass
 
@@ -32,10 +38,15 @@ class Replay:
 
     def on_typed(self, frame: Frame) -> None:
         typed: Typed = frame.body
-        self.text = apply_keystrokes(self.text, typed.backspaces, typed.text)
-        row = self.rows.setdefault(frame.utt, {"utt": frame.utt, "text": "", "backspaces": 0, "errors": []})
-        row["text"] += typed.text
-        row["backspaces"] += typed.backspaces
+        row = self._row(frame.utt)
+        if typed.backspaces and not row["backspaces"]:
+            # keys erases once per utterance, before its text; a repeated
+            # acknowledgement says how many again, for whoever missed the first.
+            self.text = apply_keystrokes(self.text, typed.backspaces, "")
+            row["backspaces"] = typed.backspaces
+        text = typed.unseen(row["text"])
+        self.text += text
+        row["text"] += text
         row["typed_by"] = typed.by
         if typed.error:
             row["errors"].append(typed.error)
@@ -45,8 +56,7 @@ class Replay:
 
     def on_generation(self, frame: Frame) -> None:
         report: Generation = frame.body
-        row = self.rows.setdefault(frame.utt, {"utt": frame.utt, "text": "", "backspaces": 0, "errors": []})
-        row.update(
+        self._row(frame.utt).update(
             mode=report.mode,
             outcome=report.outcome,
             llm_stage=frame.src,
@@ -56,6 +66,13 @@ class Replay:
             tokens_per_s=report.tokens_per_s,
             llm_total_ms=report.total_ms,
         )
+
+    def _row(self, utt: str) -> dict:
+        return self.rows.setdefault(utt, {"utt": utt, "text": "", "backspaces": 0, "errors": []})
+
+    def awaiting_reports(self) -> bool:
+        """Whether an utterance a model stage typed has no `generation` report yet."""
+        return any(row.get("typed_by") in MODEL_STAGES and "outcome" not in row for row in self.rows.values())
 
     def on_frame(self, frame: Frame) -> None:
         if isinstance(frame.body, Typed):
@@ -102,7 +119,9 @@ def prepare_run(config: dict, run_dir: Path) -> Path:
 
 
 def run(config: dict, recording: str, realtime: bool = False, keep: bool = False, observe=None) -> Replay:
-    """Replay one recording through every stage under supervisord; returns what was typed.
+    """Replay one recording through every stage under supervisord; returns what was typed,
+    once keys has passed the recording's `end` on and the model stages have reported on
+    what they typed (or REPORTS_AFTER_END_S has passed).
 
     `observe(supervisor, frame)` is called for every frame the replay hears and about
     twice a second with frame None (the bench samples the stage processes there)."""
@@ -114,14 +133,16 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
     capture.update(source=str(Path(recording).resolve()), realtime=realtime, wait_for_start=True, listen=[*capture["listen"], "cli"])
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-"))  # mode 0700
     stall_timeout = float(config["cli"]["stall_timeout_s"])
-    supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
-    peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC, Generation.TOPIC], logging.setup("cli"))
     state = Replay(run_dir=run_dir)
+    supervisor = peer = None
     try:
+        supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
+        peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC, Generation.TOPIC], logging.setup("cli"))
         supervisor.start()
         last_progress = time.monotonic()
         next_check = 0.0
-        while not state.finished:
+        ended_at = None  # when keys' `end` arrived
+        while ended_at is None or (state.awaiting_reports() and time.monotonic() < ended_at + REPORTS_AFTER_END_S):
             frame = peer.receive(100)
             now = time.monotonic()
             if frame is not None and frame.topic != "heartbeat":
@@ -129,6 +150,8 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
                 state.on_frame(frame)
             if observe is not None and frame is not None:
                 observe(supervisor, frame)
+            if state.finished and ended_at is None:
+                ended_at = now
             if now >= next_check:
                 next_check = now + 0.5
                 if observe is not None:
@@ -145,8 +168,10 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
         keep = True
         raise
     finally:
-        supervisor.stop()
-        peer.close()
+        if supervisor is not None:
+            supervisor.stop()
+        if peer is not None:
+            peer.close()
         if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
         else:

@@ -61,6 +61,7 @@ class Stage:
         self._waiting: collections.deque[Frame] = collections.deque()
         self._ended: dict[str, set] = {}
         self._next_beat = 0.0
+        self._announced_ready = False
 
     # --- hooks -------------------------------------------------------------
 
@@ -125,8 +126,13 @@ class Stage:
 
     def _beat_if_due(self) -> None:
         now = time.monotonic()
-        if now >= self._next_beat:
-            self.peer.heartbeat(self.ready, self.state, self.cpus, self.progress)
+        ready = self.ready
+        # A change of readiness is announced at once, not at the next beat: after a
+        # restart, whoever waits for this stage (vad re-sending, capture resuming)
+        # would otherwise lose up to a heartbeat period.
+        if now >= self._next_beat or ready != self._announced_ready:
+            self.peer.heartbeat(ready, self.state, self.cpus, self.progress)
+            self._announced_ready = ready
             self._next_beat = now + float(self.config["bus"]["heartbeat_s"])
 
     @property

@@ -61,6 +61,10 @@ class Capture(Stage):
         if isinstance(frame.body, Start) and self.state == "waiting":
             self._begin()
 
+    def on_end(self, frame: Frame) -> None:
+        """Streams end here, where they begin: an `end` heard from vad is not passed on
+        (it would go round the pipeline again)."""
+
     def _begin(self) -> None:
         self.state = "streaming"
         self.started_ns = now_ns()

@@ -9,20 +9,33 @@ Sinks (`sink` in config): "stdout"; "file:PATH", a document kept exactly as type
 Guarantees: types exactly what the router and the model stages decided, as text
 only (control characters never reach a sink); a failing sink is reported in
 `typed.error` and the log, never silently. Each utterance is typed once: how far each
-was typed is written down (bus/state.py) before the keys are pressed, so a re-sent
-piece, or one that arrives again after keys restarts, types only what is still missing.
-A final piece that was already typed is acknowledged again, typing nothing.
+was typed, and what its sink was given, is written down (bus/state.py) before the keys
+are pressed, so a re-sent piece, or one that arrives again after keys restarts, types
+only what is still missing. Its acknowledgement repeats what the sink already had
+(`Typed.already`, see bus/frames.py), so a listener that missed the first one can still
+learn what was typed. A final piece that was already typed is acknowledged again,
+typing nothing.
+After it starts, keys holds what arrives for `LISTENERS_RECONNECT_S`: vad, the router
+and the CLI reconnect to a restarted keys by themselves, and an acknowledgement
+published before they have would be lost to them.
+Crash windows: killed after typing but before acknowledging, nothing is lost: vad
+re-sends the utterance and the new acknowledgement reports the text. Killed between
+writing down and typing (microseconds), the piece is lost from the sink rather than
+typed twice, and the acknowledgements still report it: keys cannot tell whether the
+sink got it.
 """
 
+import collections
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bus import state as persistence
-from bus.frames import Frame, Keystrokes, Typed
-from bus.stage import Stage, StageError, main, mark
+from bus.frames import EndOfStream, Frame, Keystrokes, Typed
+from bus.stage import POLL_CAP_S, Stage, StageError, main, mark
 from bus.text import safe_text
 
 BACKSPACE = "\b"
@@ -79,6 +92,9 @@ class XdotoolSink:
 
 
 RECENT_UTTERANCES = 50
+# Listeners retry a lost connection every 100 ms (ZeroMQ's default): by then a restarted
+# keys is heard again.
+LISTENERS_RECONNECT_S = 0.5
 
 
 def still_to_type(strokes: Keystrokes, done: dict) -> tuple[int, str]:
@@ -107,40 +123,92 @@ class Keys(Stage):
     def setup(self) -> None:
         self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]))
         self.state_path = persistence.path_for(self.config, self.name)
+        # utterance id -> {"typed": chars typed by the producer's offsets, "erased": its
+        # backspaces were pressed, "backspaces": how many, "text": what the sink was
+        # given, "final": its last piece was typed}
         self.done: dict[str, dict] = persistence.load(self.state_path)
+        self.held: collections.deque[Frame] = collections.deque()
+        self.hold_until = time.monotonic() + LISTENERS_RECONNECT_S
 
     def handle(self, frame: Frame) -> None:
+        self.held.append(frame)
+        self._release()
+
+    def on_end(self, frame: Frame) -> None:
+        self.held.append(frame)  # `end` stays behind the keystrokes that came before it
+        self._release()
+
+    def tick(self) -> float:
+        try:
+            self._release()
+        except Exception:  # as the runtime does for a frame: log it, count it, go on
+            self.peer.counters["errors"] += 1
+            self.log.exception("failed to handle a held frame")
+        if self.held:
+            return max(0.0, self.hold_until - time.monotonic())
+        return POLL_CAP_S
+
+    def _release(self) -> None:
+        """Handle what was held, in order, once listeners can hear the acknowledgements."""
+        while self.held and time.monotonic() >= self.hold_until:
+            frame = self.held.popleft()
+            if isinstance(frame.body, EndOfStream):
+                super().on_end(frame)
+            else:
+                self.type_keystrokes(frame)
+
+    def type_keystrokes(self, frame: Frame) -> None:
         strokes: Keystrokes = frame.body
         strokes.text = safe_text(strokes.text, allow_newlines=True)
         done = self.done.setdefault(frame.utt, {})
-        if done.get("final"):
-            self.publish(Typed(text="", by=frame.src, final=True), utt=frame.utt, marks=frame.marks)
+        if done.get("final"):  # typed whole before: acknowledged again, typing nothing
+            self.publish(acknowledgement(done, "", frame.src, repeated=True), utt=frame.utt, marks=frame.marks)
             return
+        given = done.get("text", "")  # what the sink already has for this utterance
+        repeated = strokes.offset < done.get("typed", 0)
         backspaces, text = still_to_type(strokes, done)
         # Written down before the keys are pressed: after a crash in between, a piece is
         # lost rather than typed twice.
-        done.update(typed=max(done.get("typed", 0), strokes.offset + len(strokes.text)), erased=True, final=strokes.final)
-        self.done = dict(list(self.done.items())[-RECENT_UTTERANCES:])
-        persistence.save(self.state_path, self.done)
+        done.update(
+            typed=max(done.get("typed", 0), strokes.offset + len(strokes.text)),
+            erased=True,
+            backspaces=done.get("backspaces", 0) + backspaces,
+            text=given + text,
+            final=strokes.final,
+        )
+        self._save()
         marks = mark(frame.marks, "first_key")
-        error = ""
         try:
             self.sink.type(backspaces, text)
         except (OSError, subprocess.SubprocessError) as failure:
-            error = str(failure)
             self.peer.counters["sink_errors"] += 1
-            self.log.error("typing failed", utt=frame.utt, error=error)
-        self.publish(
-            Typed(
-                text="" if error else text,
-                backspaces=0 if error else backspaces,
-                error=error,
-                by=frame.src,
-                final=strokes.final,
-            ),
-            utt=frame.utt,
-            marks=mark(marks, "last_key"),
-        )
+            self.log.error("typing failed", utt=frame.utt, error=str(failure))
+            done.update(text=given, backspaces=done["backspaces"] - backspaces)  # the sink did not get them
+            self._save()
+            typed = Typed(text="", error=str(failure), by=frame.src, final=strokes.final, offset=len(given))
+        else:
+            typed = acknowledgement(done, text, frame.src, repeated, backspaces)
+        self.publish(typed, utt=frame.utt, marks=mark(marks, "last_key"))
+
+    def _save(self) -> None:
+        self.done = dict(list(self.done.items())[-RECENT_UTTERANCES:])
+        persistence.save(self.state_path, self.done)
+
+
+def acknowledgement(done: dict, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:
+    """The `typed` for a piece whose `text` the sink was just given (`done` already
+    counts it). A repeated piece also says what the sink had before it, and how many
+    backspaces the utterance began with, for a listener that missed them."""
+    given = done.get("text", "")
+    before = given[: len(given) - len(text)]
+    return Typed(
+        text=text,
+        backspaces=done.get("backspaces", 0) if repeated else backspaces,
+        by=by,
+        final=done.get("final", True),
+        offset=len(before),
+        already=before if repeated else "",
+    )
 
 
 if __name__ == "__main__":

@@ -135,6 +135,10 @@ class Dictation:
             self.typed.append((utt, text))
             del self.typed[: -self.memory]
 
+    def text_of(self, utt: str) -> str:
+        """What is recorded for the utterance (empty if nothing, or if it was erased)."""
+        return next((text for typed_utt, text in reversed(self.typed) if typed_utt == utt), "")
+
     def tail(self) -> str:
         return self.typed[-1][1] if self.typed else ""
 
@@ -189,8 +193,11 @@ class Router(Stage):
 
     def handle(self, frame: Frame) -> None:
         if isinstance(frame.body, Typed):
-            if frame.utt in self.model_utts and frame.body.text:
-                self.document.record(frame.utt, frame.body.text)
+            # By position: an acknowledgement repeated after a keys restart adds only
+            # what the document does not have yet.
+            added = frame.body.unseen(self.document.text_of(frame.utt)) if frame.utt in self.model_utts else ""
+            if added:
+                self.document.record(frame.utt, added)
                 self._save()
             return
         marks = mark(frame.marks, "router")

@@ -204,6 +204,8 @@ class Vad(Stage):
         self.stream = ""
         self.pending = np.zeros(0, np.int16)
         self.next_offset = 0
+        self.stream_began_at = 0  # the offset this process took the stream up at
+        self.may_rewind = True  # see handle(): until this process has cut an utterance
         self.outbox: deque[Outgoing] = deque()
         self.in_flight: Outgoing | None = None
         self.resend = False
@@ -226,6 +228,13 @@ class Vad(Stage):
         if chunk.stream != self.stream:
             self._start_stream(chunk.stream, chunk.offset)
         expected = self.next_offset + len(self.pending)
+        if chunk.offset < self.stream_began_at and self.may_rewind:
+            # After a restart the first audio to arrive may be live audio from the middle
+            # of an utterance, ahead of what capture re-sends from before the crash:
+            # start again from the re-sent audio (it runs on through the live part).
+            self.log.info("taking the stream up again from re-sent audio", offset=chunk.offset, was=self.stream_began_at)
+            self._start_stream(chunk.stream, chunk.offset)
+            expected = chunk.offset
         if chunk.offset < expected:
             return  # audio capture re-sent that we already have
         if chunk.offset > expected:
@@ -263,10 +272,12 @@ class Vad(Stage):
         self._new_segmenter()
         self.pending = np.zeros(0, np.int16)
         self.next_offset = offset
+        self.stream_began_at = offset
 
     # --- utterances out, one at a time, until keys has typed each ---
 
     def _queue(self, utterance: Utterance) -> None:
+        self.may_rewind = False  # rewinding now could cut the same speech twice under two ids
         utt = self._identify(utterance)
         if utt is None:
             self.log.info("utterance already typed before a restart", start=utterance.start_sample)

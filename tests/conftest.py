@@ -56,7 +56,8 @@ def x_display():
 
 class LoneStage:
     """One real stage process on real sockets, with the test playing its neighbours:
-    `upstream` publishes what the stage listens to, `downstream` hears what it says."""
+    `upstream` publishes what the stage listens to, `downstream` hears what it says.
+    `close()` stops it and removes its run directory."""
 
     def __init__(self, stage: str, upstream: list[str], *overrides: str):
         import tempfile
@@ -67,23 +68,44 @@ class LoneStage:
         from bus.peer import Peer
 
         self.run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
-        self.config = configuration.load(
-            overrides=[f'bus.run_dir="{self.run_dir}"', "bus.heartbeat_s=0.2", f"stages.{stage}.listen={upstream!r}".replace("'", '"'), *overrides]
-        )
-        path = self.run_dir / "run.toml"
-        path.write_text(configuration.dumps(self.config))
-        log = structlog.get_logger()
         self.name = stage
-        self.upstream = {name: Peer(name, self.config, [], [], log) for name in upstream}
-        self.downstream = Peer("listener", self.config, [stage], ["keystrokes", "generation", "request", "cancel", "transcript"], log)
-        self.process = subprocess.Popen([sys.executable, "-m", f"stages.{stage}", "--config", str(path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while not (self.beat() and self.beat().ready):
+        self.upstream, self.downstream, self.process = {}, None, None
+        try:
+            self.config = configuration.load(
+                overrides=[f'bus.run_dir="{self.run_dir}"', "bus.heartbeat_s=0.2", f"stages.{stage}.listen={upstream!r}".replace("'", '"'), *overrides]
+            )
+            self.config_path = self.run_dir / "run.toml"
+            self.config_path.write_text(configuration.dumps(self.config))
+            log = structlog.get_logger()
+            self.upstream = {name: Peer(name, self.config, [], [], log) for name in upstream}
+            self.downstream = Peer("listener", self.config, [stage], ["keystrokes", "generation", "request", "cancel", "transcript", "typed"], log)
+            self.process = self.spawn()
+            self.wait_ready()
+        except BaseException:
+            if self.process is not None:
+                self.process.kill()
+                self.process.communicate()
+            self._cleanup()
+            raise
+
+    def spawn(self) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", f"stages.{self.name}", "--config", str(self.config_path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while not (self.beat() and self.beat().ready and self.beat().pid == self.process.pid):
             assert self.process.poll() is None, self.process.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, f"{stage} never became ready"
+            assert time.monotonic() < deadline, f"{self.name} never became ready"
             for peer in self.upstream.values():
                 peer.heartbeat(True)
             self.downstream.receive(100)
+
+    def kill_and_restart(self) -> None:
+        """SIGKILL the stage and start it again at once, as supervisord would; returns
+        without waiting for the new process to be ready."""
+        self.process.kill()
+        self.process.communicate()
+        self.process = self.spawn()
 
     def beat(self):
         return self.downstream.heard[self.name]
@@ -100,9 +122,20 @@ class LoneStage:
         raise AssertionError(f"{self.name} did not finish in {seconds} s; got {[f.topic for f in got]}")
 
     def close(self) -> str:
-        self.process.terminate()
-        _, stderr = self.process.communicate(timeout=15)
-        for peer in [*self.upstream.values(), self.downstream]:
-            peer.close()
+        try:
+            self.process.terminate()
+            try:
+                _, stderr = self.process.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                _, stderr = self.process.communicate()
+        finally:
+            self._cleanup()
         assert self.process.returncode == 0, stderr[-2000:]
         return stderr
+
+    def _cleanup(self) -> None:
+        for peer in [*self.upstream.values(), self.downstream]:
+            if peer is not None:
+                peer.close()
+        shutil.rmtree(self.run_dir, ignore_errors=True)

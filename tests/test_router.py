@@ -44,3 +44,15 @@ def test_scratch_that_erases_only_the_previous_utterance():
 
 def test_join_to_uses_unicode_characters_unchanged():
     assert join_to("Café.", "über ✓") == " Über ✓"
+
+
+def test_an_answer_acknowledged_again_after_a_keys_restart_is_recorded_once():
+    from bus.frames import Typed
+
+    document = Dictation()
+    document.hear("Hello there.", utt="a")
+    for ack in (Typed(text=" Paris", by="instruct"), Typed(text="", offset=6, already=" Paris", by="instruct"),
+                Typed(text=".", offset=6, already=" Paris", by="instruct")):
+        document.record("b", ack.unseen(document.text_of("b")))
+    assert document.typed == [("a", "Hello there."), ("b", " Paris.")]
+    assert document.text_of("missing") == ""

@@ -1,6 +1,7 @@
 """Silero v6 streaming and the segmenter, on real recordings with the real model."""
 
 import numpy as np
+import zmq
 
 from bus import audio
 from bus.frames import SAMPLE_RATE
@@ -64,3 +65,35 @@ def test_speech_longer_than_the_limit_is_split_into_parts_that_lose_nothing():
 def test_bursts_shorter_than_min_speech_are_ignored():
     samples = audio.read_all(AUDIO / "dictate_report.wav")
     assert segment(samples, min_speech_ms=60_000) == []
+
+
+def test_a_restarted_vad_takes_the_stream_up_from_re_sent_audio():
+    """After a restart mid-utterance, live audio from the middle of the speech can reach
+    the new vad before capture re-sends what came before the crash. The utterance must
+    still start where the speech did, not where the live audio happened to pick up."""
+    from bus.frames import AudioChunk, Speech
+
+    from conftest import LoneStage
+
+    speech = audio.read_all(AUDIO / "dictate_report.wav")
+    samples = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), speech, np.zeros(SAMPLE_RATE, np.int16)])
+    vad = LoneStage("vad", ["capture", "keys"])
+    try:
+        vad.downstream.sub.setsockopt(zmq.SUBSCRIBE, Speech.TOPIC.encode())
+        vad.wait_ready()  # a few heartbeats: the subscription has reached the stage
+        capture = vad.upstream["capture"]
+
+        def send(start: int, stop: int) -> None:
+            for offset in range(start, stop, WINDOW):
+                capture.publish(AudioChunk(stream="restart", offset=offset), payload=samples[offset : offset + WINDOW].tobytes())
+
+        middle = (len(samples) // 2) // WINDOW * WINDOW
+        send(middle, middle + 16 * WINDOW)  # live audio, ahead of the re-send
+        send(0, len(samples) // WINDOW * WINDOW)  # capture re-sends from before the crash, on into the live part
+        got = vad.frames(lambda frame: frame.topic == Speech.TOPIC, seconds=30)
+    finally:
+        vad.close()
+    utterance = got[-1]
+    onset = len(samples) - len(speech) - SAMPLE_RATE
+    assert utterance.body.start_sample <= onset, f"the utterance starts at {utterance.body.start_sample}, after the speech onset {onset}"
+    assert len(utterance.payload) // 2 >= len(speech) * 0.9, "the utterance holds the whole speech"
