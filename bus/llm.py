@@ -64,15 +64,17 @@ def load_prompts(path: Path = PROMPTS_PATH) -> dict:
         return tomllib.load(file)
 
 
-def render(layout: dict, messages: list[dict], tools: list[dict] | None = None) -> str:
-    """Lay a conversation out as one prompt string, ending where the assistant speaks."""
+def render(layout: dict, messages: list[dict], tools: list[dict] | None = None, generation: bool = True) -> str:
+    """Lay a conversation out as one prompt string, ending where the assistant speaks
+    (or, without `generation`, where the last message ends)."""
     parts = [layout["begin"]]
     for message in messages:
         content = message["content"]
         if message["role"] == "system" and tools:
             content += "\n" + layout["tool_list"].format(tools=json.dumps(tools))
         parts.append(layout[message["role"]].format(content=content))
-    parts.append(layout["generation"])
+    if generation:
+        parts.append(layout["generation"])
     return "".join(parts)
 
 
@@ -142,7 +144,10 @@ class LlmStage(Stage):
         self.cancelled: collections.deque[str] = collections.deque(maxlen=100)
         self.allow_newlines = bool(self.settings.get("allow_newlines", False))
         # The first evaluation pays for lazy initialisation: pay it before reporting ready.
-        self.llm.create_completion(self.layout["generation"], max_tokens=1)
+        # Evaluating the system prompt does more: llama.cpp keeps the longest prefix a
+        # new prompt shares with the last one evaluated, so the first request starts
+        # after it (the Thinking model's system prompt and tool list are ~400 tokens).
+        self.llm.create_completion(self.warm_up_prompt(), max_tokens=1)
         self.log.info("model", path=str(path), family=family)
 
     # --- the request life cycle ---
@@ -174,11 +179,16 @@ class LlmStage(Stage):
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
         raise NotImplementedError
 
+    def warm_up_prompt(self) -> str:
+        """What to evaluate before reporting ready: the start every prompt of the
+        stage's first mode shares."""
+        return self.prompt(self.modes[0], [], generation=False)
+
     # --- services for answer() ---
 
-    def prompt(self, mode: str, messages: list[dict], tools: list[dict] | None = None) -> str:
+    def prompt(self, mode: str, messages: list[dict], tools: list[dict] | None = None, generation: bool = True) -> str:
         system = {"role": "system", "content": self.mode_prompts[mode]["system"]}
-        return render(self.layout, [system, *messages], tools)
+        return render(self.layout, [system, *messages], tools, generation)
 
     def user_message(self, mode: str, text: str) -> dict:
         return {"role": "user", "content": self.mode_prompts[mode]["user"].format(text=text)}

@@ -66,3 +66,27 @@ def test_model_text_is_typed_as_text_only():
     hostile = "ok\x1b[31m\x07\x08\u202eevil\r\n$ rm -rf ~\tdone\u200d✓"
     assert safe_text(hostile, allow_newlines=False) == "ok[31mevil $ rm -rf ~ done\u200d✓"
     assert safe_text(hostile, allow_newlines=True) == "ok[31mevil\n$ rm -rf ~ done\u200d✓"
+
+
+def test_warm_up_evaluates_the_system_prompt_a_first_request_then_skips():
+    """llama.cpp reuses the longest prefix a prompt shares with the last one evaluated:
+    after warm-up, the Thinking model's first request evaluates only its own message,
+    not the ~400-token system prompt and tool list before it. Counted in tokens the
+    model evaluated (llama.cpp's own counter), not timed."""
+    import llama_cpp
+
+    from bus import config as configuration
+    from stages.thinking.stage import Thinking
+    from stages.thinking.tools import tool_specs
+
+    stage = Thinking(configuration.load())
+    stage.setup()  # loads the embedded model and warms it up
+    context = stage.llm._ctx.ctx
+    before = llama_cpp.llama_perf_context(context).n_p_eval
+    prompt = stage.prompt("converse", [stage.user_message("converse", "What is two plus two?")], tool_specs())
+    prompt_tokens = len(stage.llm.tokenize(prompt.encode(), add_bos=False, special=True))
+    stage.llm.create_completion(prompt, max_tokens=1)
+    evaluated = llama_cpp.llama_perf_context(context).n_p_eval - before
+    shared = len(stage.llm.tokenize(stage.warm_up_prompt().encode(), add_bos=False, special=True))
+    assert shared > 300, "the warm-up covers the system prompt and the tool list"
+    assert evaluated <= prompt_tokens - shared + 1, f"{evaluated} of {prompt_tokens} prompt tokens evaluated"

@@ -23,6 +23,9 @@ class Thinking(LlmStage):
     name = "thinking"
     modes = ("converse",)
 
+    def warm_up_prompt(self) -> str:
+        return self.prompt("converse", [], tool_specs(), generation=False)
+
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
         conversation = [self.user_message("converse", frame.body.text)]
         guard = DoomLoopGuard(int(self.settings["thinking_budget_tokens"]))
