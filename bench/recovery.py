@@ -6,8 +6,11 @@ time what the rest of the pipeline sees of its return.
 * kill -> ready: the new process's heartbeat says ready (Python started, engine
   loaded, every peer it listens to heard), so it takes work again.
 
-Kills come one at a time, each `settle_s` (with a random part, so kills land at
-different moments of an utterance) after the previous stage was ready again. At the
+Kills come one at a time, each `settle_s` (with a random part) after the previous
+stage was ready again. vad is killed at that moment, whatever it is hearing (a kill
+mid-speech is its hard case); any other stage is killed within `STRIKE_WINDOW_S` of
+the next utterance leaving vad, while the utterance is on its way through the
+stages after it. The report counts the kills that struck an utterance in flight. At the
 end the typed text is compared with an undisturbed replay of the same stream: a
 recovery that loses or doubles a word counts for nothing. Capture is not killed:
 audio it never captured cannot be recovered (the README says so).
@@ -21,16 +24,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zmq
+
 from bench import procs, workload
 from bench.stats import summarize
-from bus import replay
-from bus.frames import Heartbeat, Typed
+from bus import frames, replay, sockets
+from bus.frames import Heartbeat, Speech, Typed
 
 KILLABLE = ("vad", "asr", "router", "instruct", "thinking", "keys")
 # Silence after each recording. A restart delays the utterance in flight by the
 # stage's recovery time; if the next speech began meanwhile, barge-in would cancel an
 # answer as it cancels any answer the user talks over. The gap leaves room for both.
 GAP_S = 6.0
+# An utterance takes about a second from vad to its last keystroke (dictation): a kill
+# this soon after it left vad strikes it somewhere on its way.
+STRIKE_WINDOW_S = 1.0
 
 
 @dataclass
@@ -40,18 +48,39 @@ class KillSchedule:
     order: list[str]
     settle_s: float
     rng: random.Random
+    config: dict  # the replay's: its run directory is known once the replay has begun
     done: list = field(default_factory=list)
     current: dict | None = None
     next_kill_at: float | None = None  # set once typing has begun
+    strike_at: float | None = None  # for the kill due: when to strike
+    last_speech_s: float = 0.0  # when vad last sent an utterance (its `vad` mark)
+    _context: zmq.Context | None = None
+    _speech: zmq.Socket | None = None
 
     def __call__(self, supervisor, frame) -> None:
         now = time.monotonic()
-        if frame is None:
-            self._maybe_kill(supervisor, now)
-        elif isinstance(frame.body, Heartbeat):
+        if self._speech is None:  # the run directory exists once the replay has begun
+            self._context = zmq.Context()
+            self._speech = sockets.subscriber(self._context, [sockets.endpoint(self.config, "vad")], [Speech.TOPIC])
+        self._drain_speech()
+        if isinstance(getattr(frame, "body", None), Heartbeat):
             self._heard(frame.src, frame.body, now)
-        elif isinstance(frame.body, Typed) and self.next_kill_at is None:
+        elif isinstance(getattr(frame, "body", None), Typed) and self.next_kill_at is None:
             self.next_kill_at = now + self._pause()
+        self._maybe_kill(supervisor, now)
+
+    def close(self) -> None:
+        if self._speech is not None:
+            self._speech.close()
+            self._context.term()
+
+    def _drain_speech(self) -> None:
+        while self._speech.poll(0):
+            try:
+                frame = frames.decode(self._speech.recv_multipart())
+            except frames.FrameRejected:
+                continue
+            self.last_speech_s = max(self.last_speech_s, frame.marks.get("vad", 0) / 1e9)
 
     def _pause(self) -> float:
         return self.settle_s * self.rng.uniform(0.5, 1.5)
@@ -62,9 +91,15 @@ class KillSchedule:
         if len(self.done) >= len(self.order):
             return
         stage = self.order[len(self.done)]
+        if stage != "vad":
+            if self.strike_at is None and self.last_speech_s >= self.next_kill_at:
+                self.strike_at = self.last_speech_s + self.rng.uniform(0.0, STRIKE_WINDOW_S)
+            if self.strike_at is None or now < self.strike_at:
+                return
         pid = supervisor.states().get(stage, {}).get("pid")
         if not pid:
             return
+        self.strike_at = None
         os.kill(pid, signal.SIGKILL)
         self.current = {"stage": stage, "pid": pid, "killed": time.monotonic(), "killed_boot": time.clock_gettime(time.CLOCK_BOOTTIME)}
 
@@ -119,8 +154,12 @@ def run(config: dict, recordings: list[Path], rounds: int, settle_s: float, work
     say(f"recovery: undisturbed reference ({repeats} cycles of {cycle.seconds:.1f} s)")
     reference = replay.run(copy.deepcopy(config), str(stream))
     say(f"recovery: {len(order)} kills ({rounds} per stage), replaying at real time")
-    schedule = KillSchedule(order, settle_s, random.Random(seed))
-    state = replay.run(copy.deepcopy(config), str(stream), realtime=True, observe=schedule)
+    config = copy.deepcopy(config)
+    schedule = KillSchedule(order, settle_s, random.Random(seed), config)
+    try:
+        state = replay.run(config, str(stream), realtime=True, observe=schedule)
+    finally:
+        schedule.close()
     unfinished = [schedule.current] if schedule.current else []
     rows = list(state.rows.values())
     for kill in schedule.done + unfinished:

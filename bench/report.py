@@ -321,8 +321,8 @@ def markdown(results: dict) -> str:
 def utterance_note(score: dict) -> str:
     note = (
         f"Utterances typed {score['typed']} of {score['expected']} expected, {score['right']} as the reference typed them; "
-        f"missing {len(score['missing'])}, different {len(score['different'])}, unexpected {len(score['unexpected'])}; "
-        f"dictated words {score['dictated_words_right']} of {score['dictated_words_expected']}; typing errors {score['errors']}; "
+        f"merged with a neighbour (words intact) {len(score['merged'])}, missing {len(score['missing'])}, different {len(score['different'])}, unexpected {len(score['unexpected'])}; "
+        f"dictated words typed in order {score['dictated_words_right']} of {score['dictated_words_expected']}; typing errors {score['errors']}; "
         f"model answers: {', '.join(f'{n} {outcome}' for outcome, n in sorted(score['answer_outcomes'].items())) or 'none'}."
     )
     examples = [f"`{e['utt']}` typed {e['typed']!r}, expected {e['expected']!r}" for e in score["different"][:3]]

@@ -8,6 +8,7 @@ utterance by its start, not by its position in the list: one extra or missing
 utterance cannot shift every later comparison.
 """
 
+import difflib
 import re
 import sys
 from dataclasses import dataclass
@@ -99,39 +100,67 @@ def match(rows: list[dict], reference: list[dict], cycle_ms: int) -> tuple[dict,
     return matched, stray
 
 
-def score(rows: list[dict], reference: list[dict], cycle_ms: int, repeats: int) -> dict:
-    """Utterances typed against expected over `repeats` cycles. A dictated utterance is
-    right when its words equal the reference's (Whisper and the router are
-    deterministic on the same audio); a model's answer is seeded by its utterance id,
-    so it differs from cycle to cycle and is right when it came in the same mode and
-    is not empty."""
+def same_as(row: dict, expected: dict, answers_exact: bool = False) -> bool:
+    """A dictated utterance is right when its words equal the reference's (Whisper and
+    the router are deterministic on the same audio); a model's answer is seeded by its
+    utterance id, so it differs from cycle to cycle and is right when it came in the
+    same mode and is not empty. Against a replay of the same stream (`answers_exact`)
+    the ids, and so the answers, are the same: an answer must then be the same too."""
+    if dictated(expected):
+        return dictated(row) and words(row["text"]) == words(expected["text"])
+    if answers_exact:
+        return row["text"] == expected["text"]
+    return row.get("mode") == expected.get("mode") and bool(row["text"].strip())
+
+
+def joined(row: dict | None, first: dict, second: dict) -> bool:
+    """`row` holds the words of two reference utterances in one: the VAD heard no
+    pause long enough between them this time (its recurrent state differs with what
+    came before), which loses nothing."""
+    return row is not None and dictated(row) and words(row["text"]) == words(first["text"]) + words(second["text"])
+
+
+def aligned_words(expected: list[str], typed: list[str]) -> int:
+    """How many expected words were typed, in order (difflib's matching blocks)."""
+    matcher = difflib.SequenceMatcher(None, expected, typed, autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks())
+
+
+def score(rows: list[dict], reference: list[dict], cycle_ms: int, repeats: int, answers_exact: bool = False) -> dict:
+    """Utterances typed against expected over `repeats` cycles, and dictated words
+    typed against expected, aligned per cycle (so a split or merged utterance costs
+    nothing and a lost one costs its words)."""
     matched, stray = match(rows, reference, cycle_ms)
-    right, wrong, missing = 0, [], []
+    right, merged, different, missing = 0, [], [], []
     expected_words = typed_words = 0
     for cycle in range(repeats):
         for index, expected in enumerate(reference):
             row = matched.get((cycle, index))
-            if dictated(expected):
-                expected_words += len(words(expected["text"]))
-            if row is None:
-                missing.append({"cycle": cycle, "utt": expected["utt"], "expected": expected["text"]})
-                continue
-            if dictated(expected):
-                same = words(row["text"]) == words(expected["text"]) and dictated(row)
-                typed_words += len(words(expected["text"])) if same else 0
-            else:
-                same = row.get("mode") == expected.get("mode") and bool(row["text"].strip())
-            if same:
+            following = reference[index + 1] if index + 1 < len(reference) else None
+            previous = reference[index - 1] if index else None
+            if row is not None and same_as(row, expected, answers_exact):
                 right += 1
+            elif following is not None and (cycle, index + 1) not in matched and joined(row, expected, following):
+                merged.append({"cycle": cycle, "utt": row["utt"], "typed": row["text"]})
+            elif row is None and previous is not None and joined(matched.get((cycle, index - 1)), previous, expected):
+                merged.append({"cycle": cycle, "utt": expected["utt"], "typed": ""})
+            elif row is None:
+                missing.append({"cycle": cycle, "utt": expected["utt"], "expected": expected["text"]})
             else:
-                wrong.append({"utt": row["utt"], "typed": row["text"], "expected": expected["text"]})
-    expected_count = len(reference) * repeats
+                different.append({"utt": row["utt"], "typed": row["text"], "expected": expected["text"]})
+        wanted = [word for expected in reference if dictated(expected) for word in words(expected["text"])]
+        typed_rows = [row for (row_cycle, _), row in matched.items() if row_cycle == cycle]
+        typed_rows += [row for row in stray if cycle_of(row, cycle_ms) == cycle]
+        got = [word for row in sorted(typed_rows, key=lambda row: start_ms(row["utt"])) if dictated(row) for word in words(row["text"])]
+        expected_words += len(wanted)
+        typed_words += aligned_words(wanted, got)
     return {
-        "expected": expected_count,
+        "expected": len(reference) * repeats,
         "typed": len(matched),
         "right": right,
+        "merged": merged,
         "missing": missing,
-        "different": wrong,
+        "different": different,
         "unexpected": [{"utt": row["utt"], "typed": row["text"]} for row in stray],
         "dictated_words_expected": expected_words,
         "dictated_words_right": typed_words,
@@ -152,7 +181,7 @@ def outcomes(rows: list[dict]) -> dict:
 
 def score_whole(rows: list[dict], reference: list[dict]) -> dict:
     """`score` against an undisturbed replay of the same stream: one cycle, the whole of it."""
-    return score(rows, reference, cycle_ms=sys.maxsize, repeats=1)
+    return score(rows, reference, cycle_ms=sys.maxsize, repeats=1, answers_exact=True)
 
 
 def cycle_of(row: dict, cycle_ms: int) -> int | None:

@@ -159,14 +159,22 @@ class Keys(Stage):
 
     def type_keystrokes(self, frame: Frame) -> None:
         strokes: Keystrokes = frame.body
-        strokes.text = safe_text(strokes.text, allow_newlines=True)
         done = self.done.setdefault(frame.utt, {})
         if done.get("final"):  # typed whole before: acknowledged again, typing nothing
             self.publish(acknowledgement(done, "", frame.src, repeated=True), utt=frame.utt, marks=frame.marks)
             return
+        if strokes.offset > done.get("typed", 0):
+            # Pieces before this one never arrived (they were sent while this process
+            # was down). Typing it would put text out of order: it is left unacknowledged,
+            # so vad re-sends the utterance and the answer comes again from the start.
+            self.peer.counters["pieces_after_a_gap"] += 1
+            self.log.warning("piece after a gap: waiting for the utterance again", utt=frame.utt,
+                             offset=strokes.offset, typed=done.get("typed", 0))
+            return
         given = done.get("text", "")  # what the sink already has for this utterance
         repeated = strokes.offset < done.get("typed", 0)
         backspaces, text = still_to_type(strokes, done)
+        text = safe_text(text, allow_newlines=True)  # offsets count the producer's text
         # Written down before the keys are pressed: after a crash in between, a piece is
         # lost rather than typed twice.
         done.update(

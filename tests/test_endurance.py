@@ -37,7 +37,7 @@ def test_missing_different_and_unexpected_utterances_are_each_named():
     assert [(entry["cycle"], entry["utt"]) for entry in score["missing"]] == [(0, "soak@000004640ms"), (1, "soak@000000000ms")]
     assert {entry["utt"] for entry in score["different"]} == {"soak@000000000ms", f"soak@{CYCLE_MS + 4_640:09d}ms"}
     assert [entry["utt"] for entry in score["unexpected"]] == [f"soak@{CYCLE_MS + 2_000:09d}ms"]
-    assert score["right"] == 0 and score["dictated_words_right"] == 0
+    assert score["right"] == 0 and (score["dictated_words_right"], score["dictated_words_expected"]) == (3, 8)  # "please send the"
 
 
 def test_a_model_answer_counts_as_dictated_only_when_the_router_typed_it():
@@ -102,5 +102,15 @@ def test_recovery_kills_each_stage_and_loses_no_utterance(endurance_run):
     assert [kill["stage"] for kill in recovered["kills"]] == list(recovery.KILLABLE)
     assert all(kill["ready_s"] > 0 for kill in recovered["kills"])
     assert recovered["utterances"]["missing"] == [] and recovered["utterances"]["unexpected"] == []
+    assert recovered["utterances"]["right"] == recovered["utterances"]["expected"], recovered["utterances"]["different"]
     assert recovered["same_words_as_undisturbed"]
     assert "## Recovery" in summary
+
+
+def test_two_utterances_typed_as_one_are_merged_not_missing():
+    reference = [row(0, "Ask not what your country can do for you."), row(2_000, "Ask what you can do."), row(4_000, "Thank you.")]
+    rows = [row(0, "Ask not what your country can do for you, ask what you can do."), row(4_000, "Thank you.")]
+    score = workload.score(rows, reference, cycle_ms=6_000, repeats=1)
+    assert score["right"] == 1 and score["missing"] == [] and score["different"] == []
+    assert [entry["utt"] for entry in score["merged"]] == ["soak@000000000ms", "soak@000002000ms"]
+    assert score["dictated_words_right"] == score["dictated_words_expected"] == 16

@@ -3,6 +3,8 @@ exactly what was typed, even when it missed an acknowledgement, and nothing is t
 twice. The keys stage runs as a real process on real sockets, the test playing the
 router and the model stages, and the replay's `Replay` rebuilding the document."""
 
+import time
+
 import pytest
 
 from bus.frames import Frame, Keystrokes, Typed
@@ -142,3 +144,22 @@ def test_a_piece_that_comes_again_after_a_restart_is_acknowledged_with_what_was_
     assert keys.sink.read_text() == "Keep this."
     assert rebuilt(before + after + scratch + scratch_again) == "Keep this."
     assert rebuilt(before + after + scratch_again) == "Keep this."
+
+
+def test_a_piece_after_a_gap_waits_for_the_answer_to_come_again(keys):
+    """keys was down while the start of an answer was sent: the rest must not be typed
+    out of order, nor acknowledged as final (vad would then never re-send it). When the
+    answer comes again from the start, all of it is typed, once."""
+    instruct = keys.upstream["instruct"]
+    instruct.publish(Keystrokes(text=" is Paris.", final=True, offset=14), utt="u1")
+    instruct.publish(Keystrokes(text="Marker.", final=True, offset=0), utt="u0")
+    got = keys.frames(lambda f: f.topic == "typed" and f.utt == "u0")
+    assert [f.utt for f in got if f.topic == "typed"] == ["u0"], "nothing acknowledged for the piece after the gap"
+    instruct.publish(Keystrokes(text=" The capital", final=False, offset=0), utt="u1")
+    instruct.publish(Keystrokes(text=" is Paris.", final=True, offset=12), utt="u1")
+    acks_until(keys, "u1")
+    assert keys.sink.read_text() == "Marker. The capital is Paris."
+    deadline = time.monotonic() + 5
+    while "pieces_after_a_gap" not in keys.beat().counters and time.monotonic() < deadline:
+        keys.downstream.receive(100)  # the next heartbeat carries the counter
+    assert keys.beat().counters.get("pieces_after_a_gap") == 1
