@@ -116,8 +116,8 @@ def test_pinning_layout():
 
 
 def test_proc_stat_parsing_survives_odd_command_names():
-    fields = ["S"] + ["0"] * 10 + ["150", "50"] + ["0"] * 23 + ["1"]
+    fields = ["S"] + ["0"] * 10 + ["150", "50"] + ["0"] * 6 + ["3000"] + ["0"] * 16 + ["1"]
     reading = procs.parse_stat("42 (python -m (x)) " + " ".join(fields))
-    assert reading == {"cpu_s": 200 / procs.CLOCK_TICKS, "last_cpu": 1}
+    assert reading == {"cpu_s": 200 / procs.CLOCK_TICKS, "last_cpu": 1, "started_s": 3000 / procs.CLOCK_TICKS}
     machine = procs.parse_proc_stat("cpu  100 0 50 900 7 3 2 10 0 0\ncpu0 1 2 3\n")
     assert machine == {"busy_s": 155 / procs.CLOCK_TICKS, "steal_s": 10 / procs.CLOCK_TICKS}
