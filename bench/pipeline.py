@@ -124,8 +124,12 @@ class Observer:
             self.sampler.mark_baseline()
 
     def counters(self) -> dict:
-        """Per stage: the counters of its last heartbeat."""
-        return {name: dict(beat.counters) for name, beat in sorted(self.heartbeats.items())}
+        return last_counters(self.heartbeats)
+
+
+def last_counters(heartbeats: dict) -> dict:
+    """Per stage: the counters of its last heartbeat."""
+    return {name: dict(beat.counters) for name, beat in sorted(heartbeats.items())}
 
 
 def bus_losses(counters: dict) -> dict:

@@ -61,9 +61,6 @@ class Timeline:
         if reading:
             self.readings.append((round(now - self.started, 1), reading))
 
-    def counters(self) -> dict:
-        return {name: dict(beat.counters) for name, beat in sorted(self.heartbeats.items())}
-
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
     """Least-squares slope of (seconds, value) points, per minute."""
@@ -141,7 +138,7 @@ def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, ga
     started = time.monotonic()
     state = replay.run(copy.deepcopy(config), str(stream), realtime=True, observe=timeline)
     rows = list(state.rows.values())
-    counters = timeline.counters()
+    counters = pipeline.last_counters(timeline.heartbeats)
     warm_after = (timeline.ready_at or 0.0) + cycle.seconds
     return {
         "recordings": cycle.recordings,
