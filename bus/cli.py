@@ -12,6 +12,7 @@ and prints exactly the text that was typed; logs stay in the run directory.
 """
 
 import argparse
+import importlib.metadata
 import json
 import sys
 import time
@@ -21,7 +22,6 @@ from pathlib import Path
 import msgpack
 import zmq
 
-import bench
 from bus import models, sockets
 from bus import config as configuration
 from bus import replay as replaying
@@ -160,7 +160,10 @@ def parser() -> argparse.ArgumentParser:
     mode.set_defaults(run=set_mode)
 
     models.add_cli(commands)
-    bench.add_cli(commands)
+    # Commands other packages add (`voxkey bench`), found through their entry points,
+    # so the runtime does not depend on them.
+    for command in importlib.metadata.entry_points(group="voxkey.commands"):
+        command.load()(commands)
     return root
 
 

@@ -11,7 +11,10 @@ bytes (16 kHz mono int16 PCM for audio) so audio is never re-encoded by msgpack.
 The envelope carries what is needed to trace an utterance across processes:
 schema version, source stage, sequence number per (source, topic), utterance id,
 and ``marks`` -- monotonic nanosecond timestamps (CLOCK_MONOTONIC is shared by
-every process on a host) that each stage adds to as the utterance passes.
+every process on a host) that each stage adds to as the utterance passes. A frame
+handed over reliably (bus/delivery.py) also names its consumer (``to``), its
+delivery key (``key``: the same for the same content, so a re-sent frame is known)
+and its position in the stream of frames to that consumer (``pos``).
 
 Decoding never raises anything but :class:`FrameRejected`, with a short reason
 that the stage runtime logs and counts.
@@ -24,7 +27,7 @@ from typing import ClassVar
 
 import msgpack
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_FRAME_BYTES = 4 * 1024 * 1024  # 30 s of 16 kHz int16 audio is 960 KB
 SAMPLE_RATE = 16_000
 
@@ -42,6 +45,11 @@ def now_ns() -> int:
     return time.monotonic_ns()
 
 
+def count(default: int = 0):
+    """A field that counts or points (samples, characters): never negative."""
+    return field(default=default, metadata={"min": 0})
+
+
 # --- bodies ---------------------------------------------------------------
 
 
@@ -51,7 +59,30 @@ class AudioChunk:
 
     TOPIC: ClassVar[str] = "audio"
     stream: str  # id of the recording or microphone session
-    offset: int  # index of the first sample within the stream
+    offset: int = count()  # index of the first sample within the stream
+
+
+@dataclass
+class StreamStart:
+    """capture -> vad: a stream begins (or is taken up again at `offset`), in this format."""
+
+    TOPIC: ClassVar[str] = "stream-start"
+    stream: str
+    offset: int = count()
+    rate: int = 16_000
+    width: int = 2  # bytes per sample
+    channels: int = 1
+    live: bool = True  # audio arrives as it is spoken (a microphone, or a replay at real time)
+
+
+@dataclass
+class StreamStop:
+    """capture -> vad: the stream ended after `samples` samples; vad -> anyone (in its
+    heartbeat's progress) how many utterances it held."""
+
+    TOPIC: ClassVar[str] = "stream-stop"
+    stream: str
+    samples: int = count()
 
 
 @dataclass
@@ -60,9 +91,19 @@ class Speech:
 
     TOPIC: ClassVar[str] = "speech"
     stream: str
-    start_sample: int  # where the utterance begins within the stream
-    part: int = 0  # > 0 when a long utterance was split at Whisper's 30 s window
+    start_sample: int = count()  # where the utterance begins within the stream
+    part: int = count()  # > 0 when a long utterance was split at Whisper's 30 s window
     last_part: bool = True
+
+
+@dataclass
+class Voice:
+    """vad -> router: speech began (barge-in: a model's answer in progress may be cut)."""
+
+    TOPIC: ClassVar[str] = "voice"
+    stream: str
+    offset: int = count()  # the sample where speech began
+    live: bool = True  # the stream is spoken now: in a fast replay nothing is "during"
 
 
 @dataclass
@@ -72,6 +113,8 @@ class Transcript:
     TOPIC: ClassVar[str] = "transcript"
     text: str
     dropped: str = ""  # non-empty: the reason the text is not to be typed
+    part: int = count()  # the speech's part: a long utterance split in two is one request
+    last_part: bool = True
     no_speech_prob: float = 0.0
     avg_logprob: float = 0.0
 
@@ -88,8 +131,8 @@ class Request:
 
 @dataclass
 class Cancel:
-    """vad -> instruct / thinking: stop answering the utterance ``utt`` (the envelope's):
-    the user spoke again while it was being answered."""
+    """router -> instruct / thinking: stop answering the utterance ``utt`` (the envelope's):
+    the user spoke again while it was being answered, or said "stop"."""
 
     TOPIC: ClassVar[str] = "cancel"
     reason: str = ""
@@ -97,14 +140,16 @@ class Cancel:
 
 @dataclass
 class Keystrokes:
-    """router, instruct, thinking -> keys: erase ``backspaces`` characters, then type ``text``.
-    A model's answer arrives as many of these, one per streamed piece."""
+    """instruct, thinking -> router -> keys: erase ``backspaces`` characters, then type
+    ``text``. A model's answer arrives as many of these, one per streamed piece; the
+    router passes them on to keys in the order utterances were spoken."""
 
     TOPIC: ClassVar[str] = "keystrokes"
     text: str
-    backspaces: int = 0
+    backspaces: int = count()
     final: bool = True  # the last keystrokes of this utterance
-    offset: int = 0  # where `text` starts in this utterance's output, so a re-sent piece is typed once
+    offset: int = count()  # where `text` starts in this utterance's output, so a re-sent piece is typed once
+    by: str = ""  # the stage whose words these are (router for dictation, or a model stage)
 
 
 @dataclass
@@ -124,14 +169,6 @@ class Generation:
 
 
 @dataclass
-class Thought:
-    """thinking -> logs and bench: reasoning text, never typed."""
-
-    TOPIC: ClassVar[str] = "thought"
-    text: str
-
-
-@dataclass
 class Typed:
     """keys -> anyone: what the sink really typed for an utterance.
 
@@ -146,11 +183,11 @@ class Typed:
     text: str  # typed just now
     # Erased before the utterance's text. keys erases once per utterance; an
     # acknowledgement of a repeated piece says again how many were erased.
-    backspaces: int = 0
+    backspaces: int = count()
     error: str = ""
     by: str = ""  # the stage whose keystrokes these were
     final: bool = True
-    offset: int = 0  # where `text` begins in what the sink received for this utterance
+    offset: int = count()  # where `text` begins in what the sink received for this utterance
     already: str = ""  # a repeated piece: what the sink had received for the utterance before `text`
 
     def unseen(self, known: str) -> str:
@@ -163,13 +200,15 @@ class Typed:
 
 
 @dataclass
-class EndOfStream:
-    """Flows behind the last frame of a stream through every stage, so a replay knows
-    when everything before it has been handled."""
+class Ack:
+    """consumer -> producer (the envelope's ``to``): frames of ``topic`` it is done with,
+    by delivery key, or every frame it was sent up to position ``through`` (audio,
+    acknowledged by the first sample vad still needs)."""
 
-    TOPIC: ClassVar[str] = "end"
-    stream: str
-    samples: int = 0
+    TOPIC: ClassVar[str] = "ack"
+    topic: str
+    keys: list = field(default_factory=list)
+    through: int = -1
 
 
 @dataclass
@@ -187,7 +226,7 @@ class Heartbeat:
     ready: bool
     pid: int
     state: str = ""  # stage-specific, e.g. "waiting", "streaming", "done"
-    heard: list = field(default_factory=list)  # upstream stages heard from
+    heard: dict = field(default_factory=dict)  # stage -> the pid of it this participant hears
     counters: dict = field(default_factory=dict)
     cpus: list = field(default_factory=list)
     progress: dict = field(default_factory=dict)  # stage-specific positions, e.g. vad's committed audio
@@ -196,7 +235,8 @@ class Heartbeat:
 BODY_TYPES = {
     body.TOPIC: body
     for body in (
-        AudioChunk, Speech, Transcript, Request, Cancel, Keystrokes, Generation, Thought, Typed, EndOfStream, Start, Heartbeat
+        AudioChunk, StreamStart, StreamStop, Speech, Voice, Transcript, Request, Cancel, Keystrokes, Generation, Typed,
+        Ack, Start, Heartbeat,
     )
 }
 
@@ -212,10 +252,17 @@ class Frame:
     utt: str = ""
     marks: dict = field(default_factory=dict)
     payload: bytes = b""
+    to: str = ""  # reliable frames: the consumer
+    key: str = ""  # reliable frames: the delivery key
+    pos: int = 0  # reliable frames: position in the stream of frames to `to`
 
     @property
     def topic(self) -> str:
         return self.body.TOPIC
+
+    @property
+    def reliable(self) -> bool:
+        return bool(self.key)
 
 
 def encode(frame: Frame) -> list[bytes]:
@@ -225,12 +272,15 @@ def encode(frame: Frame) -> list[bytes]:
         "seq": frame.seq,
         "utt": frame.utt,
         "marks": frame.marks,
+        "to": frame.to,
+        "key": frame.key,
+        "pos": frame.pos,
         "body": dataclasses.asdict(frame.body),
     }
     return [frame.topic.encode(), msgpack.packb(header, use_bin_type=True), frame.payload]
 
 
-_ENVELOPE = {"v": int, "src": str, "seq": int, "utt": str, "marks": dict, "body": dict}
+_ENVELOPE = {"v": int, "src": str, "seq": int, "utt": str, "marks": dict, "to": str, "key": str, "pos": int, "body": dict}
 _FIELD_TYPES = {int: (int,), float: (float, int), str: (str,), bool: (bool,), list: (list,), dict: (dict,)}
 
 
@@ -269,6 +319,7 @@ def decode(parts: list[bytes]) -> Frame:
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     }
     _check_fields(topic, header["body"], body_fields, required)
+    _check_counts(topic, header["body"], body_type)
     return Frame(
         body=body_type(**header["body"]),
         src=header["src"],
@@ -276,7 +327,16 @@ def decode(parts: list[bytes]) -> Frame:
         utt=header["utt"],
         marks=marks,
         payload=payload,
+        to=header["to"],
+        key=header["key"],
+        pos=header["pos"],
     )
+
+
+def _check_counts(where: str, body: dict, body_type) -> None:
+    for spec in dataclasses.fields(body_type):
+        if "min" in spec.metadata and body.get(spec.name, 0) < spec.metadata["min"]:
+            raise FrameRejected("bad_field", f"{where}.{spec.name} is negative")
 
 
 # What a list or map field of a body may hold: flat values only, so a frame that decodes

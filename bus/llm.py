@@ -168,13 +168,16 @@ class LlmStage(Stage):
         except Exception as error:  # a model failure must not take the stage down
             self.log.exception("generation failed", utt=frame.utt)
             outcome, detail = "failed", f"{type(error).__name__}: {error}"
-        self.type(frame, metrics, "", final=True)
+        # The report goes before the final piece, on the same socket: whoever has the
+        # final keystroke can count on the report having been sent.
         report = metrics.report(outcome, detail)
         self.publish(report, utt=frame.utt, marks=frame.marks)
+        self.type(frame, metrics, "", final=True)
         self.log.info("generation", utt=frame.utt, **{k: v for k, v in vars(report).items() if k != "detail"}, detail=detail)
 
-    def on_cancel(self, frame: Frame) -> None:
-        self.cancelled.append(frame.utt)
+    def signal(self, frame: Frame) -> None:
+        if isinstance(frame.body, Cancel):
+            self.cancelled.append(frame.utt)
 
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
         raise NotImplementedError
@@ -205,8 +208,9 @@ class LlmStage(Stage):
             top_k=int(self.settings["top_k"]),
             top_p=float(self.settings["top_p"]),
             stop=list(self.layout["stop"]) + list(mode["stop"]),
-            # Seeded by the utterance: a request re-sent after a crash gets the same
-            # answer, so the keys stage can skip what it already typed.
+            # Seeded by the utterance: a request sent again after a crash usually gets
+            # the same answer, so keys skips what it already typed (and where the new
+            # answer differs, keys keeps the old one rather than splice the two).
             seed=zlib.crc32(frame.utt.encode()),
             stream=True,
         )
@@ -215,7 +219,8 @@ class LlmStage(Stage):
             for chunk in stream:
                 metrics.token()
                 yield chunk["choices"][0]["text"]
-                if self.interrupted() and frame.utt in self.cancelled:
+                self.interrupted()
+                if frame.utt in self.cancelled:
                     raise Cancelled()
                 if deadline and time.monotonic() > deadline:
                     raise TimedOut()
@@ -236,5 +241,6 @@ class LlmStage(Stage):
             self.typed_any = True
             metrics.typed()
         marks = {**frame.marks, "llm_first_token": metrics.first_token_ns or now_ns()}
-        self.publish(Keystrokes(text=text, final=final, offset=self.offset), utt=frame.utt, marks=marks)
+        self.publish(Keystrokes(text=text, final=final, offset=self.offset), utt=frame.utt, marks=marks,
+                     to="router", key=f"{frame.utt}+{self.offset}")
         self.offset += len(text)

@@ -25,7 +25,7 @@ class Peer:
         self._last_seq: dict[tuple[str, str], int] = {}
         self.context = zmq.Context()
         keys = sockets.curve_dir(config)
-        subscribed = sorted(set(topics) | {"heartbeat", frames.EndOfStream.TOPIC})
+        subscribed = sorted(set(topics) | {frames.Heartbeat.TOPIC, frames.Ack.TOPIC})
         self.pub = None
         try:
             self.pub = sockets.publisher(self.context, sockets.endpoint(config, name), keys)
@@ -39,22 +39,22 @@ class Peer:
             raise
 
     def publish(self, body, *, utt: str = "", marks: dict | None = None, payload: bytes = b"") -> Frame:
-        frame = Frame(
-            body=body,
-            src=self.name,
-            seq=self._next_seq[body.TOPIC],
-            utt=utt,
-            marks=dict(marks or {}),
-            payload=payload,
-        )
-        self._next_seq[body.TOPIC] += 1
-        self.pub.send_multipart(frames.encode(frame), copy=False)
-        self.counters[f"sent.{body.TOPIC}"] += 1
+        frame = Frame(body=body, src=self.name, utt=utt, marks=dict(marks or {}), payload=payload)
+        self.send(frame)
         return frame
 
-    def sent(self, topic: str) -> int:
-        """How many frames of `topic` this participant has published."""
-        return self._next_seq[topic]
+    def send(self, frame: Frame) -> None:
+        """Put a frame on the wire, numbered in its topic (a re-sent frame is numbered
+        anew: the numbers count what was sent, so a receiver can count losses)."""
+        frame.seq = self._next_seq[frame.topic]
+        self._next_seq[frame.topic] += 1
+        self.pub.send_multipart(frames.encode(frame), copy=False)
+        self.counters[f"sent.{frame.topic}"] += 1
+
+    def hears_me(self, name: str) -> bool:
+        """Whether `name`'s latest heartbeat says it hears this very process."""
+        beat = self.heard.get(name)
+        return beat is not None and beat.heard.get(self.name) == os.getpid()
 
     def receive(self, timeout_ms: int) -> Frame | None:
         """The next valid frame, or None on timeout or after rejecting a bad one."""
@@ -100,7 +100,7 @@ class Peer:
                 ready=ready,
                 pid=os.getpid(),
                 state=state,
-                heard=[source for source, beat in self.heard.items() if beat is not None],
+                heard={source: beat.pid for source, beat in self.heard.items() if beat is not None},
                 counters=dict(self.counters),
                 cpus=list(cpus or []),
                 progress=dict(progress or {}),

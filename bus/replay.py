@@ -12,15 +12,12 @@ from pathlib import Path
 from bus import audio
 from bus import config as configuration
 from bus import log as logging
-from bus.frames import EndOfStream, Frame, Generation, Start, Typed
+from bus.frames import Frame, Generation, Heartbeat, Start, Typed
 from bus.peer import Peer
 from bus.supervise import Supervisor
 
 
 MODEL_STAGES = ("instruct", "thinking")  # they report each request in a `generation`
-# A model stage's `generation` report travels on its own socket, so it may arrive after
-# keys' `end`: the replay listens this long more for it.
-REPORTS_AFTER_END_S = 0.5
 
 
 class ReplayError(Exception):
@@ -34,7 +31,7 @@ class Replay:
     run_dir: Path | None = None
     text: str = ""
     rows: dict = field(default_factory=dict)  # utterance id -> trace row, in typing order
-    finished: bool = False
+    utterances: int = -1  # how many the recording held, once vad has heard all of it
 
     def on_typed(self, frame: Frame) -> None:
         typed: Typed = frame.body
@@ -48,6 +45,7 @@ class Replay:
         self.text += text
         row["text"] += text
         row["typed_by"] = typed.by
+        row["final"] = row.get("final", False) or typed.final
         if typed.error:
             row["errors"].append(typed.error)
         first_key = row.get("first_key_ns") or frame.marks.get("first_key")
@@ -70,17 +68,23 @@ class Replay:
     def _row(self, utt: str) -> dict:
         return self.rows.setdefault(utt, {"utt": utt, "text": "", "backspaces": 0, "errors": []})
 
-    def awaiting_reports(self) -> bool:
-        """Whether an utterance a model stage typed has no `generation` report yet."""
-        return any(row.get("typed_by") in MODEL_STAGES and "outcome" not in row for row in self.rows.values())
-
     def on_frame(self, frame: Frame) -> None:
         if isinstance(frame.body, Typed):
             self.on_typed(frame)
         elif isinstance(frame.body, Generation):
             self.on_generation(frame)
-        elif isinstance(frame.body, EndOfStream) and frame.src == "keys":
-            self.finished = True
+        elif isinstance(frame.body, Heartbeat) and frame.src == "vad" and frame.body.progress.get("ended"):
+            self.utterances = int(frame.body.progress.get("utterances", 0))
+
+    @property
+    def finished(self) -> bool:
+        """Accounted for: vad has heard the whole recording, every utterance it cut has
+        its final keystroke, and every answer a model typed has its report (sent before
+        the answer's final piece, so it is on its way)."""
+        rows = self.rows.values()
+        final = sum(bool(row.get("final")) for row in rows)
+        reported = all(row.get("typed_by") not in MODEL_STAGES or "outcome" in row for row in rows)
+        return self.utterances >= 0 and final >= self.utterances and reported
 
 
 def apply_keystrokes(document: str, backspaces: int, text: str) -> str:
@@ -120,8 +124,7 @@ def prepare_run(config: dict, run_dir: Path) -> Path:
 
 def run(config: dict, recording: str, realtime: bool = False, keep: bool = False, observe=None) -> Replay:
     """Replay one recording through every stage under supervisord; returns what was typed,
-    once keys has passed the recording's `end` on and the model stages have reported on
-    what they typed (or REPORTS_AFTER_END_S has passed).
+    once every utterance of it is accounted for (`Replay.finished`).
 
     `observe(supervisor, frame)` is called for every frame the replay hears and about
     twice a second with frame None (the bench samples the stage processes there)."""
@@ -131,6 +134,8 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
         raise ReplayError(str(error)) from None
     capture = config["stages"]["capture"]
     capture.update(source=str(Path(recording).resolve()), realtime=realtime, wait_for_start=True, listen=[*capture["listen"], "cli"])
+    # keys types nothing before this replay hears it: no report of what was typed is lost
+    config["stages"]["keys"]["audience"] = [*config["stages"]["keys"].get("audience", []), "cli"]
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-"))  # mode 0700
     stall_timeout = float(config["cli"]["stall_timeout_s"])
     state = Replay(run_dir=run_dir)
@@ -141,17 +146,15 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
         supervisor.start()
         last_progress = time.monotonic()
         next_check = 0.0
-        ended_at = None  # when keys' `end` arrived
-        while ended_at is None or (state.awaiting_reports() and time.monotonic() < ended_at + REPORTS_AFTER_END_S):
+        while not state.finished:
             frame = peer.receive(100)
             now = time.monotonic()
-            if frame is not None and frame.topic != "heartbeat":
-                last_progress = now
+            if frame is not None:
                 state.on_frame(frame)
+                if frame.topic != "heartbeat":
+                    last_progress = now
             if observe is not None and frame is not None:
                 observe(supervisor, frame)
-            if state.finished and ended_at is None:
-                ended_at = now
             if now >= next_check:
                 next_check = now + 0.5
                 if observe is not None:

@@ -37,11 +37,14 @@ def make_private_dir(path: Path) -> Path:
 
 
 def check_private_dir(path: Path, what: str = "socket directory") -> None:
-    """Anyone who can open the socket directory can make this computer type."""
+    """Anyone who can open the socket directory can make this computer type. A symlink
+    is refused: in a shared /tmp, someone else could point it at a directory of ours."""
     try:
-        info = path.stat()
+        info = path.lstat()
     except FileNotFoundError:
         raise InsecureRunDir(f"{what} {path} does not exist (create it with: mkdir -m 700 {path})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise InsecureRunDir(f"{what} {path} is a symbolic link: remove it, or set [bus] run_dir to a real directory of your own")
     mode = stat.S_IMODE(info.st_mode)
     if info.st_uid != os.getuid():
         raise InsecureRunDir(f"{what} {path} is owned by uid {info.st_uid}, not you: use a directory of your own")

@@ -1,29 +1,36 @@
 """The runtime every stage process uses.
 
-A stage subclasses :class:`Stage`, names itself, and fills in the hooks:
+A stage subclasses :class:`Stage`, names itself and the topics it reads, and fills in
+the hooks; every stage then reads as subscribe -> transform -> publish:
 
 * ``setup()`` loads its engine before the stage reports ready;
-* ``handle(frame)`` reacts to one frame from upstream;
-* ``on_end(frame)`` reacts to the end of a stream (default: pass it on once every
-  upstream in ``ends_from`` has ended it, so it trails everything they sent);
-* ``on_cancel(frame)`` reacts to a `cancel`, which jumps ahead of waiting frames;
+* ``handle(frame)`` transforms one data frame from upstream, publishing what follows from it;
+* ``signal(frame)`` reacts to a control frame (`cancel`, `voice`, `start`), which is
+  taken ahead of every data frame waiting;
 * ``tick()`` runs every loop turn, for stages that produce on their own (capture);
 * ``on_control(command, args)`` answers a command on the stage's control socket;
-* ``on_peer_restart(name)`` learns that a stage it listens to came back with a new pid.
+* ``on_peer_restart(name)`` learns that a stage it listens to came back with a new pid;
+* ``on_acknowledged(frames)`` learns that reliable frames it published were acknowledged.
+
+``publish(body, to=CONSUMER, key=KEY)`` hands a frame over reliably (bus/delivery.py):
+kept until acknowledged, sent again to a consumer that restarts, and the input being
+handled is acknowledged upstream only once everything it caused has been. A topic in
+``sequential`` is taken one frame at a time: the next waits until the previous is
+acknowledged all the way down (the router types utterances in the order spoken).
 
 A hook that works for long (a model generating) calls ``interrupted()`` between steps:
-heartbeats keep going, and it learns whether a cancel arrived; other frames wait.
+heartbeats and acknowledgements keep flowing and control frames are taken; data waits.
 
 The runtime does the rest: config, logging, CPU pinning, sockets, heartbeats,
-readiness (engine loaded and every upstream heard), clean SIGTERM shutdown, and
-containment: a bad frame is counted and logged, an exception in a hook is logged
-with its utterance id, and the stage goes on.
+readiness (engine loaded and every upstream heard), clean SIGTERM shutdown, persisted
+state (bus/state.py), and containment: a bad frame is counted and logged, an exception
+in a hook is logged with its utterance id, and the stage goes on.
 """
 
 import argparse
 import collections
 import os
-import signal
+import signal as signals
 import sys
 import time
 
@@ -31,12 +38,15 @@ import msgpack
 import zmq
 
 from bus import config as configuration
-from bus import sockets
 from bus import log as logging
-from bus.frames import Cancel, EndOfStream, Frame, FrameRejected, now_ns
+from bus import sockets
+from bus import state as persistence
+from bus.delivery import Delivery, input_of
+from bus.frames import Ack, Cancel, Frame, FrameRejected, Heartbeat, Start, Voice, now_ns
 from bus.peer import Peer
 
 POLL_CAP_S = 0.2  # how long SIGTERM may wait for the loop to notice
+CONTROL_FRAMES = (Cancel, Voice, Start)
 
 
 class StageError(Exception):
@@ -46,6 +56,8 @@ class StageError(Exception):
 class Stage:
     name = ""
     topics: tuple[str, ...] = ()
+    sequential: tuple[str, ...] = ()  # topics handled one frame at a time, end to end
+    by_position: tuple[str, ...] = ()  # reliable topics this stage acknowledges by position itself
 
     def __init__(self, config: dict):
         self.config = config
@@ -56,10 +68,12 @@ class Stage:
         self.loaded = False
         self.state = "starting"
         self.progress: dict = {}  # published in every heartbeat
+        self.audience = list(self.settings.get("audience") or [])  # peers that must hear us before we act
         self._stopping = False
         self.peer: Peer | None = None
+        self.delivery: Delivery | None = None
         self._waiting: collections.deque[Frame] = collections.deque()
-        self._ended: dict[str, set] = {}
+        self._current = None  # the input being handled: what is published now is caused by it
         self._next_beat = 0.0
         self._announced_ready = False
 
@@ -71,11 +85,7 @@ class Stage:
     def handle(self, frame: Frame) -> None:
         pass
 
-    def on_end(self, frame: Frame) -> None:
-        if self.stream_ended(frame):
-            self.publish(frame.body, utt=frame.utt, marks=frame.marks)
-
-    def on_cancel(self, frame: Frame) -> None:
+    def signal(self, frame: Frame) -> None:
         pass
 
     def tick(self) -> float:
@@ -88,6 +98,9 @@ class Stage:
     def on_peer_restart(self, name: str) -> None:
         self.log.warning("peer restarted", peer=name)
 
+    def on_acknowledged(self, frames: list[Frame]) -> None:
+        pass
+
     def on_control(self, command: str, args: dict) -> str:
         """Answer a control command; raise ValueError to refuse it."""
         if command == "status":
@@ -96,44 +109,30 @@ class Stage:
 
     # --- services ------------------------------------------------------------
 
-    def publish(self, body, *, utt: str = "", marks: dict | None = None, payload: bytes = b"") -> Frame:
-        return self.peer.publish(body, utt=utt, marks=marks, payload=payload)
+    def publish(self, body, *, utt: str = "", marks: dict | None = None, payload: bytes = b"",
+                to: str = "", key: str = "", position: int | None = None) -> Frame:
+        """Publish a frame; with `to` and `key`, hand it over reliably to that consumer."""
+        frame = Frame(body=body, src=self.name, utt=utt, marks=dict(marks or {}), payload=payload, to=to, key=key)
+        if to:
+            self.delivery.put(frame, self._current, position)
+        else:
+            self.peer.send(frame)
+        return frame
 
-    def stream_ended(self, frame: Frame) -> bool:
-        """True once every upstream in `ends_from` has ended this stream."""
-        sources = set(self.settings.get("ends_from") or [s for s in self.settings.get("listen", []) if s != "cli"])
-        ended = self._ended.setdefault(frame.body.stream, set())
-        ended.add(frame.src)
-        if ended >= sources:
-            del self._ended[frame.body.stream]
-            return True
-        return False
-
-    def interrupted(self) -> bool:
-        """Between steps of long work: beat, and see whether a cancel arrived."""
+    def interrupted(self) -> None:
+        """Between steps of long work: beat, take acknowledgements and control frames."""
         self._beat_if_due()
-        cancelled = False
         while self.peer.sub.poll(0):
             frame = self.peer.accept(self.peer.sub.recv_multipart())
-            if frame is None or frame.topic == "heartbeat":
-                continue
-            if isinstance(frame.body, Cancel):
-                self.on_cancel(frame)
-                cancelled = True
-            else:
-                self._waiting.append(frame)
-        return cancelled
+            if frame is not None:
+                self._take(frame)
 
-    def _beat_if_due(self) -> None:
-        now = time.monotonic()
-        ready = self.ready
-        # A change of readiness is announced at once, not at the next beat: after a
-        # restart, whoever waits for this stage (vad re-sending, capture resuming)
-        # would otherwise lose up to a heartbeat period.
-        if now >= self._next_beat or ready != self._announced_ready:
-            self.peer.heartbeat(ready, self.state, self.cpus, self.progress)
-            self._announced_ready = ready
-            self._next_beat = now + float(self.config["bus"]["heartbeat_s"])
+    def load_state(self, check) -> dict:
+        """This stage's persisted state, checked (see bus/state.py); {} if none or malformed."""
+        return persistence.load(persistence.path_for(self.config, self.name), check, self.log)
+
+    def save_state(self, data: dict, durable: bool = False) -> None:
+        persistence.save(persistence.path_for(self.config, self.name), data, durable)
 
     @property
     def ready(self) -> bool:
@@ -145,10 +144,10 @@ class Stage:
     # --- the loop ------------------------------------------------------------
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: self.stop())
-        signal.signal(signal.SIGINT, lambda *_: self.stop())
-        listen = list(self.settings.get("listen", []))
-        self.peer = Peer(self.name, self.config, listen, list(self.topics), self.log)
+        signals.signal(signals.SIGTERM, lambda *_: self.stop())
+        signals.signal(signals.SIGINT, lambda *_: self.stop())
+        listen = sorted(set(self.settings.get("listen", [])) | set(self.audience))
+        self.attach(Peer(self.name, self.config, listen, list(self.topics), self.log))
         self.control = self.peer.context.socket(zmq.REP)
         self.control.setsockopt(zmq.LINGER, 0)
         sockets.bind(self.control, sockets.control_endpoint(self.config, self.name))
@@ -169,21 +168,102 @@ class Stage:
                 self._beat_if_due()
                 if self.control.poll(0):
                     self._answer_control()
-                if self._waiting:
-                    self._dispatch(self._waiting.popleft())
+                if self.work_one():
                     continue
                 wait = min(self.tick(), self._next_beat - time.monotonic(), POLL_CAP_S)
                 frame = self.peer.receive(max(0, int(wait * 1000)))
                 if frame is not None:
-                    self._dispatch(frame)
-                while self.peer.restarted:
-                    self.on_peer_restart(self.peer.restarted.pop())
+                    self._take(frame)
         finally:
             self.log.info("stopping", counters=dict(self.peer.counters))
             self.teardown()
             self.control.close()
             self.peer.close()
         return 0
+
+    def attach(self, peer) -> None:
+        """Give the stage its place on the bus (a Peer; an in-process test gives a stand-in)."""
+        self.peer = peer
+        self.delivery = Delivery(self.name, peer.send, peer.hears_me, peer.counters, self.log)
+
+    def take(self, frame: Frame) -> None:
+        """One frame that arrived (the loop's, or an in-process test's)."""
+        self._take(frame)
+
+    def work_one(self) -> bool:
+        """Handle the next waiting frame that may be handled now; False if none may."""
+        frame = self._next_data()
+        if frame is None:
+            return False
+        self._dispatch(frame)
+        return True
+
+    def _take(self, frame: Frame) -> None:
+        """Every frame that arrives: delivery bookkeeping and control now, data queued."""
+        if isinstance(frame.body, Heartbeat):
+            if frame.src in self.peer.restarted:
+                self.peer.restarted.discard(frame.src)
+                self.delivery.peer_restarted(frame.src)
+                self.on_peer_restart(frame.src)
+            self.delivery.heard_from(frame.src)
+        elif isinstance(frame.body, Ack):
+            settled = self.delivery.on_ack(frame) if frame.to == self.name else []
+            if settled:
+                self.on_acknowledged(settled)
+        elif frame.to and frame.to != self.name:
+            return  # handed over to another consumer of the topic
+        elif isinstance(frame.body, CONTROL_FRAMES):
+            self._guarded(self.signal, frame)
+        elif not frame.reliable or frame.topic in self.by_position or self.delivery.receive(frame):
+            self._waiting.append(frame)
+
+    def _next_data(self) -> Frame | None:
+        """The first waiting frame that may be handled now, in arrival order except that
+        a sequential topic waits for its previous frame, and nothing is handled before
+        every peer in `audience` hears this process (so none misses what it says)."""
+        if not self._waiting or not all(self.peer.hears_me(name) for name in self.audience):
+            return None
+        for index, frame in enumerate(self._waiting):
+            if frame.topic in self.sequential and self._sequential_busy(frame):
+                continue
+            del self._waiting[index]
+            return frame
+        return None
+
+    def _sequential_busy(self, frame: Frame) -> bool:
+        mine = input_of(frame)
+        return any(item[1] == frame.topic and item != mine for item in self.delivery.open)
+
+    def _dispatch(self, frame: Frame) -> None:
+        tracked = frame.reliable and frame.topic not in self.by_position
+        self._current = input_of(frame) if tracked else None
+        try:
+            self._guarded(self.handle, frame)
+        finally:
+            self._current = None
+            if tracked:
+                # A frame whose handling failed is acknowledged too: kept, it would
+                # come back and fail again, and hold up everything behind it.
+                self.delivery.handled(input_of(frame))
+
+    def _guarded(self, hook, frame: Frame) -> None:
+        try:
+            hook(frame)
+        except FrameRejected as rejected:  # a frame valid on the wire but not in meaning
+            self.peer.reject(rejected)
+        except Exception:
+            self.peer.counters["errors"] += 1
+            self.log.exception("failed to handle frame", utt=frame.utt, topic=frame.topic)
+
+    def _beat_if_due(self) -> None:
+        now = time.monotonic()
+        ready = self.ready
+        # A change of readiness is announced at once, not at the next beat: after a
+        # restart, whoever waits for this stage would otherwise lose up to a period.
+        if now >= self._next_beat or ready != self._announced_ready:
+            self.peer.heartbeat(ready, self.state, self.cpus, self.progress)
+            self._announced_ready = ready
+            self._next_beat = now + float(self.config["bus"]["heartbeat_s"])
 
     def _answer_control(self) -> None:
         try:
@@ -192,22 +272,6 @@ class Stage:
         except (ValueError, KeyError, TypeError, msgpack.UnpackException) as error:
             reply = {"ok": False, "message": str(error)}
         self.control.send(msgpack.packb(reply))
-
-    def _dispatch(self, frame: Frame) -> None:
-        if frame.topic == "heartbeat":
-            return
-        try:
-            if isinstance(frame.body, EndOfStream):
-                self.on_end(frame)
-            elif isinstance(frame.body, Cancel):
-                self.on_cancel(frame)
-            else:
-                self.handle(frame)
-        except FrameRejected as rejected:  # a frame valid on the wire but not in meaning
-            self.peer.reject(rejected)
-        except Exception:
-            self.peer.counters["errors"] += 1
-            self.log.exception("failed to handle frame", utt=frame.utt, topic=frame.topic)
 
 
 def mark(frame_marks: dict, name: str) -> dict:

@@ -1,5 +1,6 @@
 """What may reach the keyboard: text, never key combinations or control characters."""
 
+import re
 import unicodedata
 
 # Cc: control characters (escape, backspace, bell...); Cf: invisible format characters
@@ -21,3 +22,13 @@ def safe_text(text: str, allow_newlines: bool) -> str:
         elif char in _KEEP or unicodedata.category(char) not in _UNTYPABLE:
             out.append(char)
     return "".join(out)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words, punctuation dropped: how spoken text is compared."""
+    return re.findall(r"[\w']+", text.lower())
+
+
+def plain(text: str) -> str:
+    """The words of `text` joined by single spaces ("New line." -> "new line")."""
+    return " ".join(words(text))

@@ -1,15 +1,16 @@
 """asr: `speech` utterances -> `transcript`s, with faster-whisper.
 
-Consumes: `speech` (16 kHz mono int16 payload), `end`.
-Produces: one `transcript` per utterance, marked `asr` when final. A transcript that
-must not be typed still goes out, with `dropped` saying why, so every utterance is
-accounted for downstream.
+Consumes: `speech` (16 kHz mono int16 payload), handed over reliably by vad.
+Produces: one `transcript` per utterance, handed over reliably to the router, marked
+`asr` when final. A transcript that must not be typed still goes out, with `dropped`
+saying why, so every utterance is accounted for downstream.
+Stateless: after a restart, what vad sends again is recognised again (the same audio
+gives the same words, and the utterance id tells the router it has seen it).
 Guarantees against text invented on noise: Silero gating upstream, no conditioning on
 previous text, Whisper's no-speech and log-probability tests, and a list of phantom
 phrases Whisper is known to produce on silence.
 """
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from bus.frames import Frame, Speech, Transcript
 from bus.stage import Stage, StageError, main, mark
+from bus.text import plain
 
 EMBEDDED_MODEL = "tiny.en"
 
@@ -50,10 +52,6 @@ def resolve_model(name: str) -> str:
     return str(path)
 
 
-def normalize(text: str) -> str:
-    return re.sub(r"[^\w' ]+", "", text.lower()).strip()
-
-
 def judge(segments: list[Segment], no_speech_threshold: float, min_avg_logprob: float, phantoms: set[str]) -> tuple[str, str]:
     """(text to type, reason it is dropped); pure, so the guards are testable on their own."""
     kept = [
@@ -66,9 +64,9 @@ def judge(segments: list[Segment], no_speech_threshold: float, min_avg_logprob: 
         return "", "no_segments"
     if not kept:
         return "", "not_speech"
-    if not normalize(text):
+    if not plain(text):
         return "", "no_words"
-    if normalize(text) in phantoms:
+    if plain(text) in phantoms:
         return "", "phantom_phrase"
     return text, ""
 
@@ -85,7 +83,7 @@ class Asr(Stage):
             self.model = WhisperModel(path, device="cpu", compute_type=self.settings["compute_type"], cpu_threads=self.threads)
         except (RuntimeError, ValueError, OSError) as error:
             raise StageError(f"Whisper model {path} cannot be loaded ({error}): run `voxkey models fetch` or fix stages.asr.model") from None
-        self.phantoms = {normalize(p) for p in self.settings["phantom_phrases"]}
+        self.phantoms = {plain(p) for p in self.settings["phantom_phrases"]}
         # The first call pays for lazy initialisation; pay it before reporting ready.
         self._transcribe(np.zeros(16_000, np.float32))
 
@@ -109,11 +107,10 @@ class Asr(Stage):
             segments, float(self.settings["no_speech_threshold"]), float(self.settings["min_avg_logprob"]), self.phantoms
         )
         best = max(segments, key=lambda s: s.no_speech_prob, default=Segment("", 0.0, 0.0))
-        self.publish(
-            Transcript(text=text, dropped=dropped, no_speech_prob=best.no_speech_prob, avg_logprob=best.avg_logprob),
-            utt=frame.utt,
-            marks=mark(frame.marks, "asr"),
-        )
+        speech: Speech = frame.body
+        transcript = Transcript(text=text, dropped=dropped, no_speech_prob=best.no_speech_prob, avg_logprob=best.avg_logprob,
+                                part=speech.part, last_part=speech.last_part)
+        self.publish(transcript, utt=frame.utt, marks=mark(frame.marks, "asr"), to="router", key=frame.utt)
         self.log.info("transcript", utt=frame.utt, text=text, dropped=dropped, raw=" ".join(s.text for s in segments))
 
 

@@ -2,19 +2,20 @@
 
 Consumes: `start` from the CLI when `wait_for_start` is set (replay waits until every
 stage is ready, so nothing is sent before anyone listens).
-Produces: `audio` frames of exactly `frame_samples` 16 kHz mono int16 samples, each
-marked `capture`: when it was spoken (for a recording replayed as fast as possible,
-when it would have been, had it been spoken from the start of the replay: latency
-figures need --realtime); after a recording's last frame, `end`.
+Produces, handed over reliably to vad (bus/delivery.py): `stream-start` with the
+audio format; `audio` frames of exactly `frame_samples` 16 kHz mono int16 samples,
+each marked `capture`: when it was spoken (for a recording replayed as fast as
+possible, when it would have been, had it been spoken from the start of the replay:
+latency figures need --realtime); after a recording's last frame, `stream-stop`.
 Guarantees: any rate and channel count is converted; a live microphone's overflows
 are counted (`overflows`), never silently skipped; so is a recording's audio that
 cannot be decoded (`undecodable`: a damaged or truncated file is typed as far as it
-can be read). Audio is kept until vad's heartbeat says it is no longer needed
-(`progress.committed`), and sent again when vad restarts, so a VAD crash loses no
-speech.
+can be read). Audio stays here until vad acknowledges the sample it no longer needs,
+and goes again to a restarted vad, so a VAD crash loses no speech. A recording is
+never sent more than `retain_s` ahead of what vad has acknowledged; a microphone
+cannot wait, and audio older than that is dropped and counted (`retention_overflow`).
 """
 
-import collections
 import os
 import queue
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bus import audio
-from bus.frames import SAMPLE_RATE, AudioChunk, EndOfStream, Frame, Start, now_ns
+from bus.frames import SAMPLE_RATE, AudioChunk, Frame, Start, StreamStart, StreamStop, now_ns
 from bus.stage import Stage, StageError, main
 
 FAST_BATCH = 32  # frames sent per loop turn when replaying as fast as possible
@@ -38,9 +39,7 @@ class Capture(Stage):
         self.frame_ns = self.frame_samples * 1_000_000_000 // SAMPLE_RATE
         self.sent = 0
         self.started_ns = 0
-        self.retained: collections.deque[tuple[int, bytes, int]] = collections.deque()
         self.retain_frames = int(float(self.settings["retain_s"]) * SAMPLE_RATE / self.frame_samples)
-        self.resend = False
         if source == "mic" or source.startswith("mic:"):
             self.source = Microphone(source.partition(":")[2] or None, self.frame_samples, self.peer.counters)
             self.stream = f"mic-{os.getpid()}-{now_ns()}"
@@ -57,52 +56,31 @@ class Capture(Stage):
         if self.state == "streaming":
             self._begin()
 
-    def handle(self, frame: Frame) -> None:
+    def signal(self, frame: Frame) -> None:
         if isinstance(frame.body, Start) and self.state == "waiting":
             self._begin()
-
-    def on_end(self, frame: Frame) -> None:
-        """Streams end here, where they begin: an `end` heard from vad is not passed on
-        (it would go round the pipeline again)."""
 
     def _begin(self) -> None:
         self.state = "streaming"
         self.started_ns = now_ns()
         if isinstance(self.source, Microphone):
             self.source.open()
+            self.log.info("microphone open", device=self.source.name, rate=self.source.rate, channels=self.source.channels)
+        self.publish(StreamStart(stream=self.stream, live=self.realtime), to="vad", key=f"start@{self.stream}", position=0)
         self.log.info("streaming", stream=self.stream, realtime=self.realtime)
 
-    def on_peer_restart(self, name: str) -> None:
-        super().on_peer_restart(name)
-        self.resend = name == "vad" or self.resend
-
-    def _resend_if_vad_came_back(self) -> None:
-        beat = self.peer.heard.get("vad")
-        if not (self.resend and beat is not None and beat.ready):
-            return
-        self.resend = False
-        self.log.warning("re-sending audio to a restarted vad", frames=len(self.retained))
-        for offset, payload, captured_ns in self.retained:
-            self.publish(AudioChunk(stream=self.stream, offset=offset), marks={"capture": captured_ns}, payload=payload)
-        if self.state == "done":
-            self._publish_end()
-
-    def _forget_committed(self) -> None:
-        beat = self.peer.heard.get("vad")
-        committed = beat.progress.get("committed", 0) if beat is not None and beat.progress.get("stream") == self.stream else 0
-        while self.retained and (self.retained[0][0] + self.frame_samples <= committed or len(self.retained) > self.retain_frames):
-            self.retained.popleft()
-
     def tick(self) -> float:
-        self._resend_if_vad_came_back()
-        self._forget_committed()
         if self.state != "streaming":
             return 0.2
         if isinstance(self.source, Microphone):
             for block, captured_ns in self.source.drain():
                 self._send(block, captured_ns)
+            self._drop_beyond_retention()
             return 0.01
-        budget = 1_000_000 if not self.realtime else self._frames_due()
+        unacknowledged = len(self.delivery.pending("vad"))
+        if unacknowledged >= self.retain_frames:
+            return 0.05  # a recording waits for vad rather than outrun what it keeps
+        budget = self.retain_frames - unacknowledged if not self.realtime else self._frames_due()
         for _ in range(min(budget, FAST_BATCH)):
             try:
                 block = next(self.source, None)
@@ -130,15 +108,20 @@ class Capture(Stage):
     def _send(self, block: np.ndarray, captured_ns: int) -> None:
         offset = self.sent * self.frame_samples
         payload = block.astype("<i2", copy=False).tobytes()
-        self.publish(AudioChunk(stream=self.stream, offset=offset), marks={"capture": captured_ns}, payload=payload)
-        self.retained.append((offset, payload, captured_ns))
+        # Positioned by the sample after it: vad acknowledges by the first sample it needs.
+        self.publish(AudioChunk(stream=self.stream, offset=offset), marks={"capture": captured_ns}, payload=payload,
+                     to="vad", key=str(offset), position=offset + len(block))
         self.sent += 1
 
-    def _publish_end(self) -> None:
-        self.publish(EndOfStream(stream=self.stream, samples=self.sent * self.frame_samples), marks={"capture": now_ns()})
+    def _drop_beyond_retention(self) -> None:
+        dropped = self.delivery.trim("vad", self.retain_frames)
+        if dropped:
+            self.peer.counters["retention_overflow"] += dropped
 
     def _finish(self) -> float:
-        self._publish_end()
+        samples = self.sent * self.frame_samples
+        self.publish(StreamStop(stream=self.stream, samples=samples), marks={"capture": now_ns()},
+                     to="vad", key=f"stop@{self.stream}", position=samples + 1)
         self.state = "done"
         self.log.info("recording done", frames=self.sent, seconds=round(self.sent * self.frame_ns / 1e9, 2))
         return 0.2
@@ -167,6 +150,7 @@ class Microphone:
         except (ValueError, sounddevice.PortAudioError) as error:
             raise StageError(f"no usable input device {device or '(default)'} ({error}); devices: {self.list_devices()}") from None
         self.device = device
+        self.name = str(info["name"])
         self.rate = int(info["default_samplerate"])
         self.channels = min(int(info["max_input_channels"]), 2) or 1
         self.resample = audio.Resampler(self.rate, self.channels)

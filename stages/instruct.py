@@ -1,33 +1,30 @@
 """instruct: `request`s in clarify and chat mode -> `keystrokes`, with the Instruct model.
 
-Consumes: `request` (modes clarify and chat), `cancel`, `end`.
-Produces: `keystrokes` and, per request, a `generation` report (prompt tokens, time to
-first token, time to first typed token, tokens/s, total time, outcome).
+Consumes: `request` (modes clarify and chat), handed over reliably by the router; `cancel`.
+Produces: `keystrokes`, handed over reliably to the router, and, per request, a
+`generation` report (prompt tokens, time to first token, time to first typed token,
+tokens/s, total time, outcome).
 *chat*: the answer is typed as it is generated, piece by piece.
 *clarify*: the rewrite is checked before a key is pressed; if the model fails, runs
-out of time, or returns something that is not a rewrite of what was said (an answer,
-a comment, far more words), the original text is typed instead.
+out of time, is cancelled, or returns something that is not a rewrite of what was
+said (an answer, a comment, far more words), the original text is typed instead:
+what the user said is never lost.
 Guarantees: model output is typed as text only (bus/text.py); a cancel stops typing
 within one token.
 """
 
-import re
-
 from bus.frames import Frame
 from bus.llm import Cancelled, LlmStage, Metrics, TimedOut
 from bus.stage import main
+from bus.text import words
 
 FILLERS = {"um", "uh", "erm", "er", "ah", "hmm", "like", "so", "well", "you", "know", "i", "mean"}
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[\w']+", text.lower())
 
 
 def is_rewrite(original: str, candidate: str) -> bool:
     """Whether `candidate` is the same utterance cleaned up, not an answer or a comment:
     no longer than the original, its words the original's, most of those kept."""
-    said, rewritten = _words(original), _words(candidate)
+    said, rewritten = words(original), words(candidate)
     if not rewritten or len(candidate.strip()) > 1.2 * len(original.strip()) + 10:
         return False
     said_set = set(said)
@@ -55,7 +52,8 @@ class Instruct(LlmStage):
         try:
             candidate = "".join(self.generate(frame, metrics, prompt, float(self.settings["clarify_timeout_s"]))).strip()
         except Cancelled:
-            raise
+            self.type(frame, metrics, original)
+            return "fallback", "cancelled"
         except TimedOut:
             self.type(frame, metrics, original)
             return "fallback", "timed out"

@@ -1,41 +1,38 @@
 """keys: `keystrokes` -> real keystrokes in a sink, then `typed` to say so.
 
-Consumes: `keystrokes`, `end`.
+Consumes: `keystrokes` from the router, handed over reliably, in the order utterances
+were spoken (dictation, and the pieces of a model's answer).
 Produces: one `typed` per keystrokes frame, marked `first_key` (the sink was handed the
 first keystroke) and `last_key` (the sink returned), carrying what was typed or the
-error that stopped it; then `end`.
+error that stopped it.
 Sinks (`sink` in config): "stdout"; "file:PATH", a document kept exactly as typed
 (backspaces truncate it); "xdotool", the focused X11 window.
-Guarantees: types exactly what the router and the model stages decided, as text
-only (control characters never reach a sink); a failing sink is reported in
-`typed.error` and the log, never silently. Each utterance is typed once: how far each
-was typed, and what its sink was given, is written down (bus/state.py) before the keys
-are pressed, so a re-sent piece, or one that arrives again after keys restarts, types
-only what is still missing. Its acknowledgement repeats what the sink already had
-(`Typed.already`, see bus/frames.py), so a listener that missed the first one can still
-learn what was typed. A final piece that was already typed is acknowledged again,
-typing nothing.
-After it starts, keys holds what arrives for `LISTENERS_RECONNECT_S`: vad, the router
-and the CLI reconnect to a restarted keys by themselves, and an acknowledgement
-published before they have would be lost to them.
-Crash windows: killed after typing but before acknowledging, nothing is lost: vad
-re-sends the utterance and the new acknowledgement reports the text. Killed between
-writing down and typing (microseconds), the piece is lost from the sink rather than
-typed twice, and the acknowledgements still report it: keys cannot tell whether the
-sink got it.
+Guarantees: types exactly what the router passed on, as text only (control characters
+never reach a sink); a failing sink is reported in `typed.error` and the log, never
+silently. Each place in an utterance's output is typed once: how far each utterance
+was typed, and what its sink was given, is written to the state file before the keys
+are pressed, so a piece that comes again (after a restart anywhere) types only what is
+still missing, and is reported again with what the sink already had (`Typed.already`),
+for a listener that missed the first report. A piece that disagrees with what was
+already typed at its place (a model answer regenerated differently after a crash) is
+never spliced in: what was typed stays, nothing more is typed for that utterance, and
+the log and the counter `answers_regenerated_differently` say so.
+Crash windows: killed after typing but before acknowledging, nothing is lost or
+doubled: the router sends the piece again and it is reported, not typed. Killed
+between writing down and typing (microseconds), the piece is lost from the sink
+rather than typed twice: keys cannot ask the sink what it got.
 """
 
-import collections
 import os
 import shutil
 import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from bus import state as persistence
-from bus.frames import EndOfStream, Frame, Keystrokes, Typed
-from bus.stage import POLL_CAP_S, Stage, StageError, main, mark
+from bus.frames import Frame, Keystrokes, Typed
+from bus.stage import Stage, StageError, main, mark
+from bus.state import expect
 from bus.text import safe_text
 
 BACKSPACE = "\b"
@@ -92,17 +89,36 @@ class XdotoolSink:
 
 
 RECENT_UTTERANCES = 50
-# Listeners retry a lost connection every 100 ms (ZeroMQ's default): by then a restarted
-# keys is heard again.
-LISTENERS_RECONNECT_S = 0.5
 
 
-def still_to_type(strokes: Keystrokes, done: dict) -> tuple[int, str]:
-    """What of a keystrokes frame has not been typed yet, given how far its utterance
-    got (`done`: chars typed, whether its backspaces were pressed)."""
-    backspaces = 0 if done.get("erased") else strokes.backspaces
-    skip = max(0, done.get("typed", 0) - strokes.offset)
-    return backspaces, strokes.text[skip:]
+@dataclass
+class Progress:
+    """How far one utterance was typed."""
+
+    source: str = ""  # the producer's text typed so far (offsets count in it)
+    given: str = ""  # what the sink was given for it (the source made safe)
+    backspaces: int = 0  # erased before its text
+    erased: bool = False  # its backspaces were pressed
+    final: bool = False  # its last piece was typed
+    diverged: bool = False  # a piece came again different: nothing more is typed
+
+
+def still_to_type(strokes: Keystrokes, done: Progress) -> tuple[int, str, bool]:
+    """What of a keystrokes frame is not typed yet: (backspaces, text, agrees), where
+    `agrees` is False when the frame contradicts what was already typed at its place."""
+    known = done.source[strokes.offset : strokes.offset + len(strokes.text)]
+    agrees = strokes.offset <= len(done.source) and strokes.text.startswith(known)
+    backspaces = 0 if done.erased else strokes.backspaces
+    return backspaces, strokes.text[len(known) :] if agrees else "", agrees
+
+
+def check_state(saved: dict) -> None:
+    names = set(Progress.__dataclass_fields__)
+    for utt, done in saved.items():
+        expect(isinstance(done, dict) and set(done) <= names, f"progress of {utt} is malformed")
+        Progress(**done)  # and of the right types:
+        expect(all(isinstance(done.get(n, ""), str) for n in ("source", "given")), f"progress of {utt} holds no text")
+        expect(isinstance(done.get("backspaces", 0), int) and done.get("backspaces", 0) >= 0, f"backspaces of {utt}")
 
 
 def open_sink(spec: str, delay_ms: int):
@@ -122,98 +138,65 @@ class Keys(Stage):
 
     def setup(self) -> None:
         self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]))
-        self.state_path = persistence.path_for(self.config, self.name)
-        # utterance id -> {"typed": chars typed by the producer's offsets, "erased": its
-        # backspaces were pressed, "backspaces": how many, "text": what the sink was
-        # given, "final": its last piece was typed}
-        self.done: dict[str, dict] = persistence.load(self.state_path)
-        self.held: collections.deque[Frame] = collections.deque()
-        self.hold_until = time.monotonic() + LISTENERS_RECONNECT_S
+        self.done: dict[str, Progress] = {utt: Progress(**done) for utt, done in self.load_state(check_state).items()}
 
     def handle(self, frame: Frame) -> None:
-        self.held.append(frame)
-        self._release()
-
-    def on_end(self, frame: Frame) -> None:
-        self.held.append(frame)  # `end` stays behind the keystrokes that came before it
-        self._release()
-
-    def tick(self) -> float:
-        try:
-            self._release()
-        except Exception:  # as the runtime does for a frame: log it, count it, go on
-            self.peer.counters["errors"] += 1
-            self.log.exception("failed to handle a held frame")
-        if self.held:
-            return max(0.0, self.hold_until - time.monotonic())
-        return POLL_CAP_S
-
-    def _release(self) -> None:
-        """Handle what was held, in order, once listeners can hear the acknowledgements."""
-        while self.held and time.monotonic() >= self.hold_until:
-            frame = self.held.popleft()
-            if isinstance(frame.body, EndOfStream):
-                super().on_end(frame)
-            else:
-                self.type_keystrokes(frame)
-
-    def type_keystrokes(self, frame: Frame) -> None:
         strokes: Keystrokes = frame.body
-        done = self.done.setdefault(frame.utt, {})
-        if done.get("final"):  # typed whole before: acknowledged again, typing nothing
-            self.publish(acknowledgement(done, "", frame.src, repeated=True), utt=frame.utt, marks=frame.marks)
+        by = strokes.by or frame.src
+        done = self.done.setdefault(frame.utt, Progress())
+        if done.final:  # typed whole before: reported again, typing nothing
+            self.publish(report(done, "", by, repeated=True), utt=frame.utt, marks=frame.marks)
             return
-        if strokes.offset > done.get("typed", 0):
-            # Pieces before this one never arrived (they were sent while this process
-            # was down). Typing it would put text out of order: it is left unacknowledged,
-            # so vad re-sends the utterance and the answer comes again from the start.
-            self.peer.counters["pieces_after_a_gap"] += 1
-            self.log.warning("piece after a gap: waiting for the utterance again", utt=frame.utt,
-                             offset=strokes.offset, typed=done.get("typed", 0))
+        backspaces, text, agrees = still_to_type(strokes, done)
+        if not agrees and not done.diverged:
+            done.diverged = True
+            self.peer.counters["answers_regenerated_differently"] += 1
+            self.log.warning("piece disagrees with what was typed: keeping what was typed, typing no more of it",
+                             utt=frame.utt, offset=strokes.offset, typed=len(done.source))
+        if done.diverged:
+            done.final = strokes.final
+            self._save(strokes.final)
+            self.publish(report(done, "", by, repeated=True), utt=frame.utt, marks=frame.marks)
             return
-        given = done.get("text", "")  # what the sink already has for this utterance
-        repeated = strokes.offset < done.get("typed", 0)
-        backspaces, text = still_to_type(strokes, done)
-        text = safe_text(text, allow_newlines=True)  # offsets count the producer's text
+        given = done.given
+        repeated = strokes.offset < len(done.source)
+        safe = safe_text(text, allow_newlines=True)
         # Written down before the keys are pressed: after a crash in between, a piece is
         # lost rather than typed twice.
-        done.update(
-            typed=max(done.get("typed", 0), strokes.offset + len(strokes.text)),
-            erased=True,
-            backspaces=done.get("backspaces", 0) + backspaces,
-            text=given + text,
-            final=strokes.final,
-        )
-        self._save()
+        done.source += text
+        done.given += safe
+        done.backspaces += backspaces
+        done.erased = True
+        done.final = strokes.final
+        self._save(strokes.final)
         marks = mark(frame.marks, "first_key")
         try:
-            self.sink.type(backspaces, text)
+            self.sink.type(backspaces, safe)
         except (OSError, subprocess.SubprocessError) as failure:
             self.peer.counters["sink_errors"] += 1
             self.log.error("typing failed", utt=frame.utt, error=str(failure))
-            done.update(text=given, backspaces=done["backspaces"] - backspaces)  # the sink did not get them
-            self._save()
-            typed = Typed(text="", error=str(failure), by=frame.src, final=strokes.final, offset=len(given))
+            done.given, done.backspaces = given, done.backspaces - backspaces  # the sink did not get them
+            self._save(strokes.final)
+            typed = Typed(text="", error=str(failure), by=by, final=strokes.final, offset=len(given))
         else:
-            typed = acknowledgement(done, text, frame.src, repeated, backspaces)
+            typed = report(done, safe, by, repeated, backspaces)
         self.publish(typed, utt=frame.utt, marks=mark(marks, "last_key"))
 
-    def _save(self) -> None:
+    def _save(self, durable: bool) -> None:
         self.done = dict(list(self.done.items())[-RECENT_UTTERANCES:])
-        persistence.save(self.state_path, self.done)
+        self.save_state({utt: vars(done) for utt, done in self.done.items()}, durable)
 
 
-def acknowledgement(done: dict, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:
+def report(done: Progress, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:
     """The `typed` for a piece whose `text` the sink was just given (`done` already
     counts it). A repeated piece also says what the sink had before it, and how many
     backspaces the utterance began with, for a listener that missed them."""
-    given = done.get("text", "")
-    before = given[: len(given) - len(text)]
+    before = done.given[: len(done.given) - len(text)]
     return Typed(
         text=text,
-        backspaces=done.get("backspaces", 0) if repeated else backspaces,
+        backspaces=done.backspaces if repeated else backspaces,
         by=by,
-        final=done.get("final", True),
+        final=done.final,
         offset=len(before),
         already=before if repeated else "",
     )

@@ -1,32 +1,38 @@
-"""router: `transcript`s -> `keystrokes` or model `request`s, deciding what each utterance means.
+"""router: `transcript`s -> `keystrokes` or model `request`s, deciding what each utterance means,
+and typing utterances in the order they were spoken.
 
-Consumes: `transcript` from asr; `typed` from keys (what really reached the keyboard,
-so "scratch that" can erase a model's answer too); `end`.
-Produces: `keystrokes` (dictation; empty and final when an utterance types nothing, so
-every utterance is answered) or a `request` (clarify, chat, converse).
+Consumes: `transcript` from asr, one at a time (the next waits until keys has typed the
+last piece of the one before: one utterance at the keyboard, so order is kept); the
+pieces of a model's answer (`keystrokes` from instruct and thinking); `voice` from vad.
+Produces: `keystrokes` for keys (dictation, and each piece of a model's answer passed
+on; empty and final when an utterance types nothing, so every utterance is answered),
+a `request` for the model stage of its mode, and `cancel` for an answer being given
+when the user speaks again (barge-in: chat and converse only -- dictated and clarified
+speech is always typed).
 Modes:
 * *dictate* types what was said, joined to what came before (spacing, capitals), and
   obeys "new line", "new paragraph" and "scratch that" (erase the previous utterance);
 * *clarify*, *chat* and *converse* hand the utterance to a model stage.
 A spoken prefix picks the mode for one utterance ("Chat. What is..."), "switch to X
 mode" makes it stick, and so does `voxkey mode X` (control command `mode`). Mode names
-are matched as Whisper really writes them (`mode_words` in config).
-Saying "stop" or "cancel" types nothing (the speech itself has already cancelled any
-answer in progress: see vad).
-Guarantees: a re-sent utterance gets the decision it got the first time; the mode and
-the document memory survive a restart (bus/state.py).
+are matched as Whisper really writes them (`mode_words` in config). A long utterance
+cut in parts by vad keeps the mode of its first part; a model hears it whole.
+Guarantees: a transcript that comes again gets the decision it got the first time; the
+mode, the document and the decisions survive a restart (the state file).
 """
 
-import collections
 import re
 from dataclasses import dataclass, field
 
-from bus import state as persistence
-from bus.frames import Frame, Keystrokes, Request, Transcript, Typed
+from bus.frames import Cancel, Frame, Keystrokes, Request, Transcript, Voice
 from bus.stage import Stage, StageError, main, mark
+from bus.state import expect
+from bus.text import plain
 
 MODES = ("dictate", "clarify", "chat", "converse")
-RECENT_DECISIONS = 20  # re-sends only ever concern the utterance in flight
+MODEL_STAGES = {"clarify": "instruct", "chat": "instruct", "converse": "thinking"}
+INTERRUPTIBLE = ("chat", "converse")  # answers new speech may cut short; what the user said never is
+RECENT_DECISIONS = 20  # repeats only ever concern the utterances still in flight
 SENTENCE_END = (".", "!", "?", ":")
 # Words that keep their capital in mid-sentence.
 ALWAYS_CAPITAL = {"i", "i'm", "i've", "i'll", "i'd"}
@@ -48,13 +54,9 @@ class Decision:
     cancel: bool = False  # "stop": cancel the model's answer, type nothing
 
 
-def _plain(text: str) -> str:
-    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
-
-
 def spoken_command(text: str) -> str:
     """The command an utterance is, if it is only a command ("New line." -> "new line")."""
-    phrase = _plain(text)
+    phrase = plain(text)
     return {"newline": "new line"}.get(phrase, phrase)
 
 
@@ -68,12 +70,12 @@ def mode_named(word: str, mode_words: dict, exact_only: bool = False) -> str:
 
 def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decision:
     """What an utterance asks for. Pure: tested on what Whisper really writes."""
-    plain = _plain(text)
+    said = plain(text)
     if spoken_command(text) in (*Dictation.COMMANDS, Dictation.SCRATCH):
         return Decision("dictate", text.strip())  # editing commands work in every mode
-    if plain in stop_words:
+    if said in stop_words:
         return Decision(sticky, "", cancel=True)
-    switch = SWITCH.match(plain)
+    switch = SWITCH.match(said)
     if switch and mode_named(switch.group(1), mode_words):
         return Decision(sticky, "", sticky=mode_named(switch.group(1), mode_words))
     prefix = PREFIX.match(text)
@@ -148,31 +150,40 @@ class Dictation:
         return "" if tail == "" or tail.endswith(("\n", " ")) else " "
 
 
+def check_state(saved: dict) -> None:
+    expect(saved.get("mode") in MODES, "mode is not a mode")
+    expect(isinstance(saved.get("typed"), list), "typed is not a list")
+    for chunk in saved["typed"]:
+        expect(isinstance(chunk, list) and len(chunk) == 2 and all(isinstance(x, str) for x in chunk), "typed holds a bad chunk")
+    expect(isinstance(saved.get("decided"), dict), "decided is not a map")
+    for decided in saved["decided"].values():
+        expect(isinstance(decided, dict) and ("keystrokes" in decided or "request" in decided), "a decision is malformed")
+    expect(isinstance(saved.get("parts"), dict), "parts is not a map")
+
+
 class Router(Stage):
     name = "router"
-    topics = (Transcript.TOPIC, Typed.TOPIC)
+    topics = (Transcript.TOPIC, Keystrokes.TOPIC, Voice.TOPIC)
+    sequential = (Transcript.TOPIC,)
 
     def setup(self) -> None:
         self.mode_words = {mode: set(words) for mode, words in self.settings["mode_words"].items()}
-        self.stop_words = {_plain(word) for word in self.settings["stop_words"]}
-        self.state_path = persistence.path_for(self.config, self.name)
-        saved = persistence.load(self.state_path)
+        self.stop_words = {plain(word) for word in self.settings["stop_words"]}
+        saved = self.load_state(check_state)
         self.mode = self._valid_mode(saved.get("mode", self.settings["mode"]))
         self.document = Dictation(typed=[tuple(chunk) for chunk in saved.get("typed", [])])
-        self.model_utts: collections.deque[str] = collections.deque(saved.get("model_utts", []), maxlen=Dictation.memory)
-        # utterance id -> what was published for it, so a re-sent utterance is answered the same
+        # utterance id -> what was published for it, so a transcript that comes again is answered the same
         self.decided: dict[str, dict] = saved.get("decided", {})
+        # a long utterance cut in parts: its mode, and for a model the text heard so far
+        self.parts: dict = saved.get("parts", {})
+        self.answering: dict[str, str] = {}  # utterance id -> mode, while a model answers it
         self.state = self.mode
         if saved:
             self.log.info("state restored", mode=self.mode, utterances=len(self.document.typed))
 
-    def _save(self) -> None:
-        recent = dict(list(self.decided.items())[-RECENT_DECISIONS:])
-        self.decided = recent
-        persistence.save(
-            self.state_path,
-            {"mode": self.mode, "typed": self.document.typed, "model_utts": list(self.model_utts), "decided": recent},
-        )
+    def _save(self, durable: bool = True) -> None:
+        self.decided = dict(list(self.decided.items())[-RECENT_DECISIONS:])
+        self.save_state({"mode": self.mode, "typed": self.document.typed, "decided": self.decided, "parts": self.parts}, durable)
 
     def _valid_mode(self, mode: str) -> str:
         if mode not in MODES:
@@ -191,31 +202,34 @@ class Router(Stage):
         self.log.info("mode set", mode=self.mode, by="control")
         return f"mode {self.mode}"
 
+    # --- transform ---
+
     def handle(self, frame: Frame) -> None:
-        if isinstance(frame.body, Typed):
-            # By position: an acknowledgement repeated after a keys restart adds only
-            # what the document does not have yet.
-            added = frame.body.unseen(self.document.text_of(frame.utt)) if frame.utt in self.model_utts else ""
-            if added:
-                self.document.record(frame.utt, added)
-                self._save()
-            return
+        if isinstance(frame.body, Keystrokes):
+            return self._pass_on_answer(frame)
         marks = mark(frame.marks, "router")
         if frame.utt not in self.decided:
             self.decided[frame.utt] = self.decide(frame)
             self._save()
         else:
-            self.log.info("re-sent utterance: same decision", utt=frame.utt)
+            self.log.info("transcript heard again: same decision", utt=frame.utt)
         decided = self.decided[frame.utt]
-        body = Request(**decided["request"]) if "request" in decided else Keystrokes(**decided["keystrokes"])
-        self.publish(body, utt=frame.utt, marks=marks)
+        if "request" in decided:
+            request = Request(**decided["request"])
+            self.answering[frame.utt] = request.mode
+            self.publish(request, utt=frame.utt, marks=marks, to=MODEL_STAGES[request.mode], key=frame.utt)
+        else:
+            self.publish(Keystrokes(**decided["keystrokes"]), utt=frame.utt, marks=marks, to="keys", key=f"{frame.utt}+0")
 
     def decide(self, frame: Frame) -> dict:
         """What to publish for a transcript, as data (it is remembered)."""
         transcript: Transcript = frame.body
         if transcript.dropped or not transcript.text.strip():
             self.log.info("nothing to type", utt=frame.utt, dropped=transcript.dropped)
-            return {"keystrokes": {"text": ""}}
+            return self._continued(transcript, "", frame.utt) or {"keystrokes": {"text": ""}}
+        continued = self._continued(transcript, transcript.text, frame.utt)
+        if continued:
+            return continued
         decision = decide(transcript.text, self.mode, self.mode_words, self.stop_words)
         self.log.info("routed", utt=frame.utt, mode=decision.mode, sticky=decision.sticky, cancel=decision.cancel, text=decision.text)
         if decision.sticky:
@@ -223,11 +237,54 @@ class Router(Stage):
             return {"keystrokes": {"text": ""}}
         if decision.cancel:
             return {"keystrokes": {"text": ""}}
-        if decision.mode == "dictate":
-            edit = self.document.hear(decision.text, frame.utt)
+        if not transcript.last_part:
+            self.parts = {"mode": decision.mode, "text": decision.text}
+            if decision.mode != "dictate":  # a model hears the utterance whole, at its last part
+                return {"keystrokes": {"text": ""}}
+        return self._for_mode(decision.mode, decision.text, frame.utt)
+
+    def _continued(self, transcript: Transcript, text: str, utt: str) -> dict | None:
+        """A later part of a long utterance: the mode of its first part."""
+        if not transcript.part or not self.parts:
+            return None
+        mode = self.parts["mode"]
+        if mode != "dictate":
+            self.parts["text"] = f"{self.parts['text']} {text.strip()}".strip()
+            text = self.parts["text"]
+        if transcript.last_part:
+            self.parts = {}
+        elif mode != "dictate":
+            return {"keystrokes": {"text": ""}}
+        return self._for_mode(mode, text, utt) if text.strip() else {"keystrokes": {"text": ""}}
+
+    def _for_mode(self, mode: str, text: str, utt: str) -> dict:
+        if mode == "dictate":
+            edit = self.document.hear(text, utt)
             return {"keystrokes": {"text": edit.text, "backspaces": edit.backspaces}}
-        self.model_utts.append(frame.utt)
-        return {"request": {"mode": decision.mode, "text": decision.text, "lead": self.document.lead()}}
+        return {"request": {"mode": mode, "text": text, "lead": self.document.lead()}}
+
+    def _pass_on_answer(self, frame: Frame) -> None:
+        """A piece of a model's answer goes on to keys, at its place in the answer (keys
+        types each place once, and never splices two different answers)."""
+        piece: Keystrokes = frame.body
+        known = self.document.text_of(frame.utt)
+        if piece.offset <= len(known):  # a piece that comes again is recorded once
+            self.document.record(frame.utt, piece.text[len(known) - piece.offset :])
+        if piece.final:
+            self.answering.pop(frame.utt, None)
+        self._save(durable=piece.final)
+        self.publish(Keystrokes(text=piece.text, final=piece.final, offset=piece.offset, by=frame.src), utt=frame.utt,
+                     marks=frame.marks, to="keys", key=f"{frame.utt}+{piece.offset}")
+
+    def signal(self, frame: Frame) -> None:
+        """New speech while a model answers: a chat or converse answer is cut short."""
+        if not isinstance(frame.body, Voice) or not frame.body.live:
+            return  # in a replay faster than speech there is no "while"
+        for utt, mode in list(self.answering.items()):
+            if mode in INTERRUPTIBLE:
+                self.log.info("barge-in: cancelling the answer", utt=utt)
+                self.publish(Cancel(reason="new speech"), utt=utt)
+                del self.answering[utt]
 
 
 if __name__ == "__main__":

@@ -1,20 +1,20 @@
-"""vad: `audio` frames -> `speech` utterances, with Silero VAD v6 streaming.
+"""vad: `audio` -> `speech` utterances, with Silero VAD v6 streaming.
 
-Consumes: `audio` (any frame size; processed in 32 ms windows), `end`; `typed` and
-`end` from keys (acknowledgements); every downstream stage's heartbeat.
-Produces: one `speech` frame per utterance -- its audio with a pre-roll before onset
-and a post-roll after the last speech -- marked with the capture times of its first
-and last speech (`speech_start`, `speech_end`) and of the VAD's decision (`vad`);
-then `end`, after flushing any utterance still open. `cancel` when the user speaks
-again while an utterance is still being answered (barge-in).
+Consumes: `stream-start`, `audio` (any frame size; processed in 32 ms windows) and
+`stream-stop` from capture.
+Produces: one `speech` frame per utterance, handed over reliably to asr -- its audio
+with a pre-roll before onset and a post-roll after the last speech -- marked with the
+capture times of its first and last speech (`speech_start`, `speech_end`) and of the
+VAD's decision (`vad`); a `voice` frame the moment speech begins (barge-in is the
+router's to decide); in its heartbeat, how many utterances the stream held so far and
+whether it has ended (a replay counts them off).
 Guarantees: Silero's recurrent state and context carry from window to window (true
 streaming); an utterance longer than `max_utterance_s` is cut at its quietest point
 and sent in parts; bursts shorter than `min_speech_ms` are not sent.
-Delivery: one utterance is in flight at a time and stays here until keys says it was
-typed; if a stage downstream restarts meanwhile, it is sent again (every stage after
-this one is idempotent per utterance id). The heartbeat's `progress.committed` tells
-capture which audio is no longer needed, so after a restart of this stage capture
-re-sends the rest, and the ids of utterances already typed are remembered on disk.
+Across a restart: the utterances asr has not acknowledged, and the sample from which
+the audio is still needed, are kept in the state file before capture is told it may
+forget the audio before that sample; a restarted vad sends those utterances again and
+takes the stream up at that sample from capture's re-sent audio.
 """
 
 import os
@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime
 
-from bus import state as persistence
-from bus.frames import SAMPLE_RATE, AudioChunk, Cancel, EndOfStream, Frame, FrameRejected, Speech, Typed, now_ns
+from bus.delivery import freeze, thaw
+from bus.frames import SAMPLE_RATE, AudioChunk, Frame, FrameRejected, Speech, StreamStart, StreamStop, Voice, now_ns
 from bus.stage import Stage, StageError, main
+from bus.state import expect
 
 WINDOW = 512  # Silero v6 at 16 kHz
 CONTEXT = 64
 # Once speech has begun it continues while the probability stays above this much
 # below the onset threshold (hysteresis, as in Silero's own iterator).
 HYSTERESIS = 0.15
-RECENT = 20  # utterances remembered across a restart
 
 
 def silero_path() -> str:
@@ -178,189 +178,155 @@ def utterance_id(stream: str, start_sample: int) -> str:
     return f"{stream}@{start_sample * 1000 // SAMPLE_RATE:09d}ms"
 
 
-@dataclass
-class Outgoing:
-    """An utterance (or the end of a stream) waiting for keys to say it was typed."""
-
-    body: object
-    utt: str
-    marks: dict
-    payload: bytes = b""
-    start_sample: int = 0
-    barge_in_ns: int = 0  # when the user began speaking again while this was in flight
-    cancelled: bool = False
+def check_state(saved: dict) -> None:
+    expect(isinstance(saved.get("stream"), str), "stream is not a name")
+    for name in ("resume_at", "utterances"):
+        expect(isinstance(saved.get(name), int) and saved[name] >= 0, f"{name} is not a count")
+    expect(isinstance(saved.get("live"), bool) and isinstance(saved.get("ended"), bool), "live/ended are not flags")
+    expect(isinstance(saved.get("outbox"), list), "outbox is not a list")
+    for text in saved["outbox"]:
+        thaw(text)
 
 
 class Vad(Stage):
     name = "vad"
-    topics = (AudioChunk.TOPIC, Typed.TOPIC)
+    topics = (StreamStart.TOPIC, AudioChunk.TOPIC, StreamStop.TOPIC)
+    by_position = topics  # the audio vad no longer needs is acknowledged by its first sample
 
     def setup(self) -> None:
         path = silero_path()
         if not os.path.isfile(path):
             raise StageError(f"Silero VAD model {path} is missing: reinstall faster-whisper (pip install faster-whisper)")
         self.model = StreamingSilero(path)
-        self._new_segmenter()
-        self.stream = ""
-        self.pending = np.zeros(0, np.int16)
-        self.next_offset = 0
-        self.stream_began_at = 0  # the offset this process took the stream up at
-        self.may_rewind = True  # see handle(): until this process has cut an utterance
-        self.outbox: deque[Outgoing] = deque()
-        self.in_flight: Outgoing | None = None
-        self.resend = False
-        self.state_path = persistence.path_for(self.config, self.name)
-        self.memory = persistence.load(self.state_path)  # survives a restart: see _identify
-        self.downstream = [name for name in self.settings["listen"] if name != "capture"]
+        self.pre_roll = int(self.settings["pre_roll_ms"]) * SAMPLE_RATE // 1000
+        self.ack_every = SAMPLE_RATE // 2  # acknowledging audio writes the state file: twice a second at most
+        saved = self.load_state(check_state)
+        self.stream = saved.get("stream", "")
+        self.live = saved.get("live", True)
+        self.ended = saved.get("ended", False)
+        self.utterances = saved.get("utterances", 0)
+        self.acknowledged = saved.get("resume_at", 0)
+        self._new_stream_state(self.acknowledged)
+        # After a restart the stream is taken up where audio is still needed; live audio
+        # may arrive before capture's re-sent audio does, and is left for the re-send.
+        self.resuming = bool(self.stream)
+        self.delivery.restore([thaw(text) for text in saved.get("outbox", [])])
+        if saved:
+            self.log.info("state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(saved["outbox"]))
+        self._publish_progress()
 
-    def _new_segmenter(self) -> None:
+    def _new_stream_state(self, offset: int) -> None:
         keys = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s")
         self.segmenter = Segmenter(**{key: self.settings[key] for key in keys})
+        self.model.reset()
+        self.pending = np.zeros(0, np.int16)
+        self.next_offset = offset
 
     # --- audio in ---
 
     def handle(self, frame: Frame) -> None:
-        if isinstance(frame.body, Typed):
-            return self._acknowledged(frame)
-        chunk: AudioChunk = frame.body
+        body = frame.body
+        if isinstance(body, StreamStart):
+            return self._start(body)
+        if isinstance(body, StreamStop):
+            return self._stop(body)
         if len(frame.payload) % 2:
             raise FrameRejected("bad_payload", "audio payload is not whole int16 samples")
-        if chunk.stream != self.stream:
-            self._start_stream(chunk.stream, chunk.offset)
+        if body.stream != self.stream:
+            self.log.warning("audio of a stream never started: taking it up", stream=body.stream)
+            self._start(StreamStart(stream=body.stream, offset=body.offset))
         expected = self.next_offset + len(self.pending)
-        if chunk.offset < self.stream_began_at and self.may_rewind:
-            # After a restart the first audio to arrive may be live audio from the middle
-            # of an utterance, ahead of what capture re-sends from before the crash:
-            # start again from the re-sent audio (it runs on through the live part).
-            self.log.info("taking the stream up again from re-sent audio", offset=chunk.offset, was=self.stream_began_at)
-            self._start_stream(chunk.stream, chunk.offset)
-            expected = chunk.offset
-        if chunk.offset < expected:
-            return  # audio capture re-sent that we already have
-        if chunk.offset > expected:
-            self.peer.counters["audio_gaps"] += 1
-            self.log.warning("audio gap", missing_samples=chunk.offset - expected)
-            self.pending = np.zeros(0, np.int16)
-            self.next_offset = chunk.offset
         samples = np.frombuffer(frame.payload, "<i2")
+        if body.offset + len(samples) <= expected:
+            return  # capture sent it again; we have it
+        if body.offset < expected:  # partly: a restarted vad resumes mid-frame
+            samples = samples[expected - body.offset :]
+        elif body.offset > expected:
+            if self.resuming:
+                return  # live audio ahead of the re-send, which will bring it again
+            self.peer.counters["audio_gaps"] += 1
+            self.log.warning("audio gap", missing_samples=body.offset - expected)
+            self.pending = np.zeros(0, np.int16)
+            self.next_offset = body.offset
+        self.resuming = False
+        self._listen(samples, frame.marks.get("capture", now_ns()))
+
+    def _listen(self, samples: np.ndarray, captured_ns: int) -> None:
         self.pending = np.concatenate([self.pending, samples])
-        captured_ns = frame.marks.get("capture", now_ns())
         while len(self.pending) >= WINDOW:
             window, self.pending = self.pending[:WINDOW], self.pending[WINDOW:]
             prob = self.model(window.astype(np.float32) / 32768.0)
             was_speaking = self.segmenter.in_speech
             for utterance in self.segmenter.push(window, prob, self.next_offset, captured_ns):
-                self._queue(utterance)
+                self._send(utterance)
             if self.segmenter.in_speech and not was_speaking:
-                self._barge_in(captured_ns)
+                self.publish(Voice(stream=self.stream, offset=self.segmenter.start_sample, live=self.live), marks={"capture": captured_ns})
             self.next_offset += WINDOW
-        self._publish_progress()
+        if self._needed_from() - self.acknowledged >= self.ack_every:
+            self._acknowledge_audio()
 
-    def on_end(self, frame: Frame) -> None:
-        if frame.src == "keys":
-            return self._acknowledged(frame)
-        if frame.src != "capture" or frame.body.stream != self.stream:
+    def _start(self, start: StreamStart) -> None:
+        if start.stream == self.stream:
+            return  # the stream this vad was taking up again
+        self.stream, self.live, self.ended, self.utterances = start.stream, start.live, False, 0
+        self.acknowledged = start.offset
+        self._new_stream_state(start.offset)
+        self.resuming = False
+        self._acknowledge_audio()
+
+    def _stop(self, stop: StreamStop) -> None:
+        if stop.stream != self.stream or self.ended:
             return
         for utterance in self.segmenter.flush():
-            self._queue(utterance)
-        self.outbox.append(Outgoing(frame.body, frame.utt, frame.marks, start_sample=frame.body.samples))
-        self._pump()
+            self._send(utterance)
+        self.ended = True
+        self.next_offset = stop.samples + 1
+        self._acknowledge_audio()
 
-    def _start_stream(self, stream: str, offset: int) -> None:
-        self.stream = stream
-        self.model.reset()
-        self._new_segmenter()
-        self.pending = np.zeros(0, np.int16)
-        self.next_offset = offset
-        self.stream_began_at = offset
+    # --- utterances out ---
 
-    # --- utterances out, one at a time, until keys has typed each ---
-
-    def _queue(self, utterance: Utterance) -> None:
-        self.may_rewind = False  # rewinding now could cut the same speech twice under two ids
-        utt = self._identify(utterance)
-        if utt is None:
-            self.log.info("utterance already typed before a restart", start=utterance.start_sample)
-            return
+    def _send(self, utterance: Utterance) -> None:
+        utt = utterance_id(self.stream, utterance.start_sample)
         marks = {"speech_start": utterance.speech_start_ns, "speech_end": utterance.speech_end_ns, "vad": now_ns()}
         body = Speech(self.stream, utterance.start_sample, utterance.part, utterance.last_part)
-        self.outbox.append(Outgoing(body, utt, marks, utterance.audio.astype("<i2").tobytes(), utterance.start_sample))
+        self.publish(body, utt=utt, marks=marks, payload=utterance.audio.astype("<i2").tobytes(), to="asr", key=utt)
+        self.utterances += 1
         self.log.info("utterance", utt=utt, seconds=round(len(utterance.audio) / SAMPLE_RATE, 2), part=utterance.part)
-        self._pump()
+        self._acknowledge_audio()
 
-    def _identify(self, utterance: Utterance) -> str | None:
-        """The utterance's id; None if it was typed before this process started. After a
-        restart the audio is segmented afresh and onsets may move by a window or two, so
-        an utterance is matched to remembered ones by its start, within the pre-roll."""
-        tolerance = SAMPLE_RATE // 2
-        for utt, start, acknowledged in self.memory.get("recent", []):
-            if abs(start - utterance.start_sample) <= tolerance and self.memory.get("stream") == self.stream:
-                return None if acknowledged else utt
-        return utterance_id(self.stream, utterance.start_sample)
+    def on_acknowledged(self, frames: list[Frame]) -> None:
+        self._save()
 
-    def _pump(self) -> None:
-        if self.in_flight is None and self.outbox:
-            self.in_flight = self.outbox.popleft()
-            self._send(self.in_flight)
-            self._remember(self.in_flight, acknowledged=False)
+    # --- what capture may forget ---
 
-    def _send(self, out: Outgoing) -> None:
-        self.publish(out.body, utt=out.utt, marks=out.marks, payload=out.payload)
+    def _needed_from(self) -> int:
+        """The first sample still needed: the open utterance's, or the next window's,
+        less a pre-roll (a restart must see the silence before the next onset)."""
+        if self.ended:
+            return self.next_offset  # past the stop: nothing more is needed
+        start = self.segmenter.start_sample if self.segmenter.in_speech else self.next_offset
+        return max(self.acknowledged, start - self.pre_roll - WINDOW)
 
-    def _acknowledged(self, frame: Frame) -> None:
-        out = self.in_flight
-        done = isinstance(frame.body, EndOfStream) or frame.body.final
-        if out is None or not done or frame.utt != out.utt:
-            return
-        self._remember(out, acknowledged=True)
-        self.in_flight = None
-        self._pump()
+    def _acknowledge_audio(self) -> None:
+        # Written down before capture hears it: after a crash in between, capture still
+        # has the audio, and the restarted vad skips what it already cut.
+        self.acknowledged = self._needed_from()
+        self._save()
+        self.delivery.acknowledge_through("capture", AudioChunk.TOPIC, self.acknowledged)
+        self._publish_progress()
 
-    def _remember(self, out: Outgoing, acknowledged: bool) -> None:
-        if isinstance(out.body, EndOfStream):
-            return
-        recent = [entry for entry in self.memory.get("recent", []) if entry[0] != out.utt][-RECENT:]
-        self.memory = {"stream": self.stream, "recent": [*recent, [out.utt, out.start_sample, acknowledged]]}
-        persistence.save(self.state_path, self.memory)
-
-    def _barge_in(self, onset_ns: int) -> None:
-        """The user speaks again: an answer still being worked on is no longer wanted --
-        once the moment the new speech began has really come (in a fast replay, audio
-        runs ahead of the clock)."""
-        if self.in_flight is not None and not self.in_flight.barge_in_ns:
-            self.in_flight.barge_in_ns = onset_ns
-
-    def tick(self) -> float:
-        out = self.in_flight
-        if out is not None and out.barge_in_ns and not out.cancelled and now_ns() >= out.barge_in_ns:
-            out.cancelled = True
-            self.publish(Cancel(reason="new speech"), utt=out.utt)
-        if self.resend and out is not None and self._downstream_ready():
-            self.resend = False
-            self.log.warning("re-sending after a restart downstream", utt=out.utt)
-            self._send(out)
-        if out is not None and out.barge_in_ns and not out.cancelled:
-            return max(0.0, (out.barge_in_ns - now_ns()) / 1e9)
-        return 0.2
-
-    def on_peer_restart(self, name: str) -> None:
-        super().on_peer_restart(name)
-        if name in self.downstream:
-            self.resend = True
-
-    def _downstream_ready(self) -> bool:
-        return all(self.peer.heard[name] is not None and self.peer.heard[name].ready for name in self.downstream)
+    def _save(self) -> None:
+        self.save_state({
+            "stream": self.stream,
+            "live": self.live,
+            "ended": self.ended,
+            "utterances": self.utterances,
+            "resume_at": self.acknowledged,
+            "outbox": [freeze(frame) for frame in self.delivery.pending("asr")],
+        })
 
     def _publish_progress(self) -> None:
-        """Audio before `committed` is no longer needed: capture may forget it."""
-        if self.in_flight is not None:
-            committed = self.in_flight.start_sample
-        elif self.segmenter.in_speech:
-            committed = self.segmenter.start_sample
-        else:
-            committed = self.next_offset
-        pre_roll = int(self.settings["pre_roll_ms"]) * SAMPLE_RATE // 1000
-        self.progress = {"stream": self.stream, "committed": max(0, committed - pre_roll - WINDOW)}
+        self.progress = {"stream": self.stream, "utterances": self.utterances, "ended": self.ended}
 
 
 if __name__ == "__main__":

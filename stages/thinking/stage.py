@@ -1,8 +1,8 @@
 """thinking: `request`s in converse mode -> `keystrokes`, with the Thinking model and local tools.
 
-Consumes: `request` (mode converse), `cancel`, `end`.
-Produces: `keystrokes` for the final answer only; `thought` frames with the reasoning
-(for logs and the bench, never typed); a `generation` report per request.
+Consumes: `request` (mode converse), handed over reliably by the router; `cancel`.
+Produces: `keystrokes` for the final answer only, handed over reliably to the router;
+the reasoning goes to the log (never typed); a `generation` report per request.
 The model reasons inside <think>...</think>, may call tools (stream.py parses the
 stream as it comes), gets each result back and goes on. A doom-loop guard ends
 thinking that runs over budget or repeats itself and forces an answer; an answer that
@@ -11,7 +11,7 @@ Guarantees: nothing inside <think> and no tool call ever reaches the keyboard; t
 run in-process as plain functions (tools.py), never a shell or eval.
 """
 
-from bus.frames import Frame, Thought
+from bus.frames import Frame
 from bus.llm import LlmStage, Metrics
 from stages.thinking.stream import Answer, BadToolCall, DoomLoopGuard, StreamParser, Thinking as Reasoning, ToolCall
 from stages.thinking.tools import run_tool, tool_specs
@@ -70,7 +70,7 @@ class Thinking(LlmStage):
     def take(self, frame: Frame, metrics: Metrics, events: list, guard: DoomLoopGuard) -> tuple[str, str] | None:
         for event in events:
             if isinstance(event, Reasoning):
-                self.publish(Thought(event.text), utt=frame.utt)
+                self.log.info("thinking", utt=frame.utt, text=event.text)
                 reason = guard.observe_thinking(event.text)
                 if reason:
                     return "force", reason

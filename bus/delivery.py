@@ -1,0 +1,218 @@
+"""Reliable hand-over between stages: nothing lost when a stage is killed, nothing done twice.
+
+ZeroMQ PUB/SUB drops what a subscriber was not connected for (a restarted stage, a
+slow joiner). Every topic that carries what the user said is therefore handed over
+with acknowledgements, by this module alone; a stage only says which consumer a
+frame is for (`to`) and gives it a delivery key that is the same whenever the same
+content is made again (the utterance id, plus the offset of a piece of text).
+
+Producer side, the **outbox**: a reliable frame stays in it until its consumer
+acknowledges it. It is sent only once the consumer's heartbeat names this process's
+pid (the consumer's subscription to us is live, and ours to it, so its acknowledgement
+will be heard); when the consumer comes back with a new pid, everything still
+pending for it is sent again, to it alone.
+
+Consumer side, the **inbox**: a reliable frame is handled once. It is acknowledged
+when the stage has handled it *and* every reliable frame it caused has been
+acknowledged in turn (a cascade: vad forgets an utterance only once keys has typed
+it, although vad hears only asr). A frame that comes again while it is being worked on
+is ignored; one that comes again after it was acknowledged is acknowledged again
+without being handled (the acknowledgement was lost, or the producer restarted).
+
+A stage that keeps state (router, keys, vad) makes handling idempotent across its own
+restarts with what it persists; a stateless one (asr, the model stages) simply does the
+work again, and the keys make the result known downstream.
+
+Acknowledgement by position: a stream (audio) is acknowledged by the consumer
+saying how far it no longer needs it (`acknowledge_through`), not frame by frame.
+"""
+
+import base64
+import collections
+from dataclasses import dataclass
+from typing import Callable
+
+from bus import frames as wire
+from bus.frames import Ack, Frame
+
+DONE_REMEMBERED = 1000  # acknowledged inputs remembered, to acknowledge a repeat at once
+
+Input = tuple[str, str, str]  # (producer, topic, key)
+
+
+def input_of(frame: Frame) -> Input:
+    return (frame.src, frame.topic, frame.key)
+
+
+@dataclass
+class Pending:
+    frame: Frame
+    cause: Input | None
+    sent: bool = False
+
+
+class Delivery:
+    """One stage's outbox and inbox. `send(frame)` puts a frame on the wire;
+    `hears_me(name)` says whether that peer's latest heartbeat names our pid."""
+
+    def __init__(self, name: str, send: Callable[[Frame], None], hears_me: Callable[[str], bool], counters, log):
+        self.name = name
+        self._send = send
+        self._hears_me = hears_me
+        self.counters = counters
+        self.log = log
+        self.outbox: dict[str, dict[str, Pending]] = collections.defaultdict(dict)  # consumer -> key -> pending
+        self._next_pos: collections.Counter = collections.Counter()
+        self.open: dict[Input, int] = {}  # input -> outputs still unacknowledged
+        self.held: set[Input] = set()  # inputs the stage has not finished with
+        self.done: collections.OrderedDict[Input, None] = collections.OrderedDict()
+        self._acks: dict[str, list[Ack]] = collections.defaultdict(list)  # producer -> acks it cannot hear yet
+
+    # --- producing ----------------------------------------------------------
+
+    def put(self, frame: Frame, cause: Input | None = None, position: int | None = None) -> None:
+        """Hand `frame` (with `to` and `key` set) over reliably; `cause` is the input it
+        was made for, acknowledged only once this frame is. `position` orders it among
+        the frames to its consumer (audio: the sample after it); by default, next. A
+        frame with the key of one still pending replaces it (the same content, made
+        again)."""
+        pending = self.outbox[frame.to]
+        previous = pending.pop(frame.key, None)
+        if previous is not None and previous.cause is not None:
+            self._settle(previous.cause, -1)
+        if position is None:
+            position = self._next_pos[frame.to] + 1
+        self._next_pos[frame.to] = max(self._next_pos[frame.to], position)
+        frame.pos = position
+        pending[frame.key] = Pending(frame, cause)
+        if cause is not None:
+            self._settle(cause, +1)
+        self._flush(frame.to)
+
+    def restore(self, frames: list[Frame]) -> None:
+        """Frames a stage kept on disk across its restart: pending again, sent once heard."""
+        for frame in sorted(frames, key=lambda f: f.pos):
+            self.outbox[frame.to][frame.key] = Pending(frame, None)
+            self._next_pos[frame.to] = max(self._next_pos[frame.to], frame.pos)
+
+    def pending(self, consumer: str) -> list[Frame]:
+        return [entry.frame for entry in self.outbox.get(consumer, {}).values()]
+
+    def trim(self, consumer: str, keep: int) -> int:
+        """Forget the oldest frames pending for `consumer` beyond `keep` (a source that
+        cannot wait, such as a microphone); returns how many."""
+        pending = self.outbox.get(consumer, {})
+        excess = max(0, len(pending) - keep)
+        for key in list(pending)[:excess]:
+            del pending[key]
+        return excess
+
+    def on_ack(self, frame: Frame) -> list[Frame]:
+        """An acknowledgement from a consumer; returns the frames it settled."""
+        ack: Ack = frame.body
+        pending = self.outbox.get(frame.src, {})
+        settled = [
+            key
+            for key, entry in pending.items()
+            if (entry.frame.topic == ack.topic and key in ack.keys) or entry.frame.pos <= ack.through
+        ]
+        frames = []
+        for key in settled:
+            entry = pending.pop(key)
+            frames.append(entry.frame)
+            if entry.cause is not None:
+                self._settle(entry.cause, -1)
+        return frames
+
+    def peer_restarted(self, name: str) -> None:
+        """Everything pending for `name` goes again, to it alone, once it hears us."""
+        resent = 0
+        for entry in self.outbox.get(name, {}).values():
+            resent += entry.sent
+            entry.sent = False
+        if resent:
+            self.counters["resent"] += resent
+            self.log.warning("consumer restarted: sending again what it had not acknowledged", consumer=name, frames=resent)
+
+    def heard_from(self, name: str) -> None:
+        """A heartbeat from `name`: if it now hears us, what waited for it goes."""
+        self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        if not self._hears_me(name):
+            return
+        for ack in self._acks.pop(name, []):
+            self._send(Frame(body=ack, src=self.name, to=name))
+        for entry in sorted(self.outbox.get(name, {}).values(), key=lambda e: e.frame.pos):
+            if not entry.sent:
+                entry.sent = True
+                self._send(entry.frame)
+
+    # --- consuming ----------------------------------------------------------
+
+    def receive(self, frame: Frame) -> bool:
+        """Whether a reliable frame is new work; a repeat is acknowledged again if it
+        was done, and ignored while it is being worked on."""
+        item = input_of(frame)
+        if item in self.done:
+            self.counters["repeats"] += 1
+            self._acknowledge(item)
+            return False
+        if item in self.open:
+            self.counters["repeats"] += 1
+            return False
+        self.open[item] = 0
+        self.held.add(item)
+        return True
+
+    def handled(self, item: Input) -> None:
+        """The stage has finished with `item`: it is done once what it caused is."""
+        self.held.discard(item)
+        self._settle(item, 0)
+
+    def is_open(self, topic: str) -> bool:
+        return any(item[1] == topic for item in self.open)
+
+    def acknowledge_through(self, producer: str, topic: str, position: int) -> None:
+        self._queue_ack(producer, Ack(topic=topic, through=position))
+
+    def _settle(self, item: Input, change: int) -> None:
+        if item not in self.open:
+            return
+        self.open[item] += change
+        if self.open[item] <= 0 and item not in self.held:
+            del self.open[item]
+            self.done[item] = None
+            while len(self.done) > DONE_REMEMBERED:
+                self.done.popitem(last=False)
+            self._acknowledge(item)
+
+    def _acknowledge(self, item: Input) -> None:
+        producer, topic, key = item
+        self._queue_ack(producer, Ack(topic=topic, keys=[key]))
+
+    def _queue_ack(self, producer: str, ack: Ack) -> None:
+        waiting = self._acks[producer]
+        if ack.through >= 0:  # a newer position says all an older one did
+            waiting[:] = [a for a in waiting if not (a.topic == ack.topic and a.through >= 0)]
+        waiting.append(ack)
+        self._flush(producer)
+
+
+def freeze(frame: Frame) -> str:
+    """A pending frame as text, for a stage that keeps its outbox in its state file."""
+    return base64.b64encode(b"".join(_framed(part) for part in wire.encode(frame))).decode()
+
+
+def thaw(text: str) -> Frame:
+    """The frame `freeze` wrote; raises FrameRejected (or ValueError) if it is not one."""
+    data, parts = base64.b64decode(text, validate=True), []
+    while data:
+        size = int.from_bytes(data[:4], "big")
+        parts.append(data[4 : 4 + size])
+        data = data[4 + size :]
+    return wire.decode(parts)
+
+
+def _framed(part: bytes) -> bytes:
+    return len(part).to_bytes(4, "big") + bytes(part)
