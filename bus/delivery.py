@@ -70,7 +70,7 @@ class Delivery:
 
     # --- producing ----------------------------------------------------------
 
-    def put(self, frame: Frame, cause: Input | None = None, position: int | None = None) -> None:
+    def put(self, frame: Frame, cause: Input | None = None, position: int | None = None, send: bool = True) -> None:
         """Hand `frame` (with `to` and `key` set) over reliably; `cause` is the input it
         was made for, acknowledged only once this frame is. `position` orders it among
         the frames to its consumer (audio: the sample after it); by default, next. A
@@ -87,7 +87,8 @@ class Delivery:
         pending[frame.key] = Pending(frame, cause)
         if cause is not None:
             self._settle(cause, +1)
-        self._flush(frame.to)
+        if send:
+            self.flush(frame.to)
 
     def restore(self, frames: list[Frame]) -> None:
         """Frames a stage kept on disk across its restart: pending again, sent once heard."""
@@ -136,9 +137,10 @@ class Delivery:
 
     def heard_from(self, name: str) -> None:
         """A heartbeat from `name`: if it now hears us, what waited for it goes."""
-        self._flush(name)
+        self.flush(name)
 
-    def _flush(self, name: str) -> None:
+    def flush(self, name: str) -> None:
+        """Send what waits for `name`, if it hears us."""
         if not self._hears_me(name):
             return
         for ack in self._acks.pop(name, []):
@@ -196,7 +198,7 @@ class Delivery:
         if ack.through >= 0:  # a newer position says all an older one did
             waiting[:] = [a for a in waiting if not (a.topic == ack.topic and a.through >= 0)]
         waiting.append(ack)
-        self._flush(producer)
+        self.flush(producer)
 
 
 def freeze(frame: Frame) -> str:

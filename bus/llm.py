@@ -160,8 +160,6 @@ class LlmStage(Stage):
         self.typed_any = False
         self.offset = 0
         try:
-            if frame.utt in self.cancelled:
-                raise Cancelled()
             outcome, detail = self.answer(frame, metrics)
         except Cancelled:
             outcome, detail = "cancelled", ""
@@ -199,6 +197,8 @@ class LlmStage(Stage):
     def generate(self, frame: Frame, metrics: Metrics, prompt: str, timeout_s: float = 0.0) -> Iterator[str]:
         """Stream text pieces. Between any two tokens a cancel stops it (Cancelled), as
         does the time limit (TimedOut)."""
+        if frame.utt in self.cancelled:  # cancelled while it waited
+            raise Cancelled()
         mode = self.mode_prompts[frame.body.mode]
         metrics.prompt_tokens += len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
         stream = self.llm.create_completion(

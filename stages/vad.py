@@ -289,10 +289,12 @@ class Vad(Stage):
         utt = utterance_id(self.stream, utterance.start_sample)
         marks = {"speech_start": utterance.speech_start_ns, "speech_end": utterance.speech_end_ns, "vad": now_ns()}
         body = Speech(self.stream, utterance.start_sample, utterance.part, utterance.last_part)
-        self.publish(body, utt=utt, marks=marks, payload=utterance.audio.astype("<i2").tobytes(), to="asr", key=utt)
+        payload = utterance.audio.astype("<i2").tobytes()
+        self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to="asr", key=utt), send=False)
         self.utterances += 1
         self.log.info("utterance", utt=utt, seconds=round(len(utterance.audio) / SAMPLE_RATE, 2), part=utterance.part)
-        self._acknowledge_audio()
+        self._acknowledge_audio()  # written down before it leaves: a crash cannot lose it
+        self.delivery.flush("asr")
 
     def on_acknowledged(self, frames: list[Frame]) -> None:
         self._save()

@@ -55,11 +55,15 @@ def x_display():
 
 
 class LoneStage:
-    """One real stage process on real sockets, with the test playing its neighbours:
-    `upstream` publishes what the stage listens to, `downstream` hears what it says.
+    """One real stage process on real sockets, the test playing its neighbours: each
+    neighbour is a participant named as the stage it stands for, which the stage
+    listens to and which hears the stage (so reliable frames flow both ways, and the
+    stage's acknowledgements reach it); `listener` hears everything the stage says.
     `close()` stops it and removes its run directory."""
 
-    def __init__(self, stage: str, upstream: list[str], *overrides: str):
+    TOPICS = ["keystrokes", "generation", "request", "cancel", "transcript", "typed", "speech", "voice", "ack"]
+
+    def __init__(self, stage: str, neighbours: list[str], *overrides: str):
         import tempfile
 
         import structlog
@@ -69,16 +73,17 @@ class LoneStage:
 
         self.run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
         self.name = stage
-        self.upstream, self.downstream, self.process = {}, None, None
+        self.neighbours, self.downstream, self.process = {}, None, None
+        self._next_beat = 0.0
         try:
             self.config = configuration.load(
-                overrides=[f'bus.run_dir="{self.run_dir}"', "bus.heartbeat_s=0.2", f"stages.{stage}.listen={upstream!r}".replace("'", '"'), *overrides]
+                overrides=[f'bus.run_dir="{self.run_dir}"', "bus.heartbeat_s=0.2", f"stages.{stage}.listen={neighbours!r}".replace("'", '"'), *overrides]
             )
             self.config_path = self.run_dir / "run.toml"
             self.config_path.write_text(configuration.dumps(self.config))
             log = structlog.get_logger()
-            self.upstream = {name: Peer(name, self.config, [], [], log) for name in upstream}
-            self.downstream = Peer("listener", self.config, [stage], ["keystrokes", "generation", "request", "cancel", "transcript", "typed"], log)
+            self.neighbours = {name: Peer(name, self.config, [stage], [], log) for name in neighbours}
+            self.downstream = Peer("listener", self.config, [stage], self.TOPICS, log)
             self.process = self.spawn()
             self.wait_ready()
         except BaseException:
@@ -88,17 +93,41 @@ class LoneStage:
             self._cleanup()
             raise
 
+    @property
+    def upstream(self) -> dict:
+        return self.neighbours
+
     def spawn(self) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", f"stages.{self.name}", "--config", str(self.config_path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
 
+    def send(self, src: str, body, *, utt: str = "", key: str = "", payload: bytes = b"", pos: int = 0):
+        """A frame from neighbour `src`; with `key`, handed over reliably to the stage."""
+        from bus.frames import Frame
+
+        frame = Frame(body=body, src=src, utt=utt, payload=payload, to=self.name if key else "", key=key, pos=pos)
+        self.neighbours[src].send(frame)
+        return frame
+
+    def pump(self) -> None:
+        """The neighbours hear the stage and beat, as live stages do."""
+        for peer in self.neighbours.values():
+            while peer.sub.poll(0):
+                peer.accept(peer.sub.recv_multipart())
+        if time.monotonic() >= self._next_beat:
+            self._next_beat = time.monotonic() + 0.1
+            for peer in self.neighbours.values():
+                peer.heartbeat(True)
+            self.downstream.heartbeat(True)
+
     def wait_ready(self, seconds: float = 60) -> None:
+        """Until the stage is ready and every neighbour hears its current process."""
         deadline = time.monotonic() + seconds
-        while not (self.beat() and self.beat().ready and self.beat().pid == self.process.pid):
+        while not (self.beat() and self.beat().ready and self.beat().pid == self.process.pid
+                   and all(peer.heard.get(self.name) and peer.heard[self.name].pid == self.process.pid for peer in self.neighbours.values())):
             assert self.process.poll() is None, self.process.stderr.read()[-2000:]
             assert time.monotonic() < deadline, f"{self.name} never became ready"
-            for peer in self.upstream.values():
-                peer.heartbeat(True)
-            self.downstream.receive(100)
+            self.pump()
+            self.downstream.receive(50)
 
     def kill_and_restart(self) -> None:
         """SIGKILL the stage and start it again at once, as supervisord would; returns
@@ -114,12 +143,13 @@ class LoneStage:
         """Frames the stage sends (heartbeats aside) until `until(frame)` is true."""
         got, deadline = [], time.monotonic() + seconds
         while time.monotonic() < deadline:
-            frame = self.downstream.receive(100)
+            self.pump()
+            frame = self.downstream.receive(50)
             if frame is not None and frame.topic != "heartbeat":
                 got.append(frame)
                 if until(frame):
                     return got
-        raise AssertionError(f"{self.name} did not finish in {seconds} s; got {[f.topic for f in got]}")
+        raise AssertionError(f"{self.name} did not finish in {seconds} s; got {[f.topic for f in got]}; last beat {self.beat()}; listener {dict(self.downstream.counters)}")
 
     def close(self) -> str:
         try:
@@ -135,7 +165,7 @@ class LoneStage:
         return stderr
 
     def _cleanup(self) -> None:
-        for peer in [*self.upstream.values(), self.downstream]:
+        for peer in [*self.neighbours.values(), self.downstream]:
             if peer is not None:
                 peer.close()
         shutil.rmtree(self.run_dir, ignore_errors=True)

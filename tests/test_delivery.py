@@ -305,3 +305,16 @@ def test_a_malformed_state_file_is_set_aside_and_the_stage_starts_clean(tmp_path
         assert (tmp_path / "typed.txt").read_text() == "Still typed."
     else:
         assert harness.stage.stream == "" and harness.stage.delivery.pending("asr") == []
+
+
+def test_nothing_is_handled_before_every_peer_in_the_audience_hears_the_stage(keys):
+    """A replay's CLI must hear keys before keys types, or it would miss the reports of
+    what was typed: a handshake, not a wait."""
+    keys.stage.audience = ["cli"]
+    hearing = set()
+    keys.stage.peer.hears_me = lambda name: name in hearing
+    piece(keys, "u1", "Hello.", 0, True, by="router")
+    assert not keys.sink.exists() or keys.sink.read_text() == ""
+    hearing.add("cli")
+    keys.run()
+    assert keys.sink.read_text() == "Hello."

@@ -8,23 +8,26 @@ from bus.frames import Frame, FrameRejected, decode, encode
 
 EXAMPLES = [
     frames.AudioChunk(stream="s", offset=512),
+    frames.StreamStart(stream="s", offset=0, rate=16000, width=2, channels=1, live=False),
+    frames.StreamStop(stream="s", samples=99),
     frames.Speech(stream="s", start_sample=16000, part=1, last_part=False),
-    frames.Transcript(text="héllo ✓", dropped="", no_speech_prob=0.25, avg_logprob=-0.3),
+    frames.Voice(stream="s", offset=16000, live=True),
+    frames.Transcript(text="héllo ✓", dropped="", no_speech_prob=0.25, avg_logprob=-0.3, part=1, last_part=False),
     frames.Request(mode="chat", text="what is the capital of France?", lead=" "),
     frames.Cancel(reason="new speech"),
-    frames.Keystrokes(text="a\nb", backspaces=3, final=False, offset=7),
+    frames.Keystrokes(text="a\nb", backspaces=3, final=False, offset=7, by="instruct"),
     frames.Generation(mode="chat", outcome="answered", prompt_tokens=30, tokens=9, ttft_ms=61.5, first_typed_ms=62.0, tokens_per_s=80.1, total_ms=170.2),
-    frames.Thought(text="17 * 23 is"),
     frames.Typed(text="x", backspaces=0, error=""),
-    frames.EndOfStream(stream="s", samples=99),
+    frames.Ack(topic="speech", keys=["s@000001000ms"], through=-1),
     frames.Start(),
-    frames.Heartbeat(ready=True, pid=7, state="running", heard=["vad"], counters={"lost": 2}, cpus=[0], progress={"committed": 16000}),
+    frames.Heartbeat(ready=True, pid=7, state="running", heard={"vad": 12}, counters={"lost": 2}, cpus=[0], progress={"utterances": 3}),
 ]
 
 
 @pytest.mark.parametrize("body", EXAMPLES, ids=lambda body: body.TOPIC)
 def test_every_frame_type_round_trips(body):
-    frame = Frame(body=body, src="vad", seq=41, utt="s@000001000ms", marks={"capture": 12, "vad": 34}, payload=b"\x01\x02")
+    frame = Frame(body=body, src="vad", seq=41, utt="s@000001000ms", marks={"capture": 12, "vad": 34}, payload=b"\x01\x02",
+                  to="asr", key="s@000001000ms", pos=3)
     assert decode(encode(frame)) == frame
 
 
@@ -33,7 +36,7 @@ def test_every_frame_type_is_exercised():
 
 
 def header(**changes):
-    base = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "body": {"text": "hi"}}
+    base = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "to": "", "key": "", "pos": 0, "body": {"text": "hi"}}
     base.update(changes)
     return msgpack.packb(base)
 
@@ -55,6 +58,9 @@ def header(**changes):
         ([b"transcript", header(body={"text": "hi", "rm": "-rf"}), b""], "unknown_field"),
         ([b"transcript", header(marks={"asr": "late"}), b""], "bad_field"),
         ([b"audio", header(body={"stream": "s", "offset": 0}), b"\0" * (frames.MAX_FRAME_BYTES + 1)], "oversized"),
+        ([b"keystrokes", header(body={"text": "", "backspaces": -5}), b""], "bad_field"),
+        ([b"audio", header(body={"stream": "s", "offset": -512}), b""], "bad_field"),
+        ([b"transcript", header(key=7), b""], "bad_field"),
     ],
 )
 def test_malformed_frames_are_rejected_with_a_reason(parts, reason):

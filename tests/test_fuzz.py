@@ -144,6 +144,9 @@ def valid_header(draw, body_type) -> dict:
         "seq": draw(FIELD_VALUES[int]),
         "utt": draw(st.text(max_size=16)),
         "marks": draw(st.dictionaries(st.text(max_size=8), st.integers(-(2**63), 2**64 - 1), max_size=4)),
+        "to": draw(st.text(max_size=8)),
+        "key": draw(st.text(max_size=8)),
+        "pos": draw(FIELD_VALUES[int]),
         "body": body,
     }
 
@@ -287,7 +290,8 @@ def nested_heartbeat(depth: int) -> list[bytes]:
     """A heartbeat whose `heard` is `depth` lists deep: [[[...]]]."""
     heard = b"\x91" * depth + b"\x90"
     body = b"\x83\xa5ready\xc3\xa3pid\x01\xa5heard" + heard
-    return [b"heartbeat", b"\x86\xa1v\x01\xa3src\xa0\xa3seq\x00\xa3utt\xa0\xa5marks\x80\xa4body" + body, b""]
+    envelope = b"\x89\xa1v\x02\xa3src\xa0\xa3seq\x00\xa3utt\xa0\xa5marks\x80\xa2to\xa0\xa3key\xa0\xa3pos\x00"
+    return [b"heartbeat", envelope + b"\xa4body" + body, b""]
 
 
 def test_deeply_nested_garbage_never_raises(peer):
@@ -311,7 +315,8 @@ def test_deeply_nested_garbage_is_rejected_or_round_trips(peer):
 
 
 def header(body=None, **envelope) -> bytes:
-    fields = {"v": 1, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "body": {"text": "typed"} if body is None else body}
+    fields = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "to": "", "key": "", "pos": 0,
+              "body": {"text": "typed"} if body is None else body}
     return msgpack.packb({**fields, **envelope})
 
 
@@ -324,12 +329,12 @@ def hostile_messages() -> list[tuple[list[bytes], str]]:
         ([b"transcript", good, b"", b""], "bad_parts"),
         ([b"transcript", b"\xc1", b""], "bad_msgpack"),
         ([b"transcript", good[: len(good) // 2], b""], "bad_msgpack"),
-        ([b"end", b"", b""], "bad_msgpack"),
+        ([b"ack", b"", b""], "bad_msgpack"),
         ([b"transcript\xff", good, b""], "bad_topic"),
         ([b"transcripts", good, b""], "unknown_topic"),
-        ([b"typed-by-mallory", good, b""], "unknown_topic"),
+        ([b"keystrokes-by-mallory", good, b""], "unknown_topic"),
         ([b"transcript", msgpack.packb(["not", "a", "map"]), b""], "bad_header"),
-        ([b"transcript", header(v=2), b""], "bad_version"),
+        ([b"transcript", header(v=99), b""], "bad_version"),
         ([b"transcript", header(body={"text": 5}), b""], "bad_field"),
         ([b"heartbeat", header(body={"ready": "yes", "pid": 1}), b""], "bad_field"),
         ([b"transcript", header(body={}), b""], "missing_field"),
@@ -350,7 +355,7 @@ def test_router_survives_thousands_of_hostile_messages():
     expected = collections.Counter({f"rejected.{OVERSIZED[1]}": oversized})
     for _, reason in kinds:
         expected[f"rejected.{reason}"] += rounds
-    stage = LoneStage("router", ["asr"])
+    stage = LoneStage("router", ["asr", "keys"])
     try:
         asr = stage.upstream["asr"]
         for _ in range(oversized):
@@ -367,7 +372,7 @@ def test_router_survives_thousands_of_hostile_messages():
             assert stage.process.poll() is None, "router died under hostile messages"
             assert time.monotonic() < deadline, f"router counted {counted()}, expected {dict(expected)}"
             stage.downstream.receive(100)
-        asr.publish(frames.Transcript(text="still here."), utt="after-attack")
+        stage.send("asr", frames.Transcript(text="still here."), utt="after-attack", key="after-attack")
         got = stage.frames(lambda frame: frame.topic == "keystrokes" and frame.body.final, seconds=30)
         typed = "".join(frame.body.text for frame in got if frame.topic == "keystrokes")
         assert typed.strip().lower() == "still here."

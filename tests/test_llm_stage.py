@@ -13,51 +13,73 @@ def pieces(got: list) -> list[str]:
     return [f.body.text for f in got if f.topic == "keystrokes" and f.body.text]
 
 
-def test_chat_streams_and_a_cancel_stops_typing_within_one_token():
-    instruct = LoneStage("instruct", ["router", "vad"])
-    try:
-        router = instruct.upstream["router"]
-        router.publish(frames.Request(mode="chat", text=LONG_ANSWER, lead=""), utt="full")
-        full = instruct.frames(lambda f: f.topic == "generation")
-        assert len(pieces(full)) >= 10, "the uncancelled answer streams piece by piece"
-        assert full[-1].body.outcome == "answered" and full[-2].body.final
+def final_piece(frame) -> bool:
+    return frame.topic == "keystrokes" and frame.body.final
 
-        router.publish(frames.Request(mode="chat", text=LONG_ANSWER, lead=""), utt="cut")
+
+def test_chat_streams_and_a_cancel_stops_typing_within_one_token():
+    instruct = LoneStage("instruct", ["router"])
+    try:
+        instruct.send("router", frames.Request(mode="chat", text=LONG_ANSWER, lead=""), utt="full", key="full")
+        full = instruct.frames(final_piece)
+        assert len(pieces(full)) >= 10, "the uncancelled answer streams piece by piece"
+        assert full[-2].topic == "generation" and full[-2].body.outcome == "answered"
+        assert all(f.to == "router" and f.key == f"full+{f.body.offset}" for f in full if f.topic == "keystrokes")
+
+        instruct.send("router", frames.Request(mode="chat", text=LONG_ANSWER, lead=""), utt="cut", key="cut")
         before_cancel = instruct.frames(lambda f: f.topic == "keystrokes" and f.body.text)
-        instruct.upstream["vad"].publish(frames.Cancel(reason="new speech"), utt="cut")
-        after_cancel = instruct.frames(lambda f: f.topic == "generation")
+        instruct.send("router", frames.Cancel(reason="new speech"), utt="cut")
+        after_cancel = instruct.frames(final_piece)
         # One piece may already be on the wire when the cancel is sent, and one more may
         # be decoding when it arrives; nothing after that.
         assert len(pieces(after_cancel)) <= 2, pieces(after_cancel)
-        assert after_cancel[-1].body.outcome == "cancelled"
+        assert after_cancel[-2].body.outcome == "cancelled"
         assert len(pieces(before_cancel + after_cancel)) < len(pieces(full))
-        assert after_cancel[-2].topic == "keystrokes" and after_cancel[-2].body.final
     finally:
         instruct.close()
 
 
 def test_a_request_cancelled_before_it_starts_types_nothing():
-    instruct = LoneStage("instruct", ["router", "vad"])
+    instruct = LoneStage("instruct", ["router"])
     try:
-        router = instruct.upstream["router"]
-        router.publish(frames.Request(mode="chat", text=LONG_ANSWER), utt="first")
-        router.publish(frames.Request(mode="chat", text=LONG_ANSWER), utt="second")
-        instruct.upstream["vad"].publish(frames.Cancel(reason="new speech"), utt="second")
-        got = instruct.frames(lambda f: f.topic == "generation" and f.utt == "second")
+        instruct.send("router", frames.Request(mode="chat", text=LONG_ANSWER), utt="first", key="first")
+        instruct.send("router", frames.Request(mode="chat", text=LONG_ANSWER), utt="second", key="second")
+        instruct.send("router", frames.Cancel(reason="new speech"), utt="second")
+        got = instruct.frames(lambda f: final_piece(f) and f.utt == "second")
         second = [f for f in got if f.utt == "second"]
-        assert pieces(second) == [] and second[-1].body.outcome == "cancelled"
+        assert pieces(second) == [] and [f.body.outcome for f in second if f.topic == "generation"] == ["cancelled"]
     finally:
         instruct.close()
 
 
-def test_requests_for_other_modes_are_left_to_their_stage():
-    instruct = LoneStage("instruct", ["router", "vad"])
+def test_a_clarify_that_cannot_finish_types_what_was_said():
+    """What the user said is never lost: a cancelled rewrite types the original."""
+    instruct = LoneStage("instruct", ["router"])
     try:
-        router = instruct.upstream["router"]
-        router.publish(frames.Request(mode="converse", text="What is 2 plus 2?"), utt="theirs")
-        router.publish(frames.Request(mode="chat", text="Say hello."), utt="ours")
-        got = instruct.frames(lambda f: f.topic == "generation")
-        assert {f.utt for f in got} == {"ours"}
+        said = "um so I think we should uh go home now"
+        instruct.send("router", frames.Request(mode="chat", text=LONG_ANSWER), utt="busy", key="busy")
+        instruct.send("router", frames.Request(mode="clarify", text=said), utt="said", key="said")
+        instruct.send("router", frames.Cancel(reason="stop"), utt="said")
+        got = instruct.frames(lambda f: final_piece(f) and f.utt == "said")
+        assert "".join(pieces([f for f in got if f.utt == "said"])) == said
+        [report] = [f.body for f in got if f.topic == "generation" and f.utt == "said"]
+        assert (report.outcome, report.detail) == ("fallback", "cancelled")
+    finally:
+        instruct.close()
+
+
+def test_a_request_is_acknowledged_once_its_pieces_are():
+    instruct = LoneStage("instruct", ["router"])
+    try:
+        instruct.send("router", frames.Request(mode="chat", text="Say hello."), utt="ours", key="ours")
+        got = instruct.frames(final_piece)
+        router = instruct.neighbours["router"]
+        acked = lambda: [f for f in instruct.frames(lambda f: f.topic == "ack", seconds=2) if f.topic == "ack"]
+        assert not any(f.topic == "ack" for f in got)
+        for piece in [f for f in got if f.topic == "keystrokes"]:
+            router.send(frames.Frame(body=frames.Ack(topic="keystrokes", keys=[piece.key]), src="router", to="instruct"))
+        [ack] = acked()
+        assert (ack.to, ack.body.topic, ack.body.keys) == ("router", "request", ["ours"])
     finally:
         instruct.close()
 

@@ -8,17 +8,17 @@ from conftest import LoneStage, voxkey
 
 
 def test_router_survives_garbage_and_counts_it():
-    router = LoneStage("router", ["asr"])
+    router = LoneStage("router", ["asr", "keys"])
     try:
         asr = router.upstream["asr"]
         valid_header = frames.encode(frames.Frame(frames.Transcript("x"), src="asr"))[1]
         for parts in (
             [b"transcript", b"\x00\x01not msgpack", b""],
             [b"transcript"],
-            [b"transcript", valid_header.replace(b"\x01", b"\x07", 1), b""],
+            [b"transcript", valid_header.replace(b"\xa1v\x02", b"\xa1v\x07", 1), b""],
         ):
             asr.pub.send_multipart(parts)
-        asr.publish(frames.Transcript(text="still here."), utt="u1")
+        router.send("asr", frames.Transcript(text="still here."), utt="u1", key="u1")
         [typed] = router.frames(lambda f: f.topic == "keystrokes")
         assert typed.body.text == "Still here." and typed.utt == "u1"
         deadline = time.monotonic() + 10
@@ -34,11 +34,11 @@ def test_router_survives_garbage_and_counts_it():
 
 
 def test_voxkey_mode_sets_the_sticky_mode_of_a_running_router():
-    router = LoneStage("router", ["asr"])
+    router = LoneStage("router", ["asr", "thinking"])
     try:
         result = voxkey("mode", "converse", "--set", f"bus.run_dir={router.run_dir}")
         assert result.returncode == 0 and "mode converse" in result.stderr
-        router.upstream["asr"].publish(frames.Transcript(text="What is 2 plus 2?"), utt="u1")
+        router.send("asr", frames.Transcript(text="What is 2 plus 2?"), utt="u1", key="u1")
         request = router.frames(lambda f: f.topic == "request")[-1]
         assert (request.body.mode, request.body.text) == ("converse", "What is 2 plus 2?")
         refused = voxkey("mode", "shout", "--set", f"bus.run_dir={router.run_dir}")

@@ -1,7 +1,9 @@
 """Silero v6 streaming and the segmenter, on real recordings with the real model."""
 
+import json
+import time
+
 import numpy as np
-import zmq
 
 from bus import audio
 from bus.frames import SAMPLE_RATE
@@ -67,33 +69,48 @@ def test_bursts_shorter_than_min_speech_are_ignored():
     assert segment(samples, min_speech_ms=60_000) == []
 
 
-def test_a_restarted_vad_takes_the_stream_up_from_re_sent_audio():
-    """After a restart mid-utterance, live audio from the middle of the speech can reach
-    the new vad before capture re-sends what came before the crash. The utterance must
-    still start where the speech did, not where the live audio happened to pick up."""
-    from bus.frames import AudioChunk, Speech
+def test_a_killed_vad_sends_again_what_asr_had_not_acknowledged():
+    """The wiring of vad's delivery, process and sockets real: utterances go to asr
+    reliably, audio is acknowledged to capture by position, and after a SIGKILL the
+    new process sends the unacknowledged utterance again, with the same id."""
+    from bus.frames import Ack, AudioChunk, Frame, StreamStart
 
     from conftest import LoneStage
 
     speech = audio.read_all(AUDIO / "dictate_report.wav")
     samples = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), speech, np.zeros(SAMPLE_RATE, np.int16)])
-    vad = LoneStage("vad", ["capture", "keys"])
+    vad = LoneStage("vad", ["capture", "asr"])
     try:
-        vad.downstream.sub.setsockopt(zmq.SUBSCRIBE, Speech.TOPIC.encode())
-        vad.wait_ready()  # a few heartbeats: the subscription has reached the stage
-        capture = vad.upstream["capture"]
+        vad.send("capture", StreamStart(stream="s", live=False), key="start@s", pos=0)
+        for offset in range(0, len(samples) - WINDOW + 1, WINDOW):
+            vad.send("capture", AudioChunk(stream="s", offset=offset), payload=samples[offset : offset + WINDOW].tobytes(),
+                     key=str(offset), pos=offset + WINDOW)
+        seen = set()
 
-        def send(start: int, stop: int) -> None:
-            for offset in range(start, stop, WINDOW):
-                capture.publish(AudioChunk(stream="restart", offset=offset), payload=samples[offset : offset + WINDOW].tobytes())
+        def speech_and_audio_acknowledged(frame) -> bool:
+            seen.add("ack" if frame.topic == "ack" and frame.body.through > 0 else frame.topic)
+            return {"speech", "ack"} <= seen
 
-        middle = (len(samples) // 2) // WINDOW * WINDOW
-        send(middle, middle + 16 * WINDOW)  # live audio, ahead of the re-send
-        send(0, len(samples) // WINDOW * WINDOW)  # capture re-sends from before the crash, on into the live part
-        got = vad.frames(lambda frame: frame.topic == Speech.TOPIC, seconds=30)
+        got = vad.frames(speech_and_audio_acknowledged, seconds=30)
+        [utterance] = [f for f in got if f.topic == "speech"]
+        assert (utterance.to, utterance.key) == ("asr", utterance.utt)
+        audio_acks = [f.body.through for f in got if f.topic == "ack" and f.to == "capture"]
+        assert audio_acks and audio_acks == sorted(audio_acks), "audio acknowledged by position, onward"
+
+        vad.kill_and_restart()
+        vad.wait_ready()
+        again = vad.frames(lambda frame: frame.topic == "speech", seconds=30)[-1]
+        assert (again.utt, again.payload) == (utterance.utt, utterance.payload)
+
+        vad.neighbours["asr"].send(Frame(body=Ack(topic="speech", keys=[again.key]), src="asr", to="vad"))
+        state = vad.run_dir / "vad.state.json"
+        deadline = time.monotonic() + 30
+        while json.loads(state.read_text())["outbox"]:  # the acknowledgement is written down
+            assert time.monotonic() < deadline, "vad never wrote down asr's acknowledgement"
+            vad.pump()
+            time.sleep(0.05)
+        vad.kill_and_restart()
+        vad.wait_ready()
+        assert json.loads(state.read_text())["outbox"] == [], "nothing left to send again"
     finally:
         vad.close()
-    utterance = got[-1]
-    onset = len(samples) - len(speech) - SAMPLE_RATE
-    assert utterance.body.start_sample <= onset, f"the utterance starts at {utterance.body.start_sample}, after the speech onset {onset}"
-    assert len(utterance.payload) // 2 >= len(speech) * 0.9, "the utterance holds the whole speech"

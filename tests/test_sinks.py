@@ -1,0 +1,360 @@
+"""Typing sinks (stages/sinks.py): which sink a session gets, and each sink typing into a
+real app whose input the test reads back: xterm under Xvfb for X11, foot under a headless
+sway for Wayland. The apps run `cat` on a tty in canonical mode, so a line reaches the
+file at its Return, and BackSpace erases within the line, as the tty does."""
+
+import json
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from stages.sinks import (
+    PIECE,
+    ClipboardSink,
+    FileSink,
+    SinkError,
+    SinkUnavailable,
+    StdoutSink,
+    WtypeSink,
+    XdotoolSink,
+    choose_sink,
+    open_sink,
+    parse_chord,
+    preferred_type,
+    wtype_calls,
+)
+
+WAYLAND_USER = "voxkeytest"  # sway refuses to run as root
+
+
+def require(*tools: str) -> None:
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run ./install")
+
+
+def wait_until(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"{what} within {seconds} s"
+        time.sleep(0.05)
+    return result
+
+
+def one_line(error: BaseException) -> str:
+    message = str(error)
+    assert message and "\n" not in message
+    return message
+
+
+# --- choosing a sink: pure -------------------------------------------------------------
+
+ALL_TOOLS = {"wtype", "xdotool", "wl-copy", "xclip"}
+
+
+@pytest.mark.parametrize(
+    "env, installed, kind, because",
+    [
+        ({"WAYLAND_DISPLAY": "wayland-1", "XDG_SESSION_TYPE": "wayland"}, ALL_TOOLS, "wtype", "Wayland session"),
+        ({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}, ALL_TOOLS, "wtype", "every window"),
+        ({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}, {"xdotool"}, "xdotool", "only XWayland windows"),
+        ({"WAYLAND_DISPLAY": "wayland-1"}, {"xdotool", "wl-copy"}, "stdout", "apt-get install wtype"),
+        ({"XDG_SESSION_TYPE": "wayland"}, ALL_TOOLS, "stdout", "WAYLAND_DISPLAY is not set"),
+        ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "x11"}, ALL_TOOLS, "xdotool", "X11 session"),
+        ({"DISPLAY": ":0"}, {"wtype", "xclip"}, "stdout", "apt-get install xdotool"),
+        ({}, ALL_TOOLS, "stdout", "no graphical session"),
+        ({"XDG_SESSION_TYPE": "tty"}, set(), "stdout", "no graphical session"),
+    ],
+    ids=["wayland", "xwayland", "xwayland-without-wtype", "wayland-without-tools", "wayland-type-without-display",
+         "x11", "x11-without-xdotool", "none", "tty-without-tools"],
+)
+def test_choose_sink_follows_the_session_and_installed_tools(env, installed, kind, because):
+    chosen, reason = choose_sink(env, which=lambda tool: f"/usr/bin/{tool}" if tool in installed else None)
+    assert chosen == kind
+    assert because in reason and "\n" not in reason
+
+
+def test_open_sink_auto_keeps_its_reason_and_unknown_specs_list_the_valid_ones(tmp_path):
+    sink = open_sink("auto", env={"PATH": os.environ["PATH"]})
+    assert sink.name == "stdout" and "no graphical session" in sink.reason
+    require("wtype")
+    sink = open_sink("auto", env={"PATH": os.environ["PATH"], "WAYLAND_DISPLAY": "wayland-1"})
+    assert isinstance(sink, WtypeSink) and "Wayland session" in sink.reason
+    assert isinstance(open_sink(f"file:{tmp_path / 'doc.txt'}"), FileSink)
+    for spec in ("typewriter", "file:", "ydotool"):
+        with pytest.raises(SinkUnavailable) as refused:
+            open_sink(spec)
+        assert "use auto, stdout, file:PATH, xdotool, wtype or clipboard" in one_line(refused.value)
+
+
+def test_sinks_that_cannot_work_here_say_what_to_install_or_set():
+    require("wtype", "xdotool")
+    with pytest.raises(SinkUnavailable) as refused:
+        WtypeSink(env={"PATH": "/nonexistent", "WAYLAND_DISPLAY": "wayland-1"})
+    assert one_line(refused.value) == "wtype is not installed: apt-get install wtype"
+    with pytest.raises(SinkUnavailable) as refused:
+        WtypeSink(env={"PATH": os.environ["PATH"]})
+    assert one_line(refused.value).startswith("WAYLAND_DISPLAY is not set")
+    with pytest.raises(SinkUnavailable) as refused:
+        XdotoolSink(env={"PATH": os.environ["PATH"]})
+    assert one_line(refused.value).startswith("DISPLAY is not set")
+    with pytest.raises(SinkUnavailable) as refused:
+        ClipboardSink(env={"PATH": os.environ["PATH"]})
+    assert "neither WAYLAND_DISPLAY nor DISPLAY" in one_line(refused.value)
+    with pytest.raises(SinkUnavailable) as refused:
+        ClipboardSink("ctrl+alt+v", env={"PATH": os.environ["PATH"], "DISPLAY": ":0"})
+    assert "ctrl+v, ctrl+shift+v, shift+Insert" in one_line(refused.value)
+
+
+# --- pure pieces ---------------------------------------------------------------------
+
+
+def test_wtype_calls_name_special_keys_and_split_long_text():
+    assert wtype_calls(2, "a-b\n-c", delay_ms=0, pause_ms=100) == [
+        ["wtype", "-s", "100", "-k", "BackSpace", "-k", "BackSpace", "a-b", "-k", "Return", "-k", "minus", "c"]
+    ]
+    calls = wtype_calls(3, "x" * (2 * PIECE), delay_ms=4, pause_ms=100)
+    assert len(calls) == 3  # 3 backspaces + 128 characters, at most PIECE keys per call
+    assert all(call[:5] == ["wtype", "-s", "100", "-d", "4"] for call in calls)
+    assert calls[0][5:11] == ["-k", "BackSpace"] * 3 and calls[0][11] == "x" * (PIECE - 3)
+    assert [call[5:] for call in calls[1:]] == [["x" * PIECE], ["x" * 3]]
+
+
+def test_chords_and_clipboard_types():
+    assert parse_chord("ctrl+shift+v") == (["ctrl", "shift"], "v")
+    assert parse_chord("shift+Insert") == (["shift"], "Insert")
+    assert preferred_type(["TARGETS", "STRING", "UTF8_STRING"]) == "UTF8_STRING"
+    assert preferred_type(["image/png", "text/plain", "text/plain;charset=utf-8"]) == "text/plain;charset=utf-8"
+    assert preferred_type(["TARGETS", "TIMESTAMP", "image/png"]) == "image/png"
+    assert preferred_type(["TARGETS"]) is None
+
+
+def test_stdout_and_file_sinks_keep_their_behaviour(tmp_path, capsys):
+    StdoutSink().type(2, "hé")
+    assert capsys.readouterr().out == "\b\bhé"
+    sink = FileSink(str(tmp_path / "doc.txt"))
+    sink.type(0, "café ✓ ß, naïve")
+    sink.type(7, "!\n")
+    assert (tmp_path / "doc.txt").read_text(encoding="utf-8") == "café ✓ ß!\n"
+    with pytest.raises(SinkUnavailable):
+        FileSink(str(tmp_path / "missing" / "doc.txt"))
+
+
+# --- X11: xterm under Xvfb -----------------------------------------------------------
+
+# xterm pastes the CLIPBOARD selection on no key by default; GUI apps use ctrl+v.
+XTERM_PASTES_ON_CTRL_V = ["-xrm", "XTerm*VT100.translations: #override Ctrl <Key>v: insert-selection(CLIPBOARD)"]
+
+
+@pytest.fixture
+def xterm(x_display, tmp_path, monkeypatch):
+    """Starts an xterm whose shell writes every typed line to a file; returns its reader."""
+    require("xterm", "xdotool", "xclip")
+    monkeypatch.setenv("DISPLAY", x_display)
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    started = []
+
+    def start(*xterm_args: str):
+        out = tmp_path / f"xterm{len(started)}.txt"
+        process = subprocess.Popen(["xterm", "-u8", *xterm_args, "-e", "sh", "-c", f"stty -echo; cat > {out}"])
+        started.append(process)
+
+        def focused() -> bool:  # the window exists before it is mapped; focus succeeds once it is viewable
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(process.pid)], capture_output=True, text=True)
+            windows = found.stdout.split()
+            return bool(windows) and subprocess.run(["xdotool", "windowfocus", "--sync", windows[-1]], capture_output=True, timeout=10).returncode == 0
+
+        wait_until(focused, 15, "the xterm window was focused")
+        wait_until(out.exists, 10, "the xterm's shell started cat")
+
+        def read_back() -> str:
+            subprocess.run(["xdotool", "key", "Return", "ctrl+d"], check=True)
+            process.wait(timeout=10)
+            return out.read_text(encoding="utf-8")
+
+        return read_back
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def x_clipboard() -> str:
+    return subprocess.run(["xclip", "-o", "-selection", "clipboard"], capture_output=True, text=True, timeout=10).stdout
+
+
+def test_xdotool_types_unicode_backspaces_and_newlines_under_any_locale(xterm):
+    read_back = xterm()
+    # Under the C locale xdotool refuses non-ASCII text: the sink runs it under UTF-8.
+    sink = XdotoolSink(delay_ms=2, env={**os.environ, "LC_ALL": "C"})
+    sink.type(0, "first line\ncafé ✓ ß, naïve")
+    sink.type(len(", naïve"), "!")
+    assert read_back() == "first line\ncafé ✓ ß!\n"
+
+
+def test_clipboard_on_x11_pastes_exactly_and_restores_the_clipboard(xterm):
+    read_back = xterm(*XTERM_PASTES_ON_CTRL_V)
+    # xclip -i forks a server that keeps the clipboard: no pipe for it to hold open
+    subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=b"before \xe2\x9c\x93", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    sink = ClipboardSink("ctrl+v", delay_ms=2)
+    assert sink.session == "x11"
+    sink.type(0, "one\npasted café ✓ ß, naïve")
+    sink.type(len(", naïve"), "!")
+    assert x_clipboard() == "before ✓"
+    assert read_back() == "one\npasted café ✓ ß!\n"
+
+
+# --- Wayland: foot under headless sway -----------------------------------------------
+
+
+def sway_user() -> pwd.struct_passwd | None:
+    """The unprivileged user sway runs as when the tests run as root (None otherwise)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(WAYLAND_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", WAYLAND_USER], check=True, capture_output=True)
+        return pwd.getpwnam(WAYLAND_USER)
+
+
+def focused_app(swaysock: Path) -> str | None:
+    tree = subprocess.run(["swaymsg", "-s", str(swaysock), "-t", "get_tree"], capture_output=True, text=True, timeout=10)
+    if tree.returncode != 0:
+        return None
+    nodes = [json.loads(tree.stdout)]
+    while nodes:
+        node = nodes.pop()
+        if node.get("focused"):
+            return node.get("app_id")
+        nodes += node.get("nodes", []) + node.get("floating_nodes", [])
+    return None
+
+
+class Foot:
+    """foot, focused in a headless sway, its shell writing each line it gets to `out`."""
+
+    def __init__(self, socket: Path, out: Path):
+        self.out = out
+        # As root, through the absolute path of the socket of another user's compositor.
+        self.env = {**os.environ, "WAYLAND_DISPLAY": str(socket)}
+        self.env.pop("DISPLAY", None)
+
+    def typed(self, action, lines: int = 1) -> str:
+        """What the shell received while `action` ran, once it holds `lines` more lines."""
+        before = len(self.out.read_bytes())
+
+        def received() -> bytes:
+            new = self.out.read_bytes()[before:]
+            return new if new.count(b"\n") >= lines else b""
+
+        action()
+        return wait_until(received, 10, f"foot's shell received {lines} line(s)").decode("utf-8")
+
+    def clipboard(self) -> str | None:
+        pasted = subprocess.run(["wl-paste", "--no-newline"], env=self.env, capture_output=True, timeout=10)
+        return pasted.stdout.decode("utf-8") if pasted.returncode == 0 else None
+
+    def copy(self, text: str | None) -> None:
+        argv = ["wl-copy", "--clear"] if text is None else ["wl-copy", "--", text]
+        # wl-copy forks a server that keeps the clipboard: no pipe for it to hold open
+        subprocess.run(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def foot():
+    require("sway", "swaymsg", "foot", "wtype", "wl-copy", "wl-paste")
+    user = sway_user()
+    root = Path(tempfile.mkdtemp(prefix="voxkey-sway-"))
+    runtime, records = root / "runtime", root / "records"
+    runtime.mkdir(mode=0o700)
+    records.mkdir()
+    out = records / "foot.txt"
+    (root / "config").write_text(f"exec foot -e sh -c 'stty -echo; cat > {out}'\n")
+    log = root / "sway.log"
+    log.touch()
+    root.chmod(0o755)
+    if user is not None:
+        for path in (runtime, records, log):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    command = (
+        f"exec env -i PATH={shlex.quote(os.environ.get('PATH', os.defpath))} LANG=C.UTF-8 HOME={shlex.quote(user.pw_dir if user else os.environ.get('HOME', '/'))}"
+        f" XDG_RUNTIME_DIR={runtime} WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman"
+        f" sway -c {root / 'config'} >{log} 2>&1"
+    )
+    argv = ["su", WAYLAND_USER, "-s", "/bin/sh", "-c", command] if user is not None else ["sh", "-c", command]
+    sway = subprocess.Popen(argv, start_new_session=True)
+    try:
+
+        def listening(pattern: str):
+            assert sway.poll() is None, f"sway exited: {log.read_text()[-2000:]}"
+            return next((path for path in runtime.glob(pattern) if not path.name.endswith(".lock")), None)
+
+        socket = wait_until(lambda: listening("wayland-*"), 20, "sway opened its Wayland socket")
+        swaysock = wait_until(lambda: listening("sway-ipc.*.sock"), 20, "sway opened its IPC socket")
+        wait_until(lambda: focused_app(swaysock) == "foot", 20, "foot was focused")
+        wait_until(out.exists, 20, "foot's shell started cat")
+        yield Foot(socket, out)
+    finally:
+        sway.terminate()  # su passes it on to sway; foot goes with its display
+        try:
+            sway.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sway.kill()
+            sway.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_wtype_types_unicode_backspaces_and_return_exactly(foot):
+    # Each call is a new wtype, whose first key is the one at risk; LC_ALL=C would make
+    # wtype refuse non-ASCII text, were the sink not running it under UTF-8.
+    sink = WtypeSink(delay_ms=2, env={**foot.env, "LC_ALL": "C"})
+    got = foot.typed(lambda: (sink.type(0, "café ✓ ß, naïve"), sink.type(len(", naïve"), "!\n")))
+    assert got == "café ✓ ß!\n"
+
+
+def test_wtype_types_long_text_in_pieces_without_losing_a_key(foot):
+    sink = WtypeSink(delay_ms=1, env=foot.env)
+    line = "-dash first, " + "éß✓ 0123456789 abcdefghijklmnopqrstuvwxyz " * 3 + "-- end"
+    assert len(wtype_calls(0, line + "\n", 1, 100)) == 3
+    assert foot.typed(lambda: sink.type(0, line + "\n")) == line + "\n"
+
+
+@pytest.mark.parametrize("before", ["before ✓", None], ids=["text", "empty"])
+def test_clipboard_on_wayland_pastes_exactly_and_restores_the_clipboard(foot, before):
+    foot.copy(before)
+    sink = ClipboardSink("ctrl+shift+v", session="wayland", delay_ms=2, env=foot.env)  # foot's paste key
+    got = foot.typed(lambda: (sink.type(0, "one\npasted café ✓ ß, naïve"), sink.type(len(", naïve"), "!\n")), lines=2)
+    assert got == "one\npasted café ✓ ß!\n"
+    assert foot.clipboard() == before
+
+
+def test_clipboard_reports_an_app_that_did_not_paste_and_still_restores(foot):
+    foot.copy("kept ✓")
+    # In foot, shift+Insert pastes the primary selection, not the clipboard.
+    sink = ClipboardSink("shift+Insert", session="wayland", env=foot.env, paste_timeout_s=0.5)
+    with pytest.raises(SinkError) as failed:
+        sink.type(0, "never pasted")
+    assert "did not paste" in one_line(failed.value)
+    assert foot.clipboard() == "kept ✓"
+    assert foot.typed(lambda: WtypeSink(env=foot.env).type(0, "\n")) == "\n"  # nothing reached the app
+
+
+def test_a_failing_tool_raises_a_one_line_sink_error():
+    require("wtype", "wl-copy", "wl-paste")
+    env = {**os.environ, "WAYLAND_DISPLAY": "/nonexistent/wayland-9"}
+    for sink in (WtypeSink(env=env), ClipboardSink(session="wayland", env=env)):
+        with pytest.raises(SinkError) as failed:
+            sink.type(1, "x")
+        assert "cannot connect to the Wayland display '/nonexistent/wayland-9'" in one_line(failed.value)
+        assert not isinstance(failed.value, SinkUnavailable)
