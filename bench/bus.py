@@ -65,7 +65,7 @@ def sender(endpoint: str, commands) -> None:
             if interval_s:
                 time.sleep(interval_s)
             pub.send_multipart(frames.encode(make_frame(kind, seq)), copy=False)
-        pub.send_multipart(frames.encode(frames.Frame(frames.EndOfStream(stream=kind), "bench", 0)))
+        pub.send_multipart(frames.encode(frames.Frame(frames.StreamStop(stream=kind), "bench", 0)))
     pub.close()
     context.term()
 
@@ -78,7 +78,7 @@ def receive_phase(sub, count: int) -> dict:
             raise TimeoutError("bus benchmark: the sender went quiet")
         frame = frames.decode(sub.recv_multipart())
         now = frames.now_ns()
-        if isinstance(frame.body, frames.EndOfStream):
+        if isinstance(frame.body, frames.StreamStop):
             break
         if isinstance(frame.body, frames.Heartbeat):
             continue
@@ -103,7 +103,7 @@ def run(throughput_frames: int = 20_000, latency_frames: int = 2_000, interval_s
     child = spawn.Process(target=sender, args=(endpoint, theirs), daemon=True)
     child.start()
     context = zmq.Context()
-    sub = sockets.subscriber(context, [endpoint], ["audio", "keystrokes", "heartbeat", "end"])
+    sub = sockets.subscriber(context, [endpoint], ["audio", "keystrokes", "heartbeat", "stream-stop"])
     results = {"topology": TOPOLOGY, "frame_bytes": {}, "kinds": {}}
     try:
         if not sub.poll(30_000):

@@ -109,8 +109,8 @@ class Observer:
         if frame is not None and isinstance(frame.body, frames.Heartbeat):
             self.heartbeats[frame.src] = frame.body
             return
-        # keys' `end` is the last frame of a replay: sample once more before the stop.
-        if frame is None or (frame.topic == frames.EndOfStream.TOPIC and frame.src == "keys"):
+        # A final keystroke may be the last frame of a replay: sample once more before the stop.
+        if frame is None or (isinstance(frame.body, frames.Typed) and frame.body.final):
             self.sample(supervisor)
 
     def sample(self, supervisor) -> None:
@@ -180,8 +180,7 @@ def run(config: dict, recording: Path) -> dict:
         if observer.tap is not None:
             observer.tap.stop()
     tap = observer.tap
-    # A model stage's `generation` report and keys' `end` travel on different sockets,
-    # so the replay may finish before the report reaches it; the tap heard it anyway.
+    # The replay waits for every report; the tap's copy fills a row it somehow missed.
     for frame in tap.generations if tap else []:
         if "outcome" not in state.rows.get(frame.utt, {}):
             state.on_generation(frame)

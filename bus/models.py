@@ -312,6 +312,22 @@ def local_path(name: str, dest: Path | str | None = None, *, manifest: Path | st
     return path
 
 
+def resolve(name: str, embedded: dict, path_is_usable, what: str) -> Path:
+    """Where the model a stage is set to lives, by one rule for every stage: a name in
+    `embedded` (name -> function returning the path shipped inside a package), a path
+    (it has a slash or ends in .gguf), or a name from the manifest, installed by
+    `voxkey models fetch`. `path_is_usable(path)` says whether what is there will load."""
+    if name in embedded:
+        path = Path(embedded[name]())
+    elif "/" in name or name.endswith(".gguf"):
+        path = Path(name).expanduser()
+    else:
+        path = local_path(name)
+    if not path_is_usable(path):
+        raise ModelError(f"{what} {path} not found: run `voxkey models fetch` or set the stage's model")
+    return path
+
+
 def add_cli(subparsers) -> None:
     """Adds `models fetch` and `models list` to the `voxkey` command's subparsers."""
     models = subparsers.add_parser("models", help="install or list the models (the only command that downloads)")

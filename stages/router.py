@@ -176,7 +176,7 @@ class Router(Stage):
         self.decided: dict[str, dict] = saved.get("decided", {})
         # a long utterance cut in parts: its mode, and for a model the text heard so far
         self.parts: dict = saved.get("parts", {})
-        self.answering: dict[str, str] = {}  # utterance id -> mode, while a model answers it
+        self.typing_answer: dict[str, str] = {}  # utterance id -> mode, while a model's answer is being typed
         self.state = self.mode
         if saved:
             self.log.info("state restored", mode=self.mode, utterances=len(self.document.typed))
@@ -216,7 +216,6 @@ class Router(Stage):
         decided = self.decided[frame.utt]
         if "request" in decided:
             request = Request(**decided["request"])
-            self.answering[frame.utt] = request.mode
             self.publish(request, utt=frame.utt, marks=marks, to=MODEL_STAGES[request.mode], key=frame.utt)
         else:
             self.publish(Keystrokes(**decided["keystrokes"]), utt=frame.utt, marks=marks, to="keys", key=f"{frame.utt}+0")
@@ -271,20 +270,24 @@ class Router(Stage):
         if piece.offset <= len(known):  # a piece that comes again is recorded once
             self.document.record(frame.utt, piece.text[len(known) - piece.offset :])
         if piece.final:
-            self.answering.pop(frame.utt, None)
+            self.typing_answer.pop(frame.utt, None)
+        elif piece.text and frame.utt in self.decided:
+            self.typing_answer.setdefault(frame.utt, self.decided[frame.utt]["request"]["mode"])
         self._save(durable=piece.final)
         self.publish(Keystrokes(text=piece.text, final=piece.final, offset=piece.offset, by=frame.src), utt=frame.utt,
                      marks=frame.marks, to="keys", key=f"{frame.utt}+{piece.offset}")
 
     def signal(self, frame: Frame) -> None:
-        """New speech while a model answers: a chat or converse answer is cut short."""
+        """New speech while a chat or converse answer is being typed cuts it short (what
+        was typed stays). An answer not begun yet is not cut: the user would get none,
+        only because the model was slow to start or restarting."""
         if not isinstance(frame.body, Voice) or not frame.body.live:
             return  # in a replay faster than speech there is no "while"
-        for utt, mode in list(self.answering.items()):
+        for utt, mode in list(self.typing_answer.items()):
             if mode in INTERRUPTIBLE:
                 self.log.info("barge-in: cancelling the answer", utt=utt)
                 self.publish(Cancel(reason="new speech"), utt=utt)
-                del self.answering[utt]
+                del self.typing_answer[utt]
 
 
 if __name__ == "__main__":

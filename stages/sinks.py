@@ -11,8 +11,9 @@ What each sink needs, and what it gives:
 - `stdout`: nothing. Backspaces are written as "\\b".
 - `file:PATH`: a writable file, kept exactly as typed: a backspace removes its last
   character, as in an editor.
-- `xdotool`: an X11 session (DISPLAY) and xdotool. Reaches X11 windows only: under a
-  Wayland compositor, XWayland windows but never native Wayland ones.
+- `xdotool`: an X11 session (DISPLAY), xdotool and xmodmap. Reaches X11 windows only:
+  under a Wayland compositor, XWayland windows but never native Wayland ones. Any
+  Unicode character: those no key types are bound to spare keycodes first, and stay so.
 - `wtype`: a Wayland session (WAYLAND_DISPLAY) whose compositor offers the
   virtual-keyboard protocol: the wlroots ones (sway, labwc, Hyprland, river), not GNOME
   or KDE. Any Unicode character, whatever the user's keyboard layout.
@@ -21,7 +22,8 @@ What each sink needs, and what it gives:
   puts back what the clipboard held before (in its preferred type only). Immune to
   keyboard layouts, but the chord must be the app's paste key (terminals use
   ctrl+shift+v), and a clipboard manager that reads every new selection takes the
-  paste before the app does: that is reported, not typed wrongly.
+  paste before the app does: that is reported, not typed wrongly. wl-copy's one-paste
+  mode is known not to reach XWayland windows: for those, session="x11".
 
 `choose_sink` picks one from the session's environment; `open_sink` builds one from the
 `sink` setting ("auto" asks `choose_sink` and keeps its reason on the sink).
@@ -43,14 +45,15 @@ PIECE = 64
 TOOL_TIMEOUT_S = 10.0
 PASTE_TIMEOUT_S = 2.0
 # wtype uploads a new keymap on every call, and a key that reaches the focused app
-# before the app has applied that keymap is lost: without a pause the first key of a
-# call was lost in 6 of 12 calls (9 of 32 over two runs) into foot under sway; with
-# 100 ms, none of 62.
+# before the app has applied that keymap is lost. Measured into foot under headless
+# sway: without a pause, the first key of a call was lost in at least 18 of 60 calls
+# (3 of 60 with both cores busy); with a pause of 25, 50 or 100 ms, in none of 100 or
+# more calls each, idle or busy. 100 ms keeps a margin for slower machines.
 WTYPE_FIRST_KEY_PAUSE_MS = 100
 # xdotool and wtype decode their text argument with the C library, which refuses
 # anything but ASCII under the C or POSIX locale (what supervisord and systemd give).
 UTF8_LOCALE = {"LC_ALL": "C.UTF-8"}
-DEBIAN_PACKAGE = {"xdotool": "xdotool", "wtype": "wtype", "wl-copy": "wl-clipboard", "wl-paste": "wl-clipboard", "xclip": "xclip"}
+DEBIAN_PACKAGE = {"xdotool": "xdotool", "xmodmap": "x11-xserver-utils", "wtype": "wtype", "wl-copy": "wl-clipboard", "wl-paste": "wl-clipboard", "xclip": "xclip"}
 SPECS = "auto, stdout, file:PATH, xdotool, wtype or clipboard"
 PASTE_CHORDS = ("ctrl+v", "ctrl+shift+v", "shift+Insert")
 
@@ -160,7 +163,7 @@ def tool_env(env: Mapping[str, str] | None) -> dict[str, str]:
 def require_tools(env: Mapping[str, str], *tools: str) -> None:
     for tool in tools:
         if not shutil.which(tool, path=env.get("PATH", os.defpath)):
-            raise SinkUnavailable(f"{tool} is not installed: apt-get install {DEBIAN_PACKAGE[tool]}")
+            raise SinkUnavailable(str(not_installed(tool)))
 
 
 def require_session(env: Mapping[str, str], variable: str, sink: str) -> None:
@@ -183,15 +186,23 @@ def explain(tool: str, stderr: str, env: Mapping[str, str]) -> str:
     return f"{tool} failed: {said}"
 
 
+def not_installed(tool: str) -> SinkError:
+    return SinkError(f"{tool} is not installed: apt-get install {DEBIAN_PACKAGE[tool]}")
+
+
+def stuck(tool: str) -> SinkError:
+    return SinkError(f"{tool} did not finish within {TOOL_TIMEOUT_S:g} s: is the session frozen or locked?")
+
+
 def run_tool(argv: list[str], env: Mapping[str, str], empty: bytes = b"") -> bytes | None:
     """Runs a tool that exits when done: its output, None if it failed saying `empty`
     (when given), or SinkError."""
     try:
         done = subprocess.run(argv, env=env, capture_output=True, timeout=TOOL_TIMEOUT_S)
     except FileNotFoundError:
-        raise SinkError(f"{argv[0]} is not installed: apt-get install {DEBIAN_PACKAGE[argv[0]]}") from None
+        raise not_installed(argv[0]) from None
     except subprocess.TimeoutExpired:
-        raise SinkError(f"{argv[0]} did not finish within {TOOL_TIMEOUT_S:g} s: is the session frozen or locked?") from None
+        raise stuck(argv[0]) from None
     if done.returncode != 0:
         if empty and empty in done.stderr:
             return None
@@ -206,7 +217,7 @@ def start_server(argv: list[str], env: Mapping[str, str], data: bytes) -> subpro
     try:
         server = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except FileNotFoundError:
-        raise SinkError(f"{argv[0]} is not installed: apt-get install {DEBIAN_PACKAGE[argv[0]]}") from None
+        raise not_installed(argv[0]) from None
     server.stdin.write(data)
     server.stdin.close()
     return server
@@ -219,9 +230,9 @@ def daemonize(argv: list[str], env: Mapping[str, str], data: bytes) -> None:
         try:
             done = subprocess.run(argv, env=env, input=data, stdout=subprocess.DEVNULL, stderr=errors, timeout=TOOL_TIMEOUT_S)
         except FileNotFoundError:
-            raise SinkError(f"{argv[0]} is not installed: apt-get install {DEBIAN_PACKAGE[argv[0]]}") from None
+            raise not_installed(argv[0]) from None
         except subprocess.TimeoutExpired:
-            raise SinkError(f"{argv[0]} did not finish within {TOOL_TIMEOUT_S:g} s: is the session frozen or locked?") from None
+            raise stuck(argv[0]) from None
         if done.returncode != 0:
             errors.seek(0)
             raise SinkError(explain(argv[0], errors.read().decode(errors="replace"), env))
@@ -247,6 +258,47 @@ def parse_chord(chord: str) -> tuple[list[str], str]:
 
 # --- X11 -----------------------------------------------------------------------------
 
+# xdotool types a character that no key produces by binding it to a spare keycode for
+# one key press and unbinding it at once: an app that looks the key up after the unbind
+# (a busy one) gets nothing, or the next such character. Measured into xterm under
+# Xvfb with both cores busy: "café ✓ ß naïve über" typed exactly 0 of 8 times at
+# --delay 12, 2 of 8 at 5; with the bindings below, 80 of 80 lines of such text at
+# --delay 1 to 12.
+# So the sink binds such characters to spare keycodes itself, before typing, and leaves
+# them bound: the X server tells every app of a new mapping before any key typed after
+# it, so no timing is involved. A spare keycode keeps its character until it is needed
+# for another one, which waits until the keys typed with it have long been read (a new
+# mapping applies to keys still queued in a busy app, too).
+RECYCLE_AFTER_S = 2.0
+
+
+def keysym_of(char: str) -> int:
+    code = ord(char)
+    # Latin-1 characters are keysyms of the same value; the others have Unicode keysyms.
+    return code if 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xFF else 0x1000000 + code
+
+
+def parse_keymap(listing: str) -> dict[int, list[int]]:
+    """`xmodmap -pk` output -> {keycode: its keysyms}, NoSymbol left out."""
+    keymap = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if fields and fields[0].isdigit():
+            keymap[int(fields[0])] = [int(field, 16) for field in fields[1:] if field.startswith("0x") and int(field, 16)]
+    return keymap
+
+
+def bindings_for(text: str, keymap: dict[int, list[int]], ours: dict[int, float], now: float) -> dict[int, int]:
+    """{spare keycode: keysym} for the characters of `text` that no key types. Spare:
+    unbound keycodes, highest first (far from real keys), then keycodes this sink bound
+    (`ours`: keycode -> when last typed) idle for RECYCLE_AFTER_S, least recent first.
+    Characters left without one are bound by xdotool itself, as before."""
+    bound = {keysym for keysyms in keymap.values() for keysym in keysyms}
+    wanted = [keysym_of(char) for char in dict.fromkeys(text) if char != "\n" and keysym_of(char) not in bound]
+    spare = [code for code in sorted(keymap, reverse=True) if not keymap[code] and code > 8]
+    spare += [code for code in sorted(ours, key=ours.get) if code in keymap and now - ours[code] >= RECYCLE_AFTER_S]
+    return dict(zip(spare, wanted))
+
 
 class XdotoolSink:
     """Types into the focused X11 window through XTEST (no root needed)."""
@@ -255,15 +307,33 @@ class XdotoolSink:
 
     def __init__(self, delay_ms: int = 4, env: Mapping[str, str] | None = None):
         self.env = tool_env(env)
-        require_tools(self.env, "xdotool")
+        require_tools(self.env, "xdotool", "xmodmap")
         require_session(self.env, "DISPLAY", "xdotool")
         self.delay = str(delay_ms)
+        self.ours: dict[int, float] = {}  # keycodes this sink bound -> when last typed
 
     def type(self, backspaces: int, text: str) -> None:
         for count in chunks(backspaces):
             run_tool(["xdotool", "key", "--delay", self.delay] + ["BackSpace"] * count, self.env)
         for piece in pieces(text):  # xdotool types "\n" as Return
+            typed_with = self.bind(piece)
             run_tool(["xdotool", "type", "--delay", self.delay, "--", piece], self.env)
+            self.ours.update(dict.fromkeys(typed_with, time.monotonic()))
+
+    def bind(self, text: str) -> list[int]:
+        """Binds the characters of `text` that no key types to spare keycodes; returns
+        the keycodes of this sink that `text` will use."""
+        # Even ASCII: a non-Latin layout may lack it. Reading the keymap takes ~3 ms.
+        keymap = parse_keymap(run_tool(["xmodmap", "-pk"], self.env).decode())
+        binding = bindings_for(text, keymap, self.ours, time.monotonic())
+        if binding:
+            expressions = []
+            for code, keysym in binding.items():
+                expressions += ["-e", f"keycode {code} = 0x{keysym:x} 0x{keysym:x}"]  # shifted or not
+                keymap[code] = [keysym]
+            run_tool(["xmodmap", *expressions], self.env)
+        used = {keysym_of(char) for char in text}
+        return [code for code in [*self.ours, *binding] if used.intersection(keymap.get(code, []))]
 
     def press(self, chord: str) -> None:
         parse_chord(chord)

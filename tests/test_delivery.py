@@ -117,6 +117,7 @@ def test_the_router_takes_the_next_utterance_only_once_the_last_is_typed(tmp_pat
     router = Harness(Router, tmp_path, "stages.router.mode=clarify")
     transcript(router, "u1", "First sentence.")
     transcript(router, "u2", "Second sentence.")
+    transcript(router, "u3", "Third sentence.")
     [request] = router.published("request")
     assert (request.utt, request.to) == ("u1", "instruct")  # u2 waits
     piece = router.send("instruct", Keystrokes(text="First sentence.", final=True, offset=0), utt="u1", key="u1+0")
@@ -126,7 +127,7 @@ def test_the_router_takes_the_next_utterance_only_once_the_last_is_typed(tmp_pat
     assert [a.body.keys for a in router.acks("instruct")] == [[piece.key]]
     router.ack(request)  # instruct is done with it once its pieces are
     assert [a.body.keys for a in router.acks("asr")] == [["u1"]]
-    assert [f.utt for f in router.published("request")] == ["u1", "u2"]
+    assert [f.utt for f in router.published("request")] == ["u1", "u2"], "the next, and only the next"
 
 
 def test_new_speech_cuts_a_chat_answer_but_never_a_clarified_utterance(tmp_path):
@@ -137,6 +138,9 @@ def test_new_speech_cuts_a_chat_answer_but_never_a_clarified_utterance(tmp_path)
     router.clear()
     router.crash()
     transcript(router, "u2", "Chat. What is the capital of France?")
+    router.send("vad", Voice(stream="s", offset=99_000, live=True))
+    assert router.published("cancel") == [], "an answer not begun is not cut: the user would get none"
+    router.send("instruct", Keystrokes(text=" Paris", final=False, offset=0), utt="u2", key="u2+0")
     router.send("vad", Voice(stream="s", offset=99_000, live=False))
     assert router.published("cancel") == [], "a replay faster than speech has no 'while'"
     router.send("vad", Voice(stream="s", offset=99_000, live=True))

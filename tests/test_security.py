@@ -185,3 +185,19 @@ def test_publisher_refuses_a_socket_directory_someone_else_owns(context, tmp_pat
     os.chown(theirs, 65534, 65534)  # nobody
     with pytest.raises(InsecureRunDir, match="owned by uid 65534, not you"):
         sockets.publisher(context, f"ipc://{theirs}/asr.sock")
+
+
+def test_a_symlinked_run_directory_is_refused_and_nothing_in_its_target_is_touched(context, tmp_path):
+    """With XDG_RUNTIME_DIR unset the run directory is /tmp/voxkey-UID: another user could
+    plant a symlink there to a private directory of ours, where voxkey would bind sockets
+    and delete state files."""
+    mine = tmp_path / "private"
+    mine.mkdir(mode=0o700)
+    (mine / "keys.state.json").write_text("precious")
+    planted = tmp_path / "voxkey-link"
+    planted.symlink_to(mine)
+    with pytest.raises(InsecureRunDir, match="symbolic link"):
+        sockets.publisher(context, f"ipc://{planted}/asr.sock")
+    with pytest.raises(InsecureRunDir, match="symbolic link"):
+        sockets.make_private_dir(planted)
+    assert [p.name for p in mine.iterdir()] == ["keys.state.json"]

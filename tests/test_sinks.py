@@ -6,7 +6,6 @@ file at its Return, and BackSpace erases within the line, as the tty does."""
 import json
 import os
 import pwd
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -20,13 +19,16 @@ from stages.sinks import (
     ClipboardSink,
     FileSink,
     SinkError,
+    RECYCLE_AFTER_S,
     SinkUnavailable,
     StdoutSink,
     WtypeSink,
     XdotoolSink,
+    bindings_for,
     choose_sink,
     open_sink,
     parse_chord,
+    parse_keymap,
     preferred_type,
     wtype_calls,
 )
@@ -127,6 +129,26 @@ def test_wtype_calls_name_special_keys_and_split_long_text():
     assert [call[5:] for call in calls[1:]] == [["x" * PIECE], ["x" * 3]]
 
 
+def test_characters_no_key_types_get_spare_keycodes():
+    keymap = parse_keymap(
+        "There are 7 KeySyms per KeyCode; KeyCodes range from 8 to 12.\n\n"
+        "      8    \t\n"
+        "      9    \t0xff1b (Escape)\t0x0000 (NoSymbol)\t0xff1b (Escape)\t\n"
+        "     10    \t0x0063 (c)\t0x0043 (C)\t0x0061 (a)\t0x0066 (f)\n"
+        "     11    \t\n"
+        "     12    \t0x10000e9 (no name)\t0x10000e9 (no name)\n"  # not é's keysym: that is 0xe9
+    )
+    assert keymap == {8: [], 9: [0xFF1B, 0xFF1B], 10: [0x63, 0x43, 0x61, 0x66], 11: [], 12: [0x10000E9, 0x10000E9]}
+    # Keycode 8 is never used; 11 is free; c, a, f are typed by keycode 10.
+    assert bindings_for("café ✓\n", keymap, ours={}, now=100.0) == {11: 0xE9}
+    # Keycodes this sink bound are taken back once idle, least recently typed first.
+    keymap[11] = [0xE9, 0xE9]
+    ours = {12: 99.5, 11: 99.0}
+    assert bindings_for("ß", keymap, ours, now=100.0) == {}
+    assert bindings_for("ß✓", keymap, ours, now=99.0 + RECYCLE_AFTER_S) == {11: 0xDF}
+    assert bindings_for("ß✓", keymap, ours, now=99.5 + RECYCLE_AFTER_S) == {11: 0xDF, 12: 0x1002713}
+
+
 def test_chords_and_clipboard_types():
     assert parse_chord("ctrl+shift+v") == (["ctrl", "shift"], "v")
     assert parse_chord("shift+Insert") == (["shift"], "Insert")
@@ -156,7 +178,7 @@ XTERM_PASTES_ON_CTRL_V = ["-xrm", "XTerm*VT100.translations: #override Ctrl <Key
 @pytest.fixture
 def xterm(x_display, tmp_path, monkeypatch):
     """Starts an xterm whose shell writes every typed line to a file; returns its reader."""
-    require("xterm", "xdotool", "xclip")
+    require("xterm", "xdotool", "xmodmap", "xclip")
     monkeypatch.setenv("DISPLAY", x_display)
     monkeypatch.setenv("LC_ALL", "C.UTF-8")
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -282,18 +304,22 @@ def foot():
     out = records / "foot.txt"
     (root / "config").write_text(f"exec foot -e sh -c 'stty -echo; cat > {out}'\n")
     log = root / "sway.log"
-    log.touch()
     root.chmod(0o755)
     if user is not None:
-        for path in (runtime, records, log):
+        for path in (runtime, records):
             os.chown(path, user.pw_uid, user.pw_gid)
-    command = (
-        f"exec env -i PATH={shlex.quote(os.environ.get('PATH', os.defpath))} LANG=C.UTF-8 HOME={shlex.quote(user.pw_dir if user else os.environ.get('HOME', '/'))}"
-        f" XDG_RUNTIME_DIR={runtime} WLR_BACKENDS=headless WLR_LIBINPUT_NO_DEVICES=1 WLR_RENDERER=pixman"
-        f" sway -c {root / 'config'} >{log} 2>&1"
-    )
-    argv = ["su", WAYLAND_USER, "-s", "/bin/sh", "-c", command] if user is not None else ["sh", "-c", command]
-    sway = subprocess.Popen(argv, start_new_session=True)
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "LANG": "C.UTF-8",
+        "HOME": user.pw_dir if user else os.environ.get("HOME", "/"),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "WLR_BACKENDS": "headless",
+        "WLR_LIBINPUT_NO_DEVICES": "1",
+        "WLR_RENDERER": "pixman",
+    }
+    as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    with log.open("wb") as output:
+        sway = subprocess.Popen(["sway", "-c", str(root / "config")], env=env, stdout=output, stderr=subprocess.STDOUT, **as_user)
     try:
 
         def listening(pattern: str):
@@ -306,7 +332,7 @@ def foot():
         wait_until(out.exists, 20, "foot's shell started cat")
         yield Foot(socket, out)
     finally:
-        sway.terminate()  # su passes it on to sway; foot goes with its display
+        sway.terminate()  # foot goes with its display
         try:
             sway.wait(timeout=10)
         except subprocess.TimeoutExpired:

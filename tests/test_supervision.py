@@ -106,7 +106,7 @@ def test_up_types_what_the_microphone_hears(microphone, tmp_path):
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
     typed = tmp_path / "typed.txt"
     up = subprocess.Popen(
-        [*VOXKEY, "up", "--set", f"bus.run_dir={run_dir}", "--set", f"stages.keys.sink=file:{typed}"],
+        [*VOXKEY, "up", "--set", f"bus.run_dir={run_dir}", "--sink", f"file:{typed}"],
         cwd=REPO, stderr=subprocess.PIPE, text=True,
     )
     config = configuration.load(overrides=[f"bus.run_dir={run_dir}"])

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from stages.keys import XdotoolSink
+from stages.sinks import XdotoolSink
 
 from conftest import replay, spoken, words
 
