@@ -82,7 +82,8 @@ class LoneStage:
             self.config_path = self.run_dir / "run.toml"
             self.config_path.write_text(configuration.dumps(self.config))
             log = structlog.get_logger()
-            self.neighbours = {name: Peer(name, self.config, [stage], [], log) for name in neighbours}
+            self.neighbours = {name: Peer(name, self.config, [stage], self.TOPICS, log) for name in neighbours}
+            self.handed = {name: [] for name in neighbours}  # reliable frames each neighbour was handed
             self.downstream = Peer("listener", self.config, [stage], self.TOPICS, log)
             self.process = self.spawn()
             self.wait_ready()
@@ -110,9 +111,11 @@ class LoneStage:
 
     def pump(self) -> None:
         """The neighbours hear the stage and beat, as live stages do."""
-        for peer in self.neighbours.values():
+        for name, peer in self.neighbours.items():
             while peer.sub.poll(0):
-                peer.accept(peer.sub.recv_multipart())
+                frame = peer.accept(peer.sub.recv_multipart())
+                if frame is not None and frame.to == name and frame.topic != "ack":
+                    self.handed[name].append(frame)
         if time.monotonic() >= self._next_beat:
             self._next_beat = time.monotonic() + 0.1
             for peer in self.neighbours.values():
@@ -128,6 +131,17 @@ class LoneStage:
             assert time.monotonic() < deadline, f"{self.name} never became ready"
             self.pump()
             self.downstream.receive(50)
+
+    def handed_to(self, name: str, until, seconds: float = 60) -> list:
+        """Reliable frames the stage hands neighbour `name` (what its handshake
+        guarantees it gets, unlike `listener`, which may reconnect late to a restarted
+        stage), until `until(frame)` is true."""
+        deadline = time.monotonic() + seconds
+        while not any(until(frame) for frame in self.handed[name]):
+            assert time.monotonic() < deadline, f"{self.name} handed {name} only {[f.topic for f in self.handed[name]]}"
+            self.pump()
+            self.downstream.receive(20)
+        return self.handed[name]
 
     def kill_and_restart(self) -> None:
         """SIGKILL the stage and start it again at once, as supervisord would; returns

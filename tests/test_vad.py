@@ -1,6 +1,7 @@
 """Silero v6 streaming and the segmenter, on real recordings with the real model."""
 
 import json
+import os
 import time
 
 import numpy as np
@@ -97,10 +98,16 @@ def test_a_killed_vad_sends_again_what_asr_had_not_acknowledged():
         audio_acks = [f.body.through for f in got if f.topic == "ack" and f.to == "capture"]
         assert audio_acks and audio_acks == sorted(audio_acks), "audio acknowledged by position, onward"
 
-        vad.kill_and_restart()  # frames() plays the neighbours until the new process sends it again
-        again = vad.frames(lambda frame: frame.topic == "speech", seconds=30)[-1]
+        vad.pump()
+        vad.handed["asr"].clear()
+        vad.kill_and_restart()
+        again = vad.handed_to("asr", lambda frame: frame.topic == "speech", seconds=30)[-1]
         assert (again.utt, again.payload) == (utterance.utt, utterance.payload)
 
+        # As a consumer does: acknowledge once the producer hears us (its heartbeat says so).
+        while not (vad.beat().pid == vad.process.pid and vad.beat().heard.get("asr") == os.getpid()):
+            vad.pump()
+            vad.downstream.receive(20)
         vad.neighbours["asr"].send(Frame(body=Ack(topic="speech", keys=[again.key]), src="asr", to="vad"))
         state = vad.run_dir / "vad.state.json"
         deadline = time.monotonic() + 30
