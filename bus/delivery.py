@@ -9,8 +9,11 @@ content is made again (the utterance id, plus the offset of a piece of text).
 Producer side, the **outbox**: a reliable frame stays in it until its consumer
 acknowledges it. It is sent only once the consumer's heartbeat names this process's
 pid (the consumer's subscription to us is live, and ours to it, so its acknowledgement
-will be heard); when the consumer comes back with a new pid, everything still
-pending for it is sent again, to it alone.
+will be heard), addressed to the consumer's pid; when the consumer comes back with a
+new pid, everything still pending for it is sent again, in order, to it alone. A
+restarted consumer drops what was addressed to its predecessor (sent before the
+producer learnt of the restart): taken, it would come before what the producer sends
+again, out of order.
 
 Consumer side, the **inbox**: a reliable frame is handled once. It is acknowledged
 when the stage has handled it *and* every reliable frame it caused has been
@@ -53,12 +56,15 @@ class Pending:
 
 class Delivery:
     """One stage's outbox and inbox. `send(frame)` puts a frame on the wire;
-    `hears_me(name)` says whether that peer's latest heartbeat names our pid."""
+    `hears_me(name)` says whether that peer's latest heartbeat names our pid, and
+    `pid_of(name)` which process of it that heartbeat came from."""
 
-    def __init__(self, name: str, send: Callable[[Frame], None], hears_me: Callable[[str], bool], counters, log):
+    def __init__(self, name: str, send: Callable[[Frame], None], hears_me: Callable[[str], bool],
+                 pid_of: Callable[[str], int], counters, log):
         self.name = name
         self._send = send
         self._hears_me = hears_me
+        self._pid_of = pid_of
         self.counters = counters
         self.log = log
         self.outbox: dict[str, dict[str, Pending]] = collections.defaultdict(dict)  # consumer -> key -> pending
@@ -148,6 +154,7 @@ class Delivery:
         for entry in sorted(self.outbox.get(name, {}).values(), key=lambda e: e.frame.pos):
             if not entry.sent:
                 entry.sent = True
+                entry.frame.to_pid = self._pid_of(name)
                 self._send(entry.frame)
 
     # --- consuming ----------------------------------------------------------

@@ -13,8 +13,10 @@ schema version, source stage, sequence number per (source, topic), utterance id,
 and ``marks`` -- monotonic nanosecond timestamps (CLOCK_MONOTONIC is shared by
 every process on a host) that each stage adds to as the utterance passes. A frame
 handed over reliably (bus/delivery.py) also names its consumer (``to``), its
-delivery key (``key``: the same for the same content, so a re-sent frame is known)
-and its position in the stream of frames to that consumer (``pos``).
+delivery key (``key``: the same for the same content, so a re-sent frame is known),
+its position in the stream of frames to that consumer (``pos``), and the consumer's
+pid it was sent to (``to_pid``: a restarted consumer takes nothing meant for its
+predecessor, which would come to it out of order).
 
 Decoding never raises anything but :class:`FrameRejected`, with a short reason
 that the stage runtime logs and counts.
@@ -253,6 +255,7 @@ class Frame:
     marks: dict = field(default_factory=dict)
     payload: bytes = b""
     to: str = ""  # reliable frames: the consumer
+    to_pid: int = 0  # reliable frames: the consumer's process it was sent to (not a predecessor)
     key: str = ""  # reliable frames: the delivery key
     pos: int = 0  # reliable frames: position in the stream of frames to `to`
 
@@ -273,6 +276,7 @@ def encode(frame: Frame) -> list[bytes]:
         "utt": frame.utt,
         "marks": frame.marks,
         "to": frame.to,
+        "to_pid": frame.to_pid,
         "key": frame.key,
         "pos": frame.pos,
         "body": dataclasses.asdict(frame.body),
@@ -280,7 +284,7 @@ def encode(frame: Frame) -> list[bytes]:
     return [frame.topic.encode(), msgpack.packb(header, use_bin_type=True), frame.payload]
 
 
-_ENVELOPE = {"v": int, "src": str, "seq": int, "utt": str, "marks": dict, "to": str, "key": str, "pos": int, "body": dict}
+_ENVELOPE = {"v": int, "src": str, "seq": int, "utt": str, "marks": dict, "to": str, "to_pid": int, "key": str, "pos": int, "body": dict}
 _FIELD_TYPES = {int: (int,), float: (float, int), str: (str,), bool: (bool,), list: (list,), dict: (dict,)}
 
 
@@ -328,6 +332,7 @@ def decode(parts: list[bytes]) -> Frame:
         marks=marks,
         payload=payload,
         to=header["to"],
+        to_pid=header["to_pid"],
         key=header["key"],
         pos=header["pos"],
     )

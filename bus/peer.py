@@ -51,6 +51,10 @@ class Peer:
         self.pub.send_multipart(frames.encode(frame), copy=False)
         self.counters[f"sent.{frame.topic}"] += 1
 
+    def pid_of(self, name: str) -> int:
+        beat = self.heard.get(name)
+        return beat.pid if beat is not None else 0
+
     def hears_me(self, name: str) -> bool:
         """Whether `name`'s latest heartbeat says it hears this very process."""
         beat = self.heard.get(name)

@@ -185,7 +185,7 @@ class Stage:
     def attach(self, peer) -> None:
         """Give the stage its place on the bus (a Peer; an in-process test gives a stand-in)."""
         self.peer = peer
-        self.delivery = Delivery(self.name, peer.send, peer.hears_me, peer.counters, self.log)
+        self.delivery = Delivery(self.name, peer.send, peer.hears_me, peer.pid_of, peer.counters, self.log)
 
     def take(self, frame: Frame) -> None:
         """One frame that arrived (the loop's, or an in-process test's)."""
@@ -213,6 +213,8 @@ class Stage:
                 self.on_acknowledged(settled)
         elif frame.to and frame.to != self.name:
             return  # handed over to another consumer of the topic
+        elif frame.reliable and frame.to_pid != os.getpid():
+            self.peer.counters["meant_for_a_predecessor"] += 1  # it comes again, in order
         elif isinstance(frame.body, CONTROL_FRAMES):
             self._guarded(self.signal, frame)
         elif not frame.reliable or frame.topic in self.by_position or self.delivery.receive(frame):

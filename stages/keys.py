@@ -32,9 +32,6 @@ from bus.state import expect
 from bus.text import safe_text
 from stages.sinks import SinkError, SinkUnavailable, open_sink
 
-BACKSPACE = "\b"
-
-
 RECENT_UTTERANCES = 50
 
 
@@ -63,9 +60,9 @@ def check_state(saved: dict) -> None:
     names = set(Progress.__dataclass_fields__)
     for utt, done in saved.items():
         expect(isinstance(done, dict) and set(done) <= names, f"progress of {utt} is malformed")
-        Progress(**done)  # and of the right types:
         expect(all(isinstance(done.get(n, ""), str) for n in ("source", "given")), f"progress of {utt} holds no text")
         expect(isinstance(done.get("backspaces", 0), int) and done.get("backspaces", 0) >= 0, f"backspaces of {utt}")
+        expect(all(isinstance(done.get(n, False), bool) for n in ("erased", "final", "diverged")), f"flags of {utt}")
 
 
 class Keys(Stage):

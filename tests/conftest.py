@@ -105,7 +105,8 @@ class LoneStage:
         """A frame from neighbour `src`; with `key`, handed over reliably to the stage."""
         from bus.frames import Frame
 
-        frame = Frame(body=body, src=src, utt=utt, payload=payload, to=self.name if key else "", key=key, pos=pos)
+        frame = Frame(body=body, src=src, utt=utt, payload=payload, to=self.name if key else "",
+                      to_pid=self.process.pid if key else 0, key=key, pos=pos)
         self.neighbours[src].send(frame)
         return frame
 

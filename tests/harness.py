@@ -12,6 +12,7 @@ by supervisord would.
     stage.ack(keystrokes)
 """
 
+import os
 from collections import Counter
 
 from bus import config as configuration
@@ -34,6 +35,9 @@ class StandInPeer:
 
     def hears_me(self, name: str) -> bool:
         return True
+
+    def pid_of(self, name: str) -> int:
+        return os.getpid()
 
     def heard_all(self) -> bool:
         return True
@@ -66,7 +70,7 @@ class Harness:
         `key` (default: the utterance id). Everything it lets the stage do is done."""
         key = key or (utt if reliable else "")
         frame = Frame(body=body, src=src, utt=utt, marks=dict(marks or {}), payload=payload,
-                      to=self.stage.name if key else "", key=key, pos=pos)
+                      to=self.stage.name if key else "", to_pid=os.getpid() if key else 0, key=key, pos=pos)
         self.stage.take(frame)
         self.run()
         return frame

@@ -27,7 +27,8 @@ class Wire:
         self.counters = Counter()
 
     def delivery(self, name: str) -> Delivery:
-        return Delivery(name, self.sent.append, lambda peer: peer in self.hearing, self.counters, structlog.get_logger())
+        return Delivery(name, self.sent.append, lambda peer: peer in self.hearing, lambda peer: 100 + len(peer),
+                        self.counters, structlog.get_logger())
 
 
 def frame_for(to: str, key: str, topic_body=None) -> Frame:
@@ -322,3 +323,16 @@ def test_nothing_is_handled_before_every_peer_in_the_audience_hears_the_stage(ke
     hearing.add("cli")
     keys.run()
     assert keys.sink.read_text() == "Hello."
+
+
+def test_a_restarted_stage_drops_what_was_sent_to_its_predecessor(tmp_path):
+    """asr sent u5 to the router process that just died (it had not yet heard of the
+    restart); the new router must not take it before the u4 asr will send again."""
+    router = Harness(Router, tmp_path)
+    late = Frame(body=Transcript(text="Fifth."), src="asr", utt="u5", to="router", to_pid=1, key="u5")
+    router.stage.take(late)
+    router.run()
+    assert router.published() == [] and router.stage.peer.counters["meant_for_a_predecessor"] == 1
+    transcript(router, "u4", "Fourth.")
+    transcript(router, "u5", "Fifth.")
+    assert [f.utt for f in router.published("keystrokes")] == ["u4"]

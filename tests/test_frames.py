@@ -27,7 +27,7 @@ EXAMPLES = [
 @pytest.mark.parametrize("body", EXAMPLES, ids=lambda body: body.TOPIC)
 def test_every_frame_type_round_trips(body):
     frame = Frame(body=body, src="vad", seq=41, utt="s@000001000ms", marks={"capture": 12, "vad": 34}, payload=b"\x01\x02",
-                  to="asr", key="s@000001000ms", pos=3)
+                  to="asr", to_pid=4321, key="s@000001000ms", pos=3)
     assert decode(encode(frame)) == frame
 
 
@@ -36,7 +36,7 @@ def test_every_frame_type_is_exercised():
 
 
 def header(**changes):
-    base = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "to": "", "key": "", "pos": 0, "body": {"text": "hi"}}
+    base = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "to": "", "to_pid": 0, "key": "", "pos": 0, "body": {"text": "hi"}}
     base.update(changes)
     return msgpack.packb(base)
 

@@ -145,6 +145,7 @@ def valid_header(draw, body_type) -> dict:
         "utt": draw(st.text(max_size=16)),
         "marks": draw(st.dictionaries(st.text(max_size=8), st.integers(-(2**63), 2**64 - 1), max_size=4)),
         "to": draw(st.text(max_size=8)),
+        "to_pid": draw(FIELD_VALUES[int]),
         "key": draw(st.text(max_size=8)),
         "pos": draw(FIELD_VALUES[int]),
         "body": body,
@@ -290,7 +291,7 @@ def nested_heartbeat(depth: int) -> list[bytes]:
     """A heartbeat whose `heard` is `depth` lists deep: [[[...]]]."""
     heard = b"\x91" * depth + b"\x90"
     body = b"\x83\xa5ready\xc3\xa3pid\x01\xa5heard" + heard
-    envelope = b"\x89\xa1v\x02\xa3src\xa0\xa3seq\x00\xa3utt\xa0\xa5marks\x80\xa2to\xa0\xa3key\xa0\xa3pos\x00"
+    envelope = b"\x8a\xa1v\x02\xa3src\xa0\xa3seq\x00\xa3utt\xa0\xa5marks\x80\xa2to\xa0\xa6to_pid\x00\xa3key\xa0\xa3pos\x00"
     return [b"heartbeat", envelope + b"\xa4body" + body, b""]
 
 
@@ -315,7 +316,7 @@ def test_deeply_nested_garbage_is_rejected_or_round_trips(peer):
 
 
 def header(body=None, **envelope) -> bytes:
-    fields = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "to": "", "key": "", "pos": 0,
+    fields = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "to": "", "to_pid": 0, "key": "", "pos": 0,
               "body": {"text": "typed"} if body is None else body}
     return msgpack.packb({**fields, **envelope})
 

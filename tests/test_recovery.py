@@ -1,10 +1,10 @@
-"""Exactly-once typing across crashes: SIGKILL one stage at a random moment of a replay;
+"""Exactly-once typing across crashes: SIGKILL one stage at a seeded point of a replay
+(the n-th report of typing, so the kill falls inside the replay on any machine);
 supervisord restarts it, and the typed text equals that of an undisturbed run."""
 
 import os
 import random
 import signal
-import time
 
 import pytest
 
@@ -19,23 +19,25 @@ SEED = int(os.environ.get("VOXKEY_KILL_SEED", "9"))  # the same kills every run;
 print(f"recovery kill seed {SEED} (VOXKEY_KILL_SEED)")
 
 
-def run(recording, kill: str = "") -> tuple[str, dict]:
-    """Replay `recording`; if `kill` names a stage, SIGKILL it once, at a random moment
-    after the first keystroke. Returns the typed text and what was killed when."""
-    rng = random.Random(f"{SEED}-{kill}-{recording}")
-    plan = {"stage": kill, "after_s": rng.uniform(0.0, 1.5), "killed_pid": None}
-    first_typed = []
+def run(recording, kill: str = "", kill_at: int = 0) -> tuple[str, dict, int]:
+    """Replay `recording`; if `kill` names a stage, SIGKILL it once, the moment the
+    `kill_at`-th report of typing arrives (a point in the protocol, not a time: it
+    falls inside the replay on any machine). Returns the typed text, what was killed,
+    and how many reports of typing there were."""
+    plan = {"stage": kill, "at_typed": kill_at, "killed_pid": None}
+    typed = [0]
 
     def observe(supervisor, frame):
-        if frame is not None and frame.topic == "typed" and not first_typed:
-            first_typed.append(time.monotonic())
-        if kill and first_typed and plan["killed_pid"] is None and time.monotonic() - first_typed[0] >= plan["after_s"]:
+        if frame is None or frame.topic != "typed":
+            return
+        typed[0] += 1
+        if kill and plan["killed_pid"] is None and typed[0] >= kill_at:
             pid = supervisor.states()[kill]["pid"]
             os.kill(pid, signal.SIGKILL)
             plan["killed_pid"] = pid
 
     state = replay.run(configuration.load(), str(recording), observe=observe)
-    return state.text, plan
+    return state.text, plan, typed[0]
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +45,19 @@ def recordings(tmp_path_factory):
     mixed = tmp_path_factory.mktemp("audio") / "chat_then_dictation.wav"
     concatenate(["chat_capital.wav", "dictate_report.wav", "cmd_scratch_that.wav", "dictate_meeting.wav"], mixed)
     session = AUDIO / "session_dictation.wav"
-    return {"session": (session, run(session)[0]), "mixed": (mixed, run(mixed)[0])}
+    return {"session": (session, *run(session)[::2]), "mixed": (mixed, *run(mixed)[::2])}
 
 
 @pytest.mark.parametrize("recording", ["session", "mixed"])
 @pytest.mark.parametrize("stage", KILLABLE)
 def test_killed_stage_loses_nothing_and_types_nothing_twice(recordings, recording, stage):
-    path, undisturbed = recordings[recording]
-    assert undisturbed.strip(), "the undisturbed run typed something"
-    typed, plan = run(path, kill=stage)
+    path, undisturbed, reports = recordings[recording]
+    assert undisturbed.strip() and reports >= 2, "the undisturbed run typed something"
+    # Before the last report of typing: something is still on its way when the kill lands.
+    kill_at = random.Random(f"{SEED}-{stage}-{recording}").randint(1, reports - 1)
+    typed, plan, _ = run(path, kill=stage, kill_at=kill_at)
+    print(f"seed {SEED}: killed {stage} at report of typing {kill_at} of {reports}")
     assert plan["killed_pid"] is not None, f"the replay ended before {stage} could be killed"
-    print(f"seed {SEED}: killed {stage} {plan['after_s']:.2f} s after the first keystroke")
     assert typed == undisturbed, f"seed {SEED}: {plan}"
 
 
@@ -61,7 +65,7 @@ def test_swap_restarts_only_that_stage_and_loses_nothing(recordings):
     """`voxkey swap asr --set beam_size=1` in the middle of a replay."""
     from bus.cli import swap_stage
 
-    path, undisturbed = recordings["session"]
+    path, undisturbed, _ = recordings["session"]
     seen = {}
 
     def observe(supervisor, frame):
