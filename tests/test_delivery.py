@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from bus.delivery import Delivery, freeze, thaw
-from bus.frames import Ack, AudioChunk, Frame, Keystrokes, Request, Speech, StreamStart, StreamStop, Transcript, Voice
+from bus.frames import Ack, AudioChunk, Frame, Keystrokes, Speech, StreamStart, StreamStop, Transcript, Voice
 from stages.keys import Keys
 from stages.router import Router
 from stages.vad import Vad
