@@ -51,7 +51,7 @@ def input_of(frame: Frame) -> Input:
 class Pending:
     frame: Frame
     cause: Input | None
-    sent: bool = False
+    sent_to: int = 0  # the consumer's pid it was last sent to
 
 
 class Delivery:
@@ -67,7 +67,10 @@ class Delivery:
         self._pid_of = pid_of
         self.counters = counters
         self.log = log
-        self.outbox: dict[str, dict[str, Pending]] = collections.defaultdict(dict)  # consumer -> key -> pending
+        # consumer -> key -> pending, in the order of their positions (a frame made again
+        # takes a new, later position), and the keys not yet sent to its current process
+        self.outbox: dict[str, dict[str, Pending]] = collections.defaultdict(dict)
+        self._unsent: dict[str, collections.deque[str]] = collections.defaultdict(collections.deque)
         self._next_pos: collections.Counter = collections.Counter()
         self.open: dict[Input, int] = {}  # input -> outputs still unacknowledged
         self.held: set[Input] = set()  # inputs the stage has not finished with
@@ -83,16 +86,21 @@ class Delivery:
         frame with the key of one still pending replaces it (the same content, made
         again)."""
         pending = self.outbox[frame.to]
-        previous = pending.pop(frame.key, None)
-        if previous is not None and previous.cause is not None:
-            self._settle(previous.cause, -1)
-        if position is None:
-            position = self._next_pos[frame.to] + 1
-        self._next_pos[frame.to] = max(self._next_pos[frame.to], position)
-        frame.pos = position
-        pending[frame.key] = Pending(frame, cause)
+        previous = pending.get(frame.key)
+        if previous is not None:  # made again: it keeps its place, and goes once
+            frame.pos = previous.frame.pos
+            pending[frame.key] = Pending(frame, cause, previous.sent_to)
+        else:
+            if position is None:
+                position = self._next_pos[frame.to] + 1
+            self._next_pos[frame.to] = max(self._next_pos[frame.to], position)
+            frame.pos = position
+            pending[frame.key] = Pending(frame, cause)
+            self._unsent[frame.to].append(frame.key)
         if cause is not None:
             self._settle(cause, +1)
+        if previous is not None and previous.cause is not None:  # after: the same cause must not look done
+            self._settle(previous.cause, -1)
         if send:
             self.flush(frame.to)
 
@@ -100,6 +108,7 @@ class Delivery:
         """Frames a stage kept on disk across its restart: pending again, sent once heard."""
         for frame in sorted(frames, key=lambda f: f.pos):
             self.outbox[frame.to][frame.key] = Pending(frame, None)
+            self._unsent[frame.to].append(frame.key)
             self._next_pos[frame.to] = max(self._next_pos[frame.to], frame.pos)
 
     def pending(self, consumer: str) -> list[Frame]:
@@ -111,7 +120,7 @@ class Delivery:
         pending = self.outbox.get(consumer, {})
         excess = max(0, len(pending) - keep)
         for key in list(pending)[:excess]:
-            del pending[key]
+            del pending[key]  # a key still in _unsent is skipped when flushed
         return excess
 
     def on_ack(self, frame: Frame) -> list[Frame]:
@@ -133,10 +142,9 @@ class Delivery:
 
     def peer_restarted(self, name: str) -> None:
         """Everything pending for `name` goes again, to it alone, once it hears us."""
-        resent = 0
-        for entry in self.outbox.get(name, {}).values():
-            resent += entry.sent
-            entry.sent = False
+        pending = self.outbox.get(name, {})
+        resent = sum(bool(entry.sent_to) for entry in pending.values())
+        self._unsent[name] = collections.deque(pending)
         if resent:
             self.counters["resent"] += resent
             self.log.warning("consumer restarted: sending again what it had not acknowledged", consumer=name, frames=resent)
@@ -151,10 +159,11 @@ class Delivery:
             return
         for ack in self._acks.pop(name, []):
             self._send(Frame(body=ack, src=self.name, to=name))
-        for entry in sorted(self.outbox.get(name, {}).values(), key=lambda e: e.frame.pos):
-            if not entry.sent:
-                entry.sent = True
-                entry.frame.to_pid = self._pid_of(name)
+        pending, unsent, pid = self.outbox.get(name, {}), self._unsent[name], self._pid_of(name)
+        while unsent:
+            entry = pending.get(unsent.popleft())
+            if entry is not None and entry.sent_to != pid:  # acknowledged, forgotten or sent meanwhile
+                entry.sent_to = entry.frame.to_pid = pid
                 self._send(entry.frame)
 
     # --- consuming ----------------------------------------------------------

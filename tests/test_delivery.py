@@ -24,10 +24,11 @@ class Wire:
     def __init__(self):
         self.sent: list[Frame] = []
         self.hearing: set[str] = set()
+        self.pids: dict[str, int] = {}  # each peer's current process
         self.counters = Counter()
 
     def delivery(self, name: str) -> Delivery:
-        return Delivery(name, self.sent.append, lambda peer: peer in self.hearing, lambda peer: 100 + len(peer),
+        return Delivery(name, self.sent.append, lambda peer: peer in self.hearing, lambda peer: self.pids.get(peer, 100),
                         self.counters, structlog.get_logger())
 
 
@@ -43,8 +44,10 @@ def test_nothing_is_sent_before_the_consumer_hears_us_and_all_of_it_after():
     out = wire.delivery("asr")
     out.put(frame_for("router", "u1"))
     out.put(frame_for("router", "u2"))
+    out.put(frame_for("router", "u1"))  # made again before it could go: it goes once
     assert wire.sent == []
     wire.hearing.add("router")
+    out.heard_from("router")
     out.heard_from("router")
     assert [f.key for f in wire.sent] == ["u1", "u2"] and [f.pos for f in wire.sent] == [1, 2]
 
@@ -58,10 +61,11 @@ def test_a_restarted_consumer_gets_again_only_what_it_had_not_acknowledged():
     out.put(frame_for("thinking", "c"))
     out.on_ack(Frame(body=Ack(topic="transcript", keys=["a"]), src="instruct", to="router"))
     wire.sent.clear()
+    wire.pids["thinking"] = 200
     out.peer_restarted("thinking")  # thinking lost "c"; instruct is untouched
     out.heard_from("thinking")
     out.heard_from("instruct")
-    assert [(f.to, f.key) for f in wire.sent] == [("thinking", "c")]
+    assert [(f.to, f.key, f.to_pid) for f in wire.sent] == [("thinking", "c", 200)]
 
 
 def test_an_input_is_acknowledged_only_once_everything_it_caused_is():
