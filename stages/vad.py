@@ -206,10 +206,9 @@ class Vad(Stage):
         self.ended = saved.get("ended", False)
         self.utterances = saved.get("utterances", 0)
         self.acknowledged = saved.get("resume_at", 0)
+        # After a restart the stream is taken up where audio is still needed: capture sends
+        # again, in order, everything from there (what it sent the old process is dropped).
         self._new_stream_state(self.acknowledged)
-        # After a restart the stream is taken up where audio is still needed; live audio
-        # may arrive before capture's re-sent audio does, and is left for the re-send.
-        self.resuming = bool(self.stream)
         self.delivery.restore([thaw(text) for text in saved.get("outbox", [])])
         if saved:
             self.log.info("state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(saved["outbox"]))
@@ -242,13 +241,10 @@ class Vad(Stage):
         if body.offset < expected:  # partly: a restarted vad resumes mid-frame
             samples = samples[expected - body.offset :]
         elif body.offset > expected:
-            if self.resuming:
-                return  # live audio ahead of the re-send, which will bring it again
             self.peer.counters["audio_gaps"] += 1
             self.log.warning("audio gap", missing_samples=body.offset - expected)
             self.pending = np.zeros(0, np.int16)
             self.next_offset = body.offset
-        self.resuming = False
         self._listen(samples, frame.marks.get("capture", now_ns()))
 
     def _listen(self, samples: np.ndarray, captured_ns: int) -> None:
@@ -271,7 +267,6 @@ class Vad(Stage):
         self.stream, self.live, self.ended, self.utterances = start.stream, start.live, False, 0
         self.acknowledged = start.offset
         self._new_stream_state(start.offset)
-        self.resuming = False
         self._acknowledge_audio()
 
     def _stop(self, stop: StreamStop) -> None:

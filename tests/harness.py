@@ -65,12 +65,14 @@ class Harness:
         self.stage = self._start()
 
     def send(self, src: str, body, *, utt: str = "", key: str = "", marks: dict | None = None,
-             payload: bytes = b"", reliable: bool = False, pos: int = 0) -> Frame:
+             payload: bytes = b"", reliable: bool = False, pos: int = 0, to_pid: int | None = None) -> Frame:
         """A frame from `src`; `reliable` hands it over as a reliable frame keyed by
-        `key` (default: the utterance id). Everything it lets the stage do is done."""
+        `key` (default: the utterance id), addressed to this process unless `to_pid`
+        says otherwise. Everything it lets the stage do is done."""
         key = key or (utt if reliable else "")
+        to_pid = (os.getpid() if key else 0) if to_pid is None else to_pid
         frame = Frame(body=body, src=src, utt=utt, marks=dict(marks or {}), payload=payload,
-                      to=self.stage.name if key else "", to_pid=os.getpid() if key else 0, key=key, pos=pos)
+                      to=self.stage.name if key else "", to_pid=to_pid, key=key, pos=pos)
         self.stage.take(frame)
         self.run()
         return frame

@@ -254,11 +254,11 @@ def test_negative_counts_are_refused_on_the_wire():
 # --- vad: what asr has not acknowledged survives a crash ---------------------------
 
 
-def stream(vad: Harness, samples: np.ndarray, start: int = 0, stop: int | None = None, frame: int = 512) -> None:
+def stream(vad: Harness, samples: np.ndarray, start: int = 0, stop: int | None = None, frame: int = 512, **to) -> None:
     stop = len(samples) if stop is None else stop
     for offset in range(start, stop - frame + 1, frame):
         vad.send("capture", AudioChunk(stream="s", offset=offset), payload=samples[offset : offset + frame].tobytes(),
-                 key=str(offset), pos=offset + frame)
+                 key=str(offset), pos=offset + frame, **to)
 
 
 @pytest.fixture(scope="module")
@@ -283,12 +283,14 @@ def test_an_utterance_asr_never_acknowledged_is_sent_again_after_a_vad_crash(tmp
     vad.stage.delivery.heard_from("asr")
     assert [f.utt for f in vad.published("speech")] == [first[1].utt]
     resent_from = resume - resume % 512  # capture keeps whole frames
-    stream(vad, speech_audio, start=resent_from + 8 * 512, stop=resent_from + 16 * 512)  # live, ahead of the re-send
+    # live audio capture sent before it knew of the restart: meant for the old process
+    stream(vad, speech_audio, start=resent_from + 8 * 512, stop=resent_from + 16 * 512, to_pid=1)
     stream(vad, speech_audio, start=resent_from, stop=len(speech_audio))
     vad.send("capture", StreamStop(stream="s", samples=len(speech_audio)), key="stop@s", pos=len(speech_audio) + 1)
     later = [f.utt for f in vad.published("speech")][1:]
     assert len(later) == 3 and first[1].utt not in later and first[0].utt not in later
     assert vad.stage.progress == {"stream": "s", "utterances": 5, "ended": True}
+    assert vad.stage.peer.counters["audio_gaps"] == 0 and vad.stage.peer.counters["meant_for_a_predecessor"] == 8
 
 
 # --- persisted state that cannot be trusted is set aside --------------------------
