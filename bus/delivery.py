@@ -114,6 +114,10 @@ class Delivery:
     def pending(self, consumer: str) -> list[Frame]:
         return [entry.frame for entry in self.outbox.get(consumer, {}).values()]
 
+    def count(self, consumer: str) -> int:
+        """How many frames `consumer` has not acknowledged (cheap: asked per audio frame)."""
+        return len(self.outbox.get(consumer, {}))
+
     def trim(self, consumer: str, keep: int) -> int:
         """Forget the oldest frames pending for `consumer` beyond `keep` (a source that
         cannot wait, such as a microphone); returns how many."""
@@ -187,9 +191,6 @@ class Delivery:
         """The stage has finished with `item`: it is done once what it caused is."""
         self.held.discard(item)
         self._settle(item, 0)
-
-    def is_open(self, topic: str) -> bool:
-        return any(item[1] == topic for item in self.open)
 
     def acknowledge_through(self, producer: str, topic: str, position: int) -> None:
         self._queue_ack(producer, Ack(topic=topic, through=position))

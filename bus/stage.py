@@ -126,7 +126,7 @@ class Stage:
         while self.peer.sub.poll(0):
             frame = self.peer.accept(self.peer.sub.recv_multipart())
             if frame is not None:
-                self._take(frame)
+                self.arrive(frame)
 
     def load_state(self, check) -> dict:
         """This stage's persisted state, checked (see bus/state.py); {} if none or malformed."""
@@ -174,7 +174,7 @@ class Stage:
                 wait = min(self.tick(), self._next_beat - time.monotonic(), POLL_CAP_S)
                 frame = self.peer.receive(max(0, int(wait * 1000)))
                 if frame is not None:
-                    self._take(frame)
+                    self.arrive(frame)
         finally:
             self.log.info("stopping", counters=dict(self.peer.counters))
             self.teardown()
@@ -187,10 +187,6 @@ class Stage:
         self.peer = peer
         self.delivery = Delivery(self.name, peer.send, peer.hears_me, peer.pid_of, peer.counters, self.log)
 
-    def take(self, frame: Frame) -> None:
-        """One frame that arrived (the loop's, or an in-process test's)."""
-        self._take(frame)
-
     def work_one(self) -> bool:
         """Handle the next waiting frame that may be handled now; False if none may."""
         frame = self._next_data()
@@ -199,8 +195,9 @@ class Stage:
         self._dispatch(frame)
         return True
 
-    def _take(self, frame: Frame) -> None:
-        """Every frame that arrives: delivery bookkeeping and control now, data queued."""
+    def arrive(self, frame: Frame) -> None:
+        """Every frame that arrives (from the bus, or an in-process test): delivery
+        bookkeeping and control frames now, data queued."""
         if isinstance(frame.body, Heartbeat):
             if frame.src in self.peer.restarted:
                 self.peer.restarted.discard(frame.src)

@@ -77,7 +77,7 @@ class Capture(Stage):
                 self._send(block, captured_ns)
             self._drop_beyond_retention()
             return 0.01
-        unacknowledged = len(self.delivery.pending("vad"))
+        unacknowledged = self.delivery.count("vad")
         if unacknowledged >= self.retain_frames:
             return 0.05  # a recording waits for vad rather than outrun what it keeps
         budget = self.retain_frames - unacknowledged if not self.realtime else self._frames_due()

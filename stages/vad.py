@@ -209,7 +209,9 @@ class Vad(Stage):
         # After a restart the stream is taken up where audio is still needed: capture sends
         # again, in order, everything from there (what it sent the old process is dropped).
         self._new_stream_state(self.acknowledged)
-        self.delivery.restore([thaw(text) for text in saved.get("outbox", [])])
+        restored = [thaw(text) for text in saved.get("outbox", [])]
+        self.delivery.restore(restored)
+        self._freezes = {frame.key: text for frame, text in zip(restored, saved.get("outbox", []))}
         if saved:
             self.log.info("state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(saved["outbox"]))
         self._publish_progress()
@@ -292,6 +294,8 @@ class Vad(Stage):
         self.delivery.flush("asr")
 
     def on_acknowledged(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            self._freezes.pop(frame.key, None)
         self._save()
 
     # --- what capture may forget ---
@@ -319,8 +323,15 @@ class Vad(Stage):
             "ended": self.ended,
             "utterances": self.utterances,
             "resume_at": self.acknowledged,
-            "outbox": [freeze(frame) for frame in self.delivery.pending("asr")],
+            "outbox": [self._frozen(frame) for frame in self.delivery.pending("asr")],
         })
+
+    def _frozen(self, frame: Frame) -> str:
+        """An utterance as written to the state file, encoded once: the file is written
+        twice a second while audio flows, and an utterance holds up to 30 s of audio."""
+        if frame.key not in self._freezes:
+            self._freezes[frame.key] = freeze(frame)
+        return self._freezes[frame.key]
 
     def _publish_progress(self) -> None:
         self.progress = {"stream": self.stream, "utterances": self.utterances, "ended": self.ended}

@@ -73,7 +73,7 @@ class Harness:
         to_pid = (os.getpid() if key else 0) if to_pid is None else to_pid
         frame = Frame(body=body, src=src, utt=utt, marks=dict(marks or {}), payload=payload,
                       to=self.stage.name if key else "", to_pid=to_pid, key=key, pos=pos)
-        self.stage.take(frame)
+        self.stage.arrive(frame)
         self.run()
         return frame
 
@@ -84,7 +84,7 @@ class Harness:
     def ack(self, *frames: Frame, by: str = "") -> None:
         """The consumer of each frame acknowledges it."""
         for frame in frames:
-            self.stage.take(Frame(body=Ack(topic=frame.topic, keys=[frame.key]), src=by or frame.to, to=self.stage.name))
+            self.stage.arrive(Frame(body=Ack(topic=frame.topic, keys=[frame.key]), src=by or frame.to, to=self.stage.name))
         self.run()
 
     def published(self, topic: str | None = None, to: str | None = None) -> list[Frame]:

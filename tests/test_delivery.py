@@ -336,7 +336,7 @@ def test_a_restarted_stage_drops_what_was_sent_to_its_predecessor(tmp_path):
     restart); the new router must not take it before the u4 asr will send again."""
     router = Harness(Router, tmp_path)
     late = Frame(body=Transcript(text="Fifth."), src="asr", utt="u5", to="router", to_pid=1, key="u5")
-    router.stage.take(late)
+    router.stage.arrive(late)
     router.run()
     assert router.published() == [] and router.stage.peer.counters["meant_for_a_predecessor"] == 1
     transcript(router, "u4", "Fourth.")
