@@ -132,8 +132,8 @@ class Stage:
         """This stage's persisted state, checked (see bus/state.py); {} if none or malformed."""
         return persistence.load(persistence.path_for(self.config, self.name), check, self.log)
 
-    def save_state(self, data: dict, durable: bool = False) -> None:
-        persistence.save(persistence.path_for(self.config, self.name), data, durable)
+    def save_state(self, data: dict) -> None:
+        persistence.save(persistence.path_for(self.config, self.name), data)
 
     @property
     def ready(self) -> bool:

@@ -2,10 +2,13 @@
 directory, `STAGE.state.json`, replaced atomically (written beside, then renamed), so a
 stage killed at any moment comes back to its last state.
 
-Power loss: a `durable` save also fsyncs the file before the rename and the directory
-after it, so after a power cut the file is either the old or the new one, never torn.
-Saves made for every typed piece are not durable (the kernel writes them back in
-batches): they only guard against a crash of the process, which the page cache survives.
+Crashes, not power cuts: these files let a stage killed mid-utterance take up where it
+was, within one `voxkey up` session, and a new session starts without them (a new
+document). After a power cut nothing in them would be used, so nothing is fsynced: an
+fsync per decision or typed piece would sit on the path from speech to keystroke (and
+rewrite an SD card's blocks per token), to protect state that is thrown away anyway.
+The kernel writes the page cache back in batches; on the Pi the run directory is the
+tmpfs $XDG_RUNTIME_DIR and never reaches the card.
 
 A file that cannot be read, or is valid JSON of the wrong shape, is set aside
 (renamed `STAGE.state.json.bad-N`, with a warning) and the stage starts clean: a
@@ -46,20 +49,11 @@ def load(path: Path, check: Callable[[dict], None], log=None) -> dict:
         return {}
 
 
-def save(path: Path, data: dict, durable: bool = False) -> None:
+def save(path: Path, data: dict) -> None:
     temporary = path.with_suffix(".tmp")
     with open(temporary, "w") as file:
         json.dump(data, file)
-        if durable:
-            file.flush()
-            os.fsync(file.fileno())
     os.replace(temporary, path)
-    if durable:
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 def _set_aside(path: Path) -> Path:

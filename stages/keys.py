@@ -93,7 +93,7 @@ class Keys(Stage):
                              utt=frame.utt, offset=strokes.offset, typed=len(done.source))
         if done.diverged:
             done.final = strokes.final
-            self._save(strokes.final)
+            self._save()
             self.publish(report(done, "", by, repeated=True), utt=frame.utt, marks=frame.marks)
             return
         given = done.given
@@ -106,7 +106,7 @@ class Keys(Stage):
         done.backspaces += backspaces
         done.erased = True
         done.final = strokes.final
-        self._save(strokes.final)
+        self._save()
         marks = mark(frame.marks, "first_key")
         try:
             self.sink.type(backspaces, safe)
@@ -114,15 +114,15 @@ class Keys(Stage):
             self.peer.counters["sink_errors"] += 1
             self.log.error("typing failed", utt=frame.utt, error=str(failure))
             done.given, done.backspaces = given, done.backspaces - backspaces  # the sink did not get them
-            self._save(strokes.final)
+            self._save()
             typed = Typed(text="", error=str(failure), by=by, final=strokes.final, offset=len(given))
         else:
             typed = report(done, safe, by, repeated, backspaces)
         self.publish(typed, utt=frame.utt, marks=mark(marks, "last_key"))
 
-    def _save(self, durable: bool) -> None:
+    def _save(self) -> None:
         self.done = dict(list(self.done.items())[-RECENT_UTTERANCES:])
-        self.save_state({utt: vars(done) for utt, done in self.done.items()}, durable)
+        self.save_state({utt: vars(done) for utt, done in self.done.items()})
 
 
 def report(done: Progress, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:

@@ -181,9 +181,9 @@ class Router(Stage):
         if saved:
             self.log.info("state restored", mode=self.mode, utterances=len(self.document.typed))
 
-    def _save(self, durable: bool = True) -> None:
+    def _save(self) -> None:
         self.decided = dict(list(self.decided.items())[-RECENT_DECISIONS:])
-        self.save_state({"mode": self.mode, "typed": self.document.typed, "decided": self.decided, "parts": self.parts}, durable)
+        self.save_state({"mode": self.mode, "typed": self.document.typed, "decided": self.decided, "parts": self.parts})
 
     def _valid_mode(self, mode: str) -> str:
         if mode not in MODES:
@@ -273,7 +273,7 @@ class Router(Stage):
             self.typing_answer.pop(frame.utt, None)
         elif piece.text and frame.utt in self.decided:
             self.typing_answer.setdefault(frame.utt, self.decided[frame.utt]["request"]["mode"])
-        self._save(durable=piece.final)
+        self._save()
         self.publish(Keystrokes(text=piece.text, final=piece.final, offset=piece.offset, by=frame.src), utt=frame.utt,
                      marks=frame.marks, to="keys", key=f"{frame.utt}+{piece.offset}")
 
