@@ -40,16 +40,23 @@ def replay(name: str, *args) -> str:
 
 @pytest.fixture(scope="session")
 def x_display():
-    """A real X server (Xvfb) for the typing tests."""
+    """A real X server (Xvfb) for the typing tests. It names its display on a pipe once
+    it accepts connections (a handshake, not a poll for its socket file), and it never
+    resets: by default an X server regenerates when its last client leaves, and a test
+    whose window opens during that moment is told the display cannot be opened."""
     if not shutil.which("Xvfb"):
         pytest.fail("Xvfb is not installed: run ./install")
-    display = ":97"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}"):
-        assert time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.1)
-    yield display
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset"],
+        pass_fds=[write_end],
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as announced:
+        number = announced.readline().strip()
+    assert number, f"Xvfb exited with {server.wait()} before naming its display"
+    yield f":{number}"
     server.terminate()
     server.wait()
 
