@@ -1,8 +1,10 @@
 """The `voxkey` command.
 
-    voxkey up [--config FILE] [--set section.key=value ...]
-    voxkey replay PATH [--realtime] [--sink stdout|file:PATH|xdotool] [--trace PATH]
+    voxkey up [--sink auto|wtype|xdotool|clipboard|uinput|stdout|file:PATH] [--config FILE] [--set section.key=value ...]
+    voxkey replay PATH [--realtime] [--sink ...] [--trace PATH]
+    voxkey listen on|off|toggle|hold|release
     voxkey mode dictate|clarify|chat|converse
+    voxkey status
     voxkey swap STAGE [--set key=value ...]
     voxkey models list|fetch
 
@@ -11,20 +13,29 @@ feeds a recording in, waits until everything in it has been typed, stops the sta
 and prints exactly the text that was typed; logs stay in the run directory.
 """
 
+import time
+
+# When the command was given, before the imports below take their time: `listen on`
+# keeps what was said from this moment (a key binding's first word).
+INVOKED_NS = time.monotonic_ns()
+
 import argparse
 import importlib.metadata
 import json
+import shutil
 import sys
-import time
 import xmlrpc.client
 from pathlib import Path
 
 import msgpack
 import zmq
 
-from bus import models, sockets
 from bus import config as configuration
+from bus import log as logging
+from bus import models, sockets, status
 from bus import replay as replaying
+from bus.frames import Transcript, Typed
+from bus.peer import Peer
 from bus.replay import prepare_run
 from bus.supervise import Supervisor
 
@@ -57,16 +68,58 @@ def up(args) -> int:
         memory.unlink()
     supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
     supervisor.start()
-    print(f"voxkey: listening; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
+    print(f"voxkey: starting; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
+    watch = Peer("cli", config, list(configuration.STAGES), [Transcript.TOPIC, Typed.TOPIC], logging.setup("cli"))
+    view = LiveView(sys.stderr, desktop=bool(config["cli"]["notify"]))
     try:
+        next_check = 0.0
         while supervisor.alive():
-            replaying.check_health(supervisor)
-            time.sleep(1)
+            frame = watch.receive(250)
+            if frame is not None:
+                view.show(view.live.on_frame(frame))
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1.0
+                try:
+                    replaying.check_health(supervisor)
+                except replaying.ReplayError as error:
+                    view.show([status.Event(str(error), desktop=True)])
+                    raise
     except KeyboardInterrupt:
         pass
     finally:
+        view.close()
+        watch.close()
         supervisor.stop()
     return 0
+
+
+class LiveView:
+    """`voxkey up`'s output: each event on its own line (what was heard and typed, mode
+    and listening changes, errors), and in a terminal a status line kept under them."""
+
+    def __init__(self, stream, desktop: bool):
+        self.stream = stream
+        self.desktop = desktop
+        self.live = status.Live()
+        self.tty = stream.isatty()
+
+    def show(self, events: list) -> None:
+        for event in events:
+            self._write(f"voxkey: {event.message}\n")
+            if event.desktop and self.desktop:
+                status.notify(event.message, urgent=event.message.startswith(("typing failed", "stage")))
+        if self.tty:
+            self._write(status.clip(self.live.line(), shutil.get_terminal_size().columns - 1))
+
+    def _write(self, text: str) -> None:
+        if self.tty:
+            text = "\r\x1b[K" + text  # over the status line
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self._write("")
 
 
 def swap_stage(run_dir: Path, stage: str, settings: list[str]) -> int:
@@ -109,13 +162,40 @@ def set_mode(args) -> int:
     return 0
 
 
-def control(config: dict, stage: str, command: str, args: dict, timeout_s: float = 3.0) -> str:
+def set_listening(args) -> int:
+    config = configuration.load(args.config, args.set)
+    reply = control(config, "capture", "listen", {"how": args.how, "since_ns": INVOKED_NS})
+    print(f"voxkey: {reply}", file=sys.stderr)
+    return 0
+
+
+def show_status(args) -> int:
+    config = configuration.load(args.config, args.set)
+    run_dir = sockets.run_dir(config)
+    if not (run_dir / "run.toml").is_file():
+        raise CliError(f"no running voxkey in {run_dir}: start one with voxkey up")
+    sockets.check_private_dir(run_dir)
+    answers = {}
+    for stage in configuration.STAGES:
+        try:
+            answers[stage] = control(config, stage, "status", {}, timeout_s=1.0)
+        except CliError as error:
+            answers[stage] = {"error": str(error).removeprefix(f"{stage}: ")}
+    processes = Supervisor(run_dir, run_dir / "run.toml").states()
+    print(status.render(answers, processes))
+    return 0 if all("error" not in answer for answer in answers.values()) else 1
+
+
+def control(config: dict, stage: str, command: str, args: dict, timeout_s: float = 3.0):
     """Send one command to a running stage's control socket and return its answer."""
+    endpoint = sockets.control_endpoint(config, stage)
+    if not Path(endpoint.removeprefix("ipc://")).exists():  # say so now rather than after the timeout
+        raise CliError(f"stage {stage} is not running (no {endpoint}): start voxkey with voxkey up")
     context = zmq.Context.instance()
     socket = context.socket(zmq.REQ)
     socket.setsockopt(zmq.LINGER, 0)
     try:
-        socket.connect(sockets.control_endpoint(config, stage))
+        socket.connect(endpoint)
         socket.send(msgpack.packb({"command": command, "args": args}))
         if not socket.poll(int(timeout_s * 1000)):
             raise CliError(f"stage {stage} did not answer in {timeout_s:.0f} s: is voxkey running (voxkey up)?")
@@ -155,6 +235,15 @@ def parser() -> argparse.ArgumentParser:
     change.add_argument("--run-dir", help="the running pipeline's directory (default: voxkey up's)")
     change.add_argument("--config", help="a TOML file laid over the defaults (to find the run directory)")
     change.set_defaults(run=swap)
+
+    hearing = commands.add_parser("listen", help="turn listening on or off (hold/release: push-to-talk)")
+    hearing.add_argument("how", choices=["on", "off", "toggle", "hold", "release"])
+    common(hearing)
+    hearing.set_defaults(run=set_listening)
+
+    report = commands.add_parser("status", help="what a running voxkey is doing: listening, mode, stages, last utterance")
+    common(report)
+    report.set_defaults(run=show_status)
 
     mode = commands.add_parser("mode", help="set the sticky mode of a running voxkey")
     mode.add_argument("mode", choices=["dictate", "clarify", "chat", "converse"])

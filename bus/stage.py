@@ -8,7 +8,8 @@ the hooks; every stage then reads as subscribe -> transform -> publish:
 * ``signal(frame)`` reacts to a control frame (`cancel`, `voice`, `start`), which is
   taken ahead of every data frame waiting;
 * ``tick()`` runs every loop turn, for stages that produce on their own (capture);
-* ``on_control(command, args)`` answers a command on the stage's control socket;
+* ``on_control(command, args)`` answers a command on the stage's control socket
+  (`status`, answered for every stage: its state, readiness, pid and ``progress``);
 * ``on_peer_restart(name)`` learns that a stage it listens to came back with a new pid;
 * ``on_acknowledged(frames)`` learns that reliable frames it published were acknowledged.
 
@@ -102,10 +103,10 @@ class Stage:
     def on_acknowledged(self, frames: list[Frame]) -> None:
         pass
 
-    def on_control(self, command: str, args: dict) -> str:
-        """Answer a control command; raise ValueError to refuse it."""
+    def on_control(self, command: str, args: dict):
+        """Answer a control command (any msgpack value); raise ValueError to refuse it."""
         if command == "status":
-            return f"{self.state} ready={self.ready} pid={os.getpid()}"
+            return {"state": self.state, "ready": self.ready, "pid": os.getpid(), **self.progress}
         raise ValueError(f"unknown command {command!r} for stage {self.name}")
 
     # --- services ------------------------------------------------------------

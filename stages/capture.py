@@ -7,6 +7,14 @@ audio format; `audio` frames of exactly `frame_samples` 16 kHz mono int16 sample
 each marked `capture`: when it was spoken (for a recording replayed as fast as
 possible, when it would have been, had it been spoken from the start of the replay:
 latency figures need --realtime); after a recording's last frame, `stream-stop`.
+Listening (control command `listen`: on, off, toggle, hold, release -- `voxkey listen`):
+while off, no audio leaves capture. Turning a microphone off ends its stream
+(`stream-stop`: vad completes the utterance in progress, which is typed: it was said
+while listening); turning it on begins a new one, from the moment the command was
+given: the last seconds heard while off are kept, so the first word survives however
+long the command took to arrive (a key binding starting `voxkey listen hold`). A
+recording is paused instead, like a tape. `hold` turns listening on until `release`
+(push-to-talk); `on` and `off` end a hold. The state survives a restart (state file).
 Guarantees: any rate and channel count is converted; a live microphone's overflows
 are counted (`overflows`), never silently skipped; so is a recording's audio that
 cannot be decoded (`undecodable`: a damaged or truncated file is typed as far as it
@@ -18,6 +26,8 @@ cannot wait, and audio older than that is dropped and counted (`retention_overfl
 
 import os
 import queue
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +35,39 @@ import numpy as np
 from bus import audio
 from bus.frames import SAMPLE_RATE, AudioChunk, Frame, Start, StreamStart, StreamStop, now_ns
 from bus.stage import Stage, StageError, main
+from bus.state import expect
 
 FAST_BATCH = 32  # frames sent per loop turn when replaying as fast as possible
+# Audio kept while not listening, for a `listen on` that was given before it arrived.
+# A key binding that starts a Python process takes a few hundred ms on a Pi 5.
+KEPT_WHILE_OFF_S = 10.0
+LISTEN_COMMANDS = ("on", "off", "toggle", "hold", "release")
+
+
+@dataclass(frozen=True)
+class Listening:
+    on: bool = True
+    held: bool = False  # on only until `release` (push-to-talk)
+
+
+def listen(current: Listening, command: str) -> Listening:
+    """The listening state after a command. A release ends a hold, never a plain `on`:
+    a push-to-talk key used while listening anyway must not turn listening off."""
+    if command == "on":
+        return Listening(True)
+    if command == "off":
+        return Listening(False)
+    if command == "toggle":
+        return Listening(not current.on)
+    if command == "hold":
+        return current if current.on else Listening(True, held=True)
+    if command == "release":
+        return Listening(False) if current.held else current
+    raise ValueError(f"unknown listen command {command!r}: use {', '.join(LISTEN_COMMANDS)}")
+
+
+def check_state(saved: dict) -> None:
+    expect(isinstance(saved.get("on"), bool) and isinstance(saved.get("held"), bool), "on/held are not flags")
 
 
 class Capture(Stage):
@@ -37,12 +78,19 @@ class Capture(Stage):
         source = str(self.settings["source"])
         self.frame_samples = int(self.settings["frame_samples"])
         self.frame_ns = self.frame_samples * 1_000_000_000 // SAMPLE_RATE
-        self.sent = 0
+        self.sent = 0  # frames sent
+        # Where the next sample goes in what this process sends: streams follow one another
+        # in it, and audio not listened to takes its place too, so positions only grow.
+        self.offset = 0
         self.started_ns = 0
+        saved = self.load_state(check_state)
+        self.listening = Listening(**saved) if saved else Listening(bool(self.settings["listening"]))
+        self.stream = ""
+        self.stopped_at = -1  # the delivery position of the last stream-stop
+        self.kept_off: deque = deque(maxlen=max(1, int(KEPT_WHILE_OFF_S * SAMPLE_RATE / self.frame_samples)))
         self.retain_frames = int(float(self.settings["retain_s"]) * SAMPLE_RATE / self.frame_samples)
         if source == "mic" or source.startswith("mic:"):
             self.source = Microphone(source.partition(":")[2] or None, self.frame_samples, self.peer.counters)
-            self.stream = f"mic-{os.getpid()}-{now_ns()}"
             self.realtime = True
         else:
             try:
@@ -50,9 +98,11 @@ class Capture(Stage):
             except audio.UnreadableAudio as error:
                 raise StageError(str(error)) from None
             self.source = audio.fixed_frames(audio.read_pcm16(source, self._undecodable), self.frame_samples)
-            self.stream = Path(source).stem
+            self.recording = Path(source).stem
             self.realtime = bool(self.settings["realtime"])
+        self.paused_ns = 0  # when a recording was paused
         self.state = "waiting" if self.settings.get("wait_for_start") else "streaming"
+        self._publish_progress()
         if self.state == "streaming":
             self._begin()
 
@@ -66,17 +116,74 @@ class Capture(Stage):
         if isinstance(self.source, Microphone):
             self.source.open()
             self.log.info("microphone open", device=self.source.name, rate=self.source.rate, channels=self.source.channels)
-        self.publish(StreamStart(stream=self.stream, live=self.realtime), to="vad", key=f"start@{self.stream}", position=0)
-        self.log.info("streaming", stream=self.stream, realtime=self.realtime)
+        self.log.info("streaming", realtime=self.realtime, listening=self.listening.on)
+        if self.listening.on or not isinstance(self.source, Microphone):
+            self._open_stream()  # a recording's stream is paused, never closed, while off
+
+    def on_control(self, command: str, args: dict):
+        if command != "listen":
+            return super().on_control(command, args)
+        since_ns = int(args.get("since_ns") or now_ns())
+        self._apply(listen(self.listening, str(args.get("how", ""))), since_ns)
+        return "listening" if self.listening.on else "not listening"
+
+    def _apply(self, new: Listening, since_ns: int) -> None:
+        if new == self.listening:
+            return
+        if isinstance(self.source, Microphone) and self.state == "streaming":
+            self._take_microphone()  # what was heard before the command goes as the state was
+        was_on, self.listening = self.listening.on, new
+        self.save_state(vars(new))
+        self._publish_progress()
+        self.log.info("listening" if new.on else "not listening", held=new.held)
+        if was_on == new.on or self.state != "streaming":
+            return
+        if not isinstance(self.source, Microphone):
+            self._pause_or_resume_recording(new.on)
+        elif new.on:
+            self._open_stream()
+            for block, captured_ns in self.kept_off:
+                if captured_ns >= since_ns:
+                    self._send(block, captured_ns)
+            self.kept_off.clear()
+        else:
+            self._close_stream()
+
+    def _open_stream(self) -> None:
+        # The timeline skips past the last stop: a new stream's start must come after it.
+        self.offset = max(self.offset, self.stopped_at + 1)
+        if isinstance(self.source, Microphone):
+            self.stream = f"mic-{os.getpid()}-{now_ns()}"
+        else:
+            self.stream = self.recording
+        self.publish(StreamStart(stream=self.stream, offset=self.offset, live=self.realtime), to="vad",
+                     key=f"start@{self.stream}", position=self.offset)
+        self.log.info("stream begins", stream=self.stream, offset=self.offset)
+
+    def _close_stream(self) -> None:
+        self.stopped_at = self.offset + 1
+        self.publish(StreamStop(stream=self.stream, samples=self.offset), marks={"capture": now_ns()},
+                     to="vad", key=f"stop@{self.stream}", position=self.stopped_at)
+        self.log.info("stream ends", stream=self.stream, samples=self.offset)
+
+    def _pause_or_resume_recording(self, on: bool) -> None:
+        if on:  # a recording in real time resumes where it paused, not where the clock is
+            self.started_ns += now_ns() - self.paused_ns
+        else:
+            self.paused_ns = now_ns()
+
+    def _publish_progress(self) -> None:
+        self.progress = {"listening": self.listening.on, "held": self.listening.held}
 
     def tick(self) -> float:
         if self.state != "streaming":
             return 0.2
         if isinstance(self.source, Microphone):
-            for block, captured_ns in self.source.drain():
-                self._send(block, captured_ns)
+            self._take_microphone()
             self._drop_beyond_retention()
             return 0.01
+        if not self.listening.on:
+            return 0.2
         unacknowledged = self.delivery.count("vad")
         if unacknowledged >= self.retain_frames:
             return 0.05  # a recording waits for vad rather than outrun what it keeps
@@ -105,12 +212,21 @@ class Capture(Stage):
     def _frames_due(self) -> int:
         return max(0, (now_ns() - self.started_ns) // self.frame_ns - self.sent)
 
+    def _take_microphone(self) -> None:
+        for block, captured_ns in self.source.drain():
+            if self.listening.on:
+                self._send(block, captured_ns)
+            else:
+                self.kept_off.append((block, captured_ns))
+                self.offset += len(block)
+                self.peer.counters["samples_not_listened"] += len(block)
+
     def _send(self, block: np.ndarray, captured_ns: int) -> None:
-        offset = self.sent * self.frame_samples
         payload = block.astype("<i2", copy=False).tobytes()
         # Positioned by the sample after it: vad acknowledges by the first sample it needs.
-        self.publish(AudioChunk(stream=self.stream, offset=offset), marks={"capture": captured_ns}, payload=payload,
-                     to="vad", key=str(offset), position=offset + len(block))
+        self.publish(AudioChunk(stream=self.stream, offset=self.offset), marks={"capture": captured_ns}, payload=payload,
+                     to="vad", key=str(self.offset), position=self.offset + len(block))
+        self.offset += len(block)
         self.sent += 1
 
     def _drop_beyond_retention(self) -> None:
@@ -119,9 +235,7 @@ class Capture(Stage):
             self.peer.counters["retention_overflow"] += dropped
 
     def _finish(self) -> float:
-        samples = self.sent * self.frame_samples
-        self.publish(StreamStop(stream=self.stream, samples=samples), marks={"capture": now_ns()},
-                     to="vad", key=f"stop@{self.stream}", position=samples + 1)
+        self._close_stream()
         self.state = "done"
         self.log.info("recording done", frames=self.sent, seconds=round(self.sent * self.frame_ns / 1e9, 2))
         return 0.2

@@ -75,6 +75,7 @@ class Keys(Stage):
         except SinkUnavailable as error:
             raise StageError(str(error)) from None
         self.state = self.sink.name
+        self.progress = {"sink": self.sink.name, "reason": self.sink.reason}
         self.log.info("typing sink", sink=self.sink.name, reason=self.sink.reason)
         self.done: dict[str, Progress] = {utt: Progress(**done) for utt, done in self.load_state(check_state).items()}
 
@@ -119,10 +120,22 @@ class Keys(Stage):
         else:
             typed = report(done, safe, by, repeated, backspaces)
         self.publish(typed, utt=frame.utt, marks=mark(marks, "last_key"))
+        self.progress.update(last_typed(self.progress, frame.utt, done, by, marks, typed.error))
 
     def _save(self) -> None:
         self.done = dict(list(self.done.items())[-RECENT_UTTERANCES:])
         self.save_state({utt: vars(done) for utt, done in self.done.items()})
+
+
+def last_typed(progress: dict, utt: str, done: Progress, by: str, marks: dict, error: str) -> dict:
+    """What `voxkey status` shows of the utterance typed last (flat: it goes in
+    heartbeats). Its latency is the one users feel, from the end of speech to its first
+    key, not to a later piece's; -1 when unknown."""
+    speech_end, first_key = marks.get("speech_end"), marks.get("first_key")
+    latency_ms = round((first_key - speech_end) / 1e6) if speech_end and first_key else -1
+    if progress.get("last_utt") == utt:
+        latency_ms = progress["last_latency_ms"]
+    return {"last_utt": utt, "last_typed": done.given[-200:], "last_by": by, "last_latency_ms": latency_ms, "last_error": error}
 
 
 def report(done: Progress, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:

@@ -13,6 +13,8 @@ Modes:
 * *dictate* types what was said, joined to what came before (spacing, capitals), and
   obeys "new line", "new paragraph" and "scratch that" (erase the previous utterance);
 * *clarify*, *chat* and *converse* hand the utterance to a model stage.
+Dictation types `replacements` (config: what is heard -> what is typed) in place of
+what Whisper wrote: names, jargon, "at sign" -> "@".
 A spoken prefix picks the mode for one utterance ("Chat. What is..."), "switch to X
 mode" makes it stick, and so does `voxkey mode X` (control command `mode`). Mode names
 are matched as Whisper really writes them (`mode_words` in config). A long utterance
@@ -38,6 +40,36 @@ SENTENCE_END = (".", "!", "?", ":")
 ALWAYS_CAPITAL = {"i", "i'm", "i've", "i'll", "i'd"}
 SWITCH = re.compile(r"^(?:please )?(?:switch|change|go|set)(?: back)? (?:to|into) (\w+)(?: mode)?$")
 PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
+
+
+Vocabulary = list[tuple[re.Pattern, str]]
+JOINS_WORD_BEFORE = set(".,;:!?)]}%@/-_'")
+JOINS_WORD_AFTER = set("@/#$([{-_")
+
+
+def vocabulary(replacements: dict) -> Vocabulary:
+    """The `replacements` table as patterns, longest phrase first (so "at sign" is
+    replaced before "sign"). A phrase matches whole words in any case, with the
+    punctuation Whisper may put between its words ("at-sign", "at, sign")."""
+    compiled = []
+    for heard, typed in sorted(replacements.items(), key=lambda item: -len(item[0])):
+        words = re.findall(r"[\w']+", heard)
+        if not words:
+            raise StageError(f"replacement {heard!r} has no words to listen for: fix [stages.router.replacements]")
+        joined = r"[\s,;-]+".join(re.escape(word) for word in words)
+        # Symbols hold on to their words as in writing: "name at sign example dot com"
+        # -> "name@example.com", "hash tag release" -> "#release".
+        before = r"\s*" if typed[:1] in JOINS_WORD_BEFORE else ""
+        after = r"\s*" if typed[-1:] in JOINS_WORD_AFTER else ""
+        pattern = rf"{before}\b{joined}\b{after}"
+        compiled.append((re.compile(pattern, re.IGNORECASE), typed))
+    return compiled
+
+
+def replace_phrases(text: str, words: Vocabulary) -> str:
+    for pattern, typed in words:
+        text = pattern.sub(lambda _: typed, text)
+    return text
 
 
 @dataclass
@@ -112,6 +144,7 @@ class Dictation:
 
     typed: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, text)
     memory: int = 100  # utterances "scratch that" can reach back through
+    words: Vocabulary = field(default_factory=list)  # replacements
 
     COMMANDS = {"new line": "\n", "new paragraph": "\n\n"}
     SCRATCH = "scratch that"
@@ -123,7 +156,7 @@ class Dictation:
             return Edit(len(erased), "")
         chunk = self.COMMANDS.get(command)
         if chunk is None:
-            chunk = join_to(self.tail(), text)
+            chunk = join_to(self.tail(), replace_phrases(text, self.words))
         self.record(utt, chunk)
         return Edit(0, chunk)
 
@@ -171,19 +204,25 @@ class Router(Stage):
         self.stop_words = {plain(word) for word in self.settings["stop_words"]}
         saved = self.load_state(check_state)
         self.mode = self._valid_mode(saved.get("mode", self.settings["mode"]))
-        self.document = Dictation(typed=[tuple(chunk) for chunk in saved.get("typed", [])])
+        self.document = Dictation(typed=[tuple(chunk) for chunk in saved.get("typed", [])],
+                                  words=vocabulary(self.settings.get("replacements", {})))
         # utterance id -> what was published for it, so a transcript that comes again is answered the same
         self.decided: dict[str, dict] = saved.get("decided", {})
         # a long utterance cut in parts: its mode, and for a model the text heard so far
         self.parts: dict = saved.get("parts", {})
         self.typing_answer: dict[str, str] = {}  # utterance id -> mode, while a model's answer is being typed
-        self.state = self.mode
+        self.heard: dict = {}  # the last utterance decided, for `voxkey status` (flat: it goes in heartbeats)
+        self._set_mode(self.mode)
         if saved:
             self.log.info("state restored", mode=self.mode, utterances=len(self.document.typed))
 
     def _save(self) -> None:
         self.decided = dict(list(self.decided.items())[-RECENT_DECISIONS:])
         self.save_state({"mode": self.mode, "typed": self.document.typed, "decided": self.decided, "parts": self.parts})
+
+    def _set_mode(self, mode: str) -> None:
+        self.mode = self.state = mode
+        self.progress = {"mode": mode, **{f"heard_{name}": value for name, value in self.heard.items()}}
 
     def _valid_mode(self, mode: str) -> str:
         if mode not in MODES:
@@ -197,7 +236,7 @@ class Router(Stage):
             self.mode = self._valid_mode(str(args.get("mode", "")))
         except StageError as error:
             raise ValueError(str(error)) from None
-        self.state = self.mode
+        self._set_mode(self.mode)
         self._save()
         self.log.info("mode set", mode=self.mode, by="control")
         return f"mode {self.mode}"
@@ -225,14 +264,17 @@ class Router(Stage):
         transcript: Transcript = frame.body
         if transcript.dropped or not transcript.text.strip():
             self.log.info("nothing to type", utt=frame.utt, dropped=transcript.dropped)
+            self.heard = {"utt": frame.utt, "text": transcript.text.strip(), "dropped": transcript.dropped or "silence"}
+            self._set_mode(self.mode)
             return self._continued(transcript, "", frame.utt) or {"keystrokes": {"text": ""}}
         continued = self._continued(transcript, transcript.text, frame.utt)
         if continued:
             return continued
         decision = decide(transcript.text, self.mode, self.mode_words, self.stop_words)
         self.log.info("routed", utt=frame.utt, mode=decision.mode, sticky=decision.sticky, cancel=decision.cancel, text=decision.text)
+        self.heard = {"utt": frame.utt, "text": transcript.text.strip(), "mode": decision.sticky or decision.mode}
+        self._set_mode(decision.sticky or self.mode)
         if decision.sticky:
-            self.mode = self.state = decision.sticky
             return {"keystrokes": {"text": ""}}
         if decision.cancel:
             return {"keystrokes": {"text": ""}}

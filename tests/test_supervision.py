@@ -7,7 +7,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
 import structlog
 
 from bus import config as configuration
@@ -84,22 +83,6 @@ def test_swap_names_what_is_wrong(tmp_path):
     assert unknown.returncode != 0 and "unknown stage 'ears'" in unknown.stderr
     not_running = voxkey("swap", "asr", "--set", "beam_size=1", "--run-dir", run_dir)
     assert not_running.returncode != 0 and "no running voxkey" in not_running.stderr
-
-
-@pytest.fixture
-def microphone():
-    """A real PulseAudio server whose default source is a null sink's monitor: whatever
-    is played into sink `vk_in` is what the microphone hears. No hardware is faked:
-    PortAudio records from PulseAudio as it would from a USB microphone (at 44.1 kHz)."""
-    started = subprocess.run(["pulseaudio", "--check"]).returncode != 0
-    if started:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], check=True, stderr=subprocess.DEVNULL)
-    module = subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=vk_in"], check=True, capture_output=True, text=True).stdout.strip()
-    subprocess.run(["pactl", "set-default-source", "vk_in.monitor"], check=True)
-    yield "vk_in"
-    subprocess.run(["pactl", "unload-module", module])
-    if started:
-        subprocess.run(["pulseaudio", "--kill"])
 
 
 def test_up_types_what_the_microphone_hears(microphone, tmp_path):

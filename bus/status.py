@@ -1,0 +1,163 @@
+"""What a running voxkey is doing, for people: `voxkey status`, the live line `voxkey up`
+shows in its terminal, and desktop notifications.
+
+Every stage answers `status` on its control socket with its state, readiness, pid and
+its `progress` (the same dict its heartbeats carry): capture whether it listens, the
+router the mode and the utterance it heard last, keys its typing backend and what it
+typed last. `voxkey status` asks each; `voxkey up` follows the same facts on the bus
+as they happen (heartbeats, `transcript`, `typed`), and both render them here.
+"""
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from bus import config as configuration
+from bus.frames import Frame, Heartbeat, Transcript, Typed
+
+SHOWN_TEXT = 60  # characters of heard or typed text a one-line view has room for
+RECENT = 10  # utterances whose typed text the live view keeps
+
+
+def clip(text: str, room: int = SHOWN_TEXT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
+# --- voxkey status ---------------------------------------------------------------------
+
+
+def render(stages: dict[str, dict], processes: dict[str, dict]) -> str:
+    """`voxkey status` from each stage's answer (or {"error": why}) and supervisord's
+    view of its process. Pure."""
+    capture, router, keys = (stages.get(name, {}) for name in ("capture", "router", "keys"))
+    lines = [
+        f"listening: {listening_word(capture)}",
+        f"mode:      {router.get('mode', '?')}",
+        f"typing:    {keys.get('sink', '?')}" + (f" ({keys['reason']})" if keys.get("reason") else ""),
+    ]
+    if "heard_utt" in router:
+        said = f'"{clip(router["heard_text"])}"' if router.get("heard_text") else "(nothing)"
+        why = f" -- dropped: {router['heard_dropped']}" if router.get("heard_dropped") else f" ({router.get('heard_mode', '')})"
+        lines.append(f"heard:     {said}{why}")
+    if "last_utt" in keys:
+        latency = f", {keys['last_latency_ms']} ms after speech ended" if keys.get("last_latency_ms", -1) >= 0 else ""
+        outcome = f"FAILED: {keys['last_error']}" if keys.get("last_error") else f'"{clip(keys.get("last_typed", ""))}"'
+        lines.append(f"typed:     {outcome} (by {keys.get('last_by', '?')}{latency})")
+    lines.append("stages:")
+    for name in configuration.STAGES:
+        answer, process = stages.get(name, {}), processes.get(name, {})
+        running = process.get("statename", "not running")
+        if "error" in answer:
+            detail = answer["error"]
+        else:
+            detail = f"{'ready' if answer.get('ready') else 'not ready'}, {answer.get('state', '')}"
+        lines.append(f"  {name:<9} {running:<8} pid {process.get('pid') or answer.get('pid') or '-':<8} {detail}")
+    return "\n".join(lines)
+
+
+def listening_word(capture: dict) -> str:
+    if "listening" not in capture:
+        return "?"
+    if not capture["listening"]:
+        return "off"
+    return "on (held)" if capture.get("held") else "on"
+
+
+# --- voxkey up: the live line and notifications ----------------------------------------
+
+
+@dataclass
+class Event:
+    message: str
+    desktop: bool = False  # also worth a desktop notification (a mode change, an error)
+
+
+@dataclass
+class Live:
+    """What `voxkey up` has seen on the bus, folded from frames as they come."""
+
+    listening: bool | None = None
+    mode: str = ""
+    sink: str = ""
+    heard: str = ""
+    typed: dict = field(default_factory=dict)  # utterance id -> the text typed for it
+    last_utt: str = ""
+    latency_ms: int | None = None
+    error: str = ""
+    ready: dict = field(default_factory=dict)  # stage -> its pid while it reports ready
+
+    def on_frame(self, frame: Frame) -> list[Event]:
+        """Fold one frame in; returns what is worth telling the user."""
+        body = frame.body
+        if isinstance(body, Heartbeat):
+            return self._on_readiness(frame.src, body) + self._on_heartbeat(frame.src, body.progress)
+        if isinstance(body, Transcript) and not body.dropped and body.text.strip():
+            self.heard = body.text.strip()
+        elif isinstance(body, Typed):
+            return self._on_typed(frame, body)
+        return []
+
+    def _on_readiness(self, stage: str, beat: Heartbeat) -> list[Event]:
+        was_ready = set(self.ready) >= set(configuration.STAGES)
+        if beat.ready:
+            self.ready[stage] = beat.pid
+        elif self.ready.pop(stage, None):
+            return [Event(f"{stage} is not ready (restarting?); what it has not done yet waits for it")]
+        if not was_ready and set(self.ready) >= set(configuration.STAGES):
+            return [Event("ready: speak, and it is typed")]
+        return []
+
+    def _on_heartbeat(self, stage: str, progress: dict) -> list[Event]:
+        if stage == "capture" and "listening" in progress and progress["listening"] != self.listening:
+            self.listening = bool(progress["listening"])
+            return [Event("listening" if self.listening else "not listening")]
+        if stage == "router" and progress.get("mode") and progress["mode"] != self.mode:
+            first, self.mode = not self.mode, progress["mode"]
+            return [Event(f"mode: {self.mode}", desktop=not first)]
+        if stage == "keys" and progress.get("sink") and progress["sink"] != self.sink:
+            self.sink = progress["sink"]
+            return [Event(f"typing with {self.sink}: {progress.get('reason', '')}")]
+        return []
+
+    def _on_typed(self, frame: Frame, typed: Typed) -> list[Event]:
+        if typed.error:
+            self.error = typed.error
+            return [Event(f"typing failed: {typed.error}", desktop=True)]
+        if frame.utt != self.last_utt:
+            self.last_utt, self.error = frame.utt, ""
+            first_key, speech_end = frame.marks.get("first_key"), frame.marks.get("speech_end")
+            self.latency_ms = round((first_key - speech_end) / 1e6) if first_key and speech_end else None
+        known = self.typed.get(frame.utt, "")
+        text = self.typed[frame.utt] = known + typed.unseen(known)  # a repeated report adds nothing
+        for utt in list(self.typed)[:-RECENT]:
+            del self.typed[utt]
+        if not typed.final or not (text or typed.backspaces):
+            return []
+        latency = f" {self.latency_ms} ms after speech ended" if self.latency_ms is not None else ""
+        erased = f"{typed.backspaces} erased, " if typed.backspaces else ""
+        return [Event(f'typed by {typed.by or frame.src}{latency}: {erased}"{clip(text)}"')]
+
+    def line(self) -> str:
+        """One line for a terminal: listening, mode, backend, last heard and typed."""
+        listening = {None: "starting", True: "listening", False: "paused"}[self.listening]
+        parts = [listening, self.mode or "?", self.sink or "?"]
+        if self.heard:
+            parts.append(f'heard "{clip(self.heard, 40)}"')
+        if self.last_utt:
+            latency = f" in {self.latency_ms / 1000:.1f} s" if self.latency_ms is not None else ""
+            parts.append(f"typed {len(self.typed.get(self.last_utt, ''))} chars{latency}")
+        if self.error:
+            parts.append(f"ERROR {clip(self.error, 50)}")
+        return "voxkey: " + " | ".join(parts)
+
+
+def notify(message: str, urgent: bool = False) -> bool:
+    """A desktop notification through notify-send, if the session has it. Never waits:
+    a notification daemon that hangs must not hold up typing."""
+    tool = shutil.which("notify-send")
+    if tool is None:
+        return False
+    argv = [tool, "--app-name=voxkey", f"--urgency={'critical' if urgent else 'normal'}", "voxkey", message]
+    subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return True

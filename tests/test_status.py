@@ -1,0 +1,112 @@
+"""What voxkey shows its user: `voxkey status`, the live view of `voxkey up`, and what
+the stages report for them (router: the mode and what it heard; keys: the backend and
+what it typed). Replacements in dictation are here too: they are what the user sees
+typed for what they said."""
+
+from bus.frames import Frame, Heartbeat, Keystrokes, Transcript, Typed
+from bus.status import Live, render
+from stages.keys import Keys
+from stages.router import Router, replace_phrases, vocabulary
+
+from harness import Harness
+
+STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
+
+
+def beat(stage: str, ready: bool = True, pid: int = 10, **progress) -> Frame:
+    return Frame(Heartbeat(ready=ready, pid=pid, progress=progress), stage)
+
+
+def typed(utt: str, text: str, final: bool = True, error: str = "", offset: int = 0, already: str = "", **marks) -> Frame:
+    return Frame(Typed(text=text, final=final, error=error, by="router", offset=offset, already=already), "keys", utt=utt, marks=marks)
+
+
+def test_the_live_view_tells_readiness_listening_mode_and_what_was_typed():
+    live = Live()
+    messages = []
+    for stage in STAGES[:-1]:
+        messages += [e.message for e in live.on_frame(beat(stage))]
+    assert messages == [], "not ready before every stage is"
+    events = live.on_frame(beat("keys", sink="wtype", reason="Wayland session"))
+    assert [e.message for e in events] == ["ready: speak, and it is typed", "typing with wtype: Wayland session"]
+    [listening] = live.on_frame(beat("capture", listening=True))
+    [mode] = live.on_frame(beat("router", mode="dictate"))
+    assert (listening.message, mode.message, mode.desktop) == ("listening", "mode: dictate", False)
+    [switched] = live.on_frame(beat("router", mode="clarify"))
+    assert switched.message == "mode: clarify" and switched.desktop  # a change is worth a notification
+    assert live.on_frame(beat("router", mode="clarify")) == []  # every second, the same: no news
+
+    live.on_frame(Frame(Transcript("Hello there."), "asr", utt="u1"))
+    assert live.on_frame(typed("u1", "Hello", final=False, speech_end=1_000_000_000, first_key=2_250_000_000)) == []
+    [done] = live.on_frame(typed("u1", " there.", offset=5))
+    assert done.message == 'typed by router 1250 ms after speech ended: "Hello there."'
+    # A report repeated after a restart adds nothing.
+    live.on_frame(typed("u1", " there.", offset=5, already="Hello"))
+    assert live.line() == 'voxkey: listening | clarify | wtype | heard "Hello there." | typed 12 chars in 1.2 s'
+
+    [failed] = live.on_frame(typed("u2", "", error="wtype: compositor does not support virtual keyboard"))
+    assert failed.desktop and "typing failed: wtype" in failed.message
+    assert "ERROR wtype" in live.line()
+    [lost] = live.on_frame(beat("asr", ready=False, pid=11))
+    assert lost.message.startswith("asr is not ready")
+    [back] = live.on_frame(beat("asr", pid=11))
+    assert back.message.startswith("ready")
+
+
+def test_status_renders_each_stage_and_the_last_utterance():
+    stages = {
+        "capture": {"state": "streaming", "ready": True, "pid": 1, "listening": True, "held": True},
+        "router": {"state": "dictate", "ready": True, "pid": 2, "mode": "dictate",
+                   "heard_utt": "u1", "heard_text": "Please send it.", "heard_mode": "dictate"},
+        "keys": {"state": "xdotool", "ready": True, "pid": 3, "sink": "xdotool", "reason": "X11 session",
+                 "last_utt": "u1", "last_typed": "Please send it.", "last_by": "router", "last_latency_ms": 980, "last_error": ""},
+        "asr": {"error": "stage asr did not answer in 1 s"},
+    }
+    processes = {"capture": {"statename": "RUNNING", "pid": 1}, "asr": {"statename": "BACKOFF", "pid": 0}}
+    shown = render(stages, processes)
+    assert "listening: on (held)" in shown and "mode:      dictate" in shown
+    assert "typing:    xdotool (X11 session)" in shown
+    assert 'heard:     "Please send it." (dictate)' in shown
+    assert 'typed:     "Please send it." (by router, 980 ms after speech ended)' in shown
+    asr_line = next(line for line in shown.splitlines() if line.strip().startswith("asr"))
+    assert "BACKOFF" in asr_line and "did not answer" in asr_line
+    vad_line = next(line for line in shown.splitlines() if line.strip().startswith("vad"))
+    assert "not running" in vad_line
+
+
+def test_replacements_type_what_the_user_means():
+    words = vocabulary({"at sign": "@", "dot com": ".com", "kubernetes": "Kubernetes", "vox key": "voxkey", "hash tag": "#"})
+    assert replace_phrases("Mail Anna at sign example dot com.", words) == "Mail Anna@example.com."
+    assert replace_phrases("Find at-sign and at, sign here", words) == "Find@and@here"  # as Whisper may write it
+    assert replace_phrases("Deploy to kubernetes with Vox key.", words) == "Deploy to Kubernetes with voxkey."
+    assert replace_phrases("The hash tag release", words) == "The #release"
+    assert replace_phrases("a sign at the door", words) == "a sign at the door"  # whole phrases only
+
+
+def test_the_router_applies_replacements_to_dictation_only_and_reports_what_it_heard(tmp_path):
+    router = Harness(Router, tmp_path, 'stages.router.replacements={"at sign" = "@", "dot com" = ".com"}')
+    router.send("asr", Transcript("Write to anna at sign example dot com."), utt="u1", reliable=True)
+    [strokes] = router.published("keystrokes")
+    assert strokes.body.text == "Write to anna@example.com."
+    status = router.stage.on_control("status", {})
+    assert (status["mode"], status["heard_text"], status["heard_mode"]) == ("dictate", "Write to anna at sign example dot com.", "dictate")
+    router.ack(strokes)
+    router.send("asr", Transcript("", dropped="no speech"), utt="u2", reliable=True)
+    assert router.stage.on_control("status", {})["heard_dropped"] == "no speech"
+    router.ack(*router.published("keystrokes")[1:])
+    router.send("asr", Transcript("Clarify. Mail anna at sign example dot com."), utt="u3", reliable=True)
+    [request] = router.published("request")
+    assert request.body.text == "Mail anna at sign example dot com."  # the model hears what was said
+
+
+def test_keys_reports_its_backend_and_the_last_utterance_typed(tmp_path):
+    document = tmp_path / "doc.txt"
+    keys = Harness(Keys, tmp_path, f'stages.keys.sink="file:{document}"')
+    marks = {"speech_end": 5_000_000_000}
+    keys.send("router", Keystrokes("Hello", final=False), utt="u1", key="u1+0", reliable=True, marks=marks)
+    keys.send("router", Keystrokes(" world.", offset=5), utt="u1", key="u1+5", reliable=True, marks=marks)
+    status = keys.stage.on_control("status", {})
+    assert status["sink"] == "file" and status["last_typed"] == "Hello world." and status["last_utt"] == "u1"
+    first_key = keys.published("typed")[0].marks["first_key"]
+    assert status["last_latency_ms"] == round((first_key - 5_000_000_000) / 1e6)  # to its first key, not a later piece's
+    assert document.read_text() == "Hello world."
