@@ -32,7 +32,7 @@ def render(stages: dict[str, dict], processes: dict[str, dict]) -> str:
     view of its process. Pure."""
     capture, router, keys = (stages.get(name, {}) for name in ("capture", "router", "keys"))
     lines = [
-        f"listening: {listening_word(capture)}",
+        f"listening: {listening_word(capture)}" + (f" -- {capture['hotkey']}" if capture.get("hotkey") else ""),
         f"mode:      {router.get('mode', '?')}",
         f"typing:    {keys.get('sink', '?')}" + (f" ({keys['reason']})" if keys.get("reason") else ""),
     ]
@@ -86,6 +86,7 @@ class Live:
     latency_ms: int | None = None
     error: str = ""
     ready: dict = field(default_factory=dict)  # stage -> its pid while it reports ready
+    hotkey_problem: str = ""
 
     def on_frame(self, frame: Frame) -> list[Event]:
         """Fold one frame in; returns what is worth telling the user."""
@@ -109,6 +110,9 @@ class Live:
         return []
 
     def _on_heartbeat(self, stage: str, progress: dict) -> list[Event]:
+        if stage == "capture" and progress.get("hotkey") and progress["hotkey"] != self.hotkey_problem:
+            self.hotkey_problem = progress["hotkey"]
+            return [Event(self.hotkey_problem, desktop=True)]
         if stage == "capture" and "listening" in progress and progress["listening"] != self.listening:
             self.listening = bool(progress["listening"])
             return [Event("listening" if self.listening else "not listening")]

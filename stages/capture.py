@@ -15,6 +15,10 @@ given: the last seconds heard while off are kept, so the first word survives how
 long the command took to arrive (a key binding starting `voxkey listen hold`). A
 recording is paused instead, like a tape. `hold` turns listening on until `release`
 (push-to-talk); `on` and `off` end a hold. The state survives a restart (state file).
+`hotkey` (e.g. "F9") does the same from a key on a local keyboard, read through evdev,
+for a desktop without key bindings: held down it is push-to-talk (`hotkey_action =
+"hold"`), or each press toggles ("toggle"). Without access to /dev/input it says how
+to get it (`hotkey_unavailable`), and listening is controlled by command alone.
 Guarantees: any rate and channel count is converted; a live microphone's overflows
 are counted (`overflows`), never silently skipped; so is a recording's audio that
 cannot be decoded (`undecodable`: a damaged or truncated file is typed as far as it
@@ -66,6 +70,58 @@ def listen(current: Listening, command: str) -> Listening:
     raise ValueError(f"unknown listen command {command!r}: use {', '.join(LISTEN_COMMANDS)}")
 
 
+def hotkey_command(value: int, action: str) -> str:
+    """The listen command for a key event (value 1 down, 0 up, 2 auto-repeat)."""
+    if action == "hold":
+        return {1: "hold", 0: "release"}.get(value, "")
+    return "toggle" if value == 1 else ""
+
+
+class HotkeyUnavailable(Exception):
+    pass
+
+
+class Hotkey:
+    """One key on every local keyboard that has it, read without the desktop's help:
+    the user must be able to read /dev/input (the `input` group)."""
+
+    def __init__(self, key: str, action: str):
+        if action not in ("hold", "toggle"):
+            raise StageError(f"unknown hotkey_action {action!r}: use hold or toggle")
+        try:
+            import evdev
+        except ImportError:
+            raise HotkeyUnavailable("the evdev package is missing: reinstall voxkey (./install)") from None
+        name = key.upper() if key.upper().startswith("KEY_") else f"KEY_{key.upper()}"
+        self.code = evdev.ecodes.ecodes.get(name)
+        if self.code is None:
+            raise StageError(f"unknown hotkey {key!r}: use a key name such as F9, RIGHTCTRL or KEY_PAUSE")
+        self.action = action
+        self.key = name
+        paths = evdev.list_devices()
+        if not paths:
+            raise HotkeyUnavailable("no keyboard can be read in /dev/input: add yourself to the input group "
+                                    "(sudo usermod -aG input $USER, then log in again)")
+        devices = [evdev.InputDevice(path) for path in paths]
+        self.devices = [d for d in devices if self.code in d.capabilities().get(evdev.ecodes.EV_KEY, [])]
+        if not self.devices:
+            raise HotkeyUnavailable(f"no keyboard in /dev/input has {name}: choose another hotkey")
+
+    def commands(self) -> list[str]:
+        """The listen commands of the key events since the last call (never waits)."""
+        commands = []
+        for device in list(self.devices):
+            try:
+                events = list(device.read())
+            except BlockingIOError:
+                continue
+            except OSError:  # unplugged
+                self.devices.remove(device)
+                continue
+            commands += [hotkey_command(e.value, self.action) for e in events if e.type == 1 and e.code == self.code]
+        return [command for command in commands if command]
+
+
 def check_state(saved: dict) -> None:
     expect(isinstance(saved.get("on"), bool) and isinstance(saved.get("held"), bool), "on/held are not flags")
 
@@ -88,6 +144,8 @@ class Capture(Stage):
         self.stream = ""
         self.stopped_at = -1  # the delivery position of the last stream-stop
         self.kept_off: deque = deque(maxlen=max(1, int(KEPT_WHILE_OFF_S * SAMPLE_RATE / self.frame_samples)))
+        self.hotkey_problem = ""
+        self.hotkey = self._open_hotkey(str(self.settings["hotkey"]), str(self.settings["hotkey_action"]))
         self.retain_frames = int(float(self.settings["retain_s"]) * SAMPLE_RATE / self.frame_samples)
         if source == "mic" or source.startswith("mic:"):
             self.source = Microphone(source.partition(":")[2] or None, self.frame_samples, self.peer.counters)
@@ -119,6 +177,19 @@ class Capture(Stage):
         self.log.info("streaming", realtime=self.realtime, listening=self.listening.on)
         if self.listening.on or not isinstance(self.source, Microphone):
             self._open_stream()  # a recording's stream is paused, never closed, while off
+
+    def _open_hotkey(self, key: str, action: str) -> Hotkey | None:
+        if not key:
+            return None
+        try:
+            hotkey = Hotkey(key, action)
+        except HotkeyUnavailable as why:
+            self.peer.counters["hotkey_unavailable"] += 1
+            self.hotkey_problem = f"hotkey {key} unavailable: {why}"
+            self.log.error(self.hotkey_problem)
+            return None
+        self.log.info("hotkey", key=hotkey.key, action=action, keyboards=[d.name for d in hotkey.devices])
+        return hotkey
 
     def on_control(self, command: str, args: dict):
         if command != "listen":
@@ -174,8 +245,13 @@ class Capture(Stage):
 
     def _publish_progress(self) -> None:
         self.progress = {"listening": self.listening.on, "held": self.listening.held}
+        if self.hotkey_problem:
+            self.progress["hotkey"] = self.hotkey_problem
 
     def tick(self) -> float:
+        if self.hotkey is not None:
+            for command in self.hotkey.commands():
+                self._apply(listen(self.listening, command), now_ns())
         if self.state != "streaming":
             return 0.2
         if isinstance(self.source, Microphone):

@@ -20,7 +20,8 @@ from bus import config as configuration
 from bus.cli import control
 from bus.frames import SAMPLE_RATE, now_ns
 from bus.peer import Peer
-from stages.capture import Capture, Listening, listen
+from bus.stage import StageError
+from stages.capture import Capture, Listening, hotkey_command, listen
 
 from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 from harness import Harness
@@ -197,3 +198,29 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
     # What voxkey up told its user, line by line.
     assert "voxkey: ready: speak" in stderr and "voxkey: not listening" in stderr and "voxkey: listening" in stderr
     assert 'typed by router' in stderr and "Please send the quarterly report" in stderr
+
+
+# --- the built-in hotkey -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, action, command",
+    [(1, "hold", "hold"), (0, "hold", "release"), (2, "hold", ""), (1, "toggle", "toggle"), (0, "toggle", ""), (2, "toggle", "")],
+)
+def test_key_events_become_listen_commands(value, action, command):
+    assert hotkey_command(value, action) == command
+
+
+def test_a_hotkey_without_readable_keyboards_says_how_to_get_them_and_capture_runs_on(tmp_path):
+    """No /dev/input exists on this machine: the key itself is not exercised here."""
+    recording = AUDIO / "dictate_meeting.wav"
+    capture = Harness(Capture, tmp_path, f'stages.capture.source="{recording}"', 'stages.capture.hotkey="F9"')
+    status = capture.stage.on_control("status", {})
+    assert "hotkey F9 unavailable" in status["hotkey"] and "input group" in status["hotkey"]
+    assert capture.stage.peer.counters["hotkey_unavailable"] == 1
+    assert capture.stage.on_control("listen", {"how": "off"}) == "not listening"  # commands still work
+
+
+def test_an_unknown_hotkey_is_refused_with_examples(tmp_path):
+    with pytest.raises(StageError, match="unknown hotkey 'F99'.*F9"):
+        Harness(Capture, tmp_path, f'stages.capture.source="{AUDIO / "dictate_meeting.wav"}"', 'stages.capture.hotkey="F99"')
