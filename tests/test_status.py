@@ -3,8 +3,13 @@ the stages report for them (router: the mode and what it heard; keys: the backen
 what it typed). Replacements in dictation are here too: they are what the user sees
 typed for what they said."""
 
+import io
+import os
+import time
+
+from bus.cli import LiveView
 from bus.frames import Frame, Heartbeat, Keystrokes, Transcript, Typed
-from bus.status import Live, render
+from bus.status import Event, Live, notify, render
 from stages.keys import Keys
 from stages.router import Router, replace_phrases, vocabulary
 
@@ -110,3 +115,38 @@ def test_keys_reports_its_backend_and_the_last_utterance_typed(tmp_path):
     first_key = keys.published("typed")[0].marks["first_key"]
     assert status["last_latency_ms"] == round((first_key - 5_000_000_000) / 1e6)  # to its first key, not a later piece's
     assert document.read_text() == "Hello world."
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_up_keeps_a_status_line_under_its_events_in_a_terminal_and_plain_lines_elsewhere():
+    terminal, log = Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        view = LiveView(stream, desktop=False)
+        view.show(view.live.on_frame(beat("capture", listening=False)))
+        view.close()
+    assert log.getvalue() == "voxkey: not listening\n"
+    shown = terminal.getvalue()
+    assert shown.startswith("\r\x1b[Kvoxkey: not listening\n\r\x1b[Kvoxkey: paused | ? | ?")
+    assert shown.endswith("\r\x1b[K")  # the status line is cleared on the way out
+
+
+def test_notifications_go_through_notify_send(tmp_path, monkeypatch):
+    """A stand-in notify-send records its arguments: no notification daemon runs here."""
+    record = tmp_path / "notified"
+    tool = tmp_path / "notify-send"
+    tool.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}.part && mv {record}.part {record}\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    view = LiveView(io.StringIO(), desktop=True)
+    view.show([Event("mode: chat", desktop=True), Event("listening")])
+    deadline = time.monotonic() + 10
+    while not record.exists():
+        assert time.monotonic() < deadline, "notify-send was run"
+        time.sleep(0.05)
+    assert record.read_text().splitlines() == ["--app-name=voxkey", "--urgency=normal", "voxkey", "mode: chat"]
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert notify("no tool") is False
