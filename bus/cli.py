@@ -23,6 +23,7 @@ import argparse
 import importlib.metadata
 import json
 import shutil
+import signal
 import sys
 import xmlrpc.client
 from pathlib import Path
@@ -67,6 +68,10 @@ def up(args) -> int:
     for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
         memory.unlink()
     supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
+    # A service manager stops us with SIGTERM, a closed terminal with SIGHUP: the stages
+    # go with us either way (supervisord runs in its own session and would outlive us).
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, lambda *_: sys.exit(0))
     supervisor.start()
     print(f"voxkey: starting; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
     watch = Peer("cli", config, list(configuration.STAGES), [Transcript.TOPIC, Typed.TOPIC], logging.setup("cli"))

@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import structlog
 
 from bus import config as configuration
@@ -55,9 +56,12 @@ def test_sigkilled_stage_is_restarted_while_the_others_keep_running():
         wait_for(new_asr_ready, 60, "the restarted asr to report ready")
     finally:
         watcher.close()
-        up.send_signal(signal.SIGINT)
+        up.send_signal(signal.SIGTERM)  # as a service manager stops it
         _, stderr = up.communicate(timeout=30)
     assert up.returncode == 0, stderr[-2000:]
+    for pid in after.values():  # the stages went with it
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_up_without_the_microphone_names_the_problem_and_lists_devices(tmp_path):
