@@ -1,0 +1,41 @@
+"""A whole replay types into a real Wayland app: foot, focused in a headless sway, its
+shell writing each line it gets to a file that the test reads back. The text goes
+through every stage; replacements in dictation put Unicode in it."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stages.sinks import WtypeSink
+
+from conftest import AUDIO, voxkey, words
+from test_sinks import foot  # noqa: F401 (the fixture)
+
+UNICODE = ['stages.router.replacements={"maria" = "Zoë ✓", "report" = "café report", "afternoon" = "après-midi, naïve"}']
+EXPECTED = "Please send the quarterly café report to Zoë ✓ before Friday après-midi, naïve."
+
+
+@pytest.mark.parametrize("sink", ["wtype", "auto"])
+def test_a_replay_types_exactly_into_a_wayland_app(foot, sink):  # noqa: F811
+    env = {**foot.env, "XDG_SESSION_TYPE": "wayland"}
+    env.pop("DISPLAY", None)
+    result = {}
+
+    def replay_then_return():
+        result["run"] = voxkey("replay", AUDIO / "dictate_report.wav", "--sink", sink, "--keep",
+                               *sum((["--set", s] for s in UNICODE), []), env=env)
+        WtypeSink(env=env).type(0, "\n")  # the line reaches cat
+
+    got = foot.typed(replay_then_return)
+    run = result["run"]
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert words(run.stdout) == words(EXPECTED)
+    assert got == run.stdout + "\n"  # exactly what voxkey says it typed, Unicode included
+    run_dir = Path(re.search(r"logs kept in (\S+)", run.stderr).group(1))
+    chosen = [json.loads(line) for line in (run_dir / "keys.log").read_text().splitlines() if '"typing sink"' in line]
+    shutil.rmtree(run_dir)
+    assert chosen[0]["sink"] == "wtype"
+    assert ("Wayland session" if sink == "auto" else "asked for") in chosen[0]["reason"]
