@@ -43,7 +43,9 @@ def test_xdotool_sink_types_unicode_and_backspaces(xterm_capture):
     assert xterm_capture() == "café ✓ ß!\n"
 
 
-def test_replay_types_into_the_focused_window(xterm_capture):
-    printed = replay("dictate_report.wav", "--sink", "xdotool")
+@pytest.mark.parametrize("sink", ["xdotool", "auto"])
+def test_replay_types_into_the_focused_window(xterm_capture, monkeypatch, sink):
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)  # an X11 session: auto picks xdotool
+    printed = replay("dictate_report.wav", "--sink", sink)
     assert words(printed) == words(spoken("dictate_report.wav"))
     assert xterm_capture() == printed + "\n"
