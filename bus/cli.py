@@ -7,6 +7,7 @@
     voxkey status
     voxkey swap STAGE [--set key=value ...]
     voxkey models list|fetch
+    voxkey doctor [--no-mic] [--verify]
 
 `up` and `replay` run every stage as its own process under supervisord (supervisord.conf). `replay`
 feeds a recording in, waits until everything in it has been typed, stops the stages,
@@ -33,7 +34,7 @@ import zmq
 
 from bus import config as configuration
 from bus import log as logging
-from bus import models, sockets, status
+from bus import doctor, models, sockets, status
 from bus import replay as replaying
 from bus.frames import Transcript, Typed
 from bus.peer import Peer
@@ -256,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
     mode.set_defaults(run=set_mode)
 
     models.add_cli(commands)
+    doctor.add_cli(commands)
     # Commands other packages add (`voxkey bench`), found through their entry points,
     # so the runtime does not depend on them.
     for command in importlib.metadata.entry_points(group="voxkey.commands"):
