@@ -8,6 +8,7 @@
     voxkey swap STAGE [--set key=value ...]
     voxkey models list|fetch
     voxkey doctor [--no-mic] [--verify]
+    voxkey service install|uninstall [--config FILE] [--no-start]
 
 `up` and `replay` run every stage as its own process under supervisord (supervisord.conf). `replay`
 feeds a recording in, waits until everything in it has been typed, stops the stages,
@@ -34,7 +35,7 @@ import zmq
 
 from bus import config as configuration
 from bus import log as logging
-from bus import doctor, models, sockets, status
+from bus import doctor, models, service, sockets, status
 from bus import replay as replaying
 from bus.frames import Transcript, Typed
 from bus.peer import Peer
@@ -258,6 +259,7 @@ def parser() -> argparse.ArgumentParser:
 
     models.add_cli(commands)
     doctor.add_cli(commands)
+    service.add_cli(commands)
     # Commands other packages add (`voxkey bench`), found through their entry points,
     # so the runtime does not depend on them.
     for command in importlib.metadata.entry_points(group="voxkey.commands"):
