@@ -7,7 +7,8 @@ first keystroke) and `last_key` (the sink returned), carrying what was typed or 
 error that stopped it.
 Sinks (`sink` in config, stages/sinks.py): "auto" (chosen from the session and what is
 installed; the log says which and why), "wtype" (Wayland), "xdotool" (X11),
-"clipboard" (paste, then the clipboard put back), "stdout", or "file:PATH".
+"clipboard" (paste, then the clipboard put back), "uinput" (a kernel virtual keyboard,
+pressing what `layout` needs), "stdout", or "file:PATH".
 Guarantees: types exactly what the router passed on, as text only (control characters
 never reach a sink); a failing sink is reported in `typed.error` and the log, never
 silently. Each place in an utterance's output is typed once: how far each utterance
@@ -71,7 +72,8 @@ class Keys(Stage):
 
     def setup(self) -> None:
         try:
-            self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]), str(self.settings["paste_chord"]))
+            self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]), str(self.settings["paste_chord"]),
+                                  layout=str(self.settings["layout"]))
         except SinkUnavailable as error:
             raise StageError(str(error)) from None
         self.state = self.sink.name

@@ -17,6 +17,11 @@ What each sink needs, and what it gives:
 - `wtype`: a Wayland session (WAYLAND_DISPLAY) whose compositor offers the
   virtual-keyboard protocol: the wlroots ones (sway, labwc, Hyprland, river), not GNOME
   or KDE. Any Unicode character, whatever the user's keyboard layout.
+- `uinput`: a kernel virtual keyboard (/dev/uinput, writable: the `input` group and a
+  udev rule). Works on any compositor and on the text console, but sends key codes, so
+  it presses what the user's keyboard layout needs (`layout`, stages/layouts.py); a
+  character the layout has no key for is pasted through the clipboard when a session
+  allows, and reported otherwise, never typed wrong.
 - `clipboard`: wl-copy and wtype on Wayland, xclip and xdotool on X11. Puts the text on
   the clipboard, presses the paste chord, waits until the app has taken the text, then
   puts back what the clipboard held before (in its preferred type only). Immune to
@@ -41,6 +46,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from stages import layouts
+
 PIECE = 64
 TOOL_TIMEOUT_S = 10.0
 PASTE_TIMEOUT_S = 2.0
@@ -54,7 +61,8 @@ WTYPE_FIRST_KEY_PAUSE_MS = 100
 # anything but ASCII under the C or POSIX locale (what supervisord and systemd give).
 UTF8_LOCALE = {"LC_ALL": "C.UTF-8"}
 DEBIAN_PACKAGE = {"xdotool": "xdotool", "xmodmap": "x11-xserver-utils", "wtype": "wtype", "wl-copy": "wl-clipboard", "wl-paste": "wl-clipboard", "xclip": "xclip"}
-SPECS = "auto, stdout, file:PATH, xdotool, wtype or clipboard"
+SPECS = "auto, stdout, file:PATH, xdotool, wtype, uinput or clipboard"
+UINPUT = "/dev/uinput"
 PASTE_CHORDS = ("ctrl+v", "ctrl+shift+v", "shift+Insert")
 
 
@@ -69,7 +77,12 @@ class SinkUnavailable(SinkError):
 # --- choosing a sink -----------------------------------------------------------------
 
 
-def choose_sink(env: Mapping[str, str], which: Callable[[str], str | None] = shutil.which) -> tuple[str, str]:
+def uinput_writable(device: str = UINPUT) -> bool:
+    return os.access(device, os.W_OK)
+
+
+def choose_sink(env: Mapping[str, str], which: Callable[[str], str | None] = shutil.which,
+                uinput: Callable[[], bool] = uinput_writable) -> tuple[str, str]:
     """The sink spec that suits the session described by `env`, and why, in words.
 
     The clipboard sink is never chosen: it needs the same key tool (wtype or xdotool)
@@ -84,6 +97,8 @@ def choose_sink(env: Mapping[str, str], which: Callable[[str], str | None] = shu
             return "wtype", f"Wayland session (WAYLAND_DISPLAY={wayland}): wtype types into every window"
         if xdotool_reaches:
             return "xdotool", f"Wayland session without wtype: {xdotool_reaches} reaches only XWayland windows; apt-get install wtype to reach all"
+        if uinput():
+            return "uinput", "Wayland session without wtype: a kernel virtual keyboard (/dev/uinput) types into every window"
         return "stdout", "Wayland session but wtype is not installed: apt-get install wtype"
     if env.get("XDG_SESSION_TYPE") == "wayland" and not xdotool_reaches:
         return "stdout", "XDG_SESSION_TYPE is wayland but WAYLAND_DISPLAY is not set: start voxkey from inside the session, or set WAYLAND_DISPLAY"
@@ -91,15 +106,18 @@ def choose_sink(env: Mapping[str, str], which: Callable[[str], str | None] = shu
         if xdotool_reaches:
             return "xdotool", f"X11 session: {xdotool_reaches} types into the focused window"
         return "stdout", "X11 session but xdotool is not installed: apt-get install xdotool"
+    if uinput():
+        return "uinput", "no graphical session, and /dev/uinput is writable: a kernel virtual keyboard types into the console"
     return "stdout", "no graphical session (neither WAYLAND_DISPLAY nor DISPLAY is set): typing to standard output"
 
 
-def open_sink(spec: str, delay_ms: int = 4, paste_chord: str = "ctrl+v", env: Mapping[str, str] = os.environ):
+def open_sink(spec: str, delay_ms: int = 4, paste_chord: str = "ctrl+v", env: Mapping[str, str] = os.environ,
+              layout: str = "auto"):
     """The sink named by `spec` (see SPECS); it carries `reason`, why it is the one."""
     kind, _, argument = spec.partition(":")
     if kind == "auto":
         chosen, reason = choose_sink(env)
-        sink = open_sink(chosen, delay_ms, paste_chord, env)
+        sink = open_sink(chosen, delay_ms, paste_chord, env, layout)
         sink.reason = reason
         return sink
     if kind == "stdout":
@@ -112,6 +130,8 @@ def open_sink(spec: str, delay_ms: int = 4, paste_chord: str = "ctrl+v", env: Ma
         sink = WtypeSink(delay_ms, env=env)
     elif kind == "clipboard":
         sink = ClipboardSink(paste_chord, delay_ms=delay_ms, env=env)
+    elif kind == "uinput":
+        sink = UinputSink(layout, delay_ms, paste_chord, env=env)
     else:
         raise SinkUnavailable(f"unknown typing sink {spec!r}: use {SPECS}")
     sink.reason = f"sink={spec} was asked for"
@@ -574,3 +594,61 @@ class ClipboardSink:
                 self.clipboard.restore(saved, offer)
             finally:
                 offer.close()
+
+
+# --- uinput: a kernel virtual keyboard -----------------------------------------------
+
+
+class UinputSink:
+    """Presses keys on a virtual keyboard the kernel creates, as the user's layout needs."""
+
+    name = "uinput"
+
+    def __init__(self, layout: str = "auto", delay_ms: int = 4, paste_chord: str = "ctrl+v",
+                 env: Mapping[str, str] | None = None, device: str = UINPUT):
+        if not os.path.exists(device):
+            raise SinkUnavailable(f"{device} does not exist: sudo modprobe uinput (and add uinput to /etc/modules to keep it)")
+        if not os.access(device, os.W_OK):
+            raise SinkUnavailable(f'{device} is not writable: add the udev rule KERNEL=="uinput", GROUP="input", MODE="0660" '
+                                  "and join the input group (sudo usermod -aG input $USER), then log in again")
+        self.layout = layouts.system_layout() if layout == "auto" else layout
+        try:
+            self.table = layouts.strokes_table(self.layout)
+        except layouts.UnknownLayout as error:
+            raise SinkUnavailable(str(error)) from None
+        import evdev
+
+        codes = {code for modifiers, code in self.table.values()} | {layouts.KEY_BACKSPACE, layouts.KEY_LEFTSHIFT, layouts.KEY_RIGHTALT}
+        try:
+            self.keyboard = evdev.UInput({evdev.ecodes.EV_KEY: sorted(codes)}, name="voxkey", devnode=device)
+        except (OSError, evdev.UInputError) as error:
+            raise SinkUnavailable(f"cannot create a virtual keyboard on {device} ({error}): see voxkey doctor") from None
+        self.ecodes = evdev.ecodes
+        self.delay_s = delay_ms / 1000
+        self.env = tool_env(env)
+        self.paste_chord = paste_chord
+        self._paster = None
+
+    def type(self, backspaces: int, text: str) -> None:
+        self._press([((), layouts.KEY_BACKSPACE)] * backspaces)
+        for typeable, run in layouts.runs(text, self.table):
+            if typeable:
+                for piece in pieces(run):  # a cancel is taken between pieces
+                    self._press(layouts.strokes_for(piece, self.table))
+            else:
+                self._paste(run)
+
+    def _press(self, strokes: list) -> None:
+        for modifiers, code in strokes:
+            for key, value in [*((m, 1) for m in modifiers), (code, 1), (code, 0), *((m, 0) for m in reversed(modifiers))]:
+                self.keyboard.write(self.ecodes.EV_KEY, key, value)
+                self.keyboard.syn()
+            time.sleep(self.delay_s)
+
+    def _paste(self, run: str) -> None:
+        if self._paster is None:
+            try:
+                self._paster = ClipboardSink(self.paste_chord, delay_ms=int(self.delay_s * 1000), env=self.env)
+            except SinkUnavailable as why:
+                raise SinkError(f"the {self.layout} keyboard layout has no key for {run!r}, and it cannot be pasted ({why})") from None
+        self._paster.type(0, run)
