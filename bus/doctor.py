@@ -123,13 +123,14 @@ def check_typing(env) -> Check:
     return Check("typing", "ok", f"auto would use {kind} ({reason}); a test key (Shift) was pressed")
 
 
-def check_uinput(path: str = "/dev/uinput") -> Check:
-    if not os.path.exists(path):
-        return Check("uinput", "warn", f"{path} does not exist (needed only by --sink uinput)", "sudo modprobe uinput")
-    if not os.access(path, os.W_OK):
-        return Check("uinput", "warn", f"{path} is not writable (needed only by --sink uinput)",
-                     'add a udev rule KERNEL=="uinput", GROUP="input", MODE="0660" and sudo usermod -aG input $USER')
-    return Check("uinput", "ok", f"{path} is writable")
+def check_uinput() -> Check:
+    from stages.sinks import UINPUT, uinput_problem
+
+    problem = uinput_problem()
+    if problem:
+        detail, fix = problem.split(": ", 1)
+        return Check("uinput", "warn", f"{detail} (needed only by --sink uinput)", fix)
+    return Check("uinput", "ok", f"{UINPUT} is writable")
 
 
 def configured_models(config: dict) -> dict[str, str]:

@@ -81,6 +81,16 @@ def uinput_writable(device: str = UINPUT) -> bool:
     return os.access(device, os.W_OK)
 
 
+def uinput_problem(device: str = UINPUT) -> str:
+    """Why the uinput sink cannot open `device`, with the fix; "" if it can."""
+    if not os.path.exists(device):
+        return f"{device} does not exist: sudo modprobe uinput (and add uinput to /etc/modules to keep it)"
+    if not uinput_writable(device):
+        return (f'{device} is not writable: add the udev rule KERNEL=="uinput", GROUP="input", MODE="0660" '
+                "and join the input group (sudo usermod -aG input $USER), then log in again")
+    return ""
+
+
 def choose_sink(env: Mapping[str, str], which: Callable[[str], str | None] = shutil.which,
                 uinput: Callable[[], bool] = uinput_writable) -> tuple[str, str]:
     """The sink spec that suits the session described by `env`, and why, in words.
@@ -606,11 +616,8 @@ class UinputSink:
 
     def __init__(self, layout: str = "auto", delay_ms: int = 4, paste_chord: str = "ctrl+v",
                  env: Mapping[str, str] | None = None, device: str = UINPUT):
-        if not os.path.exists(device):
-            raise SinkUnavailable(f"{device} does not exist: sudo modprobe uinput (and add uinput to /etc/modules to keep it)")
-        if not os.access(device, os.W_OK):
-            raise SinkUnavailable(f'{device} is not writable: add the udev rule KERNEL=="uinput", GROUP="input", MODE="0660" '
-                                  "and join the input group (sudo usermod -aG input $USER), then log in again")
+        if uinput_problem(device):
+            raise SinkUnavailable(uinput_problem(device))
         self.layout = layouts.system_layout() if layout == "auto" else layout
         try:
             self.table = layouts.strokes_table(self.layout)

@@ -51,7 +51,9 @@ def test_doctor_checks_everything_and_fails_on_a_missing_model():
                            "model thinking", "memory", "supervisord", "run directory"}
     assert checks["model instruct"] == "FAIL" and checks["model asr"] == "ok"
     assert "/nonexistent/model.gguf not found" in result.stdout and "fix: voxkey models fetch" in result.stdout
-    assert "1 problem(s): model instruct" in result.stdout
+    # The microphone may fail too: whether one exists here depends on the audio server.
+    problems = result.stdout.splitlines()[-1]
+    assert "model instruct" in problems and set(problems.split(": ", 2)[-1].split(", ")) <= {"model instruct", "microphone"}
 
 
 def test_doctor_names_a_missing_microphone_and_the_devices_there_are():
