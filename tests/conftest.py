@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import sessions
+
 TESTS = Path(__file__).parent
 AUDIO = TESTS / "audio"
 REPO = TESTS.parent
@@ -40,25 +42,21 @@ def replay(name: str, *args) -> str:
 
 @pytest.fixture(scope="session")
 def x_display():
-    """A real X server (Xvfb) for the typing tests. It names its display on a pipe once
-    it accepts connections (a handshake, not a poll for its socket file), and it never
-    resets: by default an X server regenerates when its last client leaves, and a test
-    whose window opens during that moment is told the display cannot be opened."""
+    """A real X server (Xvfb) for the typing tests (bench/sessions.py)."""
     if not shutil.which("Xvfb"):
         pytest.fail("Xvfb is not installed: run ./install")
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset"],
-        pass_fds=[write_end],
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as announced:
-        number = announced.readline().strip()
-    assert number, f"Xvfb exited with {server.wait()} before naming its display"
-    yield f":{number}"
-    server.terminate()
-    server.wait()
+    with sessions.x_server() as display:
+        yield display
+
+
+@pytest.fixture(scope="session")
+def foot():
+    """foot focused in a real headless sway, its shell writing each line to a file."""
+    missing = sessions.missing_tools("sway", "swaymsg", "foot", "wtype", "wl-copy", "wl-paste")
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run ./install")
+    with sessions.headless_sway() as app:
+        yield app
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from bus.doctor import judge_level, judge_memory
 
 from conftest import AUDIO, REPO, VOXKEY, voxkey
-from test_sinks import foot  # noqa: F401 (the fixture)
 
 VERDICT_LINE = re.compile(r"^(ok  |warn|FAIL)  [\w ]+: \S")
 
@@ -85,7 +84,7 @@ def test_doctor_measures_the_microphone_level(microphone, tmp_path):
     assert line.startswith("ok") and "level over 2 s: RMS" in line and "silent" not in line
 
 
-def test_doctor_presses_a_harmless_key_with_the_backend_auto_picks(foot):  # noqa: F811
+def test_doctor_presses_a_harmless_key_with_the_backend_auto_picks(foot):
     env = {**foot.env, "XDG_SESSION_TYPE": "wayland"}
     result = subprocess.run([*VOXKEY, "doctor", "--no-mic"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     line = next(line for line in result.stdout.splitlines() if "typing:" in line)

@@ -3,17 +3,13 @@ real app whose input the test reads back: xterm under Xvfb for X11, foot under a
 sway for Wayland. The apps run `cat` on a tty in canonical mode, so a line reaches the
 file at its Return, and BackSpace erases within the line, as the tty does."""
 
-import json
 import os
-import pwd
 import shutil
 import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 
+from bench.sessions import XTERM_PASTES_ON_CTRL_V, Xterm
 from stages.sinks import (
     PIECE,
     ClipboardSink,
@@ -33,21 +29,10 @@ from stages.sinks import (
     wtype_calls,
 )
 
-WAYLAND_USER = "voxkeytest"  # sway refuses to run as root
-
-
 def require(*tools: str) -> None:
     missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: run ./install")
-
-
-def wait_until(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what} within {seconds} s"
-        time.sleep(0.05)
-    return result
 
 
 def one_line(error: BaseException) -> str:
@@ -171,10 +156,6 @@ def test_stdout_and_file_sinks_keep_their_behaviour(tmp_path, capsys):
 
 # --- X11: xterm under Xvfb -----------------------------------------------------------
 
-# xterm pastes the CLIPBOARD selection on no key by default; GUI apps use ctrl+v.
-XTERM_PASTES_ON_CTRL_V = ["-xrm", "XTerm*VT100.translations: #override Ctrl <Key>v: insert-selection(CLIPBOARD)"]
-
-
 @pytest.fixture
 def xterm(x_display, tmp_path, monkeypatch):
     """Starts an xterm whose shell writes every typed line to a file; returns its reader."""
@@ -185,30 +166,12 @@ def xterm(x_display, tmp_path, monkeypatch):
     started = []
 
     def start(*xterm_args: str):
-        out = tmp_path / f"xterm{len(started)}.txt"
-        process = subprocess.Popen(["xterm", "-u8", *xterm_args, "-e", "sh", "-c", f"stty -echo; cat > {out}"])
-        started.append(process)
-
-        def focused() -> bool:  # the window exists before it is mapped; focus succeeds once it is viewable
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(process.pid)], capture_output=True, text=True)
-            windows = found.stdout.split()
-            return bool(windows) and subprocess.run(["xdotool", "windowfocus", "--sync", windows[-1]], capture_output=True, timeout=10).returncode == 0
-
-        wait_until(focused, 15, "the xterm window was focused")
-        wait_until(out.exists, 10, "the xterm's shell started cat")
-
-        def read_back() -> str:
-            subprocess.run(["xdotool", "key", "Return", "ctrl+d"], check=True)
-            process.wait(timeout=10)
-            return out.read_text(encoding="utf-8")
-
-        return read_back
+        started.append(Xterm(x_display, tmp_path / f"xterm{len(started)}.txt", *xterm_args))
+        return started[-1].read_back
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    for app in started:
+        app.close()
 
 
 def x_clipboard() -> str:
@@ -237,108 +200,6 @@ def test_clipboard_on_x11_pastes_exactly_and_restores_the_clipboard(xterm):
 
 
 # --- Wayland: foot under headless sway -----------------------------------------------
-
-
-def sway_user() -> pwd.struct_passwd | None:
-    """The unprivileged user sway runs as when the tests run as root (None otherwise)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam(WAYLAND_USER)
-    except KeyError:
-        subprocess.run(["useradd", "-m", WAYLAND_USER], check=True, capture_output=True)
-        return pwd.getpwnam(WAYLAND_USER)
-
-
-def focused_app(swaysock: Path) -> str | None:
-    tree = subprocess.run(["swaymsg", "-s", str(swaysock), "-t", "get_tree"], capture_output=True, text=True, timeout=10)
-    if tree.returncode != 0:
-        return None
-    nodes = [json.loads(tree.stdout)]
-    while nodes:
-        node = nodes.pop()
-        if node.get("focused"):
-            return node.get("app_id")
-        nodes += node.get("nodes", []) + node.get("floating_nodes", [])
-    return None
-
-
-class Foot:
-    """foot, focused in a headless sway, its shell writing each line it gets to `out`."""
-
-    def __init__(self, socket: Path, out: Path):
-        self.out = out
-        # As root, through the absolute path of the socket of another user's compositor.
-        self.env = {**os.environ, "WAYLAND_DISPLAY": str(socket)}
-        self.env.pop("DISPLAY", None)
-
-    def typed(self, action, lines: int = 1) -> str:
-        """What the shell received while `action` ran, once it holds `lines` more lines."""
-        before = len(self.out.read_bytes())
-
-        def received() -> bytes:
-            new = self.out.read_bytes()[before:]
-            return new if new.count(b"\n") >= lines else b""
-
-        action()
-        return wait_until(received, 10, f"foot's shell received {lines} line(s)").decode("utf-8")
-
-    def clipboard(self) -> str | None:
-        pasted = subprocess.run(["wl-paste", "--no-newline"], env=self.env, capture_output=True, timeout=10)
-        return pasted.stdout.decode("utf-8") if pasted.returncode == 0 else None
-
-    def copy(self, text: str | None) -> None:
-        argv = ["wl-copy", "--clear"] if text is None else ["wl-copy", "--", text]
-        # wl-copy forks a server that keeps the clipboard: no pipe for it to hold open
-        subprocess.run(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=10)
-
-
-@pytest.fixture(scope="session")
-def foot():
-    require("sway", "swaymsg", "foot", "wtype", "wl-copy", "wl-paste")
-    user = sway_user()
-    root = Path(tempfile.mkdtemp(prefix="voxkey-sway-"))
-    runtime, records = root / "runtime", root / "records"
-    runtime.mkdir(mode=0o700)
-    records.mkdir()
-    out = records / "foot.txt"
-    (root / "config").write_text(f"exec foot -e sh -c 'stty -echo; cat > {out}'\n")
-    log = root / "sway.log"
-    root.chmod(0o755)
-    if user is not None:
-        for path in (runtime, records):
-            os.chown(path, user.pw_uid, user.pw_gid)
-    env = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "LANG": "C.UTF-8",
-        "HOME": user.pw_dir if user else os.environ.get("HOME", "/"),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "WLR_BACKENDS": "headless",
-        "WLR_LIBINPUT_NO_DEVICES": "1",
-        "WLR_RENDERER": "pixman",
-    }
-    as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
-    with log.open("wb") as output:
-        sway = subprocess.Popen(["sway", "-c", str(root / "config")], env=env, stdout=output, stderr=subprocess.STDOUT, **as_user)
-    try:
-
-        def listening(pattern: str):
-            assert sway.poll() is None, f"sway exited: {log.read_text()[-2000:]}"
-            return next((path for path in runtime.glob(pattern) if not path.name.endswith(".lock")), None)
-
-        socket = wait_until(lambda: listening("wayland-*"), 20, "sway opened its Wayland socket")
-        swaysock = wait_until(lambda: listening("sway-ipc.*.sock"), 20, "sway opened its IPC socket")
-        wait_until(lambda: focused_app(swaysock) == "foot", 20, "foot was focused")
-        wait_until(out.exists, 20, "foot's shell started cat")
-        yield Foot(socket, out)
-    finally:
-        sway.terminate()  # foot goes with its display
-        try:
-            sway.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            sway.kill()
-            sway.wait()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_wtype_types_unicode_backspaces_and_return_exactly(foot):

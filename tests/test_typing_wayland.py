@@ -12,14 +12,13 @@ import pytest
 from stages.sinks import WtypeSink
 
 from conftest import AUDIO, voxkey, words
-from test_sinks import foot  # noqa: F401 (the fixture)
 
 UNICODE = ['stages.router.replacements={"maria" = "Zoë ✓", "report" = "café report", "afternoon" = "après-midi, naïve"}']
 EXPECTED = "Please send the quarterly café report to Zoë ✓ before Friday après-midi, naïve."
 
 
 @pytest.mark.parametrize("sink", ["wtype", "auto"])
-def test_a_replay_types_exactly_into_a_wayland_app(foot, sink):  # noqa: F811
+def test_a_replay_types_exactly_into_a_wayland_app(foot, sink):
     env = {**foot.env, "XDG_SESSION_TYPE": "wayland"}
     env.pop("DISPLAY", None)
     result = {}

@@ -1,10 +1,8 @@
 """The xdotool sink types into a real X client (xterm under Xvfb); the test reads it back."""
 
-import subprocess
-import time
-
 import pytest
 
+from bench.sessions import Xterm
 from stages.sinks import XdotoolSink
 
 from conftest import replay, spoken, words
@@ -15,25 +13,9 @@ def xterm_capture(x_display, tmp_path, monkeypatch):
     """An xterm whose shell writes every typed line to a file; yields a reader."""
     monkeypatch.setenv("DISPLAY", x_display)
     monkeypatch.setenv("LC_ALL", "C.UTF-8")
-    out = tmp_path / "xterm.txt"
-    xterm = subprocess.Popen(["xterm", "-u8", "-e", "sh", "-c", f"stty -echo; cat > {out}"])
-    deadline = time.monotonic() + 15
-    while True:  # the window exists before it is mapped; focus only succeeds once it is viewable
-        assert time.monotonic() < deadline, "xterm window did not appear"
-        time.sleep(0.2)
-        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(xterm.pid)], capture_output=True, text=True)
-        windows = found.stdout.split()
-        if windows and subprocess.run(["xdotool", "windowfocus", "--sync", windows[-1]], capture_output=True, timeout=10).returncode == 0:
-            break
-
-    def read_back() -> str:
-        subprocess.run(["xdotool", "key", "Return", "ctrl+d"], check=True)
-        xterm.wait(timeout=10)
-        return out.read_text(encoding="utf-8")
-
-    yield read_back
-    if xterm.poll() is None:
-        xterm.kill()
+    xterm = Xterm(x_display, tmp_path / "xterm.txt")
+    yield xterm.read_back
+    xterm.close()
 
 
 def test_xdotool_sink_types_unicode_and_backspaces(xterm_capture):

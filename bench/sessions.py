@@ -1,0 +1,200 @@
+"""Headless desktops with a real app to type into, for the typing tests and the typing
+bench alike: an xterm under Xvfb (X11), and foot under a headless sway (Wayland). In
+each, the app's shell runs `cat` on a tty in canonical mode and writes what it gets to
+a file, so a line reaches the file at its Return, as typed.
+
+Every wait here is for a fact (a socket, a focused window, a file), with a deadline
+only for giving up.
+"""
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+WAYLAND_USER = "voxkeytest"  # sway refuses to run as root
+# xterm pastes the CLIPBOARD selection on no key by default; GUI apps use ctrl+v.
+XTERM_PASTES_ON_CTRL_V = ["-xrm", "XTerm*VT100.translations: #override Ctrl <Key>v: insert-selection(CLIPBOARD)"]
+
+
+class SessionError(Exception):
+    pass
+
+
+def wait_until(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        if time.monotonic() >= deadline:
+            raise SessionError(f"{what}: not within {seconds} s")
+        time.sleep(0.05)
+    return result
+
+
+def missing_tools(*tools: str) -> list[str]:
+    return [tool for tool in tools if not shutil.which(tool)]
+
+
+# --- X11 ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def x_server():
+    """A real X server (Xvfb); yields its display. It names its display on a pipe once it
+    accepts connections, and never resets: by default an X server regenerates when its
+    last client leaves, and a window opened in that moment cannot reach the display."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset"],
+        pass_fds=[write_end], stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as announced:
+        number = announced.readline().strip()
+    if not number:
+        raise SessionError(f"Xvfb exited with {server.wait()} before naming its display")
+    try:
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+class Xterm:
+    """An xterm, focused, whose shell writes every line typed into it to `out`."""
+
+    def __init__(self, display: str, out: Path, *xterm_args: str):
+        self.out = out
+        self.env = {**os.environ, "DISPLAY": display, "LC_ALL": "C.UTF-8"}
+        self.env.pop("WAYLAND_DISPLAY", None)
+        self.process = subprocess.Popen(["xterm", "-u8", *xterm_args, "-e", "sh", "-c", f"stty -echo; cat > {out}"], env=self.env)
+        wait_until(self._focused, 15, "the xterm window was focused")
+        wait_until(out.exists, 10, "the xterm's shell started cat")
+
+    def _focused(self) -> bool:  # the window exists before it is mapped; focus succeeds once it is viewable
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(self.process.pid)],
+                               env=self.env, capture_output=True, text=True)
+        windows = found.stdout.split()
+        return bool(windows) and subprocess.run(["xdotool", "windowfocus", "--sync", windows[-1]], env=self.env,
+                                                capture_output=True, timeout=10).returncode == 0
+
+    def read_back(self) -> str:
+        """Ends the line and the input, and returns all the shell received."""
+        subprocess.run(["xdotool", "key", "Return", "ctrl+d"], env=self.env, check=True)
+        self.process.wait(timeout=10)
+        return self.out.read_text(encoding="utf-8")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+# --- Wayland -----------------------------------------------------------------------------
+
+
+def sway_user() -> pwd.struct_passwd | None:
+    """The unprivileged user sway runs as when we are root (None otherwise)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(WAYLAND_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-m", WAYLAND_USER], check=True, capture_output=True)
+        return pwd.getpwnam(WAYLAND_USER)
+
+
+def focused_app(swaysock: Path) -> str | None:
+    tree = subprocess.run(["swaymsg", "-s", str(swaysock), "-t", "get_tree"], capture_output=True, text=True, timeout=10)
+    if tree.returncode != 0:
+        return None
+    nodes = [json.loads(tree.stdout)]
+    while nodes:
+        node = nodes.pop()
+        if node.get("focused"):
+            return node.get("app_id")
+        nodes += node.get("nodes", []) + node.get("floating_nodes", [])
+    return None
+
+
+class Foot:
+    """foot, focused in a headless sway, its shell writing each line it gets to `out`."""
+
+    def __init__(self, socket: Path, out: Path):
+        self.out = out
+        # As root, through the absolute path of the socket of another user's compositor.
+        self.env = {**os.environ, "WAYLAND_DISPLAY": str(socket)}
+        self.env.pop("DISPLAY", None)
+
+    def typed(self, action, lines: int = 1, seconds: float = 10) -> str:
+        """What the shell received while `action` ran, once it holds `lines` more lines."""
+        before = len(self.out.read_bytes())
+
+        def received() -> bytes:
+            new = self.out.read_bytes()[before:]
+            return new if new.count(b"\n") >= lines else b""
+
+        action()
+        return wait_until(received, seconds, f"foot's shell received {lines} line(s)").decode("utf-8")
+
+    def clipboard(self) -> str | None:
+        pasted = subprocess.run(["wl-paste", "--no-newline"], env=self.env, capture_output=True, timeout=10)
+        return pasted.stdout.decode("utf-8") if pasted.returncode == 0 else None
+
+    def copy(self, text: str | None) -> None:
+        argv = ["wl-copy", "--clear"] if text is None else ["wl-copy", "--", text]
+        # wl-copy forks a server that keeps the clipboard: no pipe for it to hold open
+        subprocess.run(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=10)
+
+
+@contextlib.contextmanager
+def headless_sway():
+    """A headless sway (as an unprivileged user when we are root) running foot; yields the Foot."""
+    user = sway_user()
+    root = Path(tempfile.mkdtemp(prefix="voxkey-sway-"))
+    runtime, records = root / "runtime", root / "records"
+    runtime.mkdir(mode=0o700)
+    records.mkdir()
+    out = records / "foot.txt"
+    (root / "config").write_text(f"exec foot -e sh -c 'stty -echo; cat > {out}'\n")
+    log = root / "sway.log"
+    root.chmod(0o755)
+    if user is not None:
+        for path in (runtime, records):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "LANG": "C.UTF-8",
+        "HOME": user.pw_dir if user else os.environ.get("HOME", "/"),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "WLR_BACKENDS": "headless",
+        "WLR_LIBINPUT_NO_DEVICES": "1",
+        "WLR_RENDERER": "pixman",
+    }
+    as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    with log.open("wb") as output:
+        sway = subprocess.Popen(["sway", "-c", str(root / "config")], env=env, stdout=output, stderr=subprocess.STDOUT, **as_user)
+    try:
+
+        def listening(pattern: str):
+            if sway.poll() is not None:
+                raise SessionError(f"sway exited: {log.read_text()[-2000:]}")
+            return next((path for path in runtime.glob(pattern) if not path.name.endswith(".lock")), None)
+
+        socket = wait_until(lambda: listening("wayland-*"), 20, "sway opened its Wayland socket")
+        swaysock = wait_until(lambda: listening("sway-ipc.*.sock"), 20, "sway opened its IPC socket")
+        wait_until(lambda: focused_app(swaysock) == "foot", 20, "foot was focused")
+        wait_until(out.exists, 20, "foot's shell started cat")
+        yield Foot(socket, out)
+    finally:
+        sway.terminate()  # foot goes with its display
+        try:
+            sway.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sway.kill()
+            sway.wait()
+        shutil.rmtree(root, ignore_errors=True)
