@@ -3,10 +3,11 @@
     voxkey bench [RECORDING ...] [--pinning] [--bus] [--no-raw] [--out DIR]
                  [--config FILE] [--set section.key=value ...]
     voxkey bench [RECORDING ...] [--soak MINUTES] [--recovery [--kill-rounds N]]
+    voxkey bench --typing [--repeats N]
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
-plots, and returns 0. `--soak` and `--recovery` measure endurance instead of
+plots, and returns 0. `--typing` measures each typing backend into a real app instead. `--soak` and `--recovery` measure endurance instead of
 latency: the recordings looped for minutes through one pipeline (memory over time,
 utterances typed against expected), and stages killed one at a time (recovery time).
 `python -m bench` is the same command.
@@ -42,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--layout", action="append", default=[], metavar="STAGE[,STAGE]=CPU[,CPU]",
                         help="pinning layout (default: capture,vad,router,keys on the first core, the engines on the rest)")
     parser.add_argument("--gap", type=float, default=0.5, metavar="S", help="pinning fixture: silence between chat and dictation")
-    parser.add_argument("--repeats", type=int, default=3, metavar="N", help="pinning experiment: replays of each workload per arm")
+    parser.add_argument("--repeats", type=int, default=3, metavar="N", help="pinning experiment: replays of each workload per arm; typing: runs of each text")
     parser.add_argument("--bus", action="store_true", help="also run the bus microbenchmark (alone: python -m bench.bus)")
     parser.add_argument("--bus-frames", type=int, default=20_000, help=argparse.SUPPRESS)
     parser.add_argument("--bus-latency-frames", type=int, default=2_000, help=argparse.SUPPRESS)
@@ -53,6 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, help="recovery: seed for the kill moments (default: from the clock)")
     parser.add_argument("--gap-between", type=float, default=None, metavar="S",
                         help="soak and recovery: silence after each recording in the loop (default 3 s for the soak, 6 s for recovery)")
+    parser.add_argument("--typing", action="store_true", help="measure typing speed per backend into real apps (alone: python -m bench.typing_speed)")
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -94,6 +96,15 @@ def measure(args) -> int:
     from bench import bus as bus_bench
     from bench import memory, pinning, procs, raw, report
 
+    if args.typing:
+        from bench import sessions, typing_speed
+
+        try:
+            print(typing_speed.markdown(typing_speed.run(args.repeats, Path(args.out), say)))
+        except sessions.SessionError as error:
+            say(f"voxkey bench: {error}")
+            return 1
+        return 0
     config = configuration.load(args.config, args.set)
     recordings = [Path(p) for p in args.recordings] or [AUDIO / name for name in DEFAULT_RECORDINGS]
     for recording in recordings:  # fail before minutes of work, not after

@@ -121,3 +121,16 @@ def test_proc_stat_parsing_survives_odd_command_names():
     assert reading == {"cpu_s": 200 / procs.CLOCK_TICKS, "last_cpu": 1, "started_s": 3000 / procs.CLOCK_TICKS}
     machine = procs.parse_proc_stat("cpu  100 0 50 900 7 3 2 10 0 0\ncpu0 1 2 3\n")
     assert machine == {"busy_s": 155 / procs.CLOCK_TICKS, "steal_s": 10 / procs.CLOCK_TICKS}
+
+
+def test_the_typing_bench_types_exactly_through_every_backend_and_writes_numbers(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench", "--typing", "--repeats", "1", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    [written] = list(tmp_path.glob("*-typing.json"))
+    rows = json.loads(written.read_text())["rows"]
+    assert {row["backend"] for row in rows} == {"xdotool (X11, xterm)", "clipboard (X11, xterm)", "wtype (Wayland, foot)",
+                                                "clipboard (Wayland, foot)"}
+    assert all(row["errors"] == 0 for row in rows), [row for row in rows if row["errors"]]  # every text exact
+    assert all(row["chars_per_s"] > 0 and math.isfinite(row["chars_per_s"]) for row in rows)
+    assert "| wtype (Wayland, foot) | unicode |" in result.stdout
