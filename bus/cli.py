@@ -67,6 +67,10 @@ def up(args) -> int:
     config = configuration.load(args.config, args.set)
     config["stages"]["keys"]["sink"] = args.sink
     run_dir = sockets.make_private_dir(sockets.run_dir(config))
+    running = Supervisor(run_dir, run_dir / "run.toml").states()
+    if running:  # checked before anything of the running one is touched
+        raise CliError(f"voxkey is already running in {run_dir} ({len(running)} stages): stop it first "
+                       "(Ctrl-C in its terminal, or systemctl --user stop voxkey), or give this one another bus.run_dir")
     for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
         memory.unlink()
     supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
@@ -135,10 +139,7 @@ def swap_stage(run_dir: Path, stage: str, settings: list[str]) -> int:
     Returns the new process id."""
     if stage not in configuration.STAGES:
         raise CliError(f"unknown stage {stage!r}: choose one of {', '.join(configuration.STAGES)}")
-    sockets.check_private_dir(run_dir)
-    run_config = run_dir / "run.toml"
-    if not run_config.is_file():
-        raise CliError(f"no running voxkey in {run_dir} (no run.toml): start one with voxkey up")
+    run_config = running_dir(run_dir) / "run.toml"
     config = configuration.load(run_config, [f"stages.{stage}.{item}" for item in settings])
     temporary = run_config.with_suffix(".swap")
     temporary.write_text(configuration.dumps(config))
@@ -160,10 +161,17 @@ def swap(args) -> int:
     return 0
 
 
+def running_dir(run_dir: Path) -> Path:
+    """The run directory of a running voxkey, checked to be private."""
+    if not (run_dir / "run.toml").is_file():
+        raise CliError(f"no running voxkey in {run_dir}: start one with voxkey up")
+    sockets.check_private_dir(run_dir)
+    return run_dir
+
+
 def set_mode(args) -> int:
     config = configuration.load(args.config, args.set)
-    run_dir = sockets.run_dir(config)
-    sockets.check_private_dir(run_dir)
+    running_dir(sockets.run_dir(config))
     reply = control(config, "router", "mode", {"mode": args.mode})
     print(f"voxkey: {reply}", file=sys.stderr)
     return 0
@@ -171,6 +179,7 @@ def set_mode(args) -> int:
 
 def set_listening(args) -> int:
     config = configuration.load(args.config, args.set)
+    running_dir(sockets.run_dir(config))
     reply = control(config, "capture", "listen", {"how": args.how, "since_ns": INVOKED_NS})
     print(f"voxkey: {reply}", file=sys.stderr)
     return 0
@@ -178,10 +187,7 @@ def set_listening(args) -> int:
 
 def show_status(args) -> int:
     config = configuration.load(args.config, args.set)
-    run_dir = sockets.run_dir(config)
-    if not (run_dir / "run.toml").is_file():
-        raise CliError(f"no running voxkey in {run_dir}: start one with voxkey up")
-    sockets.check_private_dir(run_dir)
+    run_dir = running_dir(sockets.run_dir(config))
     answers = {}
     for stage in configuration.STAGES:
         try:

@@ -190,6 +190,12 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
         assert "ms after speech ended" in status.stdout and "typing:    file" in status.stdout
         for stage in configuration.STAGES:
             assert f"  {stage} " in status.stdout and "RUNNING" in status.stdout
+
+        # A second voxkey up on the same run directory is refused and changes nothing.
+        kept = {path.name: path.read_bytes() for path in (run_dir / "run.toml", run_dir / "capture.state.json")}
+        second = voxkey("up", *at, "--set", "stages.router.mode=chat")
+        assert second.returncode == 1 and "voxkey is already running in" in second.stderr
+        assert {name: (run_dir / name).read_bytes() for name in kept} == kept
     finally:
         watcher.close()
         up.send_signal(signal.SIGINT)

@@ -87,6 +87,10 @@ def test_swap_names_what_is_wrong(tmp_path):
     assert unknown.returncode != 0 and "unknown stage 'ears'" in unknown.stderr
     not_running = voxkey("swap", "asr", "--set", "beam_size=1", "--run-dir", run_dir)
     assert not_running.returncode != 0 and "no running voxkey" in not_running.stderr
+    for command in (["mode", "chat"], ["listen", "off"], ["status"]):
+        nothing = voxkey(*command, "--set", f"bus.run_dir={tmp_path / 'never'}")
+        assert nothing.returncode == 1
+        assert nothing.stderr.strip() == f"voxkey: no running voxkey in {tmp_path / 'never'}: start one with voxkey up"
 
 
 def test_up_types_what_the_microphone_hears(microphone, tmp_path):
