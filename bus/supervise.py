@@ -3,6 +3,7 @@
 Used by the CLI and the benchmarks alike, so both run exactly the same processes.
 """
 
+import ctypes
 import http.client
 import os
 import signal
@@ -16,6 +17,7 @@ from supervisor.xmlrpc import SupervisorTransport
 from bus import config as configuration
 
 REPO = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SUPERVISORD_CONF = REPO / "supervisord.conf"
 
 
@@ -41,6 +43,7 @@ class Supervisor:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=stop_when_parent_dies,
         )
 
     @property
@@ -79,6 +82,15 @@ class Supervisor:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.log.close()
+
+
+def stop_when_parent_dies() -> None:
+    """In the child, before supervisord starts: the kernel sends it SIGTERM when the
+    command that started it dies, even by SIGKILL, so its stages never outlive it
+    (holding the microphone, typing)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def last_error(log_path: Path) -> str:

@@ -64,6 +64,26 @@ def test_sigkilled_stage_is_restarted_while_the_others_keep_running():
             os.kill(pid, 0)
 
 
+def test_a_killed_up_leaves_no_stage_behind():
+    run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
+    settings = [f"bus.run_dir={run_dir}", f"stages.capture.source={AUDIO / 'jfk.flac'}", "stages.capture.realtime=true"]
+    up = subprocess.Popen([*VOXKEY, "up", *sum((["--set", s] for s in settings), [])], cwd=REPO, stderr=subprocess.DEVNULL)
+    supervisor = Supervisor(run_dir, run_dir / "run.toml")
+    running = wait_for(lambda: (states := supervisor.states()) and len(states) == len(configuration.STAGES)
+                       and all(info["pid"] for info in states.values()) and states, 60, "every stage started")
+    up.kill()  # SIGKILL: up can do nothing about it
+    up.wait()
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(lambda: all(gone(info["pid"]) for info in running.values()), 30, "every stage stopped with voxkey up")
+
+
 def test_up_without_the_microphone_names_the_problem_and_lists_devices(tmp_path):
     """The real PortAudio query fails for a device that is not there."""
     run_dir = tempfile.mkdtemp(prefix="voxkey-test-")
