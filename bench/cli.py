@@ -4,10 +4,12 @@
                  [--config FILE] [--set section.key=value ...]
     voxkey bench [RECORDING ...] [--soak MINUTES] [--recovery [--kill-rounds N]]
     voxkey bench --typing [--repeats N]
+    voxkey bench --lifecycle [--idle-seconds S]
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
-plots, and returns 0. `--typing` measures each typing backend into a real app instead. `--soak` and `--recovery` measure endurance instead of
+plots, and returns 0. `--typing` measures each typing backend into a real app instead, `--lifecycle` what
+`voxkey up` costs while nobody speaks and how fast each signal stops it. `--soak` and `--recovery` measure endurance instead of
 latency: the recordings looped for minutes through one pipeline (memory over time,
 utterances typed against expected), and stages killed one at a time (recovery time).
 `python -m bench` is the same command.
@@ -55,6 +57,9 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--gap-between", type=float, default=None, metavar="S",
                         help="soak and recovery: silence after each recording in the loop (default 3 s for the soak, 6 s for recovery)")
     parser.add_argument("--typing", action="store_true", help="measure typing speed per backend into real apps (alone: python -m bench.typing_speed)")
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="idle CPU per process and stop time per signal of voxkey up (alone: python -m bench.lifecycle)")
+    parser.add_argument("--idle-seconds", type=float, default=30.0, metavar="S", help="lifecycle: length of each idle window")
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -105,6 +110,10 @@ def measure(args) -> int:
             say(f"voxkey bench: {error}")
             return 1
         return 0
+    if args.lifecycle:
+        from bench import lifecycle
+
+        return lifecycle.measure(args.idle_seconds, args.set, Path(args.out), say)
     config = configuration.load(args.config, args.set)
     recordings = [Path(p) for p in args.recordings] or [AUDIO / name for name in DEFAULT_RECORDINGS]
     for recording in recordings:  # fail before minutes of work, not after

@@ -77,6 +77,15 @@ def foreign_load(before: dict, after: dict, cpus: int) -> dict:
     }
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped (which holds nothing any more)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def sample(pid: int) -> dict | None:
     """One reading of a process; None once it is gone."""
     try:

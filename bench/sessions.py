@@ -1,7 +1,8 @@
 """Headless desktops with a real app to type into, for the typing tests and the typing
 bench alike: an xterm under Xvfb (X11), and foot under a headless sway (Wayland). In
 each, the app's shell runs `cat` on a tty in canonical mode and writes what it gets to
-a file, so a line reaches the file at its Return, as typed.
+a file, so a line reaches the file at its Return, as typed. And a microphone that is
+a real PulseAudio source, for the tests and the lifecycle bench.
 
 Every wait here is for a fact (a socket, a focused window, a file), with a deadline
 only for giving up.
@@ -37,6 +38,38 @@ def wait_until(condition, seconds: float, what: str):
 
 def missing_tools(*tools: str) -> list[str]:
     return [tool for tool in tools if not shutil.which(tool)]
+
+
+# --- a microphone ------------------------------------------------------------------------
+
+MICROPHONE_SINK = "vk_in"
+
+
+@contextlib.contextmanager
+def microphone():
+    """A real PulseAudio server whose default source is a null sink's monitor: whatever
+    is played into the sink (yielded: its name) is what the microphone hears, and
+    silence otherwise. No hardware is faked: PortAudio records from PulseAudio as it
+    would from a USB microphone (at 44.1 kHz)."""
+    started = subprocess.run(["pulseaudio", "--check"]).returncode != 0
+    if started:
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], check=True, stderr=subprocess.DEVNULL)
+    module = subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={MICROPHONE_SINK}"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(["pactl", "set-default-source", f"{MICROPHONE_SINK}.monitor"], check=True)
+    try:
+        yield MICROPHONE_SINK
+    finally:
+        subprocess.run(["pactl", "unload-module", module])
+        if started:  # gone before the next one starts: a server still exiting refuses modules
+            subprocess.run(["pulseaudio", "--kill"])
+            wait_until(lambda: subprocess.run(["pulseaudio", "--check"]).returncode != 0, 30, "PulseAudio to exit")
+
+
+def recording_clients() -> int:
+    """How many streams record from PulseAudio now (a microphone still held)."""
+    listed = subprocess.run(["pactl", "list", "short", "source-outputs"], capture_output=True, text=True, check=True)
+    return len(listed.stdout.splitlines())
 
 
 # --- X11 ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from bus import replay as replaying
 from bus.frames import Transcript, Typed
 from bus.peer import Peer
 from bus.replay import prepare_run
-from bus.supervise import Supervisor
+from bus.supervise import Health, Supervisor, last_error
 
 
 class CliError(Exception):
@@ -74,30 +74,46 @@ def up(args) -> int:
     for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
         memory.unlink()
     supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
-    # A service manager stops us with SIGTERM, a closed terminal with SIGHUP: the stages
-    # go with us either way (supervisord runs in its own session and would outlive us).
+    health = Health(supervisor)
+    # A service manager stops us with SIGTERM, a closed terminal with SIGHUP, Ctrl-C or
+    # `kill -INT` with SIGINT -- which Python leaves ignored when started ignoring it (in
+    # the background of a script): the stages go with us in every case.
     for stop in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     supervisor.start()
     print(f"voxkey: starting; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
     watch = Peer("cli", config, list(configuration.STAGES), [Transcript.TOPIC, Typed.TOPIC], logging.setup("cli"))
     view = LiveView(sys.stderr, desktop=bool(config["cli"]["notify"]))
+    ever_ready = False
     try:
         next_check = 0.0
-        while supervisor.alive():
+        while True:
             frame = watch.receive(250)
             if frame is not None:
-                view.show(view.live.on_frame(frame))
+                events = view.live.on_frame(frame)
+                view.show(events)
+                if events:
+                    service.tell_service_manager(f"STATUS={events[-1].message}")
+                if view.live.loading.all_ready and not ever_ready:
+                    ever_ready = True
+                    service.tell_service_manager("READY=1")
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 1.0
-                try:
-                    replaying.check_health(supervisor)
-                except replaying.ReplayError as error:
-                    view.show([status.Event(str(error), desktop=True)])
-                    raise
+                for problem in health.problems(time.monotonic()):
+                    # Before the first "ready" nothing works yet: fail, so a service
+                    # manager sees it. Later the others go on, and the user is told.
+                    if not ever_ready or not supervisor.alive():
+                        if view.desktop:
+                            status.notify(problem, urgent=True)
+                        raise CliError(problem + "; every stage stopped")
+                    view.show([status.Event(problem, desktop=True)])
     except KeyboardInterrupt:
         pass
     finally:
+        for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # stopping is not to be cut short
+            signal.signal(stop, signal.SIG_IGN)
+        service.tell_service_manager("STOPPING=1")
         view.close()
         watch.close()
         supervisor.stop()
@@ -135,22 +151,62 @@ class LiveView:
 
 def swap_stage(run_dir: Path, stage: str, settings: list[str]) -> int:
     """Change one stage's settings in a running pipeline's config and restart only that
-    stage; the others keep running, and vad re-sends whatever the restart lost.
-    Returns the new process id."""
+    stage; the others keep running, and vad re-sends whatever the restart lost. A stage
+    that cannot start with the new settings, or is not ready within the stall timeout,
+    is started again with the previous ones: a bad swap never leaves the pipeline
+    without the stage. Returns the new process id."""
     if stage not in configuration.STAGES:
         raise CliError(f"unknown stage {stage!r}: choose one of {', '.join(configuration.STAGES)}")
     run_config = running_dir(run_dir) / "run.toml"
+    previous = run_config.read_text()
     config = configuration.load(run_config, [f"stages.{stage}.{item}" for item in settings])
-    temporary = run_config.with_suffix(".swap")
-    temporary.write_text(configuration.dumps(config))
-    temporary.replace(run_config)  # supervisord starts the stage with this file
-    rpc = Supervisor(run_dir, run_config).rpc.supervisor
+    supervisor = Supervisor(run_dir, run_config)
+    write_atomically(run_config, configuration.dumps(config))  # supervisord starts the stage with this file
     try:
-        rpc.stopProcess(stage, True)
+        pid = restart_stage(supervisor, stage)
+        wait_until_ready(config, supervisor, stage, pid, float(config["cli"]["stall_timeout_s"]))
+        return pid
+    except CliError as failure:
+        write_atomically(run_config, previous)
+        pid = restart_stage(supervisor, stage)
+        raise CliError(f"{failure}; {stage} is back on its previous settings (pid {pid})") from None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".swap")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def restart_stage(supervisor: Supervisor, stage: str) -> int:
+    rpc = supervisor.rpc.supervisor
+    try:
+        if supervisor.states().get(stage, {}).get("statename") in ("RUNNING", "STARTING", "BACKOFF"):
+            rpc.stopProcess(stage, True)
         rpc.startProcess(stage, True)
         return int(rpc.getProcessInfo(stage)["pid"])
-    except (OSError, xmlrpc.client.Error) as error:
-        raise CliError(f"supervisord in {run_dir} refused to restart {stage}: {error}") from None
+    except xmlrpc.client.Fault:  # it died within its first second
+        raise CliError(f"{stage} cannot start: {last_error(supervisor.run_dir / f'{stage}.log')}") from None
+    except OSError as error:
+        raise CliError(f"supervisord in {supervisor.run_dir} refused to restart {stage}: {error}") from None
+
+
+def wait_until_ready(config: dict, supervisor: Supervisor, stage: str, pid: int, timeout_s: float) -> None:
+    """Until the stage process `pid` says it is ready; CliError with its last error line
+    if it exits or is replaced first, or once `timeout_s` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        info = supervisor.states().get(stage, {})
+        if info.get("pid") != pid or info.get("statename") != "RUNNING":
+            raise CliError(f"{stage} cannot start: {last_error(supervisor.run_dir / f'{stage}.log')}")
+        try:
+            answer = control(config, stage, "status", {}, timeout_s=1.0)
+        except CliError:
+            answer = {}  # not answering yet: still loading its imports
+        if answer.get("ready") and answer.get("pid") == pid:
+            return
+        time.sleep(0.2)
+    raise CliError(f"{stage} was not ready {timeout_s:.0f} s after it started; see {supervisor.run_dir / f'{stage}.log'}")
 
 
 def swap(args) -> int:

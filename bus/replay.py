@@ -8,13 +8,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from bus import audio
 from bus import config as configuration
 from bus import log as logging
+from bus import status
 from bus.frames import Frame, Generation, Heartbeat, Start, Typed
 from bus.peer import Peer
-from bus.supervise import Supervisor
+from bus.supervise import Health, Supervisor
 
 
 MODEL_STAGES = ("instruct", "thinking")  # they report each request in a `generation`
@@ -122,12 +124,16 @@ def prepare_run(config: dict, run_dir: Path) -> Path:
     return path
 
 
-def run(config: dict, recording: str, realtime: bool = False, keep: bool = False, observe=None) -> Replay:
+def run(config: dict, recording: str, realtime: bool = False, keep: bool = False, observe=None,
+        progress: TextIO | None = sys.stderr) -> Replay:
     """Replay one recording through every stage under supervisord; returns what was typed,
     once every utterance of it is accounted for (`Replay.finished`).
 
+    `progress` is told, a line each, how loading goes (15-20 s of it on a Pi).
     `observe(supervisor, frame)` is called for every frame the replay hears and about
-    twice a second with frame None (the bench samples the stage processes there)."""
+    twice a second with frame None (the bench samples the stage processes there).
+    The run directory (sockets, logs) is removed afterwards, also when the replay fails,
+    unless `keep`."""
     try:
         audio.probe(recording)
     except audio.UnreadableAudio as error:
@@ -139,9 +145,11 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-"))  # mode 0700
     stall_timeout = float(config["cli"]["stall_timeout_s"])
     state = Replay(run_dir=run_dir)
+    loading = status.Loading(ready_message="ready: replaying")
     supervisor = peer = None
     try:
         supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
+        health = Health(supervisor)  # before supervisord starts: every crash of this run counts
         peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC, Generation.TOPIC], logging.setup("cli"))
         supervisor.start()
         last_progress = time.monotonic()
@@ -153,6 +161,9 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
                 state.on_frame(frame)
                 if frame.topic != "heartbeat":
                     last_progress = now
+                elif progress is not None:
+                    for event in loading.on_heartbeat(frame.src, frame.body):
+                        print(f"voxkey: {event.message}", file=progress, flush=True)
             if observe is not None and frame is not None:
                 observe(supervisor, frame)
             if now >= next_check:
@@ -160,16 +171,16 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
                 if observe is not None:
                     observe(supervisor, None)
                 peer.heartbeat(True, "replay")  # capture counts as ready once it hears us
-                check_health(supervisor)
+                for problem in health.problems(now):
+                    raise ReplayError(problem + kept_logs_hint(keep, run_dir))
                 if _all_ready(peer) and _capture_state(peer) == "waiting":
                     peer.publish(Start())
                 if _capture_state(peer) == "streaming":
                     last_progress = now
             if now - last_progress > stall_timeout:
-                raise ReplayError(f"replay made no progress for {stall_timeout:.0f} s; logs are in {run_dir}")
-    except ReplayError:
-        keep = True
-        raise
+                waiting = [name for name, beat in peer.heard.items() if beat is None or not beat.ready]
+                why = f" (not ready: {', '.join(waiting)})" if waiting else ""
+                raise ReplayError(f"replay made no progress for {stall_timeout:.0f} s{why}" + kept_logs_hint(keep, run_dir))
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -182,6 +193,10 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
     return state
 
 
+def kept_logs_hint(keep: bool, run_dir: Path) -> str:
+    return f"; logs in {run_dir}" if keep else "; voxkey replay --keep keeps the stages' logs"
+
+
 def _all_ready(peer: Peer) -> bool:
     return all(beat is not None and beat.ready for beat in peer.heard.values())
 
@@ -189,12 +204,3 @@ def _all_ready(peer: Peer) -> bool:
 def _capture_state(peer: Peer) -> str:
     beat = peer.heard.get("capture")
     return beat.state if beat is not None else ""
-
-
-def check_health(supervisor: Supervisor) -> None:
-    if not supervisor.alive():
-        raise ReplayError(f"supervisord exited; see {supervisor.run_dir / 'supervisord.out'}")
-    failed = supervisor.failed()
-    if failed:
-        name, reason = next(iter(failed.items()))
-        raise ReplayError(f"stage {name} cannot start: {reason}")

@@ -11,6 +11,7 @@ and prints the line that makes the compositor import them at every login.
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,10 @@ StartLimitIntervalSec=120
 StartLimitBurst=3
 
 [Service]
+# voxkey up tells systemd when every stage is ready (sd_notify), and how loading goes.
+Type=notify
+NotifyAccess=main
+TimeoutStartSec=300
 ExecStart={shlex.join(command)}
 Restart=on-failure
 RestartSec=5
@@ -122,3 +127,21 @@ def add_cli(commands) -> None:
     service.add_argument("--config", help="the TOML file the service runs voxkey up with")
     service.add_argument("--no-start", action="store_true", help="install: enable for the next login only")
     service.set_defaults(run=run)
+
+
+def tell_service_manager(*assignments: str) -> bool:
+    """sd_notify(3) without libsystemd: "READY=1", "STATUS=…", "STOPPING=1" to the
+    service manager that started us (systemd sets $NOTIFY_SOCKET for Type=notify).
+    False, and nothing done, when there is none."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return False
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        try:
+            notify.connect(address)
+            notify.sendall("\n".join(assignments).encode())
+        except OSError:
+            return False
+    return True

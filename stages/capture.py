@@ -38,7 +38,7 @@ import numpy as np
 
 from bus import audio
 from bus.frames import SAMPLE_RATE, AudioChunk, Frame, Start, StreamStart, StreamStop, now_ns
-from bus.stage import Stage, StageError, main
+from bus.stage import POLL_CAP_S, Stage, StageError, main
 from bus.state import expect
 
 FAST_BATCH = 32  # frames sent per loop turn when replaying as fast as possible
@@ -149,6 +149,7 @@ class Capture(Stage):
         self.retain_frames = int(float(self.settings["retain_s"]) * SAMPLE_RATE / self.frame_samples)
         if source == "mic" or source.startswith("mic:"):
             self.source = Microphone(source.partition(":")[2] or None, self.frame_samples, self.peer.counters)
+            self.wake_fd = self.source.wake_fd
             self.realtime = True
         else:
             try:
@@ -257,7 +258,7 @@ class Capture(Stage):
         if isinstance(self.source, Microphone):
             self._take_microphone()
             self._drop_beyond_retention()
-            return 0.01
+            return POLL_CAP_S  # woken sooner by the audio callback (wake_fd)
         if not self.listening.on:
             return 0.2
         unacknowledged = self.delivery.count("vad")
@@ -324,7 +325,10 @@ class Capture(Stage):
 class Microphone:
     """A PortAudio input stream at the device's own rate, re-cut to 16 kHz frames.
 
-    The callback only queues raw blocks: PortAudio's thread must never wait on us.
+    The callback only queues raw blocks and signals `wake_fd`: PortAudio's thread must
+    never wait on us, and the stage sleeps until audio comes rather than polling. Each
+    block is one frame's worth of audio at the device's rate: fewer wake-ups, and no
+    later than a frame could leave anyway.
     """
 
     def __init__(self, device: str | None, frame_samples: int, counters):
@@ -345,6 +349,7 @@ class Microphone:
         self.channels = min(int(info["max_input_channels"]), 2) or 1
         self.resample = audio.Resampler(self.rate, self.channels)
         self.blocks: queue.Queue = queue.Queue()
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.pending = np.zeros(0, np.int16)
         self.stream = None
 
@@ -360,10 +365,12 @@ class Microphone:
             if status.input_overflow:
                 self.counters["overflows"] += 1
             self.blocks.put((block.copy(), now_ns()))
+            os.eventfd_write(self.wake_fd, 1)
 
         try:
             self.stream = self.sd.InputStream(
-                device=self.device, samplerate=self.rate, channels=self.channels, dtype="int16", callback=callback
+                device=self.device, samplerate=self.rate, channels=self.channels, dtype="int16", callback=callback,
+                blocksize=round(self.frame_samples * self.rate / SAMPLE_RATE),
             )
             self.stream.start()
         except self.sd.PortAudioError as error:
@@ -383,6 +390,7 @@ class Microphone:
     def close(self) -> None:
         if self.stream is not None:
             self.stream.close()
+        os.close(self.wake_fd)
 
 
 if __name__ == "__main__":

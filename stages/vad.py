@@ -17,13 +17,13 @@ forget the audio before that sample; a restarted vad sends those utterances agai
 takes the stream up at that sample from capture's re-sent audio.
 """
 
-import os
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime
 
+from bus import models
 from bus.delivery import freeze, thaw
 from bus.frames import SAMPLE_RATE, AudioChunk, Frame, FrameRejected, Speech, StreamStart, StreamStop, Voice, now_ns
 from bus.stage import Stage, StageError, main
@@ -37,9 +37,7 @@ HYSTERESIS = 0.15
 
 
 def silero_path() -> str:
-    import faster_whisper
-
-    return os.path.join(os.path.dirname(faster_whisper.__file__), "assets", "silero_vad_v6.onnx")
+    return str(models.built_in_path("silero-vad-v6"))
 
 
 class StreamingSilero:
@@ -194,9 +192,10 @@ class Vad(Stage):
     by_position = topics  # the audio vad no longer needs is acknowledged by its first sample
 
     def setup(self) -> None:
-        path = silero_path()
-        if not os.path.isfile(path):
-            raise StageError(f"Silero VAD model {path} is missing: reinstall faster-whisper (pip install faster-whisper)")
+        try:
+            path = silero_path()
+        except models.ModelError as error:
+            raise StageError(str(error)) from None
         self.model = StreamingSilero(path)
         self.pre_roll = int(self.settings["pre_roll_ms"]) * SAMPLE_RATE // 1000
         self.ack_every = SAMPLE_RATE // 2  # acknowledging audio writes the state file: twice a second at most

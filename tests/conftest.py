@@ -61,18 +61,10 @@ def foot():
 
 @pytest.fixture
 def microphone():
-    """A real PulseAudio server whose default source is a null sink's monitor: whatever
-    is played into sink `vk_in` is what the microphone hears. No hardware is faked:
-    PortAudio records from PulseAudio as it would from a USB microphone (at 44.1 kHz)."""
-    started = subprocess.run(["pulseaudio", "--check"]).returncode != 0
-    if started:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], check=True, stderr=subprocess.DEVNULL)
-    module = subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=vk_in"], check=True, capture_output=True, text=True).stdout.strip()
-    subprocess.run(["pactl", "set-default-source", "vk_in.monitor"], check=True)
-    yield "vk_in"
-    subprocess.run(["pactl", "unload-module", module])
-    if started:
-        subprocess.run(["pulseaudio", "--kill"])
+    """A real PulseAudio source (bench/sessions.py): what is played into the sink it
+    yields is what the microphone hears."""
+    with sessions.microphone() as sink:
+        yield sink
 
 
 class LoneStage:

@@ -11,6 +11,7 @@ import pytest
 from conftest import AUDIO, REPO
 
 from bench import memory, pinning, procs, stats
+from bus import config as configuration
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED_KEYS = {
@@ -134,3 +135,21 @@ def test_the_typing_bench_types_exactly_through_every_backend_and_writes_numbers
     assert all(row["errors"] == 0 for row in rows), [row for row in rows if row["errors"]]  # every text exact
     assert all(row["chars_per_s"] > 0 and math.isfinite(row["chars_per_s"]) for row in rows)
     assert "| wtype (Wayland, foot) | unicode |" in result.stdout
+
+
+def test_the_lifecycle_bench_reads_every_process_and_times_every_signal(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench", "--lifecycle", "--idle-seconds", "2", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    [written] = list(tmp_path.glob("*-lifecycle.json"))
+    results = json.loads(written.read_text())
+    processes = {*configuration.STAGES, "supervisord", "up"}
+    for window in ("listening", "paused"):
+        assert set(results[window]) == processes
+        assert all(share >= 0 for share in results[window].values())
+        assert results[f"{window}_total"] == round(sum(results[window].values()), 2)
+    # capture works while listening: it cannot have cost nothing.
+    assert results["listening"]["capture"] > 0
+    assert set(results["stop_s"]) == {"SIGTERM", "SIGHUP", "SIGINT"}
+    assert all(seconds is not None and seconds > 0 for seconds in results["stop_s"].values()), results["stop_s"]
+    assert "| **total** |" in result.stdout

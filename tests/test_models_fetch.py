@@ -143,14 +143,37 @@ def test_http_404_names_the_url(hub, manifest, dest):
     assert not (dest / "asr" / "vocabulary.txt").exists() and not list(dest.rglob("*.part"))
 
 
-def test_unreachable_server_names_the_url(manifest, dest):
+def closed_port() -> int:
     with socket.socket() as probe:  # a port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def test_offline_every_model_is_checked_and_the_copy_by_hand_named(hub, manifest, dest):
+    models.fetch(["tiny"], hub.url, dest, None, manifest=manifest)  # installed while online
+    offline = f"http://127.0.0.1:{closed_port()}"
+    out = io.StringIO()
     with pytest.raises(models.ModelError) as caught:
-        models.fetch(["tiny"], f"http://127.0.0.1:{port}", dest, None, manifest=manifest)
-    assert str(caught.value).startswith(f"cannot download http://127.0.0.1:{port}/acme/tiny-GGUF/resolve/main/tiny-Q4_0.gguf: ")
-    assert "\n" not in str(caught.value)
+        models.fetch(["tiny", "asr"], offline, dest, out, manifest=manifest)
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"cannot reach 127.0.0.1:{offline.rsplit(':', 1)[1]} (Connection refused): no network, or the server is down; ")
+    assert message.endswith(f"{len(ASR)} file(s) not installed: copy them in by hand as shown above, "
+                            "then check them with voxkey models list --verify")
+    lines = out.getvalue().splitlines()
+    assert "voxkey: tiny/tiny-Q4_0.gguf: already installed and verified" in lines  # checked, not fetched
+    for name in ASR:  # every missing file, with where it comes from and where it goes
+        assert (f"voxkey: asr/{name}: not installed: without a network, download {offline}/acme/whisper-tiny/resolve/main/{name} "
+                f"elsewhere and copy it to {dest / 'asr' / name}") in lines
+    assert not (dest / "asr").exists()  # no empty folder left behind
+    assert (dest / "tiny" / "tiny-Q4_0.gguf").read_bytes() == GGUF
+
+
+def test_a_file_copied_in_by_hand_is_verified_by_list(manifest, dest):
+    (dest / "tiny").mkdir(parents=True)
+    (dest / "tiny" / "tiny-Q4_0.gguf").write_bytes(GGUF)
+    assert {entry.model.name: entry.state for entry in models.status(dest, manifest=manifest, verify=True)}["tiny"] == "verified"
 
 
 def test_unverified_files_need_explicit_permission(hub, manifest, dest):
@@ -206,10 +229,16 @@ def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, des
 
     assert run("models", "fetch", "tiny") == 0
     assert (dest / "tiny" / "tiny-Q4_0.gguf").read_bytes() == GGUF
-    assert run("models", "list") == 0
+    assert run("models", "list", "--set", "stages.instruct.model=tiny") == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].split()[:3] == ["tiny", "instruct", "installed"]
-    assert listing[1].split()[:3] == ["asr", "asr", "missing"]
+    assert listing[0].split() == ["NAME", "ROLE", "STATE", "SIZE", "USED", "BY", "PATH"]
+    assert listing[1].split()[:6] == ["tiny", "instruct", "installed", "0.0", "MB", "instruct"]
+    assert listing[2].split()[:6] == ["asr", "asr", "missing", "0.0", "MB", "-"]
+    # The built-in models, where they are and which stages run them by default.
+    built_in = {line.split()[0]: line.split() for line in listing[4:]}
+    assert built_in["tiny.en"][2:4] == ["built", "in"] and built_in["tiny.en"][6] == "asr"
+    assert built_in["smollm2-135m"][6] == "thinking"  # instruct was set to another
+    assert built_in["silero-vad-v6"][6] == "vad" and Path(built_in["silero-vad-v6"][7]).is_file()
 
     assert run("models", "fetch", "asr", "--base-url", hub.url + "/nowhere", "--dir", str(dest / "other")) == 1
     error = capsys.readouterr().err

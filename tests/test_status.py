@@ -31,10 +31,12 @@ def test_the_live_view_tells_readiness_listening_mode_and_what_was_typed():
     messages = []
     for stage in STAGES[:-1]:
         messages += [e.message for e in live.on_frame(beat(stage))]
-    assert messages == [], "not ready before every stage is"
+    assert messages == [f"loading: {n} of 7 stages ready, waiting for {', '.join(STAGES[n:])}" for n in range(1, 7)], \
+        "loading told stage by stage, not ready before every stage is"
+    assert live.line().startswith("voxkey: loading (6/7 ready)")
     events = live.on_frame(beat("keys", sink="wtype", reason="Wayland session"))
     assert [e.message for e in events] == ["ready: speak, and it is typed", "typing with wtype: Wayland session"]
-    [listening] = live.on_frame(beat("capture", listening=True))
+    [listening] = live.on_frame(beat("capture", listening=True))  # said only now: everything is loaded
     [mode] = live.on_frame(beat("router", mode="dictate"))
     assert (listening.message, mode.message, mode.desktop) == ("listening", "mode: dictate", False)
     [switched] = live.on_frame(beat("router", mode="clarify"))
@@ -126,6 +128,8 @@ def test_up_keeps_a_status_line_under_its_events_in_a_terminal_and_plain_lines_e
     terminal, log = Terminal(), io.StringIO()
     for stream in (terminal, log):
         view = LiveView(stream, desktop=False)
+        for stage in STAGES:  # loaded: what loading said is not shown here
+            view.live.on_frame(beat(stage))
         view.show(view.live.on_frame(beat("capture", listening=False)))
         view.close()
     assert log.getvalue() == "voxkey: not listening\n"
@@ -150,3 +154,10 @@ def test_notifications_go_through_notify_send(tmp_path, monkeypatch):
     assert record.read_text().splitlines() == ["--app-name=voxkey", "--urgency=normal", "voxkey", "mode: chat"]
     monkeypatch.setenv("PATH", "/nonexistent")
     assert notify("no tool") is False
+
+
+def test_listening_is_not_claimed_before_everything_is_loaded():
+    live = Live()
+    assert [e.message for e in live.on_frame(beat("capture", ready=False, listening=False))] == []
+    said = [e.message for stage in STAGES for e in live.on_frame(beat(stage))]
+    assert said[-2:] == ["ready: speak, and it is typed", "not listening: voxkey listen on (or the hotkey) starts"]
