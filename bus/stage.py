@@ -145,6 +145,11 @@ class Stage:
     def save_state(self, data: dict) -> None:
         persistence.save(persistence.path_for(self.config, self.name), data)
 
+    def announce(self) -> None:
+        """Send a heartbeat (with `progress`) at the next loop turn rather than at the
+        next period: for a change whoever follows the stage should hear of at once."""
+        self._next_beat = 0.0
+
     @property
     def ready(self) -> bool:
         return self.loaded and self.peer.heard_all()

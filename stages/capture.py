@@ -150,6 +150,7 @@ class Capture(Stage):
         if source == "mic" or source.startswith("mic:"):
             self.source = Microphone(source.partition(":")[2] or None, self.frame_samples, self.peer.counters)
             self.wake_fd = self.source.wake_fd
+            self.source.wake_on_audio = self.listening.on
             self.realtime = True
         else:
             try:
@@ -205,6 +206,8 @@ class Capture(Stage):
         if isinstance(self.source, Microphone) and self.state == "streaming":
             self._take_microphone()  # what was heard before the command goes as the state was
         was_on, self.listening = self.listening.on, new
+        if isinstance(self.source, Microphone):
+            self.source.wake_on_audio = new.on
         self.save_state(vars(new))
         self._publish_progress()
         self.log.info("listening" if new.on else "not listening", held=new.held)
@@ -248,6 +251,7 @@ class Capture(Stage):
         self.progress = {"listening": self.listening.on, "held": self.listening.held}
         if self.hotkey_problem:
             self.progress["hotkey"] = self.hotkey_problem
+        self.announce()  # `voxkey up` shows a push-to-talk press as it happens
 
     def tick(self) -> float:
         if self.hotkey is not None:
@@ -350,6 +354,9 @@ class Microphone:
         self.resample = audio.Resampler(self.rate, self.channels)
         self.blocks: queue.Queue = queue.Queue()
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # Off while not listening: the audio is only kept then, and taken a few times a
+        # second (at the loop's poll cap) rather than woken for frame by frame.
+        self.wake_on_audio = True
         self.pending = np.zeros(0, np.int16)
         self.stream = None
 
@@ -365,7 +372,8 @@ class Microphone:
             if status.input_overflow:
                 self.counters["overflows"] += 1
             self.blocks.put((block.copy(), now_ns()))
-            os.eventfd_write(self.wake_fd, 1)
+            if self.wake_on_audio:
+                os.eventfd_write(self.wake_fd, 1)
 
         try:
             self.stream = self.sd.InputStream(
