@@ -48,11 +48,11 @@ from bus.frames import Ack, Cancel, Frame, FrameRejected, Heartbeat, Start, Voic
 from bus.lifetime import stop_when_parent_dies
 from bus.peer import Peer
 
-POLL_CAP_S = 0.2
+POLL_CAP_S = 0.2  # how long SIGTERM may wait for the loop to notice
 # The exit status of a stage that cannot run as configured (a missing model, an absent
 # device): supervisord.conf lists it in `exitcodes`, so it is not restarted in a loop
 # that could never succeed; the CLI reports the stage's last error line instead.
-CANNOT_RUN = 2  # how long SIGTERM may wait for the loop to notice
+CANNOT_RUN = 2
 CONTROL_FRAMES = (Cancel, Voice, Start)
 
 

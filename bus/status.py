@@ -99,8 +99,8 @@ class Loading:
         if self.all_ready and not was_ready:
             return [Event(self.ready_message)]
         if not known and not self.all_ready:
-            count = len(configuration.STAGES) - len(self.waiting())
-            return [Event(f"loading: {count} of {len(configuration.STAGES)} stages ready, waiting for {', '.join(self.waiting())}")]
+            return [Event(f"loading: {len(self.ready)} of {len(configuration.STAGES)} stages ready, "
+                          f"waiting for {', '.join(self.waiting())}")]
         return []
 
 

@@ -232,5 +232,6 @@ def json_event(line: str) -> str:
         record = json.loads(line)
     except ValueError:
         return line
-    detail = record.get("detail") or record.get("exception", "").strip().splitlines()[-1:] or ""
-    return f"{record.get('event', line)}" + (f" ({detail if isinstance(detail, str) else detail[0]})" if detail else "")
+    event = str(record.get("event", line))
+    detail = record.get("detail") or str(record.get("exception", "")).strip().rpartition("\n")[2]
+    return f"{event} ({detail})" if detail else event
