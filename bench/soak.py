@@ -18,7 +18,7 @@ from bench import pipeline, procs, workload
 from bench.stats import ms_between, summarize
 from bus import config as configuration
 from bus import replay
-from bus.frames import Heartbeat
+from bus.frames import Heartbeat, Typed
 
 MB = 1e6
 # Silence after each recording: room for an answer to be typed before the next speech,
@@ -37,11 +37,19 @@ class Timeline:
     heartbeats: dict = field(default_factory=dict)
     pids: dict = field(default_factory=dict)  # stage -> every pid it had
     ready_at: float | None = None
+    # The progress line, one per cycle of audio: a soak of hours must show it is alive.
+    cycle_ms: int = 0
+    cycles: int = 0
+    say: object = None
+    typed: dict = field(default_factory=dict)  # cycle -> end of speech to first key (ms) of each utterance
+    told: int = 0  # cycles told about
     _next: float = 0.0
 
     def __call__(self, supervisor, frame) -> None:
         now = time.monotonic()
         if frame is not None:
+            if isinstance(frame.body, Typed):
+                self._on_typed(frame)
             if isinstance(frame.body, Heartbeat):
                 self.heartbeats[frame.src] = frame.body
                 if self.ready_at is None and all(
@@ -60,6 +68,30 @@ class Timeline:
                 self.pids.setdefault(name, set()).add(info["pid"])
         if reading:
             self.readings.append((round(now - self.started, 1), reading))
+
+    def _on_typed(self, frame) -> None:
+        """Count each utterance's first keystroke in its cycle; tell a cycle once the
+        next one has begun typing (so the told one is complete)."""
+        cycle = workload.cycle_of({"utt": frame.utt}, self.cycle_ms) if self.cycle_ms else None
+        end, first = frame.marks.get("speech_end"), frame.marks.get("first_key")
+        if cycle is None or not (end and first):
+            return
+        self.typed.setdefault(cycle, {}).setdefault(frame.utt, (first - end) / 1e6)
+        while self.say is not None and self.told < cycle:
+            self._tell(self.told)
+            self.told += 1
+
+    def tell_the_rest(self) -> None:
+        while self.say is not None and self.told < self.cycles:
+            self._tell(self.told)
+            self.told += 1
+
+    def _tell(self, cycle: int) -> None:
+        latencies = list(self.typed.get(cycle, {}).values())
+        median = summarize(latencies)["median"]
+        rss = sum(values["rss"] for values in self.readings[-1][1].values()) / MB if self.readings else 0.0
+        self.say(f"soak: cycle {cycle + 1}/{self.cycles}: {len(latencies)} utterances typed, end of speech to first key "
+                 f"median {median} ms, total RSS {rss:.0f} MB")
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
@@ -134,9 +166,10 @@ def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, ga
     reference = list(replay.run(copy.deepcopy(config), str(once)).rows.values())
     stream = workload.write_stream(cycle, repeats, work_dir / "soak.wav", tail_s)
     say(f"soak: {repeats} cycles, {repeats * cycle.seconds / 60:.1f} min at real time, memory read every 5 s")
-    timeline = Timeline()
+    timeline = Timeline(cycle_ms=cycle.ms, cycles=repeats, say=say)
     started = time.monotonic()
     state = replay.run(copy.deepcopy(config), str(stream), realtime=True, observe=timeline)
+    timeline.tell_the_rest()
     rows = list(state.rows.values())
     counters = pipeline.last_counters(timeline.heartbeats)
     warm_after = (timeline.ready_at or 0.0) + cycle.seconds

@@ -79,11 +79,11 @@ def endurance_run(tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     [path] = out.glob("*-endurance.json")
-    return json.loads(path.read_text()), result.stdout, out
+    return json.loads(path.read_text()), result.stdout, out, result.stderr
 
 
 def test_soak_types_every_utterance_of_every_cycle_and_reads_memory_over_time(endurance_run):
-    results, summary, out = endurance_run
+    results, summary, out, progress = endurance_run
     soaked = results["soak"]
     assert soaked["cycles"] >= 2
     assert soaked["utterances"]["expected"] == 2 * soaked["cycles"]
@@ -93,11 +93,15 @@ def test_soak_types_every_utterance_of_every_cycle_and_reads_memory_over_time(en
     assert soaked["restarts"] and not any(soaked["restarts"].values())
     assert soaked["losses"]["lost"] == 0
     assert "## Soak" in summary
+    # A line per cycle as it goes, each cycle's utterances all typed.
+    told = [line for line in progress.splitlines() if line.startswith("soak: cycle ")]
+    assert [line.split(":")[1].strip() for line in told] == [f"cycle {n}/{soaked['cycles']}" for n in range(1, soaked["cycles"] + 1)]
+    assert all(" 2 utterances typed, end of speech to first key median " in line and " ms, total RSS " in line for line in told), told
     assert (out / next(out.glob("*-soak-rss.png")).name).read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_recovery_kills_each_stage_and_loses_no_utterance(endurance_run):
-    results, summary, _ = endurance_run
+    results, summary, *_ = endurance_run
     recovered = results["recovery"]
     assert [kill["stage"] for kill in recovered["kills"]] == list(recovery.KILLABLE)
     assert all(kill["ready_s"] > 0 for kill in recovered["kills"])
