@@ -71,7 +71,8 @@ class Timeline:
 
     def _on_typed(self, frame) -> None:
         """Count each utterance's first keystroke in its cycle; tell a cycle once the
-        next one has begun typing (so the told one is complete)."""
+        next one has begun typing (an answer of the told one may still be on its way:
+        this is progress for a person watching; the accounting is `workload.score`)."""
         cycle = workload.cycle_of({"utt": frame.utt}, self.cycle_ms) if self.cycle_ms else None
         end, first = frame.marks.get("speech_end"), frame.marks.get("first_key")
         if cycle is None or not (end and first):
@@ -89,9 +90,10 @@ class Timeline:
     def _tell(self, cycle: int) -> None:
         latencies = list(self.typed.get(cycle, {}).values())
         median = summarize(latencies)["median"]
+        latency = "-" if median is None else f"{median:.0f} ms"
         rss = sum(values["rss"] for values in self.readings[-1][1].values()) / MB if self.readings else 0.0
         self.say(f"soak: cycle {cycle + 1}/{self.cycles}: {len(latencies)} utterances typed, end of speech to first key "
-                 f"median {median} ms, total RSS {rss:.0f} MB")
+                 f"median {latency}, total RSS {rss:.0f} MB")
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float | None:

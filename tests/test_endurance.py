@@ -3,6 +3,7 @@ real run of each (real stages under supervisord, real SIGKILLs). No timing is
 asserted; what is asserted is that nothing was lost and the report holds together."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -93,10 +94,12 @@ def test_soak_types_every_utterance_of_every_cycle_and_reads_memory_over_time(en
     assert soaked["restarts"] and not any(soaked["restarts"].values())
     assert soaked["losses"]["lost"] == 0
     assert "## Soak" in summary
-    # A line per cycle as it goes, each cycle's utterances all typed.
+    # A line per cycle as it goes. It tells what was typed by the time the next cycle
+    # began typing (an answer may still be on its way): progress, not the accounting above.
     told = [line for line in progress.splitlines() if line.startswith("soak: cycle ")]
     assert [line.split(":")[1].strip() for line in told] == [f"cycle {n}/{soaked['cycles']}" for n in range(1, soaked["cycles"] + 1)]
-    assert all(" 2 utterances typed, end of speech to first key median " in line and " ms, total RSS " in line for line in told), told
+    assert all(re.search(r": \d+ utterances typed, end of speech to first key median (\d+ ms|-), total RSS \d+ MB$", line)
+               for line in told), told
     assert (out / next(out.glob("*-soak-rss.png")).name).read_bytes().startswith(PNG_SIGNATURE)
 
 
