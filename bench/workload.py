@@ -8,7 +8,6 @@ utterance by its start, not by its position in the list: one extra or missing
 utterance cannot shift every later comparison.
 """
 
-import difflib
 import re
 import sys
 from dataclasses import dataclass
@@ -121,9 +120,32 @@ def joined(row: dict | None, first: dict, second: dict) -> bool:
 
 
 def aligned_words(expected: list[str], typed: list[str]) -> int:
-    """How many expected words were typed, in order (difflib's matching blocks)."""
-    matcher = difflib.SequenceMatcher(None, expected, typed, autojunk=False)
-    return sum(block.size for block in matcher.get_matching_blocks())
+    """How many expected words were typed, in order: the longest common subsequence.
+    (difflib's matching blocks are not one: on text that repeats, such as one sentence
+    said six times, they align a sentence with the wrong repeat and count too few.)"""
+    previous = [0] * (len(typed) + 1)
+    for word in expected:
+        current = [0]
+        for index, other in enumerate(typed):
+            current.append(previous[index] + 1 if word == other else max(previous[index + 1], current[index]))
+        previous = current
+    return previous[-1]
+
+
+def word_errors(expected: list[str], typed: list[str]) -> int:
+    """Words substituted, deleted and inserted: the edit distance that word error rate
+    divides by the number of expected words."""
+    previous = list(range(len(typed) + 1))
+    for row, word in enumerate(expected, start=1):
+        current = [row]
+        for index, other in enumerate(typed):
+            current.append(min(previous[index] + (word != other), previous[index + 1] + 1, current[index] + 1))
+        previous = current
+    return previous[-1]
+
+
+def word_error_rate(expected: list[str], typed: list[str]) -> float:
+    return word_errors(expected, typed) / max(len(expected), 1)
 
 
 def score(rows: list[dict], reference: list[dict], cycle_ms: int, repeats: int, answers_exact: bool = False) -> dict:

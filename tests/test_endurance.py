@@ -41,6 +41,16 @@ def test_missing_different_and_unexpected_utterances_are_each_named():
     assert score["right"] == 0 and (score["dictated_words_right"], score["dictated_words_expected"]) == (3, 8)  # "please send the"
 
 
+def test_words_are_aligned_to_the_right_repeat_of_a_repeated_sentence():
+    sentence = "ask not what your country can do for you".split()
+    typed = sentence * 2 + ["ask", "not", "why"] + sentence[3:] + sentence
+    expected = sentence * 4
+    assert workload.aligned_words(expected, typed) == len(expected) - 1
+    assert workload.word_errors(expected, typed) == 1
+    assert workload.word_error_rate(expected, typed) == 1 / len(expected)
+    assert workload.word_errors(["a", "b"], []) == 2 and workload.word_errors([], ["a"]) == 1
+
+
 def test_a_model_answer_counts_as_dictated_only_when_the_router_typed_it():
     assert workload.dictated(row(0, "x"))
     assert not workload.dictated(row(0, "x", typed_by="instruct"))

@@ -5,9 +5,9 @@ ASR wording tolerance: typed text is compared as lower-case words without punctu
 exact text matters -- the line break and what "scratch that" erased.
 """
 
-import difflib
 import json
 
+from bench import workload
 from conftest import AUDIO, spoken, voxkey, words, replay
 
 
@@ -80,7 +80,7 @@ def test_a_minute_of_continuous_speech_is_split_and_typed_whole(tmp_path):
     expected = words(spoken("jfk.flac")) * 6
     typed_words = words(typed)
     # Cuts fall in the quiet between words; tiny.en may still mishear a word at a cut.
-    assert difflib.SequenceMatcher(a=typed_words, b=expected).ratio() >= 0.95, typed
+    assert workload.word_error_rate(expected, typed_words) <= 0.05, typed
 
 
 def test_a_corrupt_model_file_is_named_with_the_fix(tmp_path):
