@@ -5,11 +5,13 @@
     voxkey bench [RECORDING ...] [--soak MINUTES] [--recovery [--kill-rounds N]]
     voxkey bench --typing [--repeats N]
     voxkey bench --lifecycle [--idle-seconds S]
+    voxkey bench --endpointing [--seed N]
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
 plots, and returns 0. `--typing` measures each typing backend into a real app instead, `--lifecycle` what
-`voxkey up` costs while nobody speaks and how fast each signal stops it. `--soak` and `--recovery` measure endurance instead of
+`voxkey up` costs while nobody speaks and how fast each signal stops it, `--endpointing` how soon words are on screen after speech really
+ends (sentences with and without pauses inside, each arm of settings at real time). `--soak` and `--recovery` measure endurance instead of
 latency: the recordings looped for minutes through one pipeline (memory over time,
 utterances typed against expected), and stages killed one at a time (recovery time).
 `python -m bench` is the same command.
@@ -53,13 +55,16 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--recovery", action="store_true", help="kill each stage in turn during a replay and time its recovery")
     parser.add_argument("--kill-rounds", type=int, default=3, metavar="N", help="recovery: kills per stage")
     parser.add_argument("--settle", type=float, default=4.0, metavar="S", help="recovery: mean pause between a stage's return and the next kill")
-    parser.add_argument("--seed", type=int, default=None, help="recovery: seed for the kill moments (default: from the clock)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="recovery: seed for the kill moments; endpointing: for the pauses (default: random, printed)")
     parser.add_argument("--gap-between", type=float, default=None, metavar="S",
                         help="soak and recovery: silence after each recording in the loop (default 3 s for the soak, 6 s for recovery)")
     parser.add_argument("--typing", action="store_true", help="measure typing speed per backend into real apps (alone: python -m bench.typing_speed)")
     parser.add_argument("--lifecycle", action="store_true",
                         help="idle CPU per process and stop time per signal of voxkey up (alone: python -m bench.lifecycle)")
     parser.add_argument("--idle-seconds", type=float, default=30.0, metavar="S", help="lifecycle: length of each idle window")
+    parser.add_argument("--endpointing", action="store_true",
+                        help="end of speech to keystrokes against the recording, guessing or waiting")
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -115,6 +120,11 @@ def measure(args) -> int:
 
         return lifecycle.measure(args.idle_seconds, args.set, Path(args.out), say)
     config = configuration.load(args.config, args.set)
+    if args.endpointing:
+        from bench import endpointing
+
+        print(endpointing.markdown(endpointing.measure(config, AUDIO, Path(args.out), args.seed, say)))
+        return 0
     recordings = [Path(p) for p in args.recordings] or [AUDIO / name for name in DEFAULT_RECORDINGS]
     for recording in recordings:  # fail before minutes of work, not after
         audio.probe(recording)

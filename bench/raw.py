@@ -34,18 +34,22 @@ SEGMENTER_KEYS = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms"
 LLM_STAGE_OF_MODE = {"clarify": "instruct", "chat": "instruct", "converse": "thinking"}
 
 
-def segment(samples: np.ndarray, stream: str, vad_settings: dict) -> list[tuple[str, np.ndarray]]:
-    """(utterance id, int16 audio) for each utterance the vad stage would send."""
+def utterances(samples: np.ndarray, vad_settings: dict) -> list[vad_stage.Utterance]:
+    """The utterances the vad stage would send (no guesses: those are not utterances)."""
     model = vad_stage.StreamingSilero(vad_stage.silero_path())
-    segmenter = vad_stage.Segmenter(**{key: vad_settings[key] for key in SEGMENTER_KEYS})
+    segmenter = vad_stage.Segmenter(**{key: vad_settings[key] for key in SEGMENTER_KEYS}, guess=False)
     window = vad_stage.WINDOW
-    utterances = []
+    found = []
     padded = np.concatenate([samples, np.zeros(-len(samples) % window, np.int16)])
     for offset in range(0, len(padded), window):
         chunk = padded[offset : offset + window]
-        utterances += segmenter.push(chunk, model(chunk.astype(np.float32) / 32768.0), offset, 0)
-    utterances += segmenter.flush()
-    return [(vad_stage.utterance_id(stream, u.start_sample), u.audio) for u in utterances]
+        found += segmenter.push(chunk, model(chunk.astype(np.float32) / 32768.0), offset, 0)
+    return found + segmenter.flush()
+
+
+def segment(samples: np.ndarray, stream: str, vad_settings: dict) -> list[tuple[str, np.ndarray]]:
+    """(utterance id, int16 audio) for each utterance the vad stage would send."""
+    return [(vad_stage.utterance_id(stream, u.start_sample), u.audio) for u in utterances(samples, vad_settings)]
 
 
 class Whisper:

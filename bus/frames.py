@@ -93,9 +93,25 @@ class Speech:
 
     TOPIC: ClassVar[str] = "speech"
     stream: str
-    start_sample: int = count()  # where the utterance begins within the stream
+    start_sample: int = count()  # where the utterance's audio begins within the stream
     part: int = count()  # > 0 when a long utterance was split at Whisper's 30 s window
     last_part: bool = True
+    # Where vad heard speech begin and end within the stream (a trace checks latency
+    # against the recording with them, not against vad's own decision).
+    onset_sample: int = count()
+    end_sample: int = count()
+
+
+@dataclass
+class Guess:
+    """vad -> asr: the audio an utterance will have if the pause that has just begun
+    turns out to be its end (sent unreliably: asr may recognise it ahead, and uses the
+    result only for a `speech` frame whose audio is the very same)."""
+
+    TOPIC: ClassVar[str] = "guess"
+    stream: str
+    start_sample: int = count()
+    part: int = count()
 
 
 @dataclass
@@ -237,7 +253,7 @@ class Heartbeat:
 BODY_TYPES = {
     body.TOPIC: body
     for body in (
-        AudioChunk, StreamStart, StreamStop, Speech, Voice, Transcript, Request, Cancel, Keystrokes, Generation, Typed,
+        AudioChunk, StreamStart, StreamStop, Speech, Guess, Voice, Transcript, Request, Cancel, Keystrokes, Generation, Typed,
         Ack, Start, Heartbeat,
     )
 }

@@ -14,7 +14,7 @@ from bus import audio
 from bus import config as configuration
 from bus import log as logging
 from bus import status
-from bus.frames import Frame, Generation, Heartbeat, Start, Typed
+from bus.frames import Frame, Generation, Heartbeat, Speech, Start, Typed
 from bus.peer import Peer
 from bus.supervise import Health, Supervisor
 
@@ -34,6 +34,7 @@ class Replay:
     text: str = ""
     rows: dict = field(default_factory=dict)  # utterance id -> trace row, in typing order
     utterances: int = -1  # how many the recording held, once vad has heard all of it
+    stream_started_ns: int = 0  # when the recording's sample 0 was fed (capture says)
 
     def on_typed(self, frame: Frame) -> None:
         typed: Typed = frame.body
@@ -67,16 +68,28 @@ class Replay:
             llm_total_ms=report.total_ms,
         )
 
+    def on_speech(self, frame: Frame) -> None:
+        """Where vad heard the utterance's speech begin and end, in samples of the stream."""
+        speech: Speech = frame.body
+        self._row(frame.utt).update(speech_start_sample=speech.onset_sample, speech_end_sample=speech.end_sample)
+
     def _row(self, utt: str) -> dict:
-        return self.rows.setdefault(utt, {"utt": utt, "text": "", "backspaces": 0, "errors": []})
+        row = self.rows.setdefault(utt, {"utt": utt, "text": "", "backspaces": 0, "errors": []})
+        if self.stream_started_ns:
+            row["stream_started_ns"] = self.stream_started_ns
+        return row
 
     def on_frame(self, frame: Frame) -> None:
         if isinstance(frame.body, Typed):
             self.on_typed(frame)
         elif isinstance(frame.body, Generation):
             self.on_generation(frame)
+        elif isinstance(frame.body, Speech):
+            self.on_speech(frame)
         elif isinstance(frame.body, Heartbeat) and frame.src == "vad" and frame.body.progress.get("ended"):
             self.utterances = int(frame.body.progress.get("utterances", 0))
+        elif isinstance(frame.body, Heartbeat) and frame.src == "capture":
+            self.stream_started_ns = int(frame.body.progress.get("stream_started_ns", 0))
 
     @property
     def finished(self) -> bool:
@@ -94,7 +107,7 @@ def apply_keystrokes(document: str, backspaces: int, text: str) -> str:
     return kept + text
 
 
-MARKS = {"speech_end": "speech_end_ns", "vad": "vad_ns", "asr": "asr_final_ns", "router": "router_ns",
+MARKS = {"speech_end": "speech_end_ns", "vad": "vad_ns", "recognised": "recognised_ns", "asr": "asr_final_ns", "router": "router_ns",
          "llm_first_token": "llm_first_token_ns", "first_key": "first_key_ns", "last_key": "last_key_ns"}
 SPANS = {
     "speech_end_to_vad_ms": ("speech_end_ns", "vad_ns"),
@@ -102,6 +115,7 @@ SPANS = {
     "asr_ms": ("vad_ns", "asr_final_ns"),
     "speech_end_to_first_key_ms": ("speech_end_ns", "first_key_ns"),
     "typing_ms": ("first_key_ns", "last_key_ns"),
+    "speech_end_to_last_key_ms": ("speech_end_ns", "last_key_ns"),
 }
 
 
@@ -150,7 +164,7 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
     try:
         supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
         health = Health(supervisor)  # before supervisord starts: every crash of this run counts
-        peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC, Generation.TOPIC], logging.setup("cli"))
+        peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC, Generation.TOPIC, Speech.TOPIC], logging.setup("cli"))
         supervisor.start()
         last_progress = time.monotonic()
         next_check = 0.0

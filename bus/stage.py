@@ -138,6 +138,12 @@ class Stage:
             if frame is not None:
                 self.arrive(frame)
 
+    def waiting(self) -> list[Frame]:
+        """Data frames that have arrived and wait to be handled, oldest first, after
+        taking in what the sockets hold: a stage may skip work they make pointless."""
+        self.interrupted()
+        return list(self._waiting)
+
     def load_state(self, check) -> dict:
         """This stage's persisted state, checked (see bus/state.py); {} if none or malformed."""
         return persistence.load(persistence.path_for(self.config, self.name), check, self.log)

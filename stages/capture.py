@@ -173,6 +173,7 @@ class Capture(Stage):
     def _begin(self) -> None:
         self.state = "streaming"
         self.started_ns = now_ns()
+        self._publish_progress()
         if isinstance(self.source, Microphone):
             self.source.open()
             self.log.info("microphone open", device=self.source.name, rate=self.source.rate, channels=self.source.channels)
@@ -244,11 +245,16 @@ class Capture(Stage):
     def _pause_or_resume_recording(self, on: bool) -> None:
         if on:  # a recording in real time resumes where it paused, not where the clock is
             self.started_ns += now_ns() - self.paused_ns
+            self._publish_progress()
         else:
             self.paused_ns = now_ns()
 
     def _publish_progress(self) -> None:
         self.progress = {"listening": self.listening.on, "held": self.listening.held}
+        if self.started_ns and not isinstance(self.source, Microphone):
+            # When a recording's sample 0 was due (moved on by pauses): a trace can
+            # then tell where in the recording speech really ended, and when that was.
+            self.progress["stream_started_ns"] = self.started_ns
         if self.hotkey_problem:
             self.progress["hotkey"] = self.hotkey_problem
         self.announce()  # `voxkey up` shows a push-to-talk press as it happens

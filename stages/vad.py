@@ -25,7 +25,7 @@ import onnxruntime
 
 from bus import models
 from bus.delivery import freeze, thaw
-from bus.frames import SAMPLE_RATE, AudioChunk, Frame, FrameRejected, Speech, StreamStart, StreamStop, Voice, now_ns
+from bus.frames import SAMPLE_RATE, AudioChunk, Frame, FrameRejected, Guess, Speech, StreamStart, StreamStop, Voice, now_ns
 from bus.stage import Stage, StageError, main
 from bus.state import expect
 
@@ -72,6 +72,9 @@ class Utterance:
     speech_end_ns: int
     part: int = 0
     last_part: bool = True
+    onset_sample: int = 0  # where speech was first heard (after the pre-roll)
+    end_sample: int = 0  # where the last speech window ends (before the post-roll)
+    guess: bool = False  # not an utterance yet: what it will be if the pause goes on
 
 
 @dataclass
@@ -84,6 +87,10 @@ class Segmenter:
     post_roll_ms: int = 200
     min_speech_ms: int = 250
     max_utterance_s: float = 28.0
+    # At the first pause as long as the post-roll, the utterance's audio is what it
+    # will be if the pause is its end: hand it out then as a guess (asr recognises it
+    # while the rest of the end-of-speech silence is waited for).
+    guess: bool = True
     _pre_roll: deque = field(default_factory=deque, init=False)
     _windows: list = field(default_factory=list, init=False)
     _probs: list = field(default_factory=list, init=False)
@@ -94,6 +101,7 @@ class Segmenter:
     _speech_start_ns: int = field(default=0, init=False)
     _speech_end_ns: int = field(default=0, init=False)
     _part: int = field(default=0, init=False)
+    _onset_window: int = field(default=0, init=False)
 
     def __post_init__(self):
         self._pre_roll = deque(maxlen=_windows_in(self.pre_roll_ms))
@@ -116,6 +124,8 @@ class Segmenter:
             return self._close()
         if len(self._windows) * WINDOW >= self.max_utterance_s * SAMPLE_RATE:
             return [self._split()]
+        if self.guess and silent == max(1, _windows_in(self.post_roll_ms)) and self._long_enough():
+            return [self._utterance(self._end(), last_part=True, guess=True)]
         return []
 
     def flush(self) -> list[Utterance]:
@@ -128,16 +138,23 @@ class Segmenter:
         self._windows = list(self._pre_roll)
         self._probs = [0.0] * len(self._windows)
         self.start_sample = offset - len(self._windows) * WINDOW
+        self._onset_window = len(self._windows)
         self._pre_roll.clear()
         self.in_speech = True
         self._speech_windows = 0
         self._speech_start_ns = captured_ns
         self._part = 0
 
+    def _end(self) -> int:
+        """Where the utterance's audio ends, in windows: the post-roll after its last speech."""
+        return min(len(self._windows), self._last_speech + 1 + _windows_in(self.post_roll_ms))
+
+    def _long_enough(self) -> bool:
+        return self._speech_windows * WINDOW >= self.min_speech_ms * SAMPLE_RATE / 1000 or self._part > 0
+
     def _close(self) -> list[Utterance]:
-        end = min(len(self._windows), self._last_speech + 1 + _windows_in(self.post_roll_ms))
-        long_enough = self._speech_windows * WINDOW >= self.min_speech_ms * SAMPLE_RATE / 1000
-        done = [self._utterance(end, last_part=True)] if (long_enough or self._part) else []
+        end = self._end()
+        done = [self._utterance(end, last_part=True)] if self._long_enough() else []
         # The silence after the speech is the next utterance's pre-roll.
         self._pre_roll.extend(self._windows[end:])
         self.in_speech = False
@@ -153,10 +170,11 @@ class Segmenter:
         self._windows, self._probs = self._windows[cut:], self._probs[cut:]
         self._last_speech = max(-1, self._last_speech - cut)
         self._speech_start_ns = self._speech_end_ns
+        self._onset_window = 0
         self._part += 1
         return part
 
-    def _utterance(self, end: int, last_part: bool) -> Utterance:
+    def _utterance(self, end: int, last_part: bool, guess: bool = False) -> Utterance:
         return Utterance(
             audio=np.concatenate(self._windows[:end]),
             start_sample=self.start_sample,
@@ -164,6 +182,9 @@ class Segmenter:
             speech_end_ns=self._speech_end_ns,
             part=self._part,
             last_part=last_part,
+            onset_sample=self.start_sample + self._onset_window * WINDOW,
+            end_sample=self.start_sample + min(end, self._last_speech + 1) * WINDOW,
+            guess=guess,
         )
 
 
@@ -216,7 +237,7 @@ class Vad(Stage):
         self._publish_progress()
 
     def _new_stream_state(self, offset: int) -> None:
-        keys = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s")
+        keys = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s", "guess")
         self.segmenter = Segmenter(**{key: self.settings[key] for key in keys})
         self.model.reset()
         self.pending = np.zeros(0, np.int16)
@@ -284,8 +305,14 @@ class Vad(Stage):
     def _send(self, utterance: Utterance) -> None:
         utt = utterance_id(self.stream, utterance.start_sample)
         marks = {"speech_start": utterance.speech_start_ns, "speech_end": utterance.speech_end_ns, "vad": now_ns()}
-        body = Speech(self.stream, utterance.start_sample, utterance.part, utterance.last_part)
         payload = utterance.audio.astype("<i2").tobytes()
+        if utterance.guess:
+            # Unreliable by design: a guess lost or late costs only the time it would have saved.
+            self.publish(Guess(self.stream, utterance.start_sample, utterance.part), utt=utt, marks=marks, payload=payload)
+            self.peer.counters["guesses"] += 1
+            return
+        body = Speech(self.stream, utterance.start_sample, utterance.part, utterance.last_part,
+                      utterance.onset_sample, utterance.end_sample)
         self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to="asr", key=utt), send=False)
         self.utterances += 1
         self.log.info("utterance", utt=utt, seconds=round(len(utterance.audio) / SAMPLE_RATE, 2), part=utterance.part)

@@ -45,6 +45,18 @@ class StandInPeer:
     def reject(self, rejected) -> None:
         self.counters[f"rejected.{rejected.reason}"] += 1
 
+    def heartbeat(self, ready: bool, state: str, cpus: list, progress: dict | None = None) -> None:
+        self.counters["heartbeats"] += 1
+
+    class NoSocket:
+        """Frames reach a harnessed stage through `Harness.send`: none waits on a socket."""
+
+        @staticmethod
+        def poll(timeout: int = 0) -> bool:
+            return False
+
+    sub = NoSocket()
+
 
 class Harness:
     def __init__(self, stage_class, run_dir, *overrides: str):

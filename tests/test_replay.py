@@ -26,6 +26,13 @@ def test_session_types_the_manifest_text(tmp_path):
         assert row["utt"].startswith("session_dictation@")
         assert row["speech_end_ns"] < row["vad_ns"] < row["asr_final_ns"] <= row["first_key_ns"] <= row["last_key_ns"]
         assert row["speech_end_to_first_key_ms"] > 0
+        assert row["recognised_ns"] <= row["asr_final_ns"]
+        # Where speech ended in the recording, and when that sample was fed at real time:
+        # capture stamps each frame with the time its last sample is due, so the two agree
+        # to within a frame (vad's speech end is the capture time of the last speech window).
+        assert 0 < row["speech_start_sample"] < row["speech_end_sample"]
+        due_ns = row["stream_started_ns"] + row["speech_end_sample"] * 1_000_000_000 // 16_000
+        assert 0 <= row["speech_end_ns"] - due_ns <= 1024 * 1_000_000_000 // 16_000, row
 
 
 def test_48k_stereo_types_the_same_as_16k_mono():

@@ -1,0 +1,262 @@
+"""`voxkey bench --endpointing`: how soon the words are on screen after speech really ends.
+
+Streams are built from the dictation fixtures with the bounds of each sentence's speech
+known to the sample (Silero, window by window, on each recording alone):
+
+* `sentences`: each sentence once, 1.5 s of low noise apart;
+* `pauses`: the same sentences with pauses of 0.3-0.8 s (seeded) put in at their
+  quietest inner points, as commas and breaths are: where endpointing is hard.
+
+Each stream is replayed at real time through every stage, once per arm (the settings
+compared). Per sentence, the trace gives the time from where its speech ends *in the
+recording* (capture's `stream_started_ns` plus the sample position, not where vad
+decided it ended) to its first and its last keystroke. Alongside, from the same run:
+faster-whisper alone on the same sentence's audio (the raw recognition time, the
+floor), the word error rate against the fixture text, characters erased, sentences
+cut into more than one utterance, and asr's guesses used, wasted and skipped. The
+cost of shorter end-of-speech silences in cut sentences is counted offline with vad's
+own segmenter, since it needs no recognition.
+"""
+
+import copy
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench import raw, workload
+from bench.pipeline import write_wav
+from bench.stats import percentile
+from bus import audio, replay
+from bus.frames import SAMPLE_RATE, Heartbeat
+from stages import vad as vad_stage
+
+SENTENCES = ("dictate_report.wav", "dictate_meeting.wav", "jfk.flac") * 2  # twice: pauses fall differently
+NOISE = "noise_only.wav"
+BETWEEN_S = 1.5
+INNER_PAUSE_S = (0.3, 0.8)
+INNER_PAUSES = 2  # per sentence, at most
+ARMS = {
+    "wait (no guess)": ["stages.vad.guess=false"],
+    "guess": [],
+    "guess, beam 1": ["stages.asr.beam_size=1"],
+}
+END_OF_SPEECH_RULES_MS = (300, 400, 500, 600, 800)
+NOISE_LEVEL = 20  # standard deviation in int16 units, ~-64 dBFS: a quiet room's microphone
+
+
+@dataclass
+class Placed:
+    """A sentence in a stream: where its speech begins and ends, in samples."""
+
+    name: str
+    text: str
+    start: int
+    end: int
+
+
+def speech_probabilities(samples: np.ndarray) -> np.ndarray:
+    model = vad_stage.StreamingSilero(vad_stage.silero_path())
+    window = vad_stage.WINDOW
+    return np.array([model(samples[i : i + window].astype(np.float32) / 32768.0)
+                     for i in range(0, len(samples) - window + 1, window)])
+
+
+def speech_bounds(probabilities: np.ndarray, threshold: float = 0.5) -> tuple[int, int]:
+    """(first, last) window of speech: onset at the threshold, the end with vad's hysteresis."""
+    heard = np.flatnonzero(probabilities >= threshold)
+    ongoing = np.flatnonzero(probabilities >= threshold - vad_stage.HYSTERESIS)
+    return int(heard[0]), int(ongoing[-1])
+
+
+def loudness(samples: np.ndarray) -> np.ndarray:
+    """RMS of each vad window."""
+    windows = samples[: len(samples) // vad_stage.WINDOW * vad_stage.WINDOW].astype(np.float64)
+    return np.sqrt((windows.reshape(-1, vad_stage.WINDOW) ** 2).mean(axis=1))
+
+
+def quiet_points(rms: np.ndarray, first: int, last: int, count: int) -> list[int]:
+    """Windows between words where a pause can go: nearly silent (2% of the sentence's
+    loudest), in the middle of the sentence, the quietest first, a second apart at least.
+    (Silero's probability stays high across the short gaps of fluent speech.)"""
+    span = last - first
+    inner = range(first + span // 5, last - span // 5)
+    gaps = sorted((rms[i], i) for i in inner if rms[i] < 0.02 * rms[first : last + 1].max())
+    chosen: list[int] = []
+    for _, index in gaps:
+        if all(abs(index - other) * vad_stage.WINDOW >= SAMPLE_RATE for other in chosen):
+            chosen.append(index)
+        if len(chosen) == count:
+            break
+    return sorted(chosen)
+
+
+def build_stream(names: list[str], audio_dir: Path, rng: random.Random | None) -> tuple[np.ndarray, list[Placed]]:
+    """The sentences in a row; with `rng`, pauses put inside each. Silence is low noise."""
+    noise = np.random.default_rng(rng.randrange(2**32) if rng else 0)
+
+    def quiet(seconds: float) -> np.ndarray:
+        return noise.normal(0, NOISE_LEVEL, int(seconds * SAMPLE_RATE)).astype(np.int16)
+
+    pieces, placed, length = [quiet(BETWEEN_S)], [], int(BETWEEN_S * SAMPLE_RATE)
+    window = vad_stage.WINDOW
+    for name in names:
+        samples = audio.read_all(audio_dir / name)
+        probabilities = speech_probabilities(samples)
+        first, last = speech_bounds(probabilities)
+        cuts = quiet_points(loudness(samples), first, last, INNER_PAUSES) if rng else []
+        edges = [first * window, *[(cut * window + window // 2) for cut in cuts], (last + 1) * window]
+        start = length
+        for index, (begin, end) in enumerate(zip(edges, edges[1:])):
+            if index:
+                pieces.append(quiet(rng.uniform(*INNER_PAUSE_S)))
+                length += len(pieces[-1])
+            pieces.append(samples[begin:end])
+            length += end - begin
+        placed.append(Placed(name, spoken_text(audio_dir, name), start, length))
+        pieces.append(quiet(BETWEEN_S))
+        length += len(pieces[-1])
+    return np.concatenate(pieces), placed
+
+
+def spoken_text(audio_dir: Path, name: str) -> str:
+    text = json.loads((audio_dir / "MANIFEST.json").read_text())["files"][name]["text"]
+    return " ".join(text) if isinstance(text, list) else text
+
+
+def sentence_rows(rows: list[dict], placed: list[Placed]) -> list[dict]:
+    """Per sentence: its utterances (by where vad heard their speech end) and the times
+    from the sentence's real end of speech to the first and last keystroke of the last."""
+    margin = SAMPLE_RATE // 2
+    result = []
+    for sentence in placed:
+        mine = [row for row in rows
+                if sentence.start - margin <= row.get("speech_end_sample", -1) <= sentence.end + margin]
+        entry = {"sentence": sentence.name, "utterances": len(mine), "backspaces": sum(row["backspaces"] for row in mine),
+                 "typed": " ".join(row["text"].strip() for row in mine)}
+        last = max(mine, key=lambda row: row["speech_end_sample"], default=None)
+        if last and last.get("stream_started_ns") and last.get("first_key_ns"):
+            ended_ns = last["stream_started_ns"] + sentence.end * 1_000_000_000 // SAMPLE_RATE
+            entry["end_to_first_key_ms"] = round((last["first_key_ns"] - ended_ns) / 1e6, 1)
+            entry["end_to_last_key_ms"] = round((last["last_key_ns"] - ended_ns) / 1e6, 1)
+            entry["vad_end_error_ms"] = round((last["speech_end_sample"] - sentence.end) * 1000 / SAMPLE_RATE, 1)
+        result.append(entry)
+    return result
+
+
+def cut_sentences(samples: np.ndarray, placed: list[Placed], vad_settings: dict, end_of_speech_ms: int) -> int:
+    """How many sentences vad's segmenter cuts into more than one utterance with this rule."""
+    cut = raw.utterances(samples, {**vad_settings, "end_of_speech_ms": end_of_speech_ms})
+    return sum(sum(1 for u in cut if sentence.start <= u.end_sample and u.onset_sample <= sentence.end) > 1 for sentence in placed)
+
+
+def recognition_floor(config: dict, samples: np.ndarray, placed: list[Placed]) -> list[float]:
+    """faster-whisper alone on each sentence's audio, with vad's pre- and post-roll:
+    median milliseconds of three, in the order placed."""
+    whisper = raw.Whisper(config["stages"]["asr"])
+    vad = config["stages"]["vad"]
+    before, after = (int(vad[key]) * SAMPLE_RATE // 1000 for key in ("pre_roll_ms", "post_roll_ms"))
+    floor = []
+    for sentence in placed:
+        clip = samples[max(0, sentence.start - before) : sentence.end + after]
+        floor.append(round(percentile([whisper.transcribe(clip)[0] for _ in range(raw.REPEATS)], 50), 1))
+    return floor
+
+
+def replay_arm(config: dict, overrides: list[str], recording: Path) -> dict:
+    from bus import config as configuration
+
+    arm_config = copy.deepcopy(config)
+    for item in overrides:
+        configuration.apply_override(arm_config, item)
+    heartbeats: dict = {}
+
+    def observe(_supervisor, frame) -> None:
+        if frame is not None and isinstance(frame.body, Heartbeat):
+            heartbeats[frame.src] = frame.body
+
+    state = replay.run(arm_config, str(recording), realtime=True, observe=observe, progress=None)
+    counters = {name: dict(beat.counters) for name, beat in heartbeats.items()}
+    return {"text": state.text, "rows": list(state.rows.values()), "counters": counters}
+
+
+def guesses(counters: dict) -> dict:
+    asr, vad = counters.get("asr", {}), counters.get("vad", {})
+    return {"made": vad.get("guesses", 0), **{key: asr.get(f"guesses_{key}", 0) for key in ("used", "wasted", "skipped")}}
+
+
+def summarise(sentences: list[dict], floor: list[float], typed: str, expected: str) -> dict:
+    def median(key: str) -> float | None:
+        values = [row[key] for row in sentences if key in row]
+        return round(percentile(values, 50), 1) if values else None
+
+    over_floor = [row["end_to_last_key_ms"] - raw_ms for row, raw_ms in zip(sentences, floor) if "end_to_last_key_ms" in row]
+    typed_chars = max(len(typed), 1)
+    return {
+        "end_to_first_key_ms": median("end_to_first_key_ms"),
+        "end_to_last_key_ms": median("end_to_last_key_ms"),
+        "raw_recognition_ms": round(percentile(floor, 50), 1),
+        "last_key_over_raw_ms": round(percentile(over_floor, 50), 1) if over_floor else None,
+        "word_error_rate": round(workload.word_error_rate(workload.words(expected), workload.words(typed)), 4),
+        "corrections_per_typed_char": round(sum(row["backspaces"] for row in sentences) / typed_chars, 4),
+        "cut_sentences": sum(row["utterances"] > 1 for row in sentences),
+        "untyped_sentences": sum(row["utterances"] == 0 for row in sentences),
+    }
+
+
+def measure(config: dict, audio_dir: Path, out_dir: Path, seed: int | None, say) -> dict:
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+    say(f"endpointing: seed {seed}")
+    work = out_dir / f"endpointing-{time.strftime('%Y%m%d-%H%M%S')}"
+    work.mkdir(parents=True, exist_ok=True)
+    streams = {"sentences": build_stream(list(SENTENCES), audio_dir, None),
+               "pauses": build_stream(list(SENTENCES), audio_dir, random.Random(seed))}
+    results: dict = {"seed": seed, "arms": {}, "streams": {}, "rules": {}}
+    for stream, (samples, placed) in streams.items():
+        path = write_wav(work / f"{stream}.wav", samples)
+        expected = " ".join(sentence.text for sentence in placed)
+        say(f"endpointing: {stream}: raw recognition of {len(placed)} sentences")
+        floor = recognition_floor(config, samples, placed)
+        results["streams"][stream] = {"seconds": round(len(samples) / SAMPLE_RATE, 1), "placed": [asdict(p) for p in placed],
+                                      "raw_recognition_ms": floor}
+        results["rules"][stream] = {ms: cut_sentences(samples, placed, config["stages"]["vad"], ms) for ms in END_OF_SPEECH_RULES_MS}
+        for arm, overrides in ARMS.items():
+            say(f"endpointing: {stream}: {arm}: replaying {len(samples) / SAMPLE_RATE:.0f} s at real time")
+            run = replay_arm(config, overrides, path)
+            sentences = sentence_rows(run["rows"], placed)
+            results["arms"].setdefault(arm, {})[stream] = {
+                "summary": summarise(sentences, floor, run["text"], expected),
+                "guesses": guesses(run["counters"]),
+                "sentences": sentences,
+                "rows": run["rows"],
+            }
+    say("endpointing: noise only")
+    noise = replay_arm(config, [], audio_dir / NOISE)
+    results["noise_only_typed_chars"] = len(noise["text"])
+    (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    (work / "summary.md").write_text(markdown(results))
+    results["files"] = [str(work / "results.json"), str(work / "summary.md")]
+    return results
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# Endpointing (seed {results['seed']})", "",
+             "Medians over the sentences of each stream, from where speech ends in the recording.", "",
+             "| arm | stream | end → first key ms | end → last key ms | raw recognition ms | last key − raw ms | WER | corrections/char | cut | guesses used / wasted / skipped |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for arm, streams in results["arms"].items():
+        for stream, result in streams.items():
+            s, g = result["summary"], result["guesses"]
+            lines.append(f"| {arm} | {stream} | {s['end_to_first_key_ms']} | {s['end_to_last_key_ms']} | {s['raw_recognition_ms']} | "
+                         f"{s['last_key_over_raw_ms']} | {s['word_error_rate']:.3f} | {s['corrections_per_typed_char']:.4f} | "
+                         f"{s['cut_sentences']} | {g['used']} / {g['wasted']} / {g['skipped']} of {g['made']} |")
+    lines += ["", "Sentences cut into more than one utterance by end-of-speech silence (vad's segmenter, offline):", "",
+              "| stream | " + " | ".join(f"{ms} ms" for ms in END_OF_SPEECH_RULES_MS) + " |",
+              "|---|" + "---|" * len(END_OF_SPEECH_RULES_MS)]
+    for stream, rules in results["rules"].items():
+        lines.append(f"| {stream} | " + " | ".join(str(rules[ms]) for ms in END_OF_SPEECH_RULES_MS) + " |")
+    lines += ["", f"Characters typed for {NOISE}: {results['noise_only_typed_chars']}", ""]
+    return "\n".join(lines)
