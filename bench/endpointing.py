@@ -31,6 +31,7 @@ from bench import raw, workload
 from bench.pipeline import write_wav
 from bench.stats import percentile
 from bus import audio, replay
+from bus import config as configuration
 from bus.frames import SAMPLE_RATE, Heartbeat
 from stages import vad as vad_stage
 
@@ -39,9 +40,9 @@ NOISE = "noise_only.wav"
 BETWEEN_S = 1.5
 INNER_PAUSE_S = (0.3, 0.8)
 INNER_PAUSES = 2  # per sentence, at most
-ARMS = {
-    "wait (no guess)": ["stages.vad.guess=false"],
-    "guess": [],
+ARMS = {  # laid over the configuration given (the defaults: guessing, beam 1)
+    "wait, beam 5": ["stages.vad.guess=false", "stages.asr.beam_size=5"],
+    "guess, beam 5": ["stages.asr.beam_size=5"],
     "guess, beam 1": ["stages.asr.beam_size=1"],
 }
 END_OF_SPEECH_RULES_MS = (300, 400, 500, 600, 800)
@@ -153,6 +154,42 @@ def cut_sentences(samples: np.ndarray, placed: list[Placed], vad_settings: dict,
     return sum(sum(1 for u in cut if sentence.start <= u.end_sample and u.onset_sample <= sentence.end) > 1 for sentence in placed)
 
 
+def ends_a_sentence(text: str) -> bool:
+    return text.rstrip().endswith((".", "?", "!"))
+
+
+def sentence_end_rule(config: dict, samples: np.ndarray, placed: list[Placed], short_pause_ms: int = 300) -> dict:
+    """What "a transcript that ends a sentence may be committed after a short pause"
+    would do on this stream, worked out offline: every pause of at least `short_pause_ms`
+    inside speech, recognised as the guess asr gets there, is either where a sentence
+    really ends or a pause the speaker went on after; a full stop at the latter would
+    cut a sentence that the 600 ms rule may keep whole."""
+    vad = config["stages"]["vad"]
+    model = vad_stage.StreamingSilero(vad_stage.silero_path())
+    segmenter = vad_stage.Segmenter(**{key: vad[key] for key in raw.SEGMENTER_KEYS}, guess=True)
+    whisper = raw.Whisper(config["stages"]["asr"])
+    window, short = vad_stage.WINDOW, vad_stage._windows_in(short_pause_ms)
+    ends = {sentence.end for sentence in placed}
+    counts = {"at_sentence_end_with_full_stop": 0, "at_sentence_end_without": 0,
+              "inside_sentence_with_full_stop": 0, "inside_sentence_without": 0}
+    for offset in range(0, len(samples) - window + 1, window):
+        chunk = samples[offset : offset + window]
+        for guess in segmenter.push(chunk, model(chunk.astype(np.float32) / 32768.0), offset, 0):
+            if not guess.guess or not pause_reaches(samples, guess.end_sample, short_pause_ms):
+                continue
+            where = "at_sentence_end" if any(abs(guess.end_sample - end) <= 4 * window for end in ends) else "inside_sentence"
+            full_stop = ends_a_sentence(whisper.transcribe(guess.audio)[1])
+            counts[f"{where}_{'with_full_stop' if full_stop else 'without'}"] += 1
+    return counts
+
+
+def pause_reaches(samples: np.ndarray, end_sample: int, pause_ms: int) -> bool:
+    """Whether the audio after `end_sample` stays quiet for `pause_ms` (by loudness: the
+    streams' silences are low noise)."""
+    after = samples[end_sample : end_sample + pause_ms * SAMPLE_RATE // 1000]
+    return len(after) > 0 and bool(np.all(loudness(after) < 10 * NOISE_LEVEL))
+
+
 def recognition_floor(config: dict, samples: np.ndarray, placed: list[Placed]) -> list[float]:
     """faster-whisper alone on each sentence's audio, with vad's pre- and post-roll:
     median milliseconds of three, in the order placed."""
@@ -166,12 +203,40 @@ def recognition_floor(config: dict, samples: np.ndarray, placed: list[Placed]) -
     return floor
 
 
-def replay_arm(config: dict, overrides: list[str], recording: Path) -> dict:
-    from bus import config as configuration
+CLIP_SECONDS = (1, 2, 4, 8, 16, 28)
 
+
+def recognition_by_length(config: dict, audio_dir: Path) -> list[dict]:
+    """What Whisper's fixed 30 s window costs: recognition of speech clips of growing
+    length against the encoder alone, which always sees 30 s (the clip, padded)."""
+    from faster_whisper.audio import pad_or_trim
+
+    whisper = raw.Whisper(config["stages"]["asr"])
+    speech = np.tile(audio.read_all(audio_dir / "jfk.flac"), 3)
+    rows = []
+    for seconds in CLIP_SECONDS:
+        clip = speech[: seconds * SAMPLE_RATE]
+        features = pad_or_trim(whisper.model.feature_extractor(clip.astype(np.float32) / 32768.0))
+
+        def encode() -> float:
+            started = time.perf_counter()
+            whisper.model.encode(features)
+            return (time.perf_counter() - started) * 1000
+
+        total = percentile([whisper.transcribe(clip)[0] for _ in range(raw.REPEATS)], 50)
+        encoder = percentile([encode() for _ in range(raw.REPEATS)], 50)
+        rows.append({"seconds": seconds, "recognition_ms": round(total, 1), "encoder_ms": round(encoder, 1)})
+    return rows
+
+
+def with_overrides(config: dict, overrides: list[str]) -> dict:
     arm_config = copy.deepcopy(config)
     for item in overrides:
         configuration.apply_override(arm_config, item)
+    return arm_config
+
+
+def replay_arm(arm_config: dict, recording: Path) -> dict:
     heartbeats: dict = {}
 
     def observe(_supervisor, frame) -> None:
@@ -214,27 +279,32 @@ def measure(config: dict, audio_dir: Path, out_dir: Path, seed: int | None, say)
     work.mkdir(parents=True, exist_ok=True)
     streams = {"sentences": build_stream(list(SENTENCES), audio_dir, None),
                "pauses": build_stream(list(SENTENCES), audio_dir, random.Random(seed))}
-    results: dict = {"seed": seed, "arms": {}, "streams": {}, "rules": {}}
+    results: dict = {"seed": seed, "arms": {}, "streams": {}, "rules": {}, "sentence_end_rule": {}}
     for stream, (samples, placed) in streams.items():
         path = write_wav(work / f"{stream}.wav", samples)
         expected = " ".join(sentence.text for sentence in placed)
-        say(f"endpointing: {stream}: raw recognition of {len(placed)} sentences")
-        floor = recognition_floor(config, samples, placed)
-        results["streams"][stream] = {"seconds": round(len(samples) / SAMPLE_RATE, 1), "placed": [asdict(p) for p in placed],
-                                      "raw_recognition_ms": floor}
+        results["streams"][stream] = {"seconds": round(len(samples) / SAMPLE_RATE, 1), "placed": [asdict(p) for p in placed]}
         results["rules"][stream] = {ms: cut_sentences(samples, placed, config["stages"]["vad"], ms) for ms in END_OF_SPEECH_RULES_MS}
+        say(f"endpointing: {stream}: the sentence-end rule, offline")
+        results["sentence_end_rule"][stream] = sentence_end_rule(config, samples, placed)
         for arm, overrides in ARMS.items():
+            arm_config = with_overrides(config, overrides)
+            say(f"endpointing: {stream}: {arm}: raw recognition of {len(placed)} sentences")
+            floor = recognition_floor(arm_config, samples, placed)
             say(f"endpointing: {stream}: {arm}: replaying {len(samples) / SAMPLE_RATE:.0f} s at real time")
-            run = replay_arm(config, overrides, path)
+            run = replay_arm(arm_config, path)
             sentences = sentence_rows(run["rows"], placed)
             results["arms"].setdefault(arm, {})[stream] = {
                 "summary": summarise(sentences, floor, run["text"], expected),
                 "guesses": guesses(run["counters"]),
+                "raw_recognition_ms": floor,
                 "sentences": sentences,
                 "rows": run["rows"],
             }
+    say("endpointing: recognition by audio length")
+    results["recognition_by_length"] = recognition_by_length(config, audio_dir)
     say("endpointing: noise only")
-    noise = replay_arm(config, [], audio_dir / NOISE)
+    noise = replay_arm(config, audio_dir / NOISE)
     results["noise_only_typed_chars"] = len(noise["text"])
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     (work / "summary.md").write_text(markdown(results))
@@ -258,5 +328,13 @@ def markdown(results: dict) -> str:
               "|---|" + "---|" * len(END_OF_SPEECH_RULES_MS)]
     for stream, rules in results["rules"].items():
         lines.append(f"| {stream} | " + " | ".join(str(rules[ms]) for ms in END_OF_SPEECH_RULES_MS) + " |")
+    lines += ["", "Pauses of 300 ms or more inside speech, by where they fall and whether Whisper ended the guess there with a full stop:", "",
+              "| stream | sentence end, full stop | sentence end, none | inside a sentence, full stop | inside, none |", "|---|---|---|---|---|"]
+    for stream, counts in results["sentence_end_rule"].items():
+        lines.append(f"| {stream} | {counts['at_sentence_end_with_full_stop']} | {counts['at_sentence_end_without']} | "
+                     f"{counts['inside_sentence_with_full_stop']} | {counts['inside_sentence_without']} |")
+    lines += ["", "Whisper's 30 s window: recognition of speech clips against the encoder alone (which always sees 30 s):", "",
+              "| clip s | recognition ms | encoder ms |", "|---|---|---|"]
+    lines += [f"| {row['seconds']} | {row['recognition_ms']} | {row['encoder_ms']} |" for row in results["recognition_by_length"]]
     lines += ["", f"Characters typed for {NOISE}: {results['noise_only_typed_chars']}", ""]
     return "\n".join(lines)

@@ -72,3 +72,13 @@ def test_latency_is_counted_from_where_speech_ends_in_the_recording():
     assert summary["last_key_over_raw_ms"] == 250.0
     assert (summary["word_error_rate"], summary["cut_sentences"], summary["untyped_sentences"]) == (0.0, 1, 0)
     assert summary["corrections_per_typed_char"] == round(1 / len("Hello there. Good day to you."), 4)
+
+
+def test_the_sentence_end_rule_sees_every_sentence_end_and_the_pauses_inside(streams):
+    """Whisper on the guess at each pause of 300 ms or more: every sentence's end is one,
+    and the pauses put inside sentences are the others."""
+    _, (samples, placed) = streams
+    counts = endpointing.sentence_end_rule(configuration.load(), samples, placed)
+    assert counts["at_sentence_end_with_full_stop"] + counts["at_sentence_end_without"] == len(placed)
+    assert counts["inside_sentence_with_full_stop"] + counts["inside_sentence_without"] >= 1
+    assert endpointing.ends_a_sentence("On Monday morning.") and not endpointing.ends_a_sentence("and then")
