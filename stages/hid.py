@@ -42,9 +42,9 @@ HOST_TIMEOUT_S = 1.0
 LED_CAPS_LOCK = 0x02  # bit 1 of the LED output report (HID Usage Tables, LED page 0x08)
 SHIFT, ALTGR = 0x02, 0x40  # left Shift and right Alt (AltGr) in the modifier byte
 MODIFIER_BITS = {layouts.KEY_LEFTSHIFT: SHIFT, layouts.KEY_RIGHTALT: ALTGR}
-# Characters given in a row that may be erased again: enough for "scratch that" of a
-# long answer.
-REMEMBERED = 4096
+# Characters lately given whose fate (typed or not) is kept, for the backspaces that
+# may erase them: more than the longest model answer (4096 tokens).
+REMEMBERED = 20_000
 
 # HID Usage Tables 1.5, Keyboard/Keypad page (0x07): the usage of every key the layouts
 # use, by the Linux key code of the same physical key (linux/input-event-codes.h).
@@ -115,13 +115,14 @@ class HidSink:
 
     name = "hid"
 
-    def __init__(self, path: str = DEVICE, layout: str = "us", delay_ms: int = 4):
+    def __init__(self, path: str = DEVICE, layout: str = "us", delay_ms: int = 4, host_timeout_s: float = HOST_TIMEOUT_S):
         try:
             self.table = keys_table(layout)
         except layouts.UnknownLayout:
             raise SinkUnavailable(f"host keyboard layout {layout!r} is not known to the hid sink: set stages.keys.hid_layout to one of {layouts.SUPPORTED}") from None
         self.path, self.layout = path, layout
         self.delay_s = delay_ms / 1000
+        self.host_timeout_s = host_timeout_s
         self.fd, self.leds = open_device(path)
         self.caps_lock = False
         self.owed_release = False  # a press reached the host, its release did not
@@ -131,22 +132,33 @@ class HidSink:
         """Returns what reached the host, as (backspaces, text), when it is not all that
         was asked; raises SinkError naming what did not."""
         erased = typed = 0
+        mark = None  # where this text's characters begin in `recent`
         skipped = layouts.unproducible(text, self.table)
         try:
-            if self.owed_release:
-                self._send(RELEASE)
-                self.owed_release = False
+            if self.owed_release:  # the last key is still down on the host
+                self._release()
             for _ in range(backspaces):
-                if self.recent and not self.recent.pop():
-                    continue  # a skipped character: the host has nothing to erase
-                self._stroke(Key(0, BACKSPACE))
-                erased += 1
+                if self.recent and not self.recent[-1]:
+                    self.recent.pop()  # a character the host never got: nothing to erase
+                    continue
+                self._press(Key(0, BACKSPACE))
+                erased += 1  # once pressed, whether or not its release gets through
+                if self.recent:
+                    self.recent.pop()
+                self._release()
+            mark = len(self.recent)
             for char in text:
-                if char in self.table:
-                    self._stroke(self.table[char])
-                    typed += 1
-                self.recent.append(char in self.table)
+                if char not in self.table:
+                    self.recent.append(False)
+                    continue
+                self._press(self.table[char])
+                self.recent.append(True)
+                typed += 1
+                self._release()
         except SinkError as failure:
+            # What was not pressed is not on the host: a later "scratch that" must not
+            # erase anything for it.
+            self.recent.extend([False] * (len(text) - (len(self.recent) - mark if mark is not None else 0)))
             failure.reached = (erased, self._typed_part(text, typed))
             raise
         finally:
@@ -163,31 +175,38 @@ class HidSink:
         """The first `typed` characters of `text` the host layout has keys for."""
         return "".join(char for char in text if char in self.table)[:typed]
 
-    def _stroke(self, key: Key) -> None:
+    def _press(self, key: Key) -> None:
         self._read_leds()
         self._send(press(key, self.caps_lock))
         self.owed_release = True
+
+    def _release(self) -> None:
         self._send(RELEASE)
         self.owed_release = False
 
     def _read_leds(self) -> None:
-        if not self.leds:
-            return
-        try:
-            said = os.read(self.fd, 64)
-        except OSError:  # nothing waiting (EAGAIN), or a stand-in that cannot say
-            return
+        """Takes every LED report the host sent since the last key (the gadget gives one
+        per read)."""
+        said = b""
+        while self.leds:
+            try:
+                report = os.read(self.fd, 64)
+            except OSError:  # none waiting (EAGAIN), or a stand-in that cannot say
+                break
+            if not report:
+                break
+            said += report
         self.caps_lock = caps_lock_of(said, self.caps_lock)
 
     def _send(self, report: bytes) -> None:
-        deadline = time.monotonic() + HOST_TIMEOUT_S
+        deadline = time.monotonic() + self.host_timeout_s
         while True:
             try:
                 os.write(self.fd, report)  # 8 bytes: written whole, or not at all
                 break
             except BlockingIOError:  # the host has not taken the last report yet
                 if not select.select([], [self.fd], [], max(0.0, deadline - time.monotonic()))[1]:
-                    raise SinkError(f"the USB host did not read the keyboard ({self.path}) for {HOST_TIMEOUT_S:g} s: "
+                    raise SinkError(f"the USB host did not read the keyboard ({self.path}) for {self.host_timeout_s:g} s: "
                                     "is the computer asleep or the cable unplugged? What was said was not typed") from None
             except OSError as error:
                 raise SinkError(host_gone(self.path, error)) from None

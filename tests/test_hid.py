@@ -161,6 +161,43 @@ def test_a_host_that_stops_reading_is_reported_and_typing_resumes_without_repeat
     assert typed(split(read_to_end(reader)), "fr") == "trois"
 
 
+def test_a_host_that_stops_taking_reports_times_out_and_what_it_missed_is_never_erased():
+    """A pseudo-terminal whose other side nobody reads stands in for a host that went to
+    sleep: the reports fill its buffer, and the next one is not taken in time."""
+    host, device = os.openpty()
+    tty.setraw(device)
+    os.set_blocking(host, False)
+    try:
+        sink = hid.HidSink(os.ttyname(device), "us", delay_ms=0, host_timeout_s=0.2)
+        sink.type(0, "kept ")
+        lost = "x" * 12_000  # 192 KB of reports: more than a pseudo-terminal holds
+        with pytest.raises(SinkError) as asleep:
+            sink.type(0, lost)
+        assert "did not read the keyboard" in one_line(asleep.value)
+        erased, reached = asleep.value.reached
+        assert erased == 0 and 0 < len(reached) < len(lost) and lost.startswith(reached)
+        got = drain(host)  # the host wakes up and takes what was waiting
+        # "scratch that" of the part the host never got presses nothing
+        assert sink.type(len(lost) - len(reached), "") == (0, "")
+        sink.type(0, "!")
+        got += drain(host)
+        assert typed(split(got), "us") == "kept " + reached + "!"
+        sink.close()
+    finally:
+        os.close(host)
+        os.close(device)
+
+
+def drain(fd: int) -> bytes:
+    """All a non-blocking descriptor holds now; its writer is idle, so that is all."""
+    data = b""
+    while True:
+        try:
+            data += os.read(fd, 65536)
+        except BlockingIOError:
+            return data
+
+
 def read_to_end(fd: int) -> bytes:
     """What a FIFO holds once every writer has closed it (its end: EOF)."""
     data = b""
