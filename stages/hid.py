@@ -7,7 +7,9 @@ key state the host reads at its next poll; the sink writes a press, then an all-
 report, for each character. The host turns usages into characters through its own
 layout, which the Pi cannot see: `hid_layout` names it (stages/layouts.py, the same
 tables the uinput sink uses; a key's usage comes from USAGES below). A character that
-layout has no key for is skipped, not typed wrong, and the error names it.
+layout has no key for is skipped, not typed wrong, and the error names it; the sink
+remembers which characters it skipped (or lost with the host), so that a later
+"scratch that" presses Backspace only for those the host got.
 
 The host sends its keyboard LEDs back as one-byte output reports, read from the same
 device: with Caps Lock on, letters are typed with Shift inverted, so they come out as
@@ -20,13 +22,15 @@ A host that is unplugged or asleep stops reading reports: a write then fails
 (ESHUTDOWN: no host has configured the gadget) or is not taken within HOST_TIMEOUT_S.
 The sink says so in one line, with what did reach the host; nothing is kept to be typed
 later, so typing resumes with the next utterance once the host is back, and nothing is
-typed twice.
+typed twice. A key left down (its press handed over, its release not) is released the
+moment the host takes reports again, so a host that wakes up does not repeat it.
 """
 
 import errno
 import os
 import select
 import stat
+import threading
 import time
 from dataclasses import dataclass
 
@@ -127,10 +131,20 @@ class HidSink:
         self.caps_lock = False
         self.owed_release = False  # a press reached the host, its release did not
         self.recent: list[bool] = []  # for each character given lately: whether it was typed
+        self.lock = threading.Lock()  # between typing and a release waiting for the host
+        self.releaser: threading.Thread | None = None
 
     def type(self, backspaces: int, text: str):
         """Returns what reached the host, as (backspaces, text), when it is not all that
         was asked; raises SinkError naming what did not."""
+        with self.lock:
+            try:
+                return self._type(backspaces, text)
+            finally:
+                if self.owed_release:
+                    self._release_when_back()
+
+    def _type(self, backspaces: int, text: str):
         erased = typed = 0
         mark = None  # where this text's characters begin in `recent`
         skipped = layouts.unproducible(text, self.table)
@@ -183,6 +197,23 @@ class HidSink:
     def _release(self) -> None:
         self._send(RELEASE)
         self.owed_release = False
+
+    def _release_when_back(self) -> None:
+        """A key is down on the host: its press was handed over, its release was not. A
+        host that wakes up takes the press and would repeat the key until the next
+        utterance, so the release goes the moment the host takes reports again."""
+        if self.releaser is None or not self.releaser.is_alive():
+            self.releaser = threading.Thread(target=self._release_later, name="hid-release", daemon=True)
+            self.releaser.start()
+
+    def _release_later(self) -> None:
+        select.select([], [self.fd], [])  # until the host has taken the press
+        with self.lock:
+            if self.owed_release:
+                try:
+                    self._release()
+                except SinkError:
+                    pass  # gone again: the next type() sends it first
 
     def _read_leds(self) -> None:
         """Takes every LED report the host sent since the last key (the gadget gives one

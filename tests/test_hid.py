@@ -9,6 +9,7 @@ for the host, tests/usb_host.py, which reads reports back into text under a layo
 pseudo-terminal in raw mode where the host's LED reports must come back (a character
 device, read and written like the gadget's)."""
 
+import fcntl
 import os
 import select
 import string
@@ -196,6 +197,33 @@ def drain(fd: int) -> bytes:
             data += os.read(fd, 65536)
         except BlockingIOError:
             return data
+
+
+def test_a_key_left_down_when_the_host_stopped_is_released_once_it_reads_again(tmp_path):
+    """A FIFO of one page stands in for a host that stops taking reports right after a
+    press: with one report already waiting in it, 511 more fit, and the 512th, a
+    release, does not. Once the host reads again, the release goes at once, by itself,
+    so the host does not repeat the key until the next utterance."""
+    fifo = tmp_path / "hidg"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    fcntl.fcntl(reader, fcntl.F_SETPIPE_SZ, 4096)
+    waiting = os.open(fifo, os.O_WRONLY)
+    os.write(waiting, hid.RELEASE)
+    os.close(waiting)
+    sink = hid.HidSink(str(fifo), "us", delay_ms=0, host_timeout_s=0.1)
+    with pytest.raises(SinkError) as asleep:
+        sink.type(0, "x" * 300)
+    assert asleep.value.reached == (0, "x" * 256) and sink.owed_release  # 255 keys and one press
+    os.set_blocking(reader, True)
+    got = read_reports(reader, 512)  # the host reads again
+    assert got[-1] == hid.press(sink.table["x"])
+    assert read_reports(reader, 1) == [hid.RELEASE]  # sent as soon as there was room
+    sink.releaser.join()
+    assert not sink.owed_release
+    sink.type(0, "y")
+    sink.close()
+    assert typed(got[1:] + [hid.RELEASE] + split(read_to_end(reader)), "us") == "x" * 256 + "y"
 
 
 def read_to_end(fd: int) -> bytes:
