@@ -159,10 +159,16 @@ def setup(configfs: Path = CONFIGFS, udc_class: Path = UDC_CLASS, udc: str = "")
     make(function / "report_desc", REPORT_DESCRIPTOR)
     config = gadget / "configs" / CONFIG
     make(config / "strings" / ENGLISH / "configuration", "voxkey keyboard")
-    make(config / "MaxPower", "100")
+    make(config / "MaxPower", "500")  # mA: the most a USB 2.0 host grants; the Pi may draw more (see the README)
     if not (config / FUNCTION).is_symlink():
         (config / FUNCTION).symlink_to(function)
-    write(gadget / "UDC", controller)
+    try:
+        write(gadget / "UDC", controller)
+    except OSError as error:
+        if error.errno != errno.EBUSY:
+            raise
+        raise GadgetError(f"{controller} is taken by another USB gadget (g_ether, g_serial, or one in {configfs / 'usb_gadget'}): "
+                          "remove it, then sudo voxkey gadget setup again") from None
     return f"the voxkey keyboard gadget is set up and bound to {controller}: plug the Pi's USB-C port into a computer"
 
 

@@ -40,6 +40,7 @@ from stages.sinks import SinkError, SinkUnavailable
 DEVICE = "/dev/hidg0"
 REPORT_BYTES = 8
 RELEASE = bytes(REPORT_BYTES)
+NOT_TYPED = "what had not reached it is not typed, now or later"
 # A host polls a keyboard every 1 to 10 ms while awake: a report not taken for a second
 # means nobody is reading.
 HOST_TIMEOUT_S = 1.0
@@ -238,7 +239,7 @@ class HidSink:
             except BlockingIOError:  # the host has not taken the last report yet
                 if not select.select([], [self.fd], [], max(0.0, deadline - time.monotonic()))[1]:
                     raise SinkError(f"the USB host did not read the keyboard ({self.path}) for {self.host_timeout_s:g} s: "
-                                    "is the computer asleep or the cable unplugged? What was said was not typed") from None
+                                    f"is the computer asleep or unplugged? {NOT_TYPED}") from None
             except OSError as error:
                 raise SinkError(host_gone(self.path, error)) from None
         time.sleep(self.delay_s)  # pacing for hosts and apps that miss keys typed too fast
@@ -249,9 +250,9 @@ class HidSink:
 
 def host_gone(path: str, error: OSError) -> str:
     if error.errno == errno.ESHUTDOWN:
-        return f"no USB host is using the keyboard {path}: plug the Pi's USB-C port into a computer (voxkey gadget status says more); what was said was not typed"
+        return f"no USB host is using the keyboard {path}: plug the Pi's USB-C port into a computer (voxkey gadget status says more); {NOT_TYPED}"
     if error.errno == errno.EPIPE:
-        return f"nobody reads {path} any more: start its reader again; what was said was not typed"
+        return f"nobody reads {path} any more: start its reader again; {NOT_TYPED}"
     return f"cannot write to {path} ({error.strerror}): see voxkey gadget status"
 
 
