@@ -1,6 +1,6 @@
 """The `voxkey` command.
 
-    voxkey up [--sink auto|wtype|xdotool|clipboard|uinput|stdout|file:PATH] [--config FILE] [--set section.key=value ...]
+    voxkey up [--sink auto|wtype|xdotool|clipboard|uinput|hid|hid:PATH|stdout|file:PATH] [--config FILE] [--set section.key=value ...]
     voxkey replay PATH [--realtime] [--sink ...] [--trace PATH]
     voxkey listen on|off|toggle|hold|release
     voxkey mode dictate|clarify|chat|converse
@@ -9,6 +9,7 @@
     voxkey models list|fetch
     voxkey doctor [--no-mic] [--verify]
     voxkey service install|uninstall [--config FILE] [--no-start]
+    voxkey gadget setup|teardown|status [--udc NAME]
 
 `up` and `replay` run every stage as its own process under supervisord (supervisord.conf). `replay`
 feeds a recording in, waits until everything in it has been typed, stops the stages,
@@ -35,7 +36,7 @@ import zmq
 
 from bus import config as configuration
 from bus import log as logging
-from bus import doctor, models, service, sockets, status
+from bus import doctor, gadget, models, service, sockets, status
 from bus import replay as replaying
 from bus.frames import Transcript, Typed
 from bus.peer import Peer
@@ -285,14 +286,14 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
 
     live = commands.add_parser("up", help="listen to the microphone and type")
-    live.add_argument("--sink", default="auto", help="auto (default: from the session), wtype, xdotool, clipboard, stdout or file:PATH")
+    live.add_argument("--sink", default="auto", help="auto (default: from the session), wtype, xdotool, clipboard, uinput, hid (a USB keyboard), stdout or file:PATH")
     common(live)
     live.set_defaults(run=up)
 
     play = commands.add_parser("replay", help="type what a recording says")
     play.add_argument("path")
     play.add_argument("--realtime", action="store_true", help="feed audio at the speed it was spoken")
-    play.add_argument("--sink", help="stdout (default), file:PATH, auto, wtype, xdotool or clipboard")
+    play.add_argument("--sink", help="stdout (default), file:PATH, auto, wtype, xdotool, clipboard, uinput, hid or hid:PATH")
     play.add_argument("--trace", help="write one JSON line of timings per utterance here")
     play.add_argument("--keep", action="store_true", help="keep the run directory (sockets, logs)")
     common(play)
@@ -322,6 +323,7 @@ def parser() -> argparse.ArgumentParser:
     models.add_cli(commands)
     doctor.add_cli(commands)
     service.add_cli(commands)
+    gadget.add_cli(commands)
     # Commands other packages add (`voxkey bench`), found through their entry points,
     # so the runtime does not depend on them.
     for command in importlib.metadata.entry_points(group="voxkey.commands"):

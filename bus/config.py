@@ -22,6 +22,8 @@ USER_TABLES = {"stages.router.replacements"}
 # must not be negative.
 POSITIVE = {"frame_samples", "beam_size", "heartbeat_s", "stall_timeout_s", "context_tokens", "end_of_speech_ms",
             "max_utterance_s", "retain_s", "clarify_timeout_s", "thinking_budget_tokens"}
+# Numbers with bounds of their own: name -> (lowest, highest).
+RANGES = {"hid_key_delay_ms": (0, 1000)}
 
 
 def load(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> dict:
@@ -65,6 +67,9 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
                 raise ConfigError(f"{name} must be above 0, not {value} (default {expected})")
             if expected >= 0 and value < 0:
                 raise ConfigError(f"{name} must not be negative, not {value} (default {expected})")
+            low, high = RANGES.get(key, (value, value))
+            if not low <= value <= high:
+                raise ConfigError(f"{name} must be from {low} to {high}, not {value} (default {expected})")
 
 
 def first_setting(section: dict, name: str) -> str:

@@ -133,6 +133,13 @@ def check_uinput() -> Check:
     return Check("uinput", "ok", f"{UINPUT} is writable")
 
 
+def check_gadget(config: dict) -> Check:
+    from bus import gadget
+
+    verdict, detail, fix = gadget.describe(gadget.state(), str(config["stages"]["keys"]["hid_layout"]))
+    return Check("usb gadget", verdict, detail + ("" if verdict == "ok" else " (needed only by --sink hid)"), fix)
+
+
 def configured_models(config: dict) -> dict[str, str]:
     stages = config["stages"]
     return {stage: str(stages[stage]["model"]) for stage in ("asr", "instruct", "thinking")}
@@ -209,7 +216,7 @@ def check_session(env) -> Check:
 
 
 def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
-    checks = [check_session(env), check_microphone(config, listen), check_typing(env), check_uinput()]
+    checks = [check_session(env), check_microphone(config, listen), check_typing(env), check_uinput(), check_gadget(config)]
     model_checks, sizes = check_models(config, verify)
     verdict, detail, fix = judge_memory(sizes, len(configuration.STAGES), total_memory_mb())
     return checks + model_checks + [Check("memory", verdict, detail, fix)] + check_supervisor(config)

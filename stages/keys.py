@@ -8,12 +8,14 @@ error that stopped it.
 Sinks (`sink` in config, stages/sinks.py): "auto" (chosen from the session and what is
 installed; the log says which and why), "wtype" (Wayland), "xdotool" (X11),
 "clipboard" (paste, then the clipboard put back), "uinput" (a kernel virtual keyboard,
-pressing what `layout` needs), "stdout", or "file:PATH".
+pressing what `layout` needs), "hid" (the Pi as another computer's USB keyboard,
+pressing what `hid_layout` needs; stages/hid.py), "stdout", or "file:PATH".
 Guarantees: types exactly what the router passed on, as text only (control characters
 never reach a sink); a failing sink is reported in `typed.error` and the log, never
-silently. Each place in an utterance's output is typed once: how far each utterance
-was typed, and what its sink was given, is written to the state file before the keys
-are pressed, so a piece that comes again (after a restart anywhere) types only what is
+silently; when a sink typed only part of a piece (the hid sink skips what the host's
+layout cannot type, or lost the host midway), only that part counts as typed. Each
+place in an utterance's output is typed once: how far each utterance was typed, and
+what its sink was given, is written to the state file before the keys are pressed, so a piece that comes again (after a restart anywhere) types only what is
 still missing, and is reported again with what the sink already had (`Typed.already`),
 for a listener that missed the first report. A piece that disagrees with what was
 already typed at its place (a model answer regenerated differently after a crash) is
@@ -25,7 +27,7 @@ between writing down and typing (microseconds), the piece is lost from the sink
 rather than typed twice: keys cannot ask the sink what it got.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bus.frames import Frame, Keystrokes, Typed
 from bus.stage import Stage, StageError, main, mark
@@ -73,7 +75,8 @@ class Keys(Stage):
     def setup(self) -> None:
         try:
             self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]), str(self.settings["paste_chord"]),
-                                  layout=str(self.settings["layout"]))
+                                  layout=str(self.settings["layout"]), hid_layout=str(self.settings["hid_layout"]),
+                                  hid_delay_ms=int(self.settings["hid_key_delay_ms"]))
         except SinkUnavailable as error:
             raise StageError(str(error)) from None
         self.state = self.sink.name
@@ -111,16 +114,17 @@ class Keys(Stage):
         done.final = strokes.final
         self._save()
         marks = mark(frame.marks, "first_key")
+        error = ""
         try:
-            self.sink.type(backspaces, safe)
+            erased, reached = self.sink.type(backspaces, safe) or (backspaces, safe)
         except SinkError as failure:
             self.peer.counters["sink_errors"] += 1
             self.log.error("typing failed", utt=frame.utt, error=str(failure))
-            done.given, done.backspaces = given, done.backspaces - backspaces  # the sink did not get them
+            error, (erased, reached) = str(failure), failure.reached
+        if (erased, reached) != (backspaces, safe):  # only what reached the app counts
+            done.given, done.backspaces = given + reached, done.backspaces - backspaces + erased
             self._save()
-            typed = Typed(text="", error=str(failure), by=by, final=strokes.final, offset=len(given))
-        else:
-            typed = report(done, safe, by, repeated, backspaces)
+        typed = replace(report(done, reached, by, repeated, erased), error=error)
         self.publish(typed, utt=frame.utt, marks=mark(marks, "last_key"))
         self.progress.update(last_typed(self.progress, frame.utt, done, by, marks, typed.error))
 

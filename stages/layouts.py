@@ -1,4 +1,4 @@
-"""Keyboard layouts for the uinput sink: which key, with which modifiers, types a
+"""Keyboard layouts for the uinput and hid sinks: which key, with which modifiers, types a
 character. A kernel virtual keyboard sends key codes, not characters; the desktop turns
 them into characters through the user's layout, so the sink must press what that
 layout needs: on a German keyboard "z" is the key a US keyboard calls Y.
@@ -69,6 +69,14 @@ def strokes_table(layout: str) -> dict[str, Stroke]:
                 if char != NOTHING:
                     table.setdefault(char, (MODIFIERS[level], code))
     return table
+
+
+def caps_keys(layout: str) -> set[int]:
+    """The keys Caps Lock shifts: those whose plain and Shift characters are one
+    letter's two cases (a/A, ä/Ä), not keys such as French é/2."""
+    levels = LAYOUTS[layout]
+    return {code for plain_row, shift_row, keys in zip(levels[""], levels["shift"], ROWS)
+            for plain, shifted, code in zip(plain_row, shift_row, keys) if plain != shifted and plain.upper() == shifted}
 
 
 def strokes_for(text: str, table: dict[str, Stroke]) -> list[Stroke]:

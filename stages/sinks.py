@@ -4,8 +4,11 @@ A sink has a `name` and `type(backspaces, text)`: press BackSpace `backspaces` t
 then type `text`, in which "\\n" is Return. It returns once the keys were handed over
 (to the X server or the Wayland compositor, or written), and raises `SinkError`, whose
 message is one line naming the problem and its fix, when they were not: a sink never
-fails silently. Building a sink whose tool or session is missing raises
-`SinkUnavailable` (a `SinkError`) at once, before anything is typed.
+fails silently. A sink that knows what did reach the app when it was less than asked
+(the hid sink skips characters the host's layout cannot type) returns it as
+(backspaces, text), or puts it on its error as `reached`. Building a sink whose tool or
+session is missing raises `SinkUnavailable` (a `SinkError`) at once, before anything is
+typed.
 
 What each sink needs, and what it gives:
 - `stdout`: nothing. Backspaces are written as "\\b".
@@ -22,6 +25,10 @@ What each sink needs, and what it gives:
   it presses what the user's keyboard layout needs (`layout`, stages/layouts.py); a
   character the layout has no key for is pasted through the clipboard when a session
   allows, and reported otherwise, never typed wrong.
+- `hid` or `hid:PATH`: the Pi as the USB keyboard of another computer (stages/hid.py):
+  boot-keyboard reports to /dev/hidg0, made by `voxkey gadget setup`, or to a file or
+  FIFO. Presses what the host's layout (`hid_layout`) needs; what it cannot type is
+  skipped and reported. Never chosen by `auto`.
 - `clipboard`: wl-copy and wtype on Wayland, xclip and xdotool on X11. Puts the text on
   the clipboard, presses the paste chord, waits until the app has taken the text, then
   puts back what the clipboard held before (in its preferred type only). Immune to
@@ -61,13 +68,15 @@ WTYPE_FIRST_KEY_PAUSE_MS = 100
 # anything but ASCII under the C or POSIX locale (what supervisord and systemd give).
 UTF8_LOCALE = {"LC_ALL": "C.UTF-8"}
 DEBIAN_PACKAGE = {"xdotool": "xdotool", "xmodmap": "x11-xserver-utils", "wtype": "wtype", "wl-copy": "wl-clipboard", "wl-paste": "wl-clipboard", "xclip": "xclip"}
-SPECS = "auto, stdout, file:PATH, xdotool, wtype, uinput or clipboard"
+SPECS = "auto, stdout, file:PATH, xdotool, wtype, uinput, hid, hid:PATH or clipboard"
 UINPUT = "/dev/uinput"
 PASTE_CHORDS = ("ctrl+v", "ctrl+shift+v", "shift+Insert")
 
 
 class SinkError(OSError):
     """Keys did not reach the app; the message is one line naming the problem and its fix."""
+
+    reached: tuple[int, str] = (0, "")  # what did reach it, as (backspaces, text), when a sink knows
 
 
 class SinkUnavailable(SinkError):
@@ -122,12 +131,12 @@ def choose_sink(env: Mapping[str, str], which: Callable[[str], str | None] = shu
 
 
 def open_sink(spec: str, delay_ms: int = 4, paste_chord: str = "ctrl+v", env: Mapping[str, str] = os.environ,
-              layout: str = "auto"):
+              layout: str = "auto", hid_layout: str = "us", hid_delay_ms: int = 4):
     """The sink named by `spec` (see SPECS); it carries `reason`, why it is the one."""
     kind, _, argument = spec.partition(":")
     if kind == "auto":
         chosen, reason = choose_sink(env)
-        sink = open_sink(chosen, delay_ms, paste_chord, env, layout)
+        sink = open_sink(chosen, delay_ms, paste_chord, env, layout, hid_layout, hid_delay_ms)
         sink.reason = reason
         return sink
     if kind == "stdout":
@@ -142,6 +151,10 @@ def open_sink(spec: str, delay_ms: int = 4, paste_chord: str = "ctrl+v", env: Ma
         sink = ClipboardSink(paste_chord, delay_ms=delay_ms, env=env)
     elif kind == "uinput":
         sink = UinputSink(layout, delay_ms, paste_chord, env=env)
+    elif kind == "hid":
+        from stages.hid import DEVICE, HidSink  # it builds on this module
+
+        sink = HidSink(argument or DEVICE, hid_layout, hid_delay_ms)
     else:
         raise SinkUnavailable(f"unknown typing sink {spec!r}: use {SPECS}")
     sink.reason = f"sink={spec} was asked for"

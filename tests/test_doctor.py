@@ -46,7 +46,7 @@ def test_doctor_checks_everything_and_fails_on_a_missing_model():
     result = voxkey("doctor", "--no-mic", "--set", "stages.instruct.model=/nonexistent/model.gguf")
     assert result.returncode == 1, result.stdout + result.stderr
     checks = checks_of(result.stdout)
-    assert set(checks) == {"session", "microphone", "typing", "uinput", "model asr", "model instruct",
+    assert set(checks) == {"session", "microphone", "typing", "uinput", "usb gadget", "model asr", "model instruct",
                            "model thinking", "memory", "supervisord", "run directory"}
     assert checks["model instruct"] == "FAIL" and checks["model asr"] == "ok"
     assert "/nonexistent/model.gguf not found" in result.stdout and "fix: voxkey models fetch" in result.stdout
