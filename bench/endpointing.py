@@ -44,6 +44,8 @@ ARMS = {  # laid over the configuration given (the defaults: guessing, beam 1)
     "wait, beam 5": ["stages.vad.guess=false", "stages.asr.beam_size=5"],
     "guess, beam 5": ["stages.asr.beam_size=5"],
     "guess, beam 1": ["stages.asr.beam_size=1"],
+    "guess, beam 1, end 500 ms": ["stages.asr.beam_size=1", "stages.vad.end_of_speech_ms=500"],
+    "guess, beam 1, partials": ["stages.asr.beam_size=1", "stages.vad.partial_every_ms=1000"],
 }
 END_OF_SPEECH_RULES_MS = (300, 400, 500, 600, 800)
 NOISE_LEVEL = 20  # standard deviation in int16 units, ~-64 dBFS: a quiet room's microphone
@@ -250,7 +252,8 @@ def replay_arm(arm_config: dict, recording: Path) -> dict:
 
 def guesses(counters: dict) -> dict:
     asr, vad = counters.get("asr", {}), counters.get("vad", {})
-    return {"made": vad.get("guesses", 0), **{key: asr.get(f"guesses_{key}", 0) for key in ("used", "wasted", "skipped")}}
+    return {"made": vad.get("guesses", 0), **{key: asr.get(f"guesses_{key}", 0) for key in ("used", "wasted", "skipped")},
+            "partials_recognised": asr.get("partials_recognised", 0)}
 
 
 def summarise(sentences: list[dict], floor: list[float], typed: str, expected: str) -> dict:

@@ -120,8 +120,10 @@ def kill_order(stages: list[str], rounds: int) -> list[str]:
     return [stage for _ in range(rounds) for stage in stages]
 
 
-def repeats_needed(cycle: workload.Cycle, kills: int, settle_s: float, expected_recovery_s: float = 4.0) -> int:
-    """Cycles enough for every kill to land while there is still speech to type."""
+def repeats_needed(cycle: workload.Cycle, kills: int, settle_s: float, expected_recovery_s: float = 8.0) -> int:
+    """Cycles enough for every kill to land while there is still speech to type. A stage
+    is back in 1-3 s on a quiet machine; twice that and more on a busy one, where a
+    stream sized for the quiet case ran out before the last stage was killed."""
     return max(2, int(kills * (settle_s + expected_recovery_s) / cycle.seconds) + 2)
 
 

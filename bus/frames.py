@@ -112,6 +112,7 @@ class Guess:
     stream: str
     start_sample: int = count()
     part: int = count()
+    ongoing: bool = False  # the audio so far of speech that goes on (for partials), not a pause
 
 
 @dataclass
@@ -135,6 +136,9 @@ class Transcript:
     last_part: bool = True
     no_speech_prob: float = 0.0
     avg_logprob: float = 0.0
+    # The words of an utterance still being spoken that two recognitions in a row agreed
+    # on: typed ahead, and the utterance's final transcript begins with them.
+    partial: bool = False
 
 
 @dataclass

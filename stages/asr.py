@@ -11,20 +11,25 @@ recognised while vad waits out the rest of the pause, unless newer work waits; a
 `speech` frame whose audio is byte for byte the guess's takes its result at once, so
 the words are those the utterance itself would give. One guess is kept: the memory
 is bounded, and a guess not used is counted as wasted.
+Stable partials (vad's `partial_every_ms`): while speech goes on, its audio so far is
+recognised again and again, and the words two recognitions in a row agree on
+(LocalAgreement-2, leaving out the last word, which the audio may end inside) go to
+the router as a `partial` transcript. Every later recognition of the utterance is made
+to begin with the words already sent (Whisper's `prefix`), so none is ever taken back.
 Guarantees against text invented on noise: Silero gating upstream, no conditioning on
 previous text, Whisper's no-speech and log-probability tests, and a list of phantom
 phrases Whisper is known to produce on silence.
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from bus import models
 from bus.frames import Frame, Guess, Speech, Transcript, now_ns
 from bus.stage import Stage, StageError, main, mark
-from bus.text import plain
+from bus.text import plain, words
 
 
 @dataclass
@@ -72,9 +77,34 @@ class Recognised:
     finished_ns: int
 
 
-def audio_key(frame: Frame) -> tuple:
-    """Which utterance, which part, and exactly which audio."""
-    return (frame.utt, frame.body.part, hashlib.blake2b(frame.payload, digest_size=16).digest())
+def audio_key(frame: Frame, prefix: str = "") -> tuple:
+    """Which utterance, which part, exactly which audio, and the words it must begin with."""
+    return (frame.utt, frame.body.part, hashlib.blake2b(frame.payload, digest_size=16).digest(), prefix)
+
+
+@dataclass
+class Hypotheses:
+    """The recognitions of one utterance's audio so far, for LocalAgreement-2."""
+
+    utt: str
+    part: int
+    previous: list[str] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)  # sent as partials: every later result begins with them
+
+    def agree(self, current: list[str]) -> list[str]:
+        """The words newly agreed on by the previous recognition and this one (whose last
+        word is left out: the audio may end inside it); empty if none."""
+        agreed = 0
+        for before, now in zip(self.previous, current[:-1]):
+            if words(before) != words(now):
+                break
+            agreed += 1
+        self.previous = current
+        if agreed <= len(self.committed):
+            return []
+        new = current[len(self.committed) : agreed]
+        self.committed = self.committed + new  # as sent: their spelling is not revised
+        return new
 
 
 def guess_is_stale(guess: Frame, waiting: list[Frame]) -> bool:
@@ -97,10 +127,12 @@ class Asr(Stage):
             raise StageError(f"Whisper model {path} cannot be loaded ({error}): run `voxkey models fetch` or fix stages.asr.model") from None
         self.phantoms = {plain(p) for p in self.settings["phantom_phrases"]}
         self.guessed: Recognised | None = None
+        self.hypotheses: Hypotheses | None = None  # of the utterance being spoken, if partials are on
         # The first call pays for lazy initialisation; pay it before reporting ready.
         self._transcribe(np.zeros(16_000, np.float32))
 
-    def _transcribe(self, samples: np.ndarray) -> list[Segment]:
+    def _transcribe(self, samples: np.ndarray, prefix: str = "") -> list[Segment]:
+        """Whisper's segments; with `prefix`, the first is made to begin with those words."""
         segments, _info = self.model.transcribe(
             samples,
             language=self.settings["language"] or None,
@@ -110,13 +142,21 @@ class Asr(Stage):
             without_timestamps=True,
             no_speech_threshold=float(self.settings["no_speech_threshold"]),
             hotwords=self.settings["hotwords"] or None,
+            prefix=prefix or None,
         )
         return [Segment(s.text, s.no_speech_prob, s.avg_logprob) for s in segments]
 
+    def _committed(self, frame: Frame) -> str:
+        """The words already sent as partials for this utterance's audio."""
+        hypotheses = self.hypotheses
+        if hypotheses is None or (hypotheses.utt, hypotheses.part) != (frame.utt, frame.body.part):
+            return ""
+        return " ".join(hypotheses.committed)
+
     def _recognise(self, frame: Frame) -> Recognised:
         samples = np.frombuffer(frame.payload, "<i2").astype(np.float32) / 32768.0
-        segments = self._transcribe(samples)
-        return Recognised(audio_key(frame), segments, now_ns())
+        prefix = self._committed(frame)
+        return Recognised(audio_key(frame, prefix), self._transcribe(samples, prefix), now_ns())
 
     def handle(self, frame: Frame) -> None:
         if isinstance(frame.body, Guess):
@@ -133,13 +173,34 @@ class Asr(Stage):
         marks = {**mark(frame.marks, "asr"), "recognised": recognised.finished_ns}
         self.publish(transcript, utt=frame.utt, marks=marks, to="router", key=frame.utt)
         self.log.info("transcript", utt=frame.utt, text=text, dropped=dropped, raw=" ".join(s.text for s in segments))
+        if self._committed(frame):
+            self.hypotheses = None  # the utterance is done
 
     def _guess(self, frame: Frame) -> None:
         if guess_is_stale(frame, self.waiting()):
             self.peer.counters["guesses_skipped"] += 1
             return
+        if frame.body.ongoing:
+            return self._partial(frame)
         self._forget_guess()
         self.guessed = self._recognise(frame)
+
+    def _partial(self, frame: Frame) -> None:
+        """The audio so far of speech that goes on: send the words that stopped changing."""
+        hypotheses = self.hypotheses
+        if hypotheses is None or (hypotheses.utt, hypotheses.part) != (frame.utt, frame.body.part):
+            self.hypotheses = Hypotheses(frame.utt, frame.body.part)
+        recognised = self._recognise(frame)
+        text, dropped = judge(recognised.segments, float(self.settings["no_speech_threshold"]),
+                              float(self.settings["min_avg_logprob"]), self.phantoms)
+        new = self.hypotheses.agree(text.split()) if not dropped else []
+        self.peer.counters["partials_recognised"] += 1
+        if not new:
+            return
+        committed = self.hypotheses.committed
+        transcript = Transcript(text=" ".join(committed), part=frame.body.part, partial=True)
+        self.publish(transcript, utt=frame.utt, marks=mark(frame.marks, "asr"), to="router", key=f"{frame.utt}~{len(committed)}")
+        self.log.info("partial", utt=frame.utt, text=transcript.text, new=" ".join(new))
 
     def _take_guess(self, frame: Frame) -> Recognised | None:
         """The guess's result if it was made from this very audio. Any other guess

@@ -15,9 +15,10 @@ never reach a sink); a failing sink is reported in `typed.error` and the log, ne
 silently; when a sink typed only part of a piece (the hid sink skips what the host's
 layout cannot type, or lost the host midway), only that part counts as typed. Each
 place in an utterance's output is typed once: how far each utterance was typed, and
-what its sink was given, is written to the state file before the keys are pressed, so a piece that comes again (after a restart anywhere) types only what is
-still missing, and is reported again with what the sink already had (`Typed.already`),
-for a listener that missed the first report. A piece that disagrees with what was
+what its sink was given, is written to the state file before the keys are pressed, so
+a piece that comes again (after a restart anywhere) types only what is still missing,
+and is reported again with what the sink already had (`Typed.already`), for a
+listener that missed the first report. A piece that disagrees with what was
 already typed at its place (a model answer regenerated differently after a crash) is
 never spliced in: what was typed stays, nothing more is typed for that utterance, and
 the log and the counter `answers_regenerated_differently` say so.

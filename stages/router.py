@@ -19,6 +19,10 @@ A spoken prefix picks the mode for one utterance ("Chat. What is..."), "switch t
 mode" makes it stick, and so does `voxkey mode X` (control command `mode`). Mode names
 are matched as Whisper really writes them (`mode_words` in config). A long utterance
 cut in parts by vad keeps the mode of its first part; a model hears it whole.
+Partials (asr's words that have stopped changing while the speaker goes on) are typed
+ahead in dictation only, and only once they cannot be the start of a command, a mode's
+name or a switch; the utterance's final transcript then types what follows them (it
+begins with them: asr makes it). Nothing typed ahead is ever erased.
 Guarantees: a transcript that comes again gets the decision it got the first time; the
 mode, the document and the decisions survive a restart (the state file).
 """
@@ -40,6 +44,9 @@ SENTENCE_END = (".", "!", "?", ":")
 ALWAYS_CAPITAL = {"i", "i'm", "i've", "i'll", "i'd"}
 SWITCH = re.compile(r"^(?:please )?(?:switch|change|go|set)(?: back)? (?:to|into) (\w+)(?: mode)?$")
 PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
+# Words a partial may not begin with: the utterance could still become a command or a switch.
+COMMAND_STARTS = {"switch", "change", "go", "set", "new", "scratch"}  # after a "please"
+PARTIAL_MIN_WORDS = 3
 
 
 Vocabulary = list[tuple[re.Pattern, str]]
@@ -121,6 +128,16 @@ def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decisio
     return Decision(sticky, text.strip())
 
 
+def plainly_dictated(text: str, mode_words: dict, stop_words: set) -> bool:
+    """Whether words typed ahead of the end of an utterance are dictation whatever
+    follows them: not the start of a command, a mode's name or a switch."""
+    said = plain(text).split()
+    first = said[1] if said[:1] == ["please"] and len(said) > 1 else said[0] if said else ""
+    if len(said) < PARTIAL_MIN_WORDS or first in COMMAND_STARTS or mode_named(said[0], mode_words):
+        return False
+    return decide(text, "dictate", mode_words, stop_words) == Decision("dictate", text.strip())
+
+
 def join_to(previous: str, text: str) -> str:
     """`text` as it should be typed after `previous`: a separating space, and a
     capital only where a sentence begins."""
@@ -156,9 +173,29 @@ class Dictation:
             return Edit(len(erased), "")
         chunk = self.COMMANDS.get(command)
         if chunk is None:
-            chunk = join_to(self.tail(), replace_phrases(text, self.words))
+            return self.extend(utt, text)
         self.record(utt, chunk)
         return Edit(0, chunk)
+
+    def extend(self, utt: str, text: str) -> Edit:
+        """What to type so that the utterance reads `text`, after what was typed ahead of
+        it (partials); never erasing. If the words typed ahead are not how `text` begins
+        (asr lost them in a restart), what follows as many words is typed."""
+        chunk = join_to(self._before(utt), replace_phrases(text, self.words))
+        ahead = self.typed[-1][1] if utt and self.typed and self.typed[-1][0] == utt else ""
+        if chunk.startswith(ahead):
+            piece = chunk[len(ahead) :]
+        else:
+            rest = chunk.split()[len(ahead.split()) :]
+            piece = " " + " ".join(rest) if rest else ""
+        self.record(utt, piece)
+        return Edit(0, piece)
+
+    def _before(self, utt: str) -> str:
+        """The text typed before the utterance (its own pieces typed ahead left out)."""
+        own = utt and self.typed and self.typed[-1][0] == utt
+        chunks = self.typed[:-1] if own else self.typed
+        return chunks[-1][1] if chunks else ""
 
     def record(self, utt: str, text: str) -> None:
         """Text typed for an utterance, by us or by a model stage, piece by piece."""
@@ -247,17 +284,32 @@ class Router(Stage):
         if isinstance(frame.body, Keystrokes):
             return self._pass_on_answer(frame)
         marks = mark(frame.marks, "router")
-        if frame.utt not in self.decided:
-            self.decided[frame.utt] = self.decide(frame)
+        key = frame.key or frame.utt  # a partial's key names how many words it holds
+        if key not in self.decided:
+            self.decided[key] = self.ahead(frame) if frame.body.partial else self.decide(frame)
             self._save()
         else:
             self.log.info("transcript heard again: same decision", utt=frame.utt)
-        decided = self.decided[frame.utt]
+        decided = self.decided[key]
         if "request" in decided:
             request = Request(**decided["request"])
             self.publish(request, utt=frame.utt, marks=marks, to=MODEL_STAGES[request.mode], key=frame.utt)
-        else:
-            self.publish(Keystrokes(**decided["keystrokes"]), utt=frame.utt, marks=marks, to="keys", key=f"{frame.utt}+0")
+            return
+        keystrokes = Keystrokes(**decided["keystrokes"])
+        if keystrokes.final or keystrokes.text:
+            self.publish(keystrokes, utt=frame.utt, marks=marks, to="keys", key=f"{frame.utt}+{keystrokes.offset}")
+
+    def ahead(self, frame: Frame) -> dict:
+        """What to type of a partial: the words beyond those already typed, if the
+        utterance is plainly dictation."""
+        transcript: Transcript = frame.body
+        if self.mode != "dictate" or transcript.part or self.parts or not plainly_dictated(
+                transcript.text, self.mode_words, self.stop_words):
+            return {"keystrokes": {"text": "", "final": False}}
+        offset = len(self.document.text_of(frame.utt))
+        edit = self.document.extend(frame.utt, transcript.text)
+        self.log.info("typed ahead", utt=frame.utt, text=edit.text)
+        return {"keystrokes": {"text": edit.text, "final": False, "offset": offset}}
 
     def decide(self, frame: Frame) -> dict:
         """What to publish for a transcript, as data (it is remembered)."""
@@ -266,7 +318,8 @@ class Router(Stage):
             self.log.info("nothing to type", utt=frame.utt, dropped=transcript.dropped)
             self.heard = {"utt": frame.utt, "text": transcript.text.strip(), "dropped": transcript.dropped or "silence"}
             self._set_mode(self.mode)
-            return self._continued(transcript, "", frame.utt) or {"keystrokes": {"text": ""}}
+            ahead = len(self.document.text_of(frame.utt))  # what partials typed stays
+            return self._continued(transcript, "", frame.utt) or {"keystrokes": {"text": "", "offset": ahead}}
         continued = self._continued(transcript, transcript.text, frame.utt)
         if continued:
             return continued
@@ -300,8 +353,9 @@ class Router(Stage):
 
     def _for_mode(self, mode: str, text: str, utt: str) -> dict:
         if mode == "dictate":
+            offset = len(self.document.text_of(utt))  # what partials typed ahead
             edit = self.document.hear(text, utt)
-            return {"keystrokes": {"text": edit.text, "backspaces": edit.backspaces}}
+            return {"keystrokes": {"text": edit.text, "backspaces": edit.backspaces, "offset": offset}}
         return {"request": {"mode": mode, "text": text, "lead": self.document.lead()}}
 
     def _pass_on_answer(self, frame: Frame) -> None:

@@ -75,6 +75,7 @@ class Utterance:
     onset_sample: int = 0  # where speech was first heard (after the pre-roll)
     end_sample: int = 0  # where the last speech window ends (before the post-roll)
     guess: bool = False  # not an utterance yet: what it will be if the pause goes on
+    ongoing: bool = False  # a guess of speech that goes on: its audio so far
 
 
 @dataclass
@@ -91,6 +92,10 @@ class Segmenter:
     # will be if the pause is its end: hand it out then as a guess (asr recognises it
     # while the rest of the end-of-speech silence is waited for).
     guess: bool = True
+    # While speech goes on past `partial_after_s`, its audio so far every this many ms
+    # (0: never), so that asr can type the words that have stopped changing.
+    partial_every_ms: int = 0
+    partial_after_s: float = 2.0
     _pre_roll: deque = field(default_factory=deque, init=False)
     _windows: list = field(default_factory=list, init=False)
     _probs: list = field(default_factory=list, init=False)
@@ -102,6 +107,7 @@ class Segmenter:
     _speech_end_ns: int = field(default=0, init=False)
     _part: int = field(default=0, init=False)
     _onset_window: int = field(default=0, init=False)
+    _last_partial: int = field(default=0, init=False)  # windows held at the last partial guess
 
     def __post_init__(self):
         self._pre_roll = deque(maxlen=_windows_in(self.pre_roll_ms))
@@ -126,7 +132,15 @@ class Segmenter:
             return [self._split()]
         if self.guess and silent == max(1, _windows_in(self.post_roll_ms)) and self._long_enough():
             return [self._utterance(self._end(), last_part=True, guess=True)]
+        if silent == 0 and self._partial_due():
+            self._last_partial = len(self._windows)
+            return [self._utterance(len(self._windows), last_part=True, guess=True, ongoing=True)]
         return []
+
+    def _partial_due(self) -> bool:
+        if not self.partial_every_ms or len(self._windows) * WINDOW < self.partial_after_s * SAMPLE_RATE:
+            return False
+        return len(self._windows) - self._last_partial >= _windows_in(self.partial_every_ms)
 
     def flush(self) -> list[Utterance]:
         """End of stream: whatever speech is open is complete."""
@@ -142,6 +156,7 @@ class Segmenter:
         self._pre_roll.clear()
         self.in_speech = True
         self._speech_windows = 0
+        self._last_partial = 0
         self._speech_start_ns = captured_ns
         self._part = 0
 
@@ -171,10 +186,11 @@ class Segmenter:
         self._last_speech = max(-1, self._last_speech - cut)
         self._speech_start_ns = self._speech_end_ns
         self._onset_window = 0
+        self._last_partial = 0
         self._part += 1
         return part
 
-    def _utterance(self, end: int, last_part: bool, guess: bool = False) -> Utterance:
+    def _utterance(self, end: int, last_part: bool, guess: bool = False, ongoing: bool = False) -> Utterance:
         return Utterance(
             audio=np.concatenate(self._windows[:end]),
             start_sample=self.start_sample,
@@ -185,6 +201,7 @@ class Segmenter:
             onset_sample=self.start_sample + self._onset_window * WINDOW,
             end_sample=self.start_sample + min(end, self._last_speech + 1) * WINDOW,
             guess=guess,
+            ongoing=ongoing,
         )
 
 
@@ -237,7 +254,8 @@ class Vad(Stage):
         self._publish_progress()
 
     def _new_stream_state(self, offset: int) -> None:
-        keys = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s", "guess")
+        keys = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s", "guess",
+                "partial_every_ms", "partial_after_s")
         self.segmenter = Segmenter(**{key: self.settings[key] for key in keys})
         self.model.reset()
         self.pending = np.zeros(0, np.int16)
@@ -308,8 +326,9 @@ class Vad(Stage):
         payload = utterance.audio.astype("<i2").tobytes()
         if utterance.guess:
             # Unreliable by design: a guess lost or late costs only the time it would have saved.
-            self.publish(Guess(self.stream, utterance.start_sample, utterance.part), utt=utt, marks=marks, payload=payload)
-            self.peer.counters["guesses"] += 1
+            self.publish(Guess(self.stream, utterance.start_sample, utterance.part, utterance.ongoing), utt=utt, marks=marks,
+                         payload=payload)
+            self.peer.counters["partial_guesses" if utterance.ongoing else "guesses"] += 1
             return
         body = Speech(self.stream, utterance.start_sample, utterance.part, utterance.last_part,
                       utterance.onset_sample, utterance.end_sample)
