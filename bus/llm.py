@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bus import models
+from bus import models, scripted_engine
 from bus.frames import Cancel, Frame, Generation, Keystrokes, Request, now_ns
 from bus.stage import Stage, StageError
 from bus.text import safe_text
@@ -110,19 +110,7 @@ class LlmStage(Stage):
     modes: tuple[str, ...] = ()
 
     def setup(self) -> None:
-        from llama_cpp import Llama
-
-        path = resolve_model(str(self.settings["model"]))
-        try:
-            self.llm = Llama(
-                model_path=str(path),
-                n_ctx=int(self.settings["context_tokens"]),
-                n_threads=self.threads,
-                n_threads_batch=self.threads,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as error:
-            raise StageError(f"model file {path} cannot be loaded ({error}): run `voxkey models fetch` to replace it") from None
+        self.llm, path = self.open_model()
         prompts = load_prompts()
         family = self.settings.get("format") or family_of(self.llm.metadata)
         self.layout = prompts["formats"][family]
@@ -135,6 +123,25 @@ class LlmStage(Stage):
         # after it (the Thinking model's system prompt and tool list are ~400 tokens).
         self.llm.create_completion(self.warm_up_prompt(), max_tokens=1)
         self.log.info("model", path=str(path), family=family)
+
+    def open_model(self):
+        """The engine and where it came from: llama.cpp with a GGUF, or, for tests of
+        what no embedded model does, a script played in its place (bus/scripted_engine.py)."""
+        name, context = str(self.settings["model"]), int(self.settings["context_tokens"])
+        if scripted_engine.is_scripted(name):
+            try:
+                script = scripted_engine.load(name)
+            except scripted_engine.ScriptError as error:
+                raise StageError(str(error)) from None
+            return scripted_engine.ScriptedLlama(script, context, self.log), script.path
+        from llama_cpp import Llama
+
+        path = resolve_model(name)
+        try:
+            llm = Llama(model_path=str(path), n_ctx=context, n_threads=self.threads, n_threads_batch=self.threads, verbose=False)
+        except (ValueError, RuntimeError, OSError) as error:
+            raise StageError(f"model file {path} cannot be loaded ({error}): run `voxkey models fetch` to replace it") from None
+        return llm, path
 
     # --- the request life cycle ---
 
@@ -161,6 +168,8 @@ class LlmStage(Stage):
 
     def signal(self, frame: Frame) -> None:
         if isinstance(frame.body, Cancel):
+            # Logged: where generation stood when the cancel was taken is in the log.
+            self.log.info("cancel taken", utt=frame.utt, reason=frame.body.reason)
             self.cancelled.append(frame.utt)
 
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
