@@ -165,6 +165,21 @@ def test_new_conversation_is_a_spoken_command_and_a_control_command(tmp_path):
     assert (request.body.mode, request.body.conversation) == ("chat", 2)
 
 
+def test_voxkey_conversation_new_tells_a_running_router():
+    from bus import frames
+    from conftest import LoneStage, voxkey
+
+    router = LoneStage("router", ["asr", "instruct"])
+    try:
+        result = voxkey("conversation", "new", "--set", f"bus.run_dir={router.run_dir}")
+        assert result.returncode == 0 and "new conversation (1)" in result.stderr, result.stderr
+        router.send("asr", frames.Transcript(text=f"Chat. {CAPITAL}"), utt="u1", key="u1")
+        request = router.frames(lambda f: f.topic == "request")[-1]
+        assert (request.body.mode, request.body.conversation) == ("chat", 1)
+    finally:
+        router.close()
+
+
 # --- through every stage process -----------------------------------------------------
 
 
