@@ -4,6 +4,7 @@
     voxkey replay PATH [--realtime] [--sink ...] [--trace PATH]
     voxkey listen on|off|toggle|hold|release
     voxkey mode dictate|clarify|chat|converse
+    voxkey conversation new
     voxkey status
     voxkey swap STAGE [--set key=value ...]
     voxkey models list|fetch
@@ -226,12 +227,20 @@ def running_dir(run_dir: Path) -> Path:
     return run_dir
 
 
-def set_mode(args) -> int:
+def tell_router(args, command: str, command_args: dict) -> int:
     config = configuration.load(args.config, args.set)
     running_dir(sockets.run_dir(config))
-    reply = control(config, "router", "mode", {"mode": args.mode})
+    reply = control(config, "router", command, command_args)
     print(f"voxkey: {reply}", file=sys.stderr)
     return 0
+
+
+def set_mode(args) -> int:
+    return tell_router(args, "mode", {"mode": args.mode})
+
+
+def new_conversation(args) -> int:
+    return tell_router(args, "new-conversation", {})
 
 
 def set_listening(args) -> int:
@@ -319,6 +328,11 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("mode", choices=["dictate", "clarify", "chat", "converse"])
     common(mode)
     mode.set_defaults(run=set_mode)
+
+    talk = commands.add_parser("conversation", help="start chat and converse afresh (as saying \"new conversation\" does)")
+    talk.add_argument("action", choices=["new"])
+    common(talk)
+    talk.set_defaults(run=new_conversation)
 
     models.add_cli(commands)
     doctor.add_cli(commands)

@@ -6,6 +6,8 @@ import os
 import tomllib
 from pathlib import Path
 
+from bus import scripted_engine
+
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
 
@@ -24,6 +26,8 @@ POSITIVE = {"frame_samples", "beam_size", "heartbeat_s", "stall_timeout_s", "con
             "max_utterance_s", "retain_s", "clarify_timeout_s", "thinking_budget_tokens"}
 # Numbers with bounds of their own: name -> (lowest, highest).
 RANGES = {"hid_key_delay_ms": (0, 1000)}
+# Sections whose `model` may be a script played in place of a model (bus/scripted_engine.py).
+SCRIPTABLE = ("stages.instruct", "stages.thinking")
 
 
 def load(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> dict:
@@ -70,6 +74,19 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
             low, high = RANGES.get(key, (value, value))
             if not low <= value <= high:
                 raise ConfigError(f"{name} must be from {low} to {high}, not {value} (default {expected})")
+        if key == "model" and scripted_engine.is_scripted(value):
+            check_script(name, where, value)
+
+
+def check_script(name: str, where: str, value: str) -> None:
+    """A scripted model is checked whole here, so a bad script stops the run before any
+    stage starts, with the file named."""
+    if where not in SCRIPTABLE:
+        raise ConfigError(f"{name}: a script can stand in only for a language model ({', '.join(s + '.model' for s in SCRIPTABLE)})")
+    try:
+        scripted_engine.load(value)
+    except scripted_engine.ScriptError as error:
+        raise ConfigError(f"{name}: {error}") from None
 
 
 def first_setting(section: dict, name: str) -> str:

@@ -149,6 +149,9 @@ class Request:
     mode: str  # clarify, chat or converse
     text: str  # the utterance, mode prefix removed
     lead: str = ""  # typed before the first answer character (a space, or nothing)
+    # chat and converse: which conversation the utterance continues (the router counts
+    # them up on "new conversation"; each mode keeps its own)
+    conversation: int = 0
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """What the language-model stages share: finding and loading a GGUF, laying out prompts
-from data (models/prompts.toml), streaming a completion that a cancel can stop between
-any two tokens, making model output safe to type, and measuring each request.
+from data (models/prompts.toml) with the conversation so far (bus/conversation.py),
+streaming a completion that a cancel can stop between any two tokens, making model
+output safe to type, and measuring each request.
 
 A stage built on :class:`LlmStage` names the modes it serves and implements
 ``answer(frame)``; everything else is here.
@@ -15,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bus import models
+from bus import models, scripted_engine
+from bus.conversation import Conversation, as_messages, check_saved, latest_that_fit
 from bus.frames import Cancel, Frame, Generation, Keystrokes, Request, now_ns
 from bus.stage import Stage, StageError
 from bus.text import safe_text
@@ -110,31 +112,40 @@ class LlmStage(Stage):
     modes: tuple[str, ...] = ()
 
     def setup(self) -> None:
-        from llama_cpp import Llama
-
-        path = resolve_model(str(self.settings["model"]))
-        try:
-            self.llm = Llama(
-                model_path=str(path),
-                n_ctx=int(self.settings["context_tokens"]),
-                n_threads=self.threads,
-                n_threads_batch=self.threads,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as error:
-            raise StageError(f"model file {path} cannot be loaded ({error}): run `voxkey models fetch` to replace it") from None
+        self.llm, path = self.open_model()
         prompts = load_prompts()
         family = self.settings.get("format") or family_of(self.llm.metadata)
         self.layout = prompts["formats"][family]
         self.mode_prompts = prompts["modes"]
         self.cancelled: collections.deque[str] = collections.deque(maxlen=100)
         self.allow_newlines = bool(self.settings.get("allow_newlines", False))
+        saved = self.load_state(check_saved)
+        self.conversations = {mode: Conversation(**kept) for mode, kept in saved.get("conversations", {}).items()}
         # The first evaluation pays for lazy initialisation: pay it before reporting ready.
         # Evaluating the system prompt does more: llama.cpp keeps the longest prefix a
         # new prompt shares with the last one evaluated, so the first request starts
         # after it (the Thinking model's system prompt and tool list are ~400 tokens).
         self.llm.create_completion(self.warm_up_prompt(), max_tokens=1)
         self.log.info("model", path=str(path), family=family)
+
+    def open_model(self):
+        """The engine and where it came from: llama.cpp with a GGUF, or, for tests of
+        what no embedded model does, a script played in its place (bus/scripted_engine.py)."""
+        name, context = str(self.settings["model"]), int(self.settings["context_tokens"])
+        if scripted_engine.is_scripted(name):
+            try:
+                script = scripted_engine.load(name)
+            except scripted_engine.ScriptError as error:
+                raise StageError(str(error)) from None
+            return scripted_engine.ScriptedLlama(script, context, self.log), script.path
+        from llama_cpp import Llama
+
+        path = resolve_model(name)
+        try:
+            llm = Llama(model_path=str(path), n_ctx=context, n_threads=self.threads, n_threads_batch=self.threads, verbose=False)
+        except (ValueError, RuntimeError, OSError) as error:
+            raise StageError(f"model file {path} cannot be loaded ({error}): run `voxkey models fetch` to replace it") from None
+        return llm, path
 
     # --- the request life cycle ---
 
@@ -145,6 +156,7 @@ class LlmStage(Stage):
         metrics = Metrics(request.mode)
         self.typed_any = False
         self.offset = 0
+        self.answer_text = ""  # the model's answer as it wrote it, for the conversation
         try:
             outcome, detail = self.answer(frame, metrics)
         except Cancelled:
@@ -152,6 +164,8 @@ class LlmStage(Stage):
         except Exception as error:  # a model failure must not take the stage down
             self.log.exception("generation failed", utt=frame.utt)
             outcome, detail = "failed", f"{type(error).__name__}: {error}"
+        if outcome != "failed":
+            self.remember(frame)
         # The report goes before the final piece, on the same socket: whoever has the
         # final keystroke can count on the report having been sent.
         report = metrics.report(outcome, detail)
@@ -161,10 +175,20 @@ class LlmStage(Stage):
 
     def signal(self, frame: Frame) -> None:
         if isinstance(frame.body, Cancel):
+            # Logged: where generation stood when the cancel was taken is in the log.
+            self.log.info("cancel taken", utt=frame.utt, reason=frame.body.reason)
             self.cancelled.append(frame.utt)
 
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
         raise NotImplementedError
+
+    def tools(self) -> list[dict] | None:
+        """The tools listed in the system prompt."""
+        return None
+
+    def answer_reserve(self, mode: str) -> int:
+        """Tokens of the context kept free for the answer."""
+        return int(self.mode_prompts[mode]["max_tokens"])
 
     def warm_up_prompt(self) -> str:
         """What to evaluate before reporting ready: the start every prompt of the
@@ -180,13 +204,43 @@ class LlmStage(Stage):
     def user_message(self, mode: str, text: str) -> dict:
         return {"role": "user", "content": self.mode_prompts[mode]["user"].format(text=text)}
 
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    def messages(self, frame: Frame) -> list[dict]:
+        """What the request asks: in a mode that keeps a conversation, preceded by as many
+        of the turns before it as fit the context with room for the answer."""
+        request: Request = frame.body
+        question = self.user_message(request.mode, request.text)
+        if not self.mode_prompts[request.mode].get("conversation"):
+            return [question]
+        turns = self.conversation(request).before(frame.utt)
+        room = int(self.settings["context_tokens"]) - self.answer_reserve(request.mode)
+        asked = lambda text: self.user_message(request.mode, text)
+        fits = lambda kept: self.count_tokens(self.prompt(request.mode, [*as_messages(kept, asked), question], self.tools())) <= room
+        return [*as_messages(latest_that_fit(turns, fits), asked), question]
+
+    def conversation(self, request: Request) -> Conversation:
+        return self.conversations.get(request.mode, Conversation()).for_request(request.conversation)
+
+    def remember(self, frame: Frame) -> None:
+        """Keep the answer given (never the thinking) for the requests that follow; saved
+        before the final piece goes out, so a follow-up always finds it."""
+        request: Request = frame.body
+        if not self.mode_prompts[request.mode].get("conversation") or not self.answer_text.strip():
+            return
+        conversation = self.conversation(request)
+        conversation.remember(frame.utt, request.text, self.answer_text.strip())
+        self.conversations[request.mode] = conversation
+        self.save_state({"conversations": {mode: vars(kept) for mode, kept in self.conversations.items()}})
+
     def generate(self, frame: Frame, metrics: Metrics, prompt: str, timeout_s: float = 0.0) -> Iterator[str]:
         """Stream text pieces. Between any two tokens a cancel stops it (Cancelled), as
         does the time limit (TimedOut)."""
         if frame.utt in self.cancelled:  # cancelled while it waited
             raise Cancelled()
         mode = self.mode_prompts[frame.body.mode]
-        metrics.prompt_tokens += len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
+        metrics.prompt_tokens += self.count_tokens(prompt)
         stream = self.llm.create_completion(
             prompt,
             max_tokens=int(mode["max_tokens"]),
@@ -213,8 +267,11 @@ class LlmStage(Stage):
         finally:
             stream.close()
 
-    def type(self, frame: Frame, metrics: Metrics, text: str, final: bool = False) -> None:
-        """Send model text to the keyboard: made safe, the request's lead before the first."""
+    def type(self, frame: Frame, metrics: Metrics, text: str, final: bool = False, said_by_model: bool = True) -> None:
+        """Send model text to the keyboard: made safe, the request's lead before the first.
+        What the model said is kept for the conversation; our own notices are not."""
+        if said_by_model:
+            self.answer_text += text
         text = safe_text(text, self.allow_newlines)
         if not self.typed_any:
             text = text.lstrip()

@@ -62,6 +62,8 @@ class Replay:
             outcome=report.outcome,
             llm_stage=frame.src,
             prompt_tokens=report.prompt_tokens,
+            generated_tokens=report.tokens,
+            outcome_detail=report.detail,
             ttft_ms=report.ttft_ms,
             first_typed_ms=report.first_typed_ms,
             tokens_per_s=report.tokens_per_s,

@@ -4,7 +4,8 @@ Consumes: `request` (modes clarify and chat), handed over reliably by the router
 Produces: `keystrokes`, handed over reliably to the router, and, per request, a
 `generation` report (prompt tokens, time to first token, time to first typed token,
 tokens/s, total time, outcome).
-*chat*: the answer is typed as it is generated, piece by piece.
+*chat*: the answer is typed as it is generated, piece by piece; the conversation so
+far is in the prompt and survives a restart (bus/conversation.py, the state file).
 *clarify*: the rewrite is checked before a key is pressed; if the model fails, runs
 out of time, is cancelled, or returns something that is not a rewrite of what was
 said (an answer, a comment, far more words), the original text is typed instead:
@@ -40,7 +41,7 @@ class Instruct(LlmStage):
 
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
         request = frame.body
-        prompt = self.prompt(request.mode, [self.user_message(request.mode, request.text)])
+        prompt = self.prompt(request.mode, self.messages(frame))
         if request.mode == "chat":
             for piece in self.generate(frame, metrics, prompt):
                 self.type(frame, metrics, piece)

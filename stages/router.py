@@ -23,8 +23,12 @@ Partials (asr's words that have stopped changing while the speaker goes on) are 
 ahead in dictation only, and only once they cannot be the start of a command, a mode's
 name or a switch; the utterance's final transcript then types what follows them (it
 begins with them: asr makes it). Nothing typed ahead is ever erased.
+"New conversation" (and `voxkey conversation new`, control command `new-conversation`)
+counts the conversation up: each request carries the count, and the model stages start
+chat and converse afresh when it changes.
 Guarantees: a transcript that comes again gets the decision it got the first time; the
-mode, the document and the decisions survive a restart (the state file).
+mode, the document, the decisions and the conversation count survive a restart (the
+state file).
 """
 
 import re
@@ -47,6 +51,7 @@ PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
 # Words a partial may not begin with: the utterance could still become a command or a switch.
 COMMAND_STARTS = {"switch", "change", "go", "set", "new", "scratch"}  # after a "please"
 PARTIAL_MIN_WORDS = 3
+NEW_CONVERSATION = re.compile(r"^(?:start )?(?:a )?new conversation$")
 
 
 Vocabulary = list[tuple[re.Pattern, str]]
@@ -91,6 +96,7 @@ class Decision:
     text: str
     sticky: str = ""  # a mode to switch to (nothing to type)
     cancel: bool = False  # "stop": cancel the model's answer, type nothing
+    new_conversation: bool = False  # chat and converse start afresh; nothing to type
 
 
 def spoken_command(text: str) -> str:
@@ -114,6 +120,8 @@ def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decisio
         return Decision("dictate", text.strip())  # editing commands work in every mode
     if said in stop_words:
         return Decision(sticky, "", cancel=True)
+    if NEW_CONVERSATION.match(said):
+        return Decision(sticky, "", new_conversation=True)
     switch = SWITCH.match(said)
     if switch and mode_named(switch.group(1), mode_words):
         return Decision(sticky, "", sticky=mode_named(switch.group(1), mode_words))
@@ -229,6 +237,7 @@ def check_state(saved: dict) -> None:
     for decided in saved["decided"].values():
         expect(isinstance(decided, dict) and ("keystrokes" in decided or "request" in decided), "a decision is malformed")
     expect(isinstance(saved.get("parts"), dict), "parts is not a map")
+    expect(type(saved.get("conversation", 0)) is int, "conversation is not a number")
 
 
 class Router(Stage):
@@ -247,6 +256,8 @@ class Router(Stage):
         self.decided: dict[str, dict] = saved.get("decided", {})
         # a long utterance cut in parts: its mode, and for a model the text heard so far
         self.parts: dict = saved.get("parts", {})
+        # Counted up on "new conversation": the model stages start afresh for a new number.
+        self.conversation: int = saved.get("conversation", 0)
         self.typing_answer: dict[str, str] = {}  # utterance id -> mode, while a model's answer is being typed
         self.heard: dict = {}  # the last utterance decided, for `voxkey status` (flat: it goes in heartbeats)
         self._set_mode(self.mode)
@@ -255,7 +266,8 @@ class Router(Stage):
 
     def _save(self) -> None:
         self.decided = dict(list(self.decided.items())[-RECENT_DECISIONS:])
-        self.save_state({"mode": self.mode, "typed": self.document.typed, "decided": self.decided, "parts": self.parts})
+        self.save_state({"mode": self.mode, "typed": self.document.typed, "decided": self.decided, "parts": self.parts,
+                         "conversation": self.conversation})
 
     def _set_mode(self, mode: str) -> None:
         self.mode = self.state = mode
@@ -267,6 +279,8 @@ class Router(Stage):
         return mode
 
     def on_control(self, command: str, args: dict) -> str:
+        if command == "new-conversation":
+            return self._new_conversation("control")
         if command != "mode":
             return super().on_control(command, args)
         try:
@@ -277,6 +291,12 @@ class Router(Stage):
         self._save()
         self.log.info("mode set", mode=self.mode, by="control")
         return f"mode {self.mode}"
+
+    def _new_conversation(self, by: str) -> str:
+        self.conversation += 1
+        self._save()
+        self.log.info("new conversation", number=self.conversation, by=by)
+        return f"new conversation ({self.conversation})"
 
     # --- transform ---
 
@@ -331,6 +351,9 @@ class Router(Stage):
             return {"keystrokes": {"text": ""}}
         if decision.cancel:
             return {"keystrokes": {"text": ""}}
+        if decision.new_conversation:
+            self._new_conversation("voice")
+            return {"keystrokes": {"text": ""}}
         if not transcript.last_part:
             self.parts = {"mode": decision.mode, "text": decision.text}
             if decision.mode != "dictate":  # a model hears the utterance whole, at its last part
@@ -356,7 +379,7 @@ class Router(Stage):
             offset = len(self.document.text_of(utt))  # what partials typed ahead
             edit = self.document.hear(text, utt)
             return {"keystrokes": {"text": edit.text, "backspaces": edit.backspaces, "offset": offset}}
-        return {"request": {"mode": mode, "text": text, "lead": self.document.lead()}}
+        return {"request": {"mode": mode, "text": text, "lead": self.document.lead(), "conversation": self.conversation}}
 
     def _pass_on_answer(self, frame: Frame) -> None:
         """A piece of a model's answer goes on to keys, at its place in the answer (keys

@@ -7,6 +7,8 @@ The model reasons inside <think>...</think>, may call tools (stream.py parses th
 stream as it comes), gets each result back and goes on. A doom-loop guard ends
 thinking that runs over budget or repeats itself and forces an answer; an answer that
 repeats itself is cut; when no answer can be had a short notice is typed instead.
+The conversation so far (questions and answers, never the thinking) is in the prompt
+and survives a restart (bus/conversation.py, the state file).
 Guarantees: nothing inside <think> and no tool call ever reaches the keyboard; tools
 run in-process as plain functions (tools.py), never a shell or eval.
 """
@@ -24,16 +26,22 @@ class Thinking(LlmStage):
     modes = ("converse",)
 
     def warm_up_prompt(self) -> str:
-        return self.prompt("converse", [], tool_specs(), generation=False)
+        return self.prompt("converse", [], self.tools(), generation=False)
+
+    def tools(self) -> list[dict]:
+        return tool_specs()
+
+    def answer_reserve(self, mode: str) -> int:
+        return super().answer_reserve(mode) + int(self.settings["thinking_budget_tokens"])
 
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
-        conversation = [self.user_message("converse", frame.body.text)]
+        conversation = self.messages(frame)
         guard = DoomLoopGuard(int(self.settings["thinking_budget_tokens"]))
         calls_left = int(self.settings["max_tool_calls"])
         continuation = ""  # our own words put in the model's mouth: a forced end of thinking
         outcome, detail = "answered", ""
         while True:
-            prompt = self.prompt("converse", conversation, tool_specs()) + continuation
+            prompt = self.prompt("converse", conversation, self.tools()) + continuation
             generated, step = self.turn(frame, metrics, prompt, guard)
             kind, result = step
             if kind == "done":
@@ -53,7 +61,7 @@ class Thinking(LlmStage):
                 outcome, detail = "guard", "too many tool calls"
                 break
         if not self.typed_any:
-            self.type(frame, metrics, str(self.settings["failure_notice"]))
+            self.type(frame, metrics, str(self.settings["failure_notice"]), said_by_model=False)
             outcome = "failed" if outcome == "answered" else outcome
         return outcome, detail
 

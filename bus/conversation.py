@@ -1,0 +1,63 @@
+"""What chat and converse remember between utterances: per mode, the user's turns and the
+model's answers (never its thinking), so a follow-up is answered in context.
+
+Pure: the model stages keep one `Conversation` per mode in their state file, lay its
+turns into the prompt, and record each answer. Guarantees:
+- A request answered again (after a crash of its stage) gets the very prompt it had the
+  first time: it holds only the turns before its own utterance, so, seeded by the
+  utterance, it gets the same answer, and keys types it once.
+- A prompt holds as many of the latest turns as fit the context; older ones are dropped.
+- A request of another conversation (the router's number for it changed on "new
+  conversation") starts afresh.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bus.state import expect
+
+# Far more than any context holds: only bounds the state file.
+MAX_TURNS = 64
+
+
+@dataclass
+class Conversation:
+    number: int = 0  # the router's count of conversations started
+    turns: list[dict] = field(default_factory=list)  # {"utt", "user", "answer"}, oldest first
+
+    def before(self, utt: str) -> list[dict]:
+        """The turns a request's prompt may hold: those before its own utterance."""
+        for index, turn in enumerate(self.turns):
+            if turn["utt"] == utt:
+                return self.turns[:index]
+        return list(self.turns)
+
+    def remember(self, utt: str, user: str, answer: str) -> None:
+        self.turns = [*self.before(utt), {"utt": utt, "user": user, "answer": answer}][-MAX_TURNS:]
+
+    def for_request(self, number: int) -> "Conversation":
+        """This conversation, or a fresh one if the request belongs to another."""
+        return self if number == self.number else Conversation(number)
+
+
+def as_messages(turns: list[dict], asked: Callable[[str], dict]) -> list[dict]:
+    """The turns as chat messages: each question as `asked` lays it out, then the answer."""
+    return [message for turn in turns for message in (asked(turn["user"]), {"role": "assistant", "content": turn["answer"]})]
+
+
+def latest_that_fit(turns: list[dict], fits: Callable[[list[dict]], bool]) -> list[dict]:
+    """The longest run of the latest turns that `fits`, oldest dropped first."""
+    for start in range(len(turns) + 1):
+        if fits(turns[start:]):
+            return turns[start:]
+    return []
+
+
+def check_saved(saved: dict) -> None:
+    """For Stage.load_state: {mode: {"number": int, "turns": [{"utt", "user", "answer"}]}}."""
+    for mode, conversation in saved.get("conversations", {}).items():
+        expect(isinstance(conversation, dict) and isinstance(conversation.get("number"), int), f"conversation {mode} is malformed")
+        expect(isinstance(conversation.get("turns"), list), f"conversation {mode} has no list of turns")
+        for turn in conversation["turns"]:
+            expect(isinstance(turn, dict) and set(turn) == {"utt", "user", "answer"}
+                   and all(isinstance(value, str) for value in turn.values()), f"conversation {mode} holds a bad turn")
