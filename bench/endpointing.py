@@ -40,14 +40,16 @@ NOISE = "noise_only.wav"
 BETWEEN_S = 1.5
 INNER_PAUSE_S = (0.3, 0.8)
 INNER_PAUSES = 2  # per sentence, at most
-ARMS = {  # laid over the configuration given (the defaults: guessing, beam 1)
-    "wait, beam 5": ["stages.vad.guess=false", "stages.asr.beam_size=5"],
-    "guess, beam 5": ["stages.asr.beam_size=5"],
-    "guess, beam 1": ["stages.asr.beam_size=1"],
-    "guess, beam 1, end 500 ms": ["stages.asr.beam_size=1", "stages.vad.end_of_speech_ms=500"],
-    "guess, beam 1, partials": ["stages.asr.beam_size=1", "stages.vad.partial_every_ms=1000"],
+BEFORE = ["stages.vad.end_of_speech_ms=600", "stages.vad.post_roll_ms=200"]  # the endpointing before guesses
+ARMS = {  # laid over the configuration given (the defaults: guessing, beam 1, 500 ms)
+    "before: wait, beam 5, 600 ms": ["stages.vad.guess=false", "stages.asr.beam_size=5", *BEFORE],
+    "guess, beam 5, 600 ms": ["stages.asr.beam_size=5", *BEFORE],
+    "guess, beam 1, 600 ms": BEFORE,
+    "guess, beam 1, 500 ms (defaults)": [],
+    "defaults, partials": ["stages.vad.partial_every_ms=1000"],
 }
 END_OF_SPEECH_RULES_MS = (300, 400, 500, 600, 800)
+RULE_SEEDS = 30  # pause streams the end-of-speech rules are counted on (offline, cheap)
 NOISE_LEVEL = 20  # standard deviation in int16 units, ~-64 dBFS: a quiet room's microphone
 
 
@@ -154,6 +156,18 @@ def cut_sentences(samples: np.ndarray, placed: list[Placed], vad_settings: dict,
     """How many sentences vad's segmenter cuts into more than one utterance with this rule."""
     cut = raw.utterances(samples, {**vad_settings, "end_of_speech_ms": end_of_speech_ms})
     return sum(sum(1 for u in cut if sentence.start <= u.end_sample and u.onset_sample <= sentence.end) > 1 for sentence in placed)
+
+
+def rule_costs(config: dict, audio_dir: Path, rng: random.Random) -> dict:
+    """Sentences cut in more than one utterance by each end-of-speech silence: on the
+    sentences as spoken, and on RULE_SEEDS streams with pauses put inside them."""
+    vad = config["stages"]["vad"]
+    plain = build_stream(list(SENTENCES), audio_dir, None)
+    paused = [build_stream(list(SENTENCES), audio_dir, random.Random(rng.randrange(2**32))) for _ in range(RULE_SEEDS)]
+    costs = {"sentences": {ms: cut_sentences(*plain, vad, ms) for ms in END_OF_SPEECH_RULES_MS},
+             f"pauses ({RULE_SEEDS} streams)": {ms: sum(cut_sentences(*stream, vad, ms) for stream in paused) for ms in END_OF_SPEECH_RULES_MS}}
+    costs["sentences placed"] = {"sentences": len(SENTENCES), f"pauses ({RULE_SEEDS} streams)": len(SENTENCES) * RULE_SEEDS}
+    return costs
 
 
 def ends_a_sentence(text: str) -> bool:
@@ -287,7 +301,6 @@ def measure(config: dict, audio_dir: Path, out_dir: Path, seed: int | None, say)
         path = write_wav(work / f"{stream}.wav", samples)
         expected = " ".join(sentence.text for sentence in placed)
         results["streams"][stream] = {"seconds": round(len(samples) / SAMPLE_RATE, 1), "placed": [asdict(p) for p in placed]}
-        results["rules"][stream] = {ms: cut_sentences(samples, placed, config["stages"]["vad"], ms) for ms in END_OF_SPEECH_RULES_MS}
         say(f"endpointing: {stream}: the sentence-end rule, offline")
         results["sentence_end_rule"][stream] = sentence_end_rule(config, samples, placed)
         for arm, overrides in ARMS.items():
@@ -304,6 +317,8 @@ def measure(config: dict, audio_dir: Path, out_dir: Path, seed: int | None, say)
                 "sentences": sentences,
                 "rows": run["rows"],
             }
+    say(f"endpointing: end-of-speech rules on {RULE_SEEDS} pause streams, offline")
+    results["rules"] = rule_costs(config, audio_dir, random.Random(seed))
     say("endpointing: recognition by audio length")
     results["recognition_by_length"] = recognition_by_length(config, audio_dir)
     say("endpointing: noise only")
@@ -313,6 +328,22 @@ def measure(config: dict, audio_dir: Path, out_dir: Path, seed: int | None, say)
     (work / "summary.md").write_text(markdown(results))
     results["files"] = [str(work / "results.json"), str(work / "summary.md")]
     return results
+
+
+def overall(arms: dict) -> dict:
+    """Per arm, medians over every sentence of every stream, and the ratio of end of
+    speech -> last key to the first arm's (the endpointing before guesses)."""
+    rows = {}
+    for arm, streams in arms.items():
+        pairs = [(row["end_to_last_key_ms"], raw_ms) for result in streams.values()
+                 for row, raw_ms in zip(result["sentences"], result["raw_recognition_ms"]) if "end_to_last_key_ms" in row]
+        rows[arm] = {"end_to_last_key_ms": round(percentile([last for last, _ in pairs], 50), 1),
+                     "raw_recognition_ms": round(percentile([raw_ms for _, raw_ms in pairs], 50), 1),
+                     "last_key_over_raw_ms": round(percentile([last - raw_ms for last, raw_ms in pairs], 50), 1)}
+    first = next(iter(rows.values()), None)
+    for row in rows.values():
+        row["ratio_to_first_arm"] = round(row["end_to_last_key_ms"] / first["end_to_last_key_ms"], 2)
+    return rows
 
 
 def markdown(results: dict) -> str:
@@ -326,11 +357,17 @@ def markdown(results: dict) -> str:
             lines.append(f"| {arm} | {stream} | {s['end_to_first_key_ms']} | {s['end_to_last_key_ms']} | {s['raw_recognition_ms']} | "
                          f"{s['last_key_over_raw_ms']} | {s['word_error_rate']:.3f} | {s['corrections_per_typed_char']:.4f} | "
                          f"{s['cut_sentences']} | {g['used']} / {g['wasted']} / {g['skipped']} of {g['made']} |")
+    lines += ["", "Over every sentence of both streams (medians):", "",
+              "| arm | end → last key ms | raw recognition ms | last key − raw ms | × first arm |", "|---|---|---|---|---|"]
+    lines += [f"| {arm} | {row['end_to_last_key_ms']} | {row['raw_recognition_ms']} | {row['last_key_over_raw_ms']} | {row['ratio_to_first_arm']} |"
+              for arm, row in overall(results["arms"]).items()]
     lines += ["", "Sentences cut into more than one utterance by end-of-speech silence (vad's segmenter, offline):", "",
               "| stream | " + " | ".join(f"{ms} ms" for ms in END_OF_SPEECH_RULES_MS) + " |",
               "|---|" + "---|" * len(END_OF_SPEECH_RULES_MS)]
+    placed = results["rules"]["sentences placed"]
     for stream, rules in results["rules"].items():
-        lines.append(f"| {stream} | " + " | ".join(str(rules[ms]) for ms in END_OF_SPEECH_RULES_MS) + " |")
+        if stream in placed:
+            lines.append(f"| {stream}, of {placed[stream]} | " + " | ".join(str(rules[ms]) for ms in END_OF_SPEECH_RULES_MS) + " |")
     lines += ["", "Pauses of 300 ms or more inside speech, by where they fall and whether Whisper ended the guess there with a full stop:", "",
               "| stream | sentence end, full stop | sentence end, none | inside a sentence, full stop | inside, none |", "|---|---|---|---|---|"]
     for stream, counts in results["sentence_end_rule"].items():

@@ -83,9 +83,9 @@ class Segmenter:
     """Turns (window, speech probability) pairs into utterances. Pure: no I/O, no model."""
 
     threshold: float = 0.5
-    end_of_speech_ms: int = 600
+    end_of_speech_ms: int = 500
     pre_roll_ms: int = 300
-    post_roll_ms: int = 200
+    post_roll_ms: int = 128
     min_speech_ms: int = 250
     max_utterance_s: float = 28.0
     # At the first pause as long as the post-roll, the utterance's audio is what it

@@ -82,3 +82,21 @@ def test_the_sentence_end_rule_sees_every_sentence_end_and_the_pauses_inside(str
     assert counts["at_sentence_end_with_full_stop"] + counts["at_sentence_end_without"] == len(placed)
     assert counts["inside_sentence_with_full_stop"] + counts["inside_sentence_without"] >= 1
     assert endpointing.ends_a_sentence("On Monday morning.") and not endpointing.ends_a_sentence("and then")
+
+
+def test_rule_costs_count_cut_sentences_on_many_pause_streams(monkeypatch):
+    monkeypatch.setattr(endpointing, "RULE_SEEDS", 2)
+    costs = endpointing.rule_costs(configuration.load(), AUDIO, random.Random(SEED))
+    paused = costs["pauses (2 streams)"]
+    assert costs["sentences placed"] == {"sentences": len(endpointing.SENTENCES), "pauses (2 streams)": 2 * len(endpointing.SENTENCES)}
+    assert list(paused.values()) == sorted(paused.values(), reverse=True)
+    assert all(value <= 2 * len(endpointing.SENTENCES) for value in paused.values())
+
+
+def test_overall_medians_span_both_streams_and_compare_with_the_first_arm():
+    def arm(lasts, raws):
+        return {"s": {"sentences": [{"end_to_last_key_ms": last} for last in lasts], "raw_recognition_ms": raws}}
+
+    rows = endpointing.overall({"before": arm([1000, 1100, 1200], [400, 400, 400]), "after": arm([500, 550, 600], [300, 300, 300])})
+    assert rows["before"] == {"end_to_last_key_ms": 1100, "raw_recognition_ms": 400, "last_key_over_raw_ms": 700, "ratio_to_first_arm": 1.0}
+    assert rows["after"]["ratio_to_first_arm"] == 0.5 and rows["after"]["last_key_over_raw_ms"] == 250
