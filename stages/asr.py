@@ -1,6 +1,7 @@
 """asr: `speech` utterances -> `transcript`s, with faster-whisper.
 
-Consumes: `speech` (16 kHz mono int16 payload), handed over reliably by vad.
+Consumes: `speech` (16 kHz mono int16 payload), handed over reliably by vad, and vad's
+`guess`es.
 Produces: one `transcript` per utterance, handed over reliably to the router, marked
 `asr` when final. A transcript that must not be typed still goes out, with `dropped`
 saying why, so every utterance is accounted for downstream.
@@ -146,12 +147,18 @@ class Asr(Stage):
         )
         return [Segment(s.text, s.no_speech_prob, s.avg_logprob) for s in segments]
 
+    def _judged(self, segments: list[Segment]) -> tuple[str, str]:
+        return judge(segments, float(self.settings["no_speech_threshold"]), float(self.settings["min_avg_logprob"]), self.phantoms)
+
+    def _spoken(self, frame: Frame) -> Hypotheses | None:
+        """The partials' hypotheses, if they are of this utterance (and part)."""
+        hypotheses = self.hypotheses
+        return hypotheses if hypotheses is not None and (hypotheses.utt, hypotheses.part) == (frame.utt, frame.body.part) else None
+
     def _committed(self, frame: Frame) -> str:
         """The words already sent as partials for this utterance's audio."""
-        hypotheses = self.hypotheses
-        if hypotheses is None or (hypotheses.utt, hypotheses.part) != (frame.utt, frame.body.part):
-            return ""
-        return " ".join(hypotheses.committed)
+        hypotheses = self._spoken(frame)
+        return " ".join(hypotheses.committed) if hypotheses else ""
 
     def _recognise(self, frame: Frame) -> Recognised:
         samples = np.frombuffer(frame.payload, "<i2").astype(np.float32) / 32768.0
@@ -163,9 +170,7 @@ class Asr(Stage):
             return self._guess(frame)
         recognised = self._take_guess(frame) or self._recognise(frame)
         segments = recognised.segments
-        text, dropped = judge(
-            segments, float(self.settings["no_speech_threshold"]), float(self.settings["min_avg_logprob"]), self.phantoms
-        )
+        text, dropped = self._judged(segments)
         best = max(segments, key=lambda s: s.no_speech_prob, default=Segment("", 0.0, 0.0))
         speech: Speech = frame.body
         transcript = Transcript(text=text, dropped=dropped, no_speech_prob=best.no_speech_prob, avg_logprob=best.avg_logprob,
@@ -173,7 +178,7 @@ class Asr(Stage):
         marks = {**mark(frame.marks, "asr"), "recognised": recognised.finished_ns}
         self.publish(transcript, utt=frame.utt, marks=marks, to="router", key=frame.utt)
         self.log.info("transcript", utt=frame.utt, text=text, dropped=dropped, raw=" ".join(s.text for s in segments))
-        if self._committed(frame):
+        if self._spoken(frame):
             self.hypotheses = None  # the utterance is done
 
     def _guess(self, frame: Frame) -> None:
@@ -187,12 +192,9 @@ class Asr(Stage):
 
     def _partial(self, frame: Frame) -> None:
         """The audio so far of speech that goes on: send the words that stopped changing."""
-        hypotheses = self.hypotheses
-        if hypotheses is None or (hypotheses.utt, hypotheses.part) != (frame.utt, frame.body.part):
+        if self._spoken(frame) is None:
             self.hypotheses = Hypotheses(frame.utt, frame.body.part)
-        recognised = self._recognise(frame)
-        text, dropped = judge(recognised.segments, float(self.settings["no_speech_threshold"]),
-                              float(self.settings["min_avg_logprob"]), self.phantoms)
+        text, dropped = self._judged(self._recognise(frame).segments)
         new = self.hypotheses.agree(text.split()) if not dropped else []
         self.peer.counters["partials_recognised"] += 1
         if not new:
@@ -205,7 +207,7 @@ class Asr(Stage):
     def _take_guess(self, frame: Frame) -> Recognised | None:
         """The guess's result if it was made from this very audio. Any other guess
         was of this utterance's audio before the speaker went on: wasted."""
-        if self.guessed is not None and self.guessed.audio_key == audio_key(frame):
+        if self.guessed is not None and self.guessed.audio_key == audio_key(frame, self._committed(frame)):
             guessed, self.guessed = self.guessed, None
             self.peer.counters["guesses_used"] += 1
             return guessed

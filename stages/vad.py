@@ -5,7 +5,10 @@ Consumes: `stream-start`, `audio` (any frame size; processed in 32 ms windows) a
 Produces: one `speech` frame per utterance, handed over reliably to asr -- its audio
 with a pre-roll before onset and a post-roll after the last speech -- marked with the
 capture times of its first and last speech (`speech_start`, `speech_end`) and of the
-VAD's decision (`vad`); a `voice` frame the moment speech begins (barge-in is the
+VAD's decision (`vad`), and where in the stream its speech began and ended; a
+`guess` (unreliable) at the first pause as long as the post-roll, holding the audio the
+utterance will have if that pause is its end, and with partials on, the audio so far
+of speech that goes on; a `voice` frame the moment speech begins (barge-in is the
 router's to decide); in its heartbeat, how many utterances the stream held so far and
 whether it has ended (a replay counts them off).
 Guarantees: Silero's recurrent state and context carry from window to window (true

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from bus.frames import Transcript
-from stages.asr import Hypotheses
+from stages.asr import Asr, Hypotheses
 from stages.router import Router, plainly_dictated
 from stages.vad import WINDOW
 from bus import audio
@@ -134,3 +134,25 @@ def test_long_speech_is_typed_before_it_ends_and_the_same_words_as_without_parti
     from bench import workload
 
     assert workload.word_error_rate(expected, words(typed)) <= workload.word_error_rate(expected, words(plain)) + 0.1, (typed, plain)
+
+
+def test_asr_sends_agreed_words_and_the_utterance_begins_with_them_guess_or_not(tmp_path):
+    """In-process asr with real Whisper: partials from the audio so far, then the pause's
+    guess, then the utterance: its result is the guess's (made with the same words sent
+    ahead), and it begins with every word sent."""
+    from test_guess import guess_frame, recognise, speech_frame
+
+    speech = np.concatenate([audio.read_all(AUDIO / "jfk.flac"), np.zeros(SAMPLE_RATE, np.int16)])
+    found = segment(speech, with_guesses=True, partial_every_ms=1000, end_of_speech_ms=1500)
+    [utterance] = [u for u in found if not u.guess]
+    asr = Harness(Asr, tmp_path)
+    for guess in [u for u in found if u.guess]:
+        frame = guess_frame(guess, "u")
+        frame.body.ongoing = guess.ongoing
+        recognise(asr, frame)
+    partials = [f.body.text for f in asr.published("transcript")]
+    assert partials and all(later.startswith(earlier) for earlier, later in zip(partials, partials[1:]))
+    [final] = recognise(asr, speech_frame(utterance, "u"))[len(partials):]
+    assert final.body.text.startswith(partials[-1])
+    assert asr.stage.peer.counters["guesses_used"] == 1
+    assert words(final.body.text)[:4] == ["and", "so", "my", "fellow"]
