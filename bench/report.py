@@ -354,6 +354,11 @@ def soak_lines(results: dict) -> list[str]:
         [[c["cycle"], c["dictated"]["n"], c["dictated"]["median"], c["all"]["n"], c["all"]["median"], c["all"]["p90"]] for c in by_cycle],
         [f"First cycle median {first.get('all', {}).get('median')} ms, last {last.get('all', {}).get('median')} ms."] if by_cycle else [],
     ) + section(
+        "Soak: end of speech → first keystroke by 10 minutes of the stream, ms",
+        ["from minute", "dictated n", "dictated median", "all n", "all median", "all p90"],
+        [[w["from_min"], w["dictated"]["n"], w["dictated"]["median"], w["all"]["n"], w["all"]["median"], w["all"]["p90"]]
+         for w in soak.get("latency_by_10_min", [])],
+    ) + section(
         "Soak: RSS by minute, MB",
         ["minute", *memory.keys(), "total"],
         [[row["minute"], *(row["rss_mb"].get(name) for name in memory), row["total_mb"]] for row in soak["memory_by_minute"]],

@@ -160,6 +160,27 @@ def latency_by_cycle(rows: list[dict], cycle_ms: int) -> list[dict]:
     ]
 
 
+def latency_by_window(rows: list[dict], cycle_ms: int, window_min: float = 10) -> list[dict]:
+    """End of speech -> first keystroke per `window_min` of the stream (by where each
+    utterance's cycle began): drift over hours shows here, steadier than per cycle."""
+    window_ms = window_min * 60_000
+    by_window: dict[int, list[float]] = {}
+    dictated: dict[int, list[float]] = {}
+    for row in rows:
+        cycle = workload.cycle_of(row, cycle_ms)
+        latency = ms_between(row, "speech_end_ns", "first_key_ns")
+        if cycle is None or latency is None:
+            continue
+        window = int(cycle * cycle_ms // window_ms)
+        by_window.setdefault(window, []).append(latency)
+        if workload.dictated(row):
+            dictated.setdefault(window, []).append(latency)
+    return [
+        {"from_min": round(window * window_min), "dictated": summarize(dictated.get(window, [])), "all": summarize(latencies)}
+        for window, latencies in sorted(by_window.items())
+    ]
+
+
 def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, gap_s: float, tail_s: float, say=print) -> dict:
     cycle = workload.build_cycle(recordings, gap_s)
     repeats = workload.cycles_for(cycle, minutes)
@@ -186,6 +207,7 @@ def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, ga
         "memory": memory_over_time(timeline.readings, warm_after),
         "memory_by_minute": per_minute(timeline.readings),
         "latency_by_cycle": latency_by_cycle(rows, cycle.ms),
+        "latency_by_10_min": latency_by_window(rows, cycle.ms),
         "restarts": {name: len(pids) - 1 for name, pids in sorted(timeline.pids.items())},
         "losses": pipeline.bus_losses(counters),
         "counters": counters,
