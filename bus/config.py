@@ -22,7 +22,7 @@ OPTIONAL_STAGE_SETTINGS = {"endpoint": "ipc://<run_dir>/<stage>.sock"}
 USER_TABLES = {"stages.router.replacements"}
 # Numbers that must be above zero; every other number whose default is not negative
 # must not be negative.
-POSITIVE = {"frame_samples", "beam_size", "heartbeat_s", "stall_timeout_s", "context_tokens", "end_of_speech_ms",
+POSITIVE = {"frame_samples", "beam_size", "heartbeat_s", "stall_timeout_s", "context_tokens", "conversation_tokens", "end_of_speech_ms",
             "max_utterance_s", "retain_s", "clarify_timeout_s", "thinking_budget_tokens"}
 # Numbers with bounds of their own: name -> (lowest, highest).
 RANGES = {"hid_key_delay_ms": (0, 1000)}

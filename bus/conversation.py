@@ -6,7 +6,11 @@ turns into the prompt, and record each answer. Guarantees:
 - A request answered again (after a crash of its stage) gets the very prompt it had the
   first time: it holds only the turns before its own utterance, so, seeded by the
   utterance, it gets the same answer, and keys types it once.
-- A prompt holds as many of the latest turns as fit the context; older ones are dropped.
+- A prompt holds a window of the latest turns that fits the conversation's budget. The
+  window stays where it began while it fits, so each prompt extends the one before and
+  llama.cpp evaluates only the new tokens; when it no longer fits it moves at once to
+  the latest turns that fit half the budget. Moving a turn at a time would change the
+  prompt's beginning, and re-evaluate all of it, on every request once the budget is full.
 - A request of another conversation (the router's number for it changed on "new
   conversation") starts afresh.
 """
@@ -23,7 +27,9 @@ MAX_TURNS = 64
 @dataclass
 class Conversation:
     number: int = 0  # the router's count of conversations started
-    turns: list[dict] = field(default_factory=list)  # {"utt", "user", "answer"}, oldest first
+    # {"utt", "user", "answer", "since"}, oldest first; "since": the utterance whose turn
+    # began the window the answer was given with (its own when the window was empty).
+    turns: list[dict] = field(default_factory=list)
 
     def before(self, utt: str) -> list[dict]:
         """The turns a request's prompt may hold: those before its own utterance."""
@@ -32,8 +38,9 @@ class Conversation:
                 return self.turns[:index]
         return list(self.turns)
 
-    def remember(self, utt: str, user: str, answer: str) -> None:
-        self.turns = [*self.before(utt), {"utt": utt, "user": user, "answer": answer}][-MAX_TURNS:]
+    def remember(self, utt: str, user: str, answer: str, window: list[dict] = ()) -> None:
+        since = window[0]["utt"] if window else utt
+        self.turns = [*self.before(utt), {"utt": utt, "user": user, "answer": answer, "since": since}][-MAX_TURNS:]
 
     def for_request(self, number: int) -> "Conversation":
         """This conversation, or a fresh one if the request belongs to another."""
@@ -43,6 +50,17 @@ class Conversation:
 def as_messages(turns: list[dict], asked: Callable[[str], dict]) -> list[dict]:
     """The turns as chat messages: each question as `asked` lays it out, then the answer."""
     return [message for turn in turns for message in (asked(turn["user"]), {"role": "assistant", "content": turn["answer"]})]
+
+
+def window(turns: list[dict], fits: Callable[[list[dict]], bool], fits_half: Callable[[list[dict]], bool]) -> list[dict]:
+    """The turns a prompt holds: from where the last answer's window began while that
+    `fits`, else the latest turns that `fits_half`. A function of the turns alone, so a
+    request answered again gets the window it had."""
+    if not turns:
+        return []
+    since = turns[-1].get("since")
+    start = next((index for index, turn in enumerate(turns) if turn["utt"] == since), 0)
+    return turns[start:] if fits(turns[start:]) else latest_that_fit(turns, fits_half)
 
 
 def latest_that_fit(turns: list[dict], fits: Callable[[list[dict]], bool]) -> list[dict]:
@@ -59,5 +77,5 @@ def check_saved(saved: dict) -> None:
         expect(isinstance(conversation, dict) and isinstance(conversation.get("number"), int), f"conversation {mode} is malformed")
         expect(isinstance(conversation.get("turns"), list), f"conversation {mode} has no list of turns")
         for turn in conversation["turns"]:
-            expect(isinstance(turn, dict) and set(turn) == {"utt", "user", "answer"}
+            expect(isinstance(turn, dict) and set(turn) - {"since"} == {"utt", "user", "answer"}
                    and all(isinstance(value, str) for value in turn.values()), f"conversation {mode} holds a bad turn")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bus import models, scripted_engine
-from bus.conversation import Conversation, as_messages, check_saved, latest_that_fit
+from bus.conversation import Conversation, as_messages, check_saved, window
 from bus.frames import Cancel, Frame, Generation, Keystrokes, Request, now_ns
 from bus.stage import Stage, StageError
 from bus.text import safe_text
@@ -158,6 +158,7 @@ class LlmStage(Stage):
         self.typed_any = False
         self.offset = 0
         self.answer_text = ""  # the model's answer as it wrote it, for the conversation
+        self.window: list[dict] = []  # the earlier turns its prompt held
         try:
             outcome, detail = self.answer(frame, metrics)
         except Cancelled:
@@ -224,17 +225,19 @@ class LlmStage(Stage):
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
 
     def messages(self, frame: Frame) -> list[dict]:
-        """What the request asks: in a mode that keeps a conversation, preceded by as many
-        of the turns before it as fit the context with room for the answer."""
+        """What the request asks: in a mode that keeps a conversation, preceded by the
+        window of the turns before it that fits the conversation's budget and leaves the
+        context room for the answer."""
         request: Request = frame.body
         question = self.user_message(request.mode, request.text)
         if not self.mode_prompts[request.mode].get("conversation"):
             return [question]
         turns = self.conversation(request).before(frame.utt)
-        room = int(self.settings["context_tokens"]) - self.answer_reserve(request.mode)
+        room = min(int(self.settings["conversation_tokens"]), int(self.settings["context_tokens"]) - self.answer_reserve(request.mode))
         asked = lambda text: self.user_message(request.mode, text)
-        fits = lambda kept: self.count_tokens(self.prompt(request.mode, [*as_messages(kept, asked), question], self.tools())) <= room
-        return [*as_messages(latest_that_fit(turns, fits), asked), question]
+        tokens = lambda kept: self.count_tokens(self.prompt(request.mode, [*as_messages(kept, asked), question], self.tools()))
+        self.window = window(turns, lambda kept: tokens(kept) <= room, lambda kept: tokens(kept) <= room // 2)
+        return [*as_messages(self.window, asked), question]
 
     def conversation(self, request: Request) -> Conversation:
         return self.conversations.get(request.mode, Conversation()).for_request(request.conversation)
@@ -246,7 +249,7 @@ class LlmStage(Stage):
         if not self.mode_prompts[request.mode].get("conversation") or not self.answer_text.strip():
             return
         conversation = self.conversation(request)
-        conversation.remember(frame.utt, request.text, self.answer_text.strip())
+        conversation.remember(frame.utt, request.text, self.answer_text.strip(), self.window)
         self.conversations[request.mode] = conversation
         self.save_state({"conversations": {mode: vars(kept) for mode, kept in self.conversations.items()}})
 

@@ -11,7 +11,7 @@ import json
 import llama_cpp
 import pytest
 
-from bus.conversation import Conversation, check_saved, latest_that_fit
+from bus.conversation import Conversation, check_saved, latest_that_fit, window
 from bus.frames import Generation, Request, Transcript
 from bus.state import BadState
 from stages.instruct import Instruct
@@ -107,17 +107,28 @@ def test_a_new_conversation_starts_afresh(tmp_path):
     assert FOLLOW_UP in prompts.seen[2] and CAPITAL not in prompts.seen[2]
 
 
-def test_a_conversation_keeps_to_the_context_dropping_the_oldest_turns(tmp_path):
+def first_question(prompt: str) -> int:
+    return int(prompt.split("Question number ", 1)[1].split("?")[0])
+
+
+@pytest.mark.parametrize("limit", ["context_tokens=400", "conversation_tokens=280"])
+def test_a_conversation_keeps_to_its_budget_and_its_window_moves_seldom(tmp_path, limit):
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"turns": [{"pieces": [" A"] + [" word"] * 30 + ["."]}]}))
-    context = 400
-    stage = Harness(Instruct, tmp_path, f"stages.instruct.model=scripted:{script}", f"stages.instruct.context_tokens={context}")
+    stage = Harness(Instruct, tmp_path, f"stages.instruct.model=scripted:{script}", f"stages.instruct.{limit}")
     prompts = Prompts(stage.stage)
-    reports = [ask(stage, f"u{n}", f"Question number {n}?")[1] for n in range(8)]
-    reserve = stage.stage.answer_reserve("chat")
-    assert all(report.prompt_tokens + reserve <= context for report in reports)
-    last = prompts.seen[-1]
-    assert "Question number 0?" not in last and "Question number 6?" in last and "Question number 7?" in last
+    reports = [ask(stage, f"u{n}", f"Question number {n}?")[1] for n in range(12)]
+    settings = stage.stage.settings
+    room = min(settings["conversation_tokens"], settings["context_tokens"] - stage.stage.answer_reserve("chat"))
+    assert all(report.prompt_tokens <= room for report in reports)
+    assert "Question number 0?" not in prompts.seen[-1] and "Question number 10?" in prompts.seen[-1]
+    starts = [first_question(prompt) for prompt in prompts.seen]
+    moves = sum(a != b for a, b in zip(starts, starts[1:]))
+    # Dropping a turn at a time would move the window on every request once full
+    # (12 requests of ~50 tokens each fill it after a handful).
+    assert 1 <= moves <= 4, starts
+    kept_after_move = [b - a for a, b in zip(starts, starts[1:]) if a != b]
+    assert all(step > 1 for step in kept_after_move), starts
 
 
 def test_converse_follow_up_holds_the_answer_but_never_the_thinking(tmp_path):
@@ -144,6 +155,19 @@ def test_conversation_turns_and_saved_state():
     assert talk.for_request(0) is talk and talk.for_request(1).turns == []
     assert latest_that_fit(talk.turns, lambda kept: len(kept) <= 1) == talk.turns[1:]
     assert latest_that_fit(talk.turns, lambda kept: False) == []
+    assert talk.turns[0]["since"] == "u1" and talk.turns[1]["since"] == "u2"  # remembered with no window
+
+
+def test_the_window_stays_while_it_fits_then_moves_to_half_the_budget():
+    talk, windows = Conversation(0), []
+    fits, fits_half = (lambda kept: len(kept) <= 4), (lambda kept: len(kept) <= 2)
+    for n in range(10):
+        held = window(talk.before(f"u{n}"), fits, fits_half)
+        windows.append([turn["utt"] for turn in held])
+        talk.remember(f"u{n}", f"q{n}", f"a{n}", held)
+        assert window(talk.before(f"u{n}"), fits, fits_half) == held  # answered again: the same window
+    assert windows == [[], ["u0"], ["u0", "u1"], ["u0", "u1", "u2"], ["u0", "u1", "u2", "u3"],
+                       ["u3", "u4"], ["u3", "u4", "u5"], ["u3", "u4", "u5", "u6"], ["u6", "u7"], ["u6", "u7", "u8"]]
     check_saved({"conversations": {"chat": vars(talk)}})
     with pytest.raises(BadState):
         check_saved({"conversations": {"chat": {"number": 0, "turns": [{"utt": "u1"}]}}})
