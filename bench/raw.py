@@ -9,9 +9,11 @@
   prompt data (bus.llm.render over models/prompts.toml), to llama-cpp-python with the
   stage's GGUF, context size, threads, sampling settings, stop strings and seed.
   Measured like bus.llm.Metrics: time to first token from the call, tokens/s from the
-  first token on. Before each request the model is reset and warmed exactly as a
-  fresh stage process is, since each pipeline recording runs in fresh processes.
-  Each measurement is repeated and its median kept.
+  first token on. Each request is measured from two cache states: *warm*, as the
+  stage had it (each pipeline recording runs in fresh processes, and a stage evaluates
+  its first mode's system prompt before it reports ready, so the request finds that
+  prefix cached: the like-for-like baseline), and *cold*, with nothing of the prompt
+  cached. Each measurement is repeated and its median kept.
   Converse runs only the Thinking model's first turn (no tool round trips), so its
   tokens/s is a decoding rate, while the pipeline's also spans tool calls.
 """
@@ -27,11 +29,15 @@ from bench.pipeline import stage_threads
 from bench.stats import percentile
 from stages import asr as asr_stage
 from stages import vad as vad_stage
+from stages.instruct import Instruct
+from stages.thinking.stage import Thinking
 from stages.thinking.tools import tool_specs
 
 REPEATS = 3  # each raw measurement is the median of this many, so one hiccup does not set the baseline
 SEGMENTER_KEYS = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s")
 LLM_STAGE_OF_MODE = {"clarify": "instruct", "chat": "instruct", "converse": "thinking"}
+FIRST_MODE_OF_STAGE = {stage.name: stage.modes[0] for stage in (Instruct, Thinking)}
+TIMINGS = ("ttft_ms", "tokens_per_s", "total_ms")
 
 
 def utterances(samples: np.ndarray, vad_settings: dict) -> list[vad_stage.Utterance]:
@@ -108,17 +114,19 @@ class Model:
         self.layout = prompts["formats"][settings.get("format") or llm_support.family_of(self.llm.metadata)]
         self.modes = prompts["modes"]
 
-    def prompt(self, mode: str, text: str) -> str:
-        messages = [
-            {"role": "system", "content": self.modes[mode]["system"]},
-            {"role": "user", "content": self.modes[mode]["user"].format(text=text)},
-        ]
-        return llm_support.render(self.layout, messages, tool_specs() if mode == "converse" else None)
+    def prompt(self, mode: str, text: str | None) -> str:
+        """The request's prompt; with no text, the system prompt alone, as the stage warms up."""
+        messages = [{"role": "system", "content": self.modes[mode]["system"]}]
+        if text is not None:
+            messages.append({"role": "user", "content": self.modes[mode]["user"].format(text=text)})
+        return llm_support.render(self.layout, messages, tool_specs() if mode == "converse" else None, generation=text is not None)
 
-    def fresh(self) -> None:
-        """As a newly started stage: no cached prompt, one warm-up evaluation."""
+    def fresh(self, stage: str, warm: bool) -> None:
+        """As a newly started stage (warm: its system prompt evaluated, as the stage
+        does before it reports ready), or cold: nothing of any prompt cached."""
         self.llm.reset()
-        self.llm.create_completion(self.layout["generation"], max_tokens=1)
+        warm_up = self.prompt(FIRST_MODE_OF_STAGE[stage], None) if warm else self.layout["generation"]
+        self.llm.create_completion(warm_up, max_tokens=1)
 
     def generate(self, utt: str, mode: str, text: str) -> dict:
         prompt = self.prompt(mode, text)
@@ -153,7 +161,8 @@ class Model:
 
 
 def llm_baseline(config: dict, requests: list[dict]) -> list[dict]:
-    """The pipeline's model requests, in the order they were made, each on a fresh model."""
+    """The pipeline's model requests, in the order they were made, each on a fresh
+    model: warm (the keys without prefix) and cold (`cold_` keys)."""
     models: dict[str, Model] = {}
     rows = []
     for request in requests:
@@ -161,11 +170,13 @@ def llm_baseline(config: dict, requests: list[dict]) -> list[dict]:
         if stage not in models:
             models[stage] = Model(config["stages"][stage])
         model = models[stage]
-        runs = []
+        runs = {True: [], False: []}
         for _ in range(REPEATS):
-            model.fresh()
-            runs.append(model.generate(request["utt"], request["mode"], request["text"]))
+            for warm in (True, False):  # alternated, so a busy moment weighs on both alike
+                model.fresh(stage, warm)
+                runs[warm].append(model.generate(request["utt"], request["mode"], request["text"]))
         # The seed is fixed, so every run generates the same tokens: only timings differ.
-        timings = {key: percentile([run[key] for run in runs], 50) for key in ("ttft_ms", "tokens_per_s", "total_ms")}
-        rows.append({**runs[0], **timings, "llm_stage": stage})
+        warm = {key: percentile([run[key] for run in runs[True]], 50) for key in TIMINGS}
+        cold = {f"cold_{key}": percentile([run[key] for run in runs[False]], 50) for key in TIMINGS}
+        rows.append({**runs[True][0], **warm, **cold, "llm_stage": stage})
     return rows
