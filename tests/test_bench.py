@@ -153,3 +153,26 @@ def test_the_lifecycle_bench_reads_every_process_and_times_every_signal(tmp_path
     assert set(results["stop_s"]) == {"SIGTERM", "SIGHUP", "SIGINT"}
     assert all(seconds is not None and seconds > 0 for seconds in results["stop_s"].values()), results["stop_s"]
     assert "| **total** |" in result.stdout
+
+
+@pytest.mark.parametrize("stage_name", ["instruct", "thinking"])
+def test_the_raw_warm_baseline_evaluates_what_the_stage_warms_up_with(tmp_path, stage_name):
+    """Like for like: the raw baseline's warm cache holds exactly the stage's own warm-up."""
+    from harness import Harness
+    from bench import raw
+    from stages.instruct import Instruct
+    from stages.thinking.stage import Thinking
+
+    stage = Harness({"instruct": Instruct, "thinking": Thinking}[stage_name], tmp_path).stage
+    model = raw.Model(stage.settings)
+    assert model.prompt(raw.FIRST_MODE_OF_STAGE[stage_name], None) == stage.warm_up_prompt()
+    request = model.prompt(stage.modes[0], "Hello there.")
+    assert request.startswith(stage.warm_up_prompt()) and request == stage.prompt(stage.modes[0], [stage.user_message(stage.modes[0], "Hello there.")], stage.tools())
+
+
+def test_conversation_turns_are_the_model_requests_in_the_order_asked():
+    from bench import conversation
+
+    rows = [{"utt": "s@000009000ms", "mode": "chat", "llm_stage": "instruct"}, {"utt": "s@000001000ms", "mode": "dictate"},
+            {"utt": "s@000002000ms", "mode": "clarify", "llm_stage": "instruct"}]
+    assert [turn["utt"] for turn in conversation.turns(rows)] == ["s@000002000ms", "s@000009000ms"]

@@ -6,6 +6,7 @@ says. Converse runs a scripted engine (bus/scripted_engine.py) because no embedd
 model thinks: its second turn is played only for a prompt holding the first answer.
 """
 
+import gc
 import json
 
 import llama_cpp
@@ -234,3 +235,17 @@ def test_a_converse_follow_up_is_answered_in_context(tmp_path):
     script.write_text(json.dumps({"metadata": {"general.architecture": "lfm2"}, "pace_ms": 25, "turns": [first, again]}))
     typed, rows = replay_twice(tmp_path, "converse_math.wav", "--set", f"stages.thinking.model=scripted:{script}")
     assert typed.strip() == "17 times 23 is 391. As I said, 391.", typed
+
+
+def live_samplers() -> int:
+    return sum(isinstance(thing, llama_cpp._internals.LlamaSampler) for thing in gc.get_objects())
+
+
+def test_each_answer_leaves_at_most_the_engines_last_sampler_alive(tmp_path):
+    """llama-cpp-python drops each completion's sampler chain in a reference cycle, with
+    native memory (a vocabulary-sized buffer) the collector cannot see: without a full
+    collection after each answer they piled up until a rare one, and RSS climbed all day."""
+    chat = Harness(Instruct, tmp_path)
+    for n in range(4):
+        ask(chat, f"u{n}", f"Question number {n}?", conversation=n)
+        assert live_samplers() <= 1
