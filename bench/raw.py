@@ -11,9 +11,8 @@
   Measured like bus.llm.Metrics: time to first token from the call, tokens/s from the
   first token on. Each request is measured from two cache states: *warm*, as the
   stage had it (each pipeline recording runs in fresh processes, and a stage evaluates
-  its first mode's system prompt before it reports ready, so the request finds that
-  prefix cached: the like-for-like baseline), and *cold*, with nothing of the prompt
-  cached. Each measurement is repeated and its median kept.
+  each mode's system prompt before it reports ready, so the request finds its own
+  cached: the like-for-like baseline), and *cold*, with nothing of the prompt cached. Each measurement is repeated and its median kept.
   Converse runs only the Thinking model's first turn (no tool round trips), so its
   tokens/s is a decoding rate, while the pipeline's also spans tool calls.
 """
@@ -29,14 +28,11 @@ from bench.pipeline import stage_threads
 from bench.stats import percentile
 from stages import asr as asr_stage
 from stages import vad as vad_stage
-from stages.instruct import Instruct
-from stages.thinking.stage import Thinking
 from stages.thinking.tools import tool_specs
 
 REPEATS = 3  # each raw measurement is the median of this many, so one hiccup does not set the baseline
 SEGMENTER_KEYS = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s")
 LLM_STAGE_OF_MODE = {"clarify": "instruct", "chat": "instruct", "converse": "thinking"}
-FIRST_MODE_OF_STAGE = {stage.name: stage.modes[0] for stage in (Instruct, Thinking)}
 TIMINGS = ("ttft_ms", "tokens_per_s", "total_ms")
 
 
@@ -121,11 +117,11 @@ class Model:
             messages.append({"role": "user", "content": self.modes[mode]["user"].format(text=text)})
         return llm_support.render(self.layout, messages, tool_specs() if mode == "converse" else None, generation=text is not None)
 
-    def fresh(self, stage: str, warm: bool) -> None:
-        """As a newly started stage (warm: its system prompt evaluated, as the stage
-        does before it reports ready), or cold: nothing of any prompt cached."""
+    def fresh(self, mode: str, warm: bool) -> None:
+        """As a newly started stage (warm: the mode's system prompt evaluated, as the
+        stage does before it reports ready), or cold: nothing of any prompt cached."""
         self.llm.reset()
-        warm_up = self.prompt(FIRST_MODE_OF_STAGE[stage], None) if warm else self.layout["generation"]
+        warm_up = self.prompt(mode, None) if warm else self.layout["generation"]
         self.llm.create_completion(warm_up, max_tokens=1)
 
     def generate(self, utt: str, mode: str, text: str) -> dict:
@@ -173,7 +169,7 @@ def llm_baseline(config: dict, requests: list[dict]) -> list[dict]:
         runs = {True: [], False: []}
         for _ in range(REPEATS):
             for warm in (True, False):  # alternated, so a busy moment weighs on both alike
-                model.fresh(stage, warm)
+                model.fresh(request["mode"], warm)
                 runs[warm].append(model.generate(request["utt"], request["mode"], request["text"]))
         # The seed is fixed, so every run generates the same tokens: only timings differ.
         warm = {key: percentile([run[key] for run in runs[True]], 50) for key in TIMINGS}

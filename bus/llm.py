@@ -8,6 +8,7 @@ A stage built on :class:`LlmStage` names the modes it serves and implements
 """
 
 import collections
+import ctypes
 import gc
 import json
 import zlib
@@ -108,6 +109,55 @@ class Metrics:
         )
 
 
+class ModeStates:
+    """What the engine has evaluated, kept per mode, for a stage that serves several.
+
+    llama.cpp reuses only the longest prefix a prompt shares with what it evaluated last,
+    and the modes' prompts differ from their first tokens (each has its own system
+    prompt): a clarify between two chat turns made the second evaluate its whole
+    conversation again. So when a request of another mode comes, the state of the mode
+    leaving is kept (its tokens and their cells in llama.cpp's cache, ~22 KB a token on
+    SmolLM2, at most `conversation_tokens` of them) and the arriving mode's is put back;
+    llama-cpp-python's own prefix matching does the rest.
+    """
+
+    def __init__(self, llm):
+        self.llm = llm
+        self.kept: dict[str, tuple] = {}  # mode -> (tokens, state buffer, its length)
+        self.holding = ""  # the mode whose state the engine holds
+
+    def enter(self, mode: str) -> None:
+        if mode == self.holding:
+            return
+        if self.holding:
+            self.kept[self.holding] = self._save()
+        if mode in self.kept:
+            self._restore(*self.kept.pop(mode))
+        self.holding = mode
+
+    def _save(self) -> tuple:
+        import llama_cpp
+
+        context = self.llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(context, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(context, buffer, size, 0)
+        return self.llm.input_ids[: self.llm.n_tokens].copy(), buffer, written
+
+    def _restore(self, tokens, buffer, written: int) -> None:
+        import llama_cpp
+
+        self.llm.reset()  # what the engine holds now is the other mode's
+        if not written or llama_cpp.llama_state_seq_set_data(self.llm._ctx.ctx, buffer, written, 0) != written:
+            self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)  # not restored: the prompt is evaluated afresh
+            return
+        self.llm.input_ids[: len(tokens)] = tokens
+        self.llm.n_tokens = len(tokens)
+        # The logits are not the restored state's: llama-cpp-python must decode at least
+        # one token before it samples.
+        self.llm._requires_eval = True
+
+
 class LlmStage(Stage):
     topics = (Request.TOPIC, Cancel.TOPIC)
     modes: tuple[str, ...] = ()
@@ -122,12 +172,20 @@ class LlmStage(Stage):
         self.allow_newlines = bool(self.settings.get("allow_newlines", False))
         saved = self.load_state(check_saved)
         self.conversations = {mode: Conversation(**kept) for mode, kept in saved.get("conversations", {}).items()}
+        self.mode_states = ModeStates(self.llm) if len(self.modes) > 1 and not scripted_engine.is_scripted(str(self.settings["model"])) else None
         # The first evaluation pays for lazy initialisation: pay it before reporting ready.
-        # Evaluating the system prompt does more: llama.cpp keeps the longest prefix a
-        # new prompt shares with the last one evaluated, so the first request starts
-        # after it (the Thinking model's system prompt and tool list are ~400 tokens).
-        self.llm.create_completion(self.warm_up_prompt(), max_tokens=1)
+        # Evaluating each mode's system prompt does more: llama.cpp keeps the longest
+        # prefix a new prompt shares with the last one evaluated, so a mode's first request
+        # starts after it (the Thinking model's system prompt and tool list are ~400 tokens).
+        for mode in self.modes:
+            self.enter(mode)
+            self.llm.create_completion(self.warm_up_prompt(mode), max_tokens=1)
         self.log.info("model", path=str(path), family=family)
+
+    def enter(self, mode: str) -> None:
+        """Give the engine the state of `mode` (see ModeStates)."""
+        if self.mode_states:
+            self.mode_states.enter(mode)
 
     def open_model(self):
         """The engine and where it came from: llama.cpp with a GGUF, or, for tests of
@@ -207,10 +265,9 @@ class LlmStage(Stage):
         """Tokens of the context kept free for the answer."""
         return int(self.mode_prompts[mode]["max_tokens"])
 
-    def warm_up_prompt(self) -> str:
-        """What to evaluate before reporting ready: the start every prompt of the
-        stage's first mode shares."""
-        return self.prompt(self.modes[0], [], generation=False)
+    def warm_up_prompt(self, mode: str) -> str:
+        """What to evaluate before reporting ready: the start every prompt of `mode` shares."""
+        return self.prompt(mode, [], self.tools(), generation=False)
 
     # --- services for answer() ---
 
@@ -260,6 +317,7 @@ class LlmStage(Stage):
             raise Cancelled()
         mode = self.mode_prompts[frame.body.mode]
         metrics.prompt_tokens += self.count_tokens(prompt)
+        self.enter(frame.body.mode)
         stream = self.llm.create_completion(
             prompt,
             max_tokens=int(mode["max_tokens"]),

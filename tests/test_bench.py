@@ -165,9 +165,11 @@ def test_the_raw_warm_baseline_evaluates_what_the_stage_warms_up_with(tmp_path, 
 
     stage = Harness({"instruct": Instruct, "thinking": Thinking}[stage_name], tmp_path).stage
     model = raw.Model(stage.settings)
-    assert model.prompt(raw.FIRST_MODE_OF_STAGE[stage_name], None) == stage.warm_up_prompt()
-    request = model.prompt(stage.modes[0], "Hello there.")
-    assert request.startswith(stage.warm_up_prompt()) and request == stage.prompt(stage.modes[0], [stage.user_message(stage.modes[0], "Hello there.")], stage.tools())
+    for mode in stage.modes:
+        assert model.prompt(mode, None) == stage.warm_up_prompt(mode)
+        request = model.prompt(mode, "Hello there.")
+        assert request.startswith(stage.warm_up_prompt(mode))
+        assert request == stage.prompt(mode, [stage.user_message(mode, "Hello there.")], stage.tools())
 
 
 def test_conversation_turns_are_the_model_requests_in_the_order_asked():

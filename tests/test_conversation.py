@@ -70,6 +70,28 @@ def test_a_chat_follow_up_holds_the_first_turn_and_evaluates_only_its_new_tokens
     assert follow_up_evaluated <= new_tokens + 4, (follow_up_evaluated, second_report.prompt_tokens)
 
 
+def test_a_clarify_between_chat_turns_costs_the_follow_up_nothing(tmp_path):
+    """The instruct stage keeps each mode's evaluated state: after a clarify, the chat
+    follow-up still evaluates only its own new tokens, and answers exactly as it does
+    with nothing between."""
+    (tmp_path / "alone").mkdir(), (tmp_path / "mixed").mkdir()
+    alone = Harness(Instruct, tmp_path / "alone")
+    ask(alone, "u1", CAPITAL)
+    answer_alone, _ = ask(alone, "u3", FOLLOW_UP)
+
+    mixed = Harness(Instruct, tmp_path / "mixed")
+    warmed = evaluated(mixed.stage)
+    first, first_report = ask(mixed, "u1", CAPITAL)
+    system = mixed.stage.count_tokens(mixed.stage.warm_up_prompt("chat"))
+    assert evaluated(mixed.stage) - warmed <= first_report.prompt_tokens - system + 1, "chat's system prompt was evaluated at warm-up"
+    ask(mixed, "u2", "um so we should uh go home", mode="clarify")
+    before = evaluated(mixed.stage)
+    answer, report = ask(mixed, "u3", FOLLOW_UP)
+    new_tokens = report.prompt_tokens - first_report.prompt_tokens - first_report.tokens
+    assert evaluated(mixed.stage) - before <= new_tokens + 4, (evaluated(mixed.stage) - before, report.prompt_tokens)
+    assert answer == answer_alone
+
+
 def test_modes_keep_their_own_conversations_and_clarify_none(tmp_path):
     stage = Harness(Instruct, tmp_path)
     prompts = Prompts(stage.stage)

@@ -109,6 +109,6 @@ def test_warm_up_evaluates_the_system_prompt_a_first_request_then_skips():
     prompt_tokens = len(stage.llm.tokenize(prompt.encode(), add_bos=False, special=True))
     stage.llm.create_completion(prompt, max_tokens=1)
     evaluated = llama_cpp.llama_perf_context(context).n_p_eval - before
-    shared = len(stage.llm.tokenize(stage.warm_up_prompt().encode(), add_bos=False, special=True))
+    shared = len(stage.llm.tokenize(stage.warm_up_prompt("converse").encode(), add_bos=False, special=True))
     assert shared > 300, "the warm-up covers the system prompt and the tool list"
     assert evaluated <= prompt_tokens - shared + 1, f"{evaluated} of {prompt_tokens} prompt tokens evaluated"

@@ -25,9 +25,6 @@ class Thinking(LlmStage):
     name = "thinking"
     modes = ("converse",)
 
-    def warm_up_prompt(self) -> str:
-        return self.prompt("converse", [], self.tools(), generation=False)
-
     def tools(self) -> list[dict]:
         return tool_specs()
 
