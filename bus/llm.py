@@ -148,6 +148,7 @@ class ModeStates:
         import llama_cpp
 
         self.llm.reset()  # what the engine holds now is the other mode's
+        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         if not written or llama_cpp.llama_state_seq_set_data(self.llm._ctx.ctx, buffer, written, 0) != written:
             self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)  # not restored: the prompt is evaluated afresh
             return
