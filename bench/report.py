@@ -361,9 +361,11 @@ def soak_lines(results: dict) -> list[str]:
         [f"First cycle median {first.get('all', {}).get('median')} ms, last {last.get('all', {}).get('median')} ms."] if by_cycle else [],
     ) + section(
         "Soak: end of speech → first keystroke by 10 minutes of the stream, ms",
-        ["from minute", "dictated n", "dictated median", "all n", "all median", "all p90"],
-        [[w["from_min"], w["dictated"]["n"], w["dictated"]["median"], w["all"]["n"], w["all"]["median"], w["all"]["p90"]]
-         for w in soak.get("latency_by_10_min", [])],
+        ["from minute", "dictated n", "dictated median", "all n", "all median", "all p90", "CPU taken by other processes"],
+        [[w["from_min"], w["dictated"]["n"], w["dictated"]["median"], w["all"]["n"], w["all"]["median"], w["all"]["p90"],
+          w.get("other_cpu_share")] for w in soak.get("latency_by_10_min", [])],
+        ["The last column is the share of the machine's CPU that processes outside the pipeline took in the window: "
+         "where it is high, the window measured a busy machine."],
     ) + section(
         "Soak: RSS by minute, MB",
         ["minute", *memory.keys(), "total"],

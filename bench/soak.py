@@ -10,6 +10,7 @@ every code path has run once and allocated what it keeps.
 """
 
 import copy
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ class Timeline:
     every_s: float = 5.0
     started: float = field(default_factory=time.monotonic)
     readings: list = field(default_factory=list)  # (seconds since start, {stage: reading})
+    # (seconds since start, busy CPU s of the machine, CPU s of the stages and this process)
+    machine: list = field(default_factory=list)
     heartbeats: dict = field(default_factory=dict)
     pids: dict = field(default_factory=dict)  # stage -> every pid it had
     ready_at: float | None = None
@@ -68,6 +71,8 @@ class Timeline:
                 self.pids.setdefault(name, set()).add(info["pid"])
         if reading:
             self.readings.append((round(now - self.started, 1), reading))
+            ours = sum(values["cpu_s"] for values in reading.values()) + sum(os.times()[:2])
+            self.machine.append((now - self.started, procs.machine_reading()["busy_s"], ours))
 
     def _on_typed(self, frame) -> None:
         """Count each utterance's first keystroke in its cycle; tell a cycle once the
@@ -181,6 +186,23 @@ def latency_by_window(rows: list[dict], cycle_ms: int, window_min: float = 10) -
     ]
 
 
+def other_cpu_by_window(machine: list, ready_at: float, cpus: int, window_min: float = 10) -> dict[int, float]:
+    """Per `window_min` of the stream (from when every stage was ready): the share of the
+    machine's CPU that processes other than the pipeline took. A window where it is high
+    measured a busy machine, not the pipeline: latency there says nothing of drift."""
+    window_s = window_min * 60
+    edges: dict[int, list] = {}
+    for t, busy, ours in machine:
+        if t >= ready_at:
+            edges.setdefault(int((t - ready_at) // window_s), []).append((t, busy, ours))
+    shares = {}
+    for window, points in edges.items():
+        (t0, busy0, ours0), (t1, busy1, ours1) = points[0], points[-1]
+        if t1 > t0:
+            shares[window] = round(max(0.0, (busy1 - busy0) - (ours1 - ours0)) / ((t1 - t0) * cpus), 3)
+    return shares
+
+
 def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, gap_s: float, tail_s: float, say=print) -> dict:
     cycle = workload.build_cycle(recordings, gap_s)
     repeats = workload.cycles_for(cycle, minutes)
@@ -195,6 +217,7 @@ def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, ga
     timeline.tell_the_rest()
     rows = list(state.rows.values())
     counters = pipeline.last_counters(timeline.heartbeats)
+    other_cpu = other_cpu_by_window(timeline.machine, timeline.ready_at or 0.0, os.cpu_count() or 1)
     warm_after = (timeline.ready_at or 0.0) + cycle.seconds
     return {
         "recordings": cycle.recordings,
@@ -207,7 +230,9 @@ def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, ga
         "memory": memory_over_time(timeline.readings, warm_after),
         "memory_by_minute": per_minute(timeline.readings),
         "latency_by_cycle": latency_by_cycle(rows, cycle.ms),
-        "latency_by_10_min": latency_by_window(rows, cycle.ms),
+        "latency_by_10_min": [
+            {**window, "other_cpu_share": other_cpu.get(window["from_min"] // 10)} for window in latency_by_window(rows, cycle.ms)
+        ],
         "restarts": {name: len(pids) - 1 for name, pids in sorted(timeline.pids.items())},
         "losses": pipeline.bus_losses(counters),
         "counters": counters,

@@ -68,6 +68,17 @@ def test_rss_slope_is_measured_after_the_warm_up_only():
     assert soak.slope_per_minute([(0, 5.0)]) is None
 
 
+def test_latency_and_the_cpu_others_took_are_told_by_ten_minutes_of_stream():
+    cycle_ms = 60_000
+    rows = [row(cycle * cycle_ms, "x", speech_end_ns=1, first_key_ns=1 + (500 + cycle) * 1_000_000) for cycle in range(25)]
+    windows = soak.latency_by_window(rows, cycle_ms)
+    assert [w["from_min"] for w in windows] == [0, 10, 20]
+    assert [w["all"]["n"] for w in windows] == [10, 10, 5] and windows[1]["all"]["median"] == 514.5
+    # Two cores; the stages and the bench take 1 CPU s per s throughout, others 0.5 in the second window only.
+    machine = [(10 + t, t * 1.0 + max(0, t - 600) * 0.5, t * 1.0) for t in range(0, 1200, 5)]
+    assert soak.other_cpu_by_window(machine, ready_at=10, cpus=2) == {0: 0.0, 1: 0.25}
+
+
 def test_kills_are_attributed_to_the_utterances_they_struck():
     rows = [{"utt": "a", "vad_ns": 1_000_000_000, "last_key_ns": 2_000_000_000}, {"utt": "b", "vad_ns": 3_000_000_000, "last_key_ns": 4_000_000_000}]
     assert recovery.in_flight({"killed": 1.5}, rows) == ["a"]
