@@ -38,8 +38,8 @@ from bus.frames import Cancel, Frame, Keystrokes, Request, Transcript, Voice
 from bus.stage import Stage, StageError, main, mark
 from bus.state import expect
 from bus.text import plain
+from stages.modewords import MODES, exactly, may_name_a_mode, mode_prefix, sounds_like
 
-MODES = ("dictate", "clarify", "chat", "converse")
 MODEL_STAGES = {"clarify": "instruct", "chat": "instruct", "converse": "thinking"}
 INTERRUPTIBLE = ("chat", "converse")  # answers new speech may cut short; what the user said never is
 RECENT_DECISIONS = 20  # repeats only ever concern the utterances still in flight
@@ -47,7 +47,6 @@ SENTENCE_END = (".", "!", "?", ":")
 # Words that keep their capital in mid-sentence.
 ALWAYS_CAPITAL = {"i", "i'm", "i've", "i'll", "i'd"}
 SWITCH = re.compile(r"^(?:please )?(?:switch|change|go|set)(?: back)? (?:to|into) (\w+)(?: mode)?$")
-PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
 # Words a partial may not begin with: the utterance could still become a command or a switch.
 COMMAND_STARTS = {"switch", "change", "go", "set", "new", "scratch"}  # after a "please"
 PARTIAL_MIN_WORDS = 3
@@ -105,16 +104,10 @@ def spoken_command(text: str) -> str:
     return {"newline": "new line"}.get(phrase, phrase)
 
 
-def mode_named(word: str, mode_words: dict, exact_only: bool = False) -> str:
-    word = word.lower()
-    for mode in MODES:
-        if word == mode or (not exact_only and word in mode_words.get(mode, ())):
-            return mode
-    return ""
-
-
 def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decision:
-    """What an utterance asks for. Pure: tested on what Whisper really writes."""
+    """What an utterance asks for. Pure: tested on what Whisper really writes. A mode's
+    name is recognised by its sound (stages/modewords.py); `mode_words` are a user's
+    aliases, which count like the names themselves."""
     said = plain(text)
     if spoken_command(text) in (*Dictation.COMMANDS, Dictation.SCRATCH):
         return Decision("dictate", text.strip())  # editing commands work in every mode
@@ -123,16 +116,12 @@ def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decisio
     if NEW_CONVERSATION.match(said):
         return Decision(sticky, "", new_conversation=True)
     switch = SWITCH.match(said)
-    if switch and mode_named(switch.group(1), mode_words):
-        return Decision(sticky, "", sticky=mode_named(switch.group(1), mode_words))
-    prefix = PREFIX.match(text)
-    if prefix and prefix.group(3).strip():
-        word, pause, rest = prefix.groups()
-        # A mishearing ("yet") only counts with a pause after it; the name itself always.
-        mode = mode_named(word, mode_words, exact_only=not pause)
-        if mode:
-            rest = rest.strip()
-            return Decision(mode, rest[0].upper() + rest[1:])
+    named = switch and (exactly(switch.group(1), mode_words) or sounds_like(switch.group(1)))
+    if named:
+        return Decision(sticky, "", sticky=named)
+    mode, rest = mode_prefix(text, mode_words)
+    if mode:
+        return Decision(mode, rest[0].upper() + rest[1:])
     return Decision(sticky, text.strip())
 
 
@@ -141,7 +130,7 @@ def plainly_dictated(text: str, mode_words: dict, stop_words: set) -> bool:
     follows them: not the start of a command, a mode's name or a switch."""
     said = plain(text).split()
     first = said[1] if said[:1] == ["please"] and len(said) > 1 else said[0] if said else ""
-    if len(said) < PARTIAL_MIN_WORDS or first in COMMAND_STARTS or mode_named(said[0], mode_words):
+    if len(said) < PARTIAL_MIN_WORDS or first in COMMAND_STARTS or may_name_a_mode(text, mode_words):
         return False
     return decide(text, "dictate", mode_words, stop_words) == Decision("dictate", text.strip())
 
