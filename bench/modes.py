@@ -5,7 +5,8 @@ vad stage cuts it, its first utterance recognised as the asr stage recognises it
 stage's own decoding call, model and settings, and its guards), and the transcript
 routed by the router's pure `decide` in dictate mode. Per split (`tune`, `held`):
 * routing accuracy: of the clips that begin with a mode's name, how many reach that
-  mode with the name taken off (one utterance, the right mode, the rest as its text);
+  mode with the name taken off (one utterance, the right mode, the rest as its text;
+  or the name alone, cut off by vad at its pause, then the rest);
 * false switches: of the clips that only begin like a name ("Yet another...",
   "Conversely, ..."), how many were not typed as said (another mode, or a word lost).
 The same numbers for the matcher that came before (a list of mishearings, rebuilt
@@ -80,29 +81,37 @@ def transcribe(config: dict, directory: Path, say, only: set[str] | None = None)
 
 
 def routed(row: dict, route, joined: bool = False) -> bool:
-    """Whether the clip was handled as it should be: `route(text) -> (mode, rest)`.
-    As the pipeline routes it, a clip vad cut in two is routed by its first utterance
-    (a name alone has nothing to hand to the mode); `joined` judges the matcher alone,
-    on every utterance's words as one transcript."""
+    """Whether the clip was handled as it should be: `route(text) -> (mode, rest)`, the
+    rest empty for a name said on its own (which names the next utterance's mode).
+    As the pipeline routes it, a clip vad cut in two needs its first utterance to be
+    such a name; `joined` judges the matcher on every utterance's words as one."""
     heard = [text for text in row["heard"] if text]
     if not heard:
         return False
-    text = " ".join(heard) if joined else heard[0]
-    mode, rest = route(text)
+    if joined:
+        heard = [" ".join(heard)]
+    mode, rest = route(heard[0])
     if row["kind"] == "lookalike":
-        return mode in ("", "dictate") and rest.strip() == text.strip()
-    return (joined or len(heard) == 1) and mode == row["mode"] and rest.strip() != text.strip()
+        return mode in ("", "dictate") and rest.strip() == heard[0].strip()
+    if mode and not rest.strip():
+        return len(heard) == 2 and mode == row["mode"]
+    return len(heard) == 1 and mode == row["mode"] and rest.strip() != heard[0].strip()
 
 
 def by_router(aliases: dict, stop_words: set):
     def route(text: str) -> tuple[str, str]:
         decision = decide(text, "dictate", aliases, stop_words)
+        if decision.next:
+            return decision.next, ""
         return ("" if decision.text == text.strip() else decision.mode), decision.text
     return route
 
 
 def by_sound(max_distance: float):
-    return lambda text: modewords.mode_prefix(text, {}, max_distance)
+    def route(text: str) -> tuple[str, str]:
+        alone = modewords.named_alone(text, {}, max_distance)
+        return (alone, "") if alone else modewords.mode_prefix(text, {}, max_distance)
+    return route
 
 
 def score(rows: list[dict], route) -> dict:
@@ -152,7 +161,7 @@ def markdown(results: dict) -> str:
     from bench.report import table
 
     lines = [f"# Mode prefixes ({results['clips']} clips, sound threshold {results['max_distance']})", "",
-             "Routed: as the pipeline routes the clip (a clip vad cut after the name counts as missed). "
+             "Routed: as the pipeline routes the clip (vad may cut it after the name: the name alone then names the next utterance's mode). "
              "Joined: the matcher alone, on the clip's utterances joined.", ""]
     lines += table(["matcher", "split", "prefixed routed", "accuracy", "cut by vad", "routed joined", "accuracy joined",
                     "look-alikes switched", "false-switch rate"],

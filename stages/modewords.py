@@ -14,7 +14,9 @@ The rules that keep dictation dictation:
 * the mode's own name always counts ("Chat what is..."), as do a user's `aliases`;
 * any other word counts only when a pause follows it (Whisper writes the pause as a
   punctuation mark: "Conders, what is...") and it sounds close enough to a name;
-* two words heard for one name ("Con verse,") count like one word, under the same rule.
+* two words heard for one name ("Con verse,") count like one word, under the same rule;
+* a name said on its own ("Jet.", cut off by vad at the pause after it) names the mode
+  of the utterance that follows.
 Pure: values in, values out.
 """
 
@@ -139,6 +141,18 @@ def mode_prefix(text: str, aliases: dict, max_distance: float = MAX_DISTANCE) ->
         if mode:
             return mode, second.group(3).strip()
     return "", text
+
+
+def named_alone(text: str, aliases: dict, max_distance: float = MAX_DISTANCE) -> str:
+    """The mode an utterance names when it is nothing but a name ("Jet."): vad ends an
+    utterance at a pause, and the pause after a name can be that long. The same rules:
+    a word other than the name needs its pause (here, the mark that ends the utterance)."""
+    said = re.findall(r"[\w']+", text)
+    if not 0 < len(said) <= 2:
+        return ""
+    exact = len(said) == 1 and exactly(said[0], aliases)
+    paused = text.rstrip()[-1:] in ",.:;!?-"
+    return exact or (paused and sounds_like(" ".join(said), max_distance)) or ""
 
 
 def may_name_a_mode(text: str, aliases: dict, max_distance: float = MAX_DISTANCE) -> bool:

@@ -5,10 +5,12 @@ import json
 
 import pytest
 
-from stages.modewords import distance, may_name_a_mode, mode_prefix, sound_key, sounds_like
-from stages.router import decide, plainly_dictated
+from bus.frames import Transcript
+from stages.modewords import distance, may_name_a_mode, mode_prefix, named_alone, sound_key, sounds_like
+from stages.router import Router, decide, plainly_dictated
 
 from conftest import AUDIO
+from harness import Harness
 
 
 def test_sound_keys_hear_spellings_alike():
@@ -69,14 +71,29 @@ def test_words_typed_ahead_never_begin_with_a_would_be_name():
     assert not plainly_dictated("Think what is the", {"converse": ["think"]}, set())
 
 
+def test_a_name_said_on_its_own_picks_the_mode_of_the_next_utterance(tmp_path):
+    assert [named_alone(t, {}) for t in ("Jet.", " Chat", "Con verse.", "Jet", "Yeah.", "Jet lag.")] == \
+        ["chat", "chat", "converse", "", "", ""]
+    assert decide("Jet.", "dictate", {}, set()).next == "chat"
+    router = Harness(Router, tmp_path)
+    router.send("asr", Transcript("Jet."), utt="u1", reliable=True)  # vad ended the utterance at the pause
+    router.send("asr", Transcript("Tell me a joke.", partial=True), utt="u2", key="u2~4", reliable=True)
+    assert [f.body.text for f in router.published("keystrokes")] == [""]  # nothing typed, not even ahead
+    router.crash()  # the mode waiting for the next utterance survives a restart
+    router.send("asr", Transcript("Tell me a joke."), utt="u2", reliable=True)
+    [request] = router.published("request")
+    assert (request.body.mode, request.body.text) == ("chat", "Tell me a joke.")
+    assert (router.stage.next_mode, router.stage.mode) == ("", "dictate")  # for one utterance only
+
+
 def test_held_out_speech_through_real_tiny_en_is_routed_as_measured():
     """The `held` clips at Piper's normal speed (16 with a mode's name first, 13 that only
     begin like one; never used to choose a threshold), cut by vad and recognised by
-    tiny.en with the asr stage's settings, then routed by `decide`. Measured here:
-    11 of 16 routed right (the 4 chat clips are cut by vad after "Chat." -- a name on
-    its own reaches the router with nothing to hand to a mode -- and "clarified so..."
-    has no pause), and 1 of 13 look-alikes switched ("Chad said" heard as "Chat said":
-    the name itself counts without a pause). The bar leaves room for one clip each way."""
+    tiny.en with the asr stage's settings, then routed by `decide`. Measured here: 13 of
+    16 routed right (all 4 chat clips are cut by vad after the name: "Jet." and "Jack."
+    alone; "Jack." is too far from "chat", "Jeff to rope..." and "clarified so..." have
+    no pause), and 1 of 13 look-alikes switched ("Chad said" heard as "Chat said": the
+    name itself counts without a pause). The bar leaves room for one clip each way."""
     from bench import modes
     from bus import config
 
@@ -87,6 +104,6 @@ def test_held_out_speech_through_real_tiny_en_is_routed_as_measured():
     rows = modes.transcribe(settings, directory, lambda message: None, only=chosen)
     scores = modes.score(rows, modes.by_router({}, {"stop", "cancel"}))["held"]
     assert (scores["prefixed"], scores["lookalikes"]) == (16, 13)
-    assert scores["routed"] >= 10, scores["missed_joined"]
+    assert scores["routed"] >= 12, scores["missed_joined"]
     assert scores["switched"] <= 2, scores["false_switches"]
     assert scores["routed_joined"] >= 12, scores["missed_joined"]  # the matcher alone: 13 of 16 measured
