@@ -12,6 +12,10 @@ expected mode, voice, speed, signal-to-noise ratio, noise seed and split.
 The files hold the speech alone, at 40% of full scale (noise does not compress: the
 set would be four times larger); `clip` mixes each clip's noise in, from its seed, the
 same way every time.
+Reproducible from the seed: the texts, splits, speeds, pauses, noise and MANIFEST.json
+(checked: byte for byte). Piper's own synthesis is not: its model samples noise inside
+(onnxruntime.set_seed does not reach it), so each run's speech differs in detail. The
+committed clips are the set the numbers are measured on.
 """
 
 import argparse
