@@ -7,13 +7,15 @@
     voxkey bench --lifecycle [--idle-seconds S]
     voxkey bench --endpointing [--seed N]
     voxkey bench --conversation
+    voxkey bench --modes
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
 plots, and returns 0. `--typing` measures each typing backend into a real app instead, `--lifecycle` what
 `voxkey up` costs while nobody speaks and how fast each signal stops it, `--endpointing` how soon words are on screen after speech really
 ends (sentences with and without pauses inside, each arm of settings at real time), `--conversation` whether a
-follow-up's time to first token stays close to the first turn's as the conversation grows. `--soak` and `--recovery` measure endurance instead of
+follow-up's time to first token stays close to the first turn's as the conversation grows, `--modes` how
+well spoken mode prefixes are recognised (tests/audio/modes, made by `python -m bench.modeset`). `--soak` and `--recovery` measure endurance instead of
 latency: the recordings looped for minutes through one pipeline (memory over time,
 utterances typed against expected), and stages killed one at a time (recovery time).
 `python -m bench` is the same command.
@@ -69,6 +71,8 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="end of speech to keystrokes against the recording, guessing or waiting")
     parser.add_argument("--conversation", action="store_true",
                         help="time to first token by turn of a chat and a converse conversation, and with a clarify between")
+    parser.add_argument("--modes", action="store_true",
+                        help="mode prefixes routed right and look-alikes left as dictation, on tests/audio/modes")
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -133,6 +137,11 @@ def measure(args) -> int:
         from bench import conversation
 
         print(conversation.markdown(conversation.measure(config, AUDIO, Path(args.out), say)))
+        return 0
+    if args.modes:
+        from bench import modes
+
+        print(modes.markdown(modes.measure(config, Path(args.out), say)))
         return 0
     recordings = [Path(p) for p in args.recordings] or [AUDIO / name for name in DEFAULT_RECORDINGS]
     for recording in recordings:  # fail before minutes of work, not after

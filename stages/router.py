@@ -15,9 +15,11 @@ Modes:
 * *clarify*, *chat* and *converse* hand the utterance to a model stage.
 Dictation types `replacements` (config: what is heard -> what is typed) in place of
 what Whisper wrote: names, jargon, "at sign" -> "@".
-A spoken prefix picks the mode for one utterance ("Chat. What is..."), "switch to X
-mode" makes it stick, and so does `voxkey mode X` (control command `mode`). Mode names
-are matched as Whisper really writes them (`mode_words` in config). A long utterance
+A spoken prefix picks the mode for one utterance ("Chat. What is..."; a name said on
+its own, "Chat." then a pause vad ends the utterance at, picks it for the next one),
+"switch to X mode" makes it stick, and so does `voxkey mode X` (control command `mode`).
+Mode names are recognised by how they sound, as Whisper really writes them ("yet,",
+"Conders,"): stages/modewords.py; `mode_words` in config are a user's own aliases. A long utterance
 cut in parts by vad keeps the mode of its first part; a model hears it whole.
 Partials (asr's words that have stopped changing while the speaker goes on) are typed
 ahead in dictation only, and only once they cannot be the start of a command, a mode's
@@ -38,8 +40,8 @@ from bus.frames import Cancel, Frame, Keystrokes, Request, Transcript, Voice
 from bus.stage import Stage, StageError, main, mark
 from bus.state import expect
 from bus.text import plain
+from stages.modewords import MODES, exactly, may_name_a_mode, mode_prefix, named_alone, sounds_like
 
-MODES = ("dictate", "clarify", "chat", "converse")
 MODEL_STAGES = {"clarify": "instruct", "chat": "instruct", "converse": "thinking"}
 INTERRUPTIBLE = ("chat", "converse")  # answers new speech may cut short; what the user said never is
 RECENT_DECISIONS = 20  # repeats only ever concern the utterances still in flight
@@ -47,7 +49,6 @@ SENTENCE_END = (".", "!", "?", ":")
 # Words that keep their capital in mid-sentence.
 ALWAYS_CAPITAL = {"i", "i'm", "i've", "i'll", "i'd"}
 SWITCH = re.compile(r"^(?:please )?(?:switch|change|go|set)(?: back)? (?:to|into) (\w+)(?: mode)?$")
-PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
 # Words a partial may not begin with: the utterance could still become a command or a switch.
 COMMAND_STARTS = {"switch", "change", "go", "set", "new", "scratch"}  # after a "please"
 PARTIAL_MIN_WORDS = 3
@@ -97,6 +98,7 @@ class Decision:
     sticky: str = ""  # a mode to switch to (nothing to type)
     cancel: bool = False  # "stop": cancel the model's answer, type nothing
     new_conversation: bool = False  # chat and converse start afresh; nothing to type
+    next: str = ""  # a mode's name said on its own: the mode of the next utterance (nothing to type)
 
 
 def spoken_command(text: str) -> str:
@@ -105,16 +107,10 @@ def spoken_command(text: str) -> str:
     return {"newline": "new line"}.get(phrase, phrase)
 
 
-def mode_named(word: str, mode_words: dict, exact_only: bool = False) -> str:
-    word = word.lower()
-    for mode in MODES:
-        if word == mode or (not exact_only and word in mode_words.get(mode, ())):
-            return mode
-    return ""
-
-
 def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decision:
-    """What an utterance asks for. Pure: tested on what Whisper really writes."""
+    """What an utterance asks for. Pure: tested on what Whisper really writes. A mode's
+    name is recognised by its sound (stages/modewords.py); `mode_words` are a user's
+    aliases, which count like the names themselves."""
     said = plain(text)
     if spoken_command(text) in (*Dictation.COMMANDS, Dictation.SCRATCH):
         return Decision("dictate", text.strip())  # editing commands work in every mode
@@ -123,16 +119,15 @@ def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decisio
     if NEW_CONVERSATION.match(said):
         return Decision(sticky, "", new_conversation=True)
     switch = SWITCH.match(said)
-    if switch and mode_named(switch.group(1), mode_words):
-        return Decision(sticky, "", sticky=mode_named(switch.group(1), mode_words))
-    prefix = PREFIX.match(text)
-    if prefix and prefix.group(3).strip():
-        word, pause, rest = prefix.groups()
-        # A mishearing ("yet") only counts with a pause after it; the name itself always.
-        mode = mode_named(word, mode_words, exact_only=not pause)
-        if mode:
-            rest = rest.strip()
-            return Decision(mode, rest[0].upper() + rest[1:])
+    named = switch and (exactly(switch.group(1), mode_words) or sounds_like(switch.group(1)))
+    if named:
+        return Decision(sticky, "", sticky=named)
+    mode, rest = mode_prefix(text, mode_words)
+    if mode:
+        return Decision(mode, rest[0].upper() + rest[1:])
+    alone = named_alone(text, mode_words)
+    if alone:
+        return Decision(sticky, "", next=alone)
     return Decision(sticky, text.strip())
 
 
@@ -141,7 +136,7 @@ def plainly_dictated(text: str, mode_words: dict, stop_words: set) -> bool:
     follows them: not the start of a command, a mode's name or a switch."""
     said = plain(text).split()
     first = said[1] if said[:1] == ["please"] and len(said) > 1 else said[0] if said else ""
-    if len(said) < PARTIAL_MIN_WORDS or first in COMMAND_STARTS or mode_named(said[0], mode_words):
+    if len(said) < PARTIAL_MIN_WORDS or first in COMMAND_STARTS or may_name_a_mode(text, mode_words):
         return False
     return decide(text, "dictate", mode_words, stop_words) == Decision("dictate", text.strip())
 
@@ -238,6 +233,7 @@ def check_state(saved: dict) -> None:
         expect(isinstance(decided, dict) and ("keystrokes" in decided or "request" in decided), "a decision is malformed")
     expect(isinstance(saved.get("parts"), dict), "parts is not a map")
     expect(type(saved.get("conversation", 0)) is int, "conversation is not a number")
+    expect(saved.get("next_mode", "") in ("", *MODES), "next_mode is not a mode")
 
 
 class Router(Stage):
@@ -258,6 +254,9 @@ class Router(Stage):
         self.parts: dict = saved.get("parts", {})
         # Counted up on "new conversation": the model stages start afresh for a new number.
         self.conversation: int = saved.get("conversation", 0)
+        # A mode's name said on its own ("Chat." then a pause vad ended the utterance at):
+        # the mode of the next utterance, unless that one names its own.
+        self.next_mode: str = saved.get("next_mode", "")
         self.typing_answer: dict[str, str] = {}  # utterance id -> mode, while a model's answer is being typed
         self.heard: dict = {}  # the last utterance decided, for `voxkey status` (flat: it goes in heartbeats)
         self._set_mode(self.mode)
@@ -267,7 +266,7 @@ class Router(Stage):
     def _save(self) -> None:
         self.decided = dict(list(self.decided.items())[-RECENT_DECISIONS:])
         self.save_state({"mode": self.mode, "typed": self.document.typed, "decided": self.decided, "parts": self.parts,
-                         "conversation": self.conversation})
+                         "conversation": self.conversation, "next_mode": self.next_mode})
 
     def _set_mode(self, mode: str) -> None:
         self.mode = self.state = mode
@@ -323,7 +322,7 @@ class Router(Stage):
         """What to type of a partial: the words beyond those already typed, if the
         utterance is plainly dictation."""
         transcript: Transcript = frame.body
-        if self.mode != "dictate" or transcript.part or self.parts or not plainly_dictated(
+        if self.mode != "dictate" or self.next_mode or transcript.part or self.parts or not plainly_dictated(
                 transcript.text, self.mode_words, self.stop_words):
             return {"keystrokes": {"text": "", "final": False}}
         offset = len(self.document.text_of(frame.utt))
@@ -343,13 +342,13 @@ class Router(Stage):
         continued = self._continued(transcript, transcript.text, frame.utt)
         if continued:
             return continued
-        decision = decide(transcript.text, self.mode, self.mode_words, self.stop_words)
-        self.log.info("routed", utt=frame.utt, mode=decision.mode, sticky=decision.sticky, cancel=decision.cancel, text=decision.text)
+        decision = decide(transcript.text, self.next_mode or self.mode, self.mode_words, self.stop_words)
+        self.next_mode = decision.next
+        self.log.info("routed", utt=frame.utt, mode=decision.mode, sticky=decision.sticky, cancel=decision.cancel, text=decision.text,
+                      next=decision.next)
         self.heard = {"utt": frame.utt, "text": transcript.text.strip(), "mode": decision.sticky or decision.mode}
         self._set_mode(decision.sticky or self.mode)
-        if decision.sticky:
-            return {"keystrokes": {"text": ""}}
-        if decision.cancel:
+        if decision.sticky or decision.cancel or decision.next:
             return {"keystrokes": {"text": ""}}
         if decision.new_conversation:
             self._new_conversation("voice")

@@ -83,12 +83,14 @@ def test_mode_can_be_set_in_config_for_a_whole_replay(tmp_path):
 
 
 def test_mode_words_as_whisper_really_writes_them():
-    """Transcripts measured with tiny.en on the fixtures."""
-    mode_words = {"chat": {"yet"}, "converse": {"congress"}, "clarify": set()}
+    """Transcripts measured with tiny.en on the fixtures and on an unseen recording
+    ("Conders,"): recognised by sound, with no list of mishearings."""
+    mode_words = {}
     heard = {
         " yet, what is the capital of France?": ("chat", "What is the capital of France?"),
         " Converse, what is 17 times 23?": ("converse", "What is 17 times 23?"),
         " Congress, what is 17 times 23?": ("converse", "What is 17 times 23?"),
+        " Conders, what is 17 times 23?": ("converse", "What is 17 times 23?"),
         " clarify. So I think we should probably move the launch.": ("clarify", "So I think we should probably move the launch."),
         " Chat. What is the capital of France?": ("chat", "What is the capital of France?"),
         " Yet another meeting was moved.": ("dictate", "Yet another meeting was moved."),

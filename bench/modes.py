@@ -1,0 +1,179 @@
+"""`voxkey bench --modes`: are spoken mode prefixes heard, and look-alikes left alone?
+
+Each clip of tests/audio/modes (made by bench.modeset) is cut into utterances as the
+vad stage cuts it, its first utterance recognised as the asr stage recognises it (the
+stage's own decoding call, model and settings, and its guards), and the transcript
+routed by the router's pure `decide` in dictate mode. Per split (`tune`, `held`):
+* routing accuracy: of the clips that begin with a mode's name, how many reach that
+  mode with the name taken off (one utterance, the right mode, the rest as its text;
+  or the name alone, cut off by vad at its pause, then the rest);
+* false switches: of the clips that only begin like a name ("Yet another...",
+  "Conversely, ..."), how many were not typed as said (another mode, or a word lost).
+The same numbers for the matcher that came before (a list of mishearings, rebuilt
+here for the comparison only), and a sweep of the sound matcher's threshold over the
+`tune` split (thresholds are chosen there, never on `held`).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import modeset, raw
+from bus.text import plain
+from stages import asr as asr_stage
+from stages import modewords
+from stages.router import decide
+
+CLIPS = modeset.OUT
+SPLITS = ("tune", "held")
+SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+# The list matcher before sound matching: bus/defaults.toml's [stages.router.mode_words]
+# at bb2cd96. A listed word counted only with a pause after it; the name itself always.
+LISTED = {"dictate": ["dictate", "dictation"], "clarify": ["clarify", "clarified", "clarity"],
+          "chat": ["chat", "yet", "chad", "jet", "chats", "chet"], "converse": ["converse", "congress", "conversed", "converts"]}
+
+
+def listed_prefix(text: str) -> tuple[str, str]:
+    """(mode, rest) as the list matcher found it, else ("", text)."""
+    prefix = modewords.PREFIX.match(text)
+    if not prefix or not prefix.group(3).strip():
+        return "", text
+    word, pause, rest = prefix.groups()
+    word = word.lower()
+    mode = next((m for m in modewords.MODES if word == m or (pause and word in LISTED[m])), "")
+    return (mode, rest.strip()) if mode else ("", text)
+
+
+class Recogniser:
+    """The vad stage's cutting and the asr stage's recognition and guards, in process."""
+
+    def __init__(self, config: dict):
+        self.vad = config["stages"]["vad"]
+        self.settings = config["stages"]["asr"]
+        self.whisper = raw.Whisper(self.settings)
+        self.phantoms = {plain(p) for p in self.settings["phantom_phrases"]}
+
+    def utterances(self, samples: np.ndarray) -> list[str]:
+        """What asr would send the router for each utterance of `samples` (int16)."""
+        heard = []
+        for _utt, audio in raw.segment(samples, "modes", self.vad):
+            segments = asr_stage.Asr._transcribe(self.whisper, audio.astype(np.float32) / 32768.0)
+            text, _dropped = asr_stage.judge(segments, float(self.settings["no_speech_threshold"]),
+                                             float(self.settings["min_avg_logprob"]), self.phantoms)
+            heard.append(text)
+        return heard
+
+
+def transcribe(config: dict, directory: Path, say, only: set[str] | None = None) -> list[dict]:
+    """The manifest's clips (those named in `only`, if given) with what asr made of them."""
+    manifest = json.loads((directory / "MANIFEST.json").read_text())
+    recogniser = Recogniser(config)
+    rows = []
+    for entry in manifest["clips"]:
+        if only is not None and entry["file"] not in only:
+            continue
+        heard = recogniser.utterances(modeset.clip(directory, entry))
+        rows.append({**entry, "heard": heard})
+        say(f"modes: {entry['file']}: {' | '.join(heard)}")
+    return rows
+
+
+def routed(row: dict, route, joined: bool = False) -> bool:
+    """Whether the clip was handled as it should be: `route(text) -> (mode, rest)`, the
+    rest empty for a name said on its own (which names the next utterance's mode).
+    As the pipeline routes it, a clip vad cut in two needs its first utterance to be
+    such a name; `joined` judges the matcher on every utterance's words as one."""
+    heard = [text for text in row["heard"] if text]
+    if not heard:
+        return False
+    if joined:
+        heard = [" ".join(heard)]
+    mode, rest = route(heard[0])
+    if row["kind"] == "lookalike":
+        return mode in ("", "dictate") and rest.strip() == heard[0].strip()
+    if mode and not rest.strip():
+        return len(heard) == 2 and mode == row["mode"]
+    return len(heard) == 1 and mode == row["mode"] and rest.strip() != heard[0].strip()
+
+
+def by_router(aliases: dict, stop_words: set):
+    def route(text: str) -> tuple[str, str]:
+        decision = decide(text, "dictate", aliases, stop_words)
+        if decision.next:
+            return decision.next, ""
+        return ("" if decision.text == text.strip() else decision.mode), decision.text
+    return route
+
+
+def by_sound(max_distance: float):
+    def route(text: str) -> tuple[str, str]:
+        alone = modewords.named_alone(text, {}, max_distance)
+        return (alone, "") if alone else modewords.mode_prefix(text, {}, max_distance)
+    return route
+
+
+def score(rows: list[dict], route) -> dict:
+    """Per split: routing accuracy of prefixed clips, false-switch rate of look-alikes."""
+    scores = {}
+    for split in SPLITS:
+        prefixed = [row for row in rows if row["split"] == split and row["kind"] == "prefixed"]
+        lookalikes = [row for row in rows if row["split"] == split and row["kind"] == "lookalike"]
+        right = sum(routed(row, route) for row in prefixed)
+        right_joined = sum(routed(row, route, joined=True) for row in prefixed)
+        switched = sum(not routed(row, route) for row in lookalikes)
+        scores[split] = {"prefixed": len(prefixed), "routed": right, "accuracy": rate(right, len(prefixed)),
+                         "cut_by_vad": sum(len(row["heard"]) > 1 for row in prefixed),
+                         "routed_joined": right_joined, "accuracy_joined": rate(right_joined, len(prefixed)),
+                         "lookalikes": len(lookalikes), "switched": switched, "false_switch_rate": rate(switched, len(lookalikes)),
+                         "missed_joined": [row["heard"] for row in prefixed if not routed(row, route, joined=True)],
+                         "false_switches": [row["heard"] for row in lookalikes if not routed(row, route)]}
+    return scores
+
+
+def rate(count: int, total: int) -> float:
+    return round(count / max(total, 1), 3)
+
+
+def evaluate(rows: list[dict], config: dict) -> dict:
+    router = config["stages"]["router"]
+    stop_words = {plain(word) for word in router["stop_words"]}
+    return {"sound": score(rows, by_router(router["mode_words"], stop_words)),
+            "list": score(rows, listed_prefix),
+            "sweep_on_tune": {str(t): {k: v for k, v in score(rows, by_sound(t))["tune"].items()
+                                       if k in ("accuracy", "accuracy_joined", "false_switch_rate")} for t in SWEEP}}
+
+
+def measure(config: dict, out_dir: Path, say, directory: Path = CLIPS) -> dict:
+    started = time.perf_counter()
+    rows = transcribe(config, directory, say)
+    results = {"clips": len(rows), "max_distance": modewords.MAX_DISTANCE, **evaluate(rows, config),
+               "seconds": round(time.perf_counter() - started, 1), "rows": rows}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-modes.json"
+    path.write_text(json.dumps(results, indent=1))
+    results["file"] = str(path)
+    return results
+
+
+def markdown(results: dict) -> str:
+    from bench.report import table
+
+    lines = [f"# Mode prefixes ({results['clips']} clips, sound threshold {results['max_distance']})", "",
+             "Routed: as the pipeline routes the clip (vad may cut it after the name: the name alone then names the next utterance's mode). "
+             "Joined: the matcher alone, on the clip's utterances joined.", ""]
+    lines += table(["matcher", "split", "prefixed routed", "accuracy", "cut by vad", "routed joined", "accuracy joined",
+                    "look-alikes switched", "false-switch rate"],
+                   [[matcher, split, f"{s['routed']} / {s['prefixed']}", s["accuracy"], s["cut_by_vad"],
+                     f"{s['routed_joined']} / {s['prefixed']}", s["accuracy_joined"], f"{s['switched']} / {s['lookalikes']}",
+                     s["false_switch_rate"]] for matcher in ("sound", "list") for split, s in results[matcher].items()])
+    lines += ["", "Threshold sweep on `tune` (sound matcher alone):", ""]
+    lines += table(["max distance", "accuracy", "accuracy joined", "false-switch rate"],
+                   [[t, s["accuracy"], s["accuracy_joined"], s["false_switch_rate"]] for t, s in results["sweep_on_tune"].items()])
+    for matcher in ("sound", "list"):
+        for split, s in results[matcher].items():
+            lines += ["", f"{matcher}, {split}: missed (joined) {s['missed_joined']}", f"{matcher}, {split}: switched {s['false_switches']}"]
+    if "file" in results:
+        lines += ["", f"Written to {results['file']}"]
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Which mode an utterance's first words name, judged by how they sound.
+
+Whisper tiny.en writes a spoken mode name the way it hears it: "Chat." comes out as
+"yet,", "Converse." as "Congress," or "Conders,", sometimes as two words ("Con verse,").
+A list of such mishearings only ever covers the recordings it was made from. Instead,
+each word is reduced to a sound key (English spelling -> a few classes of sounds: all
+vowels alike, "ch"/"j"/"sh" alike, silent letters dropped), and the key is compared
+with each mode name's by an edit distance in which near sounds ("t"/"d", "f"/"v",
+"ch"/"y") and vowels cost little, and sounds added at the end of the name cost much (a
+longer word made from the name -- "conversely", "chatting", "clarity" -- is another
+word, not a mishearing).
+
+The rules that keep dictation dictation:
+* the mode's own name always counts ("Chat what is..."), as do a user's `aliases`;
+* any other word counts only when a pause follows it (Whisper writes the pause as a
+  punctuation mark: "Conders, what is...") and it sounds close enough to a name;
+* two words heard for one name ("Con verse,") count like one word, under the same rule;
+* a name said on its own ("Jet.", cut off by vad at the pause after it) names the mode
+  of the utterance that follows.
+Pure: values in, values out.
+"""
+
+import re
+from functools import lru_cache
+
+MODES = ("dictate", "clarify", "chat", "converse")
+# How far a word's sound key may be from a mode name's, per sound of the name. Chosen on
+# the `tune` half of tests/audio/modes (voxkey bench --modes): between the farthest
+# mishearing of a name ("Congress," 0.27) and the nearest look-alike that is not one
+# ("Concerts," 0.29). Nearer look-alikes ("Yet,", "Chad,", "Clarity," at 0.13-0.14)
+# cannot be told from the names by their words alone.
+MAX_DISTANCE = 0.28
+VOWEL = "a"
+# Sounds heard for one another: a substitution within a group costs NEAR.
+NEAR_GROUPS = ("pb", "td", "kg", "fv", "bv", "sz", "JyS", "mnN", "Tfd", "lr")
+NEAR = 0.4
+VOWEL_COST = 0.25  # a vowel inserted or dropped: Whisper changes vowels freely
+TAIL_FACTOR = 2.0  # sounds added after the end of the name: another word, not a mishearing
+# Spelling -> sound, longest spelling first within each starting letter.
+SPELLINGS = [
+    ("tch", "J"), ("sch", "sk"), ("ch", "J"), ("sh", "S"), ("th", "T"), ("ph", "f"), ("gh", ""), ("ck", "k"),
+    ("ng", "N"), ("qu", "kw"), ("wh", "w"), ("dg", "J"), ("kn", "n"), ("wr", "r"), ("x", "ks"),
+]
+SOFT = set("eiy")
+
+
+@lru_cache(maxsize=4096)
+def sound_key(word: str) -> str:
+    """A word's sounds as classes: "chat" -> "Jat", "yet" -> "yat", "converse" -> "kanvars"."""
+    word = re.sub(r"[^a-z]", "", word.lower())
+    if len(word) > 3 and word.endswith("e") and word[-2] not in "aeiouy":
+        word = word[:-1]  # a silent final e ("converse", "dictate")
+    key, i = [], 0
+    while i < len(word):
+        for spelling, sound in SPELLINGS:
+            if word.startswith(spelling, i):
+                key.append(sound)
+                i += len(spelling)
+                break
+        else:
+            char, after = word[i], word[i + 1 : i + 2]
+            if char in "aeiou" or (char == "y" and i > 0):
+                key.append(VOWEL)
+            elif char == "c":
+                key.append("s" if after in SOFT else "k")
+            elif char == "g":
+                key.append("J" if after in SOFT and i > 0 else "g")
+            elif char == "q":
+                key.append("k")
+            elif char == "j":
+                key.append("J")
+            elif char != "h":
+                key.append(char)
+            i += 1
+    squeezed = "".join(key)
+    return re.sub(r"(.)\1+", r"\1", squeezed)  # doubled letters and vowel runs are one sound
+
+
+def _substitution(a: str, b: str) -> float:
+    if a == b:
+        return 0.0
+    if VOWEL in (a, b):
+        return 1.0
+    return NEAR if any(a in group and b in group for group in NEAR_GROUPS) else 1.0
+
+
+def _indel(sound: str) -> float:
+    return VOWEL_COST if sound == VOWEL else 1.0
+
+
+def distance(heard: str, name: str) -> float:
+    """Weighted edit distance from the sound key `heard` to `name`'s, per sound of the
+    name; sounds of `heard` past the end of the name cost TAIL_FACTOR times more."""
+    rows, cols = len(heard), len(name)
+    table = [[0.0] * (cols + 1) for _ in range(rows + 1)]
+    for i in range(1, rows + 1):
+        table[i][0] = table[i - 1][0] + _indel(heard[i - 1])
+    for j in range(1, cols + 1):
+        table[0][j] = table[0][j - 1] + _indel(name[j - 1])
+    for i in range(1, rows + 1):
+        for j in range(1, cols + 1):
+            extra = _indel(heard[i - 1]) * (TAIL_FACTOR if j == cols else 1.0)
+            table[i][j] = min(table[i - 1][j] + extra,
+                              table[i][j - 1] + _indel(name[j - 1]),
+                              table[i - 1][j - 1] + _substitution(heard[i - 1], name[j - 1]))
+    return table[rows][cols] / max(cols, 1)
+
+
+def sounds_like(words: str, max_distance: float = MAX_DISTANCE) -> str:
+    """The mode whose name `words` (one word, or two heard for one) sound like, or ""."""
+    heard = sound_key("".join(words.split()))
+    if not heard:
+        return ""
+    scored = sorted((distance(heard, sound_key(mode)), mode) for mode in MODES)
+    best, mode = scored[0]
+    return mode if best <= max_distance else ""
+
+
+def exactly(word: str, aliases: dict) -> str:
+    """The mode `word` names as written: a mode's own name, or one of a user's aliases."""
+    word = word.lower()
+    return next((mode for mode in MODES if word == mode or word in aliases.get(mode, ())), "")
+
+
+# The first word, or the first two, then the pause (punctuation) and the rest.
+PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
+
+
+def mode_prefix(text: str, aliases: dict, max_distance: float = MAX_DISTANCE) -> tuple[str, str]:
+    """(mode, the rest of the utterance) if `text` begins by naming a mode, else ("", text)."""
+    first = PREFIX.match(text)
+    if not first or not first.group(3).strip():
+        return "", text
+    word, pause, rest = first.groups()
+    mode = exactly(word, aliases) or (pause and sounds_like(word, max_distance))
+    if mode:
+        return mode, rest.strip()
+    second = PREFIX.match(rest)
+    if not pause and second and second.group(2) and second.group(3).strip():  # "Con verse, what..."
+        mode = sounds_like(f"{word} {second.group(1)}", max_distance)
+        if mode:
+            return mode, second.group(3).strip()
+    return "", text
+
+
+def named_alone(text: str, aliases: dict, max_distance: float = MAX_DISTANCE) -> str:
+    """The mode an utterance names when it is nothing but a name ("Jet."): vad ends an
+    utterance at a pause, and the pause after a name can be that long. The same rules:
+    a word other than the name needs its pause (here, the mark that ends the utterance)."""
+    said = re.findall(r"[\w']+", text)
+    if not 0 < len(said) <= 2:
+        return ""
+    exact = len(said) == 1 and exactly(said[0], aliases)
+    paused = text.rstrip()[-1:] in ",.:;!?-"
+    return exact or (paused and sounds_like(" ".join(said), max_distance)) or ""
+
+
+def may_name_a_mode(text: str, aliases: dict, max_distance: float = MAX_DISTANCE) -> bool:
+    """Whether the first words might yet turn out to name a mode once the pause after
+    them is heard: for words typed ahead, which must never be a mode's name."""
+    said = re.findall(r"[\w']+", text)
+    candidates = said[:1] + [" ".join(said[:2])] if said else []
+    return any(exactly(c, aliases) or sounds_like(c, max_distance) for c in candidates)
