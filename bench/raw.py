@@ -9,7 +9,7 @@
   prompt data (bus.llm.render over models/prompts.toml), to llama-cpp-python with the
   stage's GGUF, context size, threads, sampling settings, stop strings and seed.
   Measured like bus.llm.Metrics: time to first token from the call, tokens/s from the
-  first token on. Each request is measured from two cache states: *warm*, as the
+  first token to the last. Each request is measured from two cache states: *warm*, as the
   stage had it (each pipeline recording runs in fresh processes, and a stage evaluates
   each mode's system prompt before it reports ready, so the request finds its own
   cached: the like-for-like baseline), and *cold*, with nothing of the prompt cached. Each measurement is repeated and its median kept.
@@ -129,7 +129,7 @@ class Model:
         settings, mode_data = self.settings, self.modes[mode]
         prompt_tokens = len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
         started = time.perf_counter_ns()
-        first = 0
+        first = last = 0
         tokens = 0
         for _chunk in self.llm.create_completion(
             prompt,
@@ -142,9 +142,10 @@ class Model:
             stream=True,
         ):
             tokens += 1
-            first = first or time.perf_counter_ns()
+            last = time.perf_counter_ns()
+            first = first or last
         end = time.perf_counter_ns()
-        decoding_s = (end - first) / 1e9 if first else 0.0
+        decoding_s = (last - first) / 1e9 if first else 0.0  # first to last token, as bus.llm.Metrics
         return {
             "utt": utt,
             "mode": mode,

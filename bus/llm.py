@@ -81,12 +81,14 @@ class Metrics:
     prompt_tokens: int = 0
     tokens: int = 0
     first_token_ns: int = 0
+    last_token_ns: int = 0
     first_typed_ns: int = 0
 
     def token(self) -> None:
         self.tokens += 1
+        self.last_token_ns = now_ns()
         if not self.first_token_ns:
-            self.first_token_ns = now_ns()
+            self.first_token_ns = self.last_token_ns
 
     def typed(self) -> None:
         if not self.first_typed_ns:
@@ -95,7 +97,9 @@ class Metrics:
     def report(self, outcome: str, detail: str = "") -> Generation:
         end = now_ns()
         ms = lambda t: round((t - self.started_ns) / 1e6, 2) if t else 0.0
-        decoding_s = (end - self.first_token_ns) / 1e9 if self.first_token_ns else 0.0
+        # Decoding ends at the last token: what follows (saving the conversation, the
+        # report) is not the engine's speed.
+        decoding_s = (self.last_token_ns - self.first_token_ns) / 1e9 if self.first_token_ns else 0.0
         return Generation(
             mode=self.mode,
             outcome=outcome,
