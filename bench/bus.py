@@ -30,8 +30,8 @@ from pathlib import Path
 
 import zmq
 
-from bus import frames, sockets
 from bench.stats import summarize
+from bus import frames, sockets
 
 AUDIO_PAYLOAD = bytes(1024)
 TOKEN_TEXT = " the capital of Fran"  # 20 bytes: a streamed piece of a model's answer
@@ -42,8 +42,12 @@ TOPOLOGY = "direct wiring, no broker: one PUB socket bound by the sender, one SU
 def make_frame(kind: str, seq: int) -> frames.Frame:
     marks = {"sent": frames.now_ns()}
     if kind == "audio":
-        return frames.Frame(frames.AudioChunk(stream="bench", offset=seq * 512), "capture", seq, marks=marks, payload=AUDIO_PAYLOAD)
-    return frames.Frame(frames.Keystrokes(text=TOKEN_TEXT, final=False), "instruct", seq, utt="bench@000000000ms", marks=marks)
+        return frames.Frame(
+            frames.AudioChunk(stream="bench", offset=seq * 512), "capture", seq, marks=marks, payload=AUDIO_PAYLOAD
+        )
+    return frames.Frame(
+        frames.Keystrokes(text=TOKEN_TEXT, final=False), "instruct", seq, utt="bench@000000000ms", marks=marks
+    )
 
 
 def sender(endpoint: str, commands) -> None:

@@ -29,50 +29,113 @@ import tempfile
 import time
 from pathlib import Path
 
-from bus import audio
+from bus import audio, models
 from bus import config as configuration
-from bus import models
 from bus.frames import SAMPLE_RATE
 from bus.replay import ReplayError
 from bus.stage import StageError
 
 BENCH = Path(__file__).resolve().parent
 AUDIO = BENCH.parent / "tests" / "audio"
-DEFAULT_RECORDINGS = ("session_dictation.wav", "chat_capital.wav", "clarify_launch.wav", "converse_math.wav", "jfk.flac")
+DEFAULT_RECORDINGS = (
+    "session_dictation.wav",
+    "chat_capital.wav",
+    "clarify_launch.wav",
+    "converse_math.wav",
+    "jfk.flac",
+)
 RESULTS = BENCH / "results"
 
 
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("recordings", nargs="*", help=f"recordings to replay (default: {', '.join(DEFAULT_RECORDINGS)} from tests/audio)")
+    parser.add_argument(
+        "recordings",
+        nargs="*",
+        help=f"recordings to replay (default: {', '.join(DEFAULT_RECORDINGS)} from tests/audio)",
+    )
     parser.add_argument("--out", default=str(RESULTS), help="where results go (default: bench/results)")
-    parser.add_argument("--tail-silence", type=float, default=1.0, metavar="S", help="silence appended to each recording, seconds")
+    parser.add_argument(
+        "--tail-silence", type=float, default=1.0, metavar="S", help="silence appended to each recording, seconds"
+    )
     parser.add_argument("--no-raw", action="store_true", help="skip the raw (pipeline-free) baseline")
     parser.add_argument("--pinning", action="store_true", help="also run the CPU pinning experiment")
-    parser.add_argument("--layout", action="append", default=[], metavar="STAGE[,STAGE]=CPU[,CPU]",
-                        help="pinning layout (default: capture,vad,router,keys on the first core, the engines on the rest)")
-    parser.add_argument("--gap", type=float, default=0.5, metavar="S", help="pinning fixture: silence between chat and dictation")
-    parser.add_argument("--repeats", type=int, default=3, metavar="N", help="pinning experiment: replays of each workload per arm; typing: runs of each text")
-    parser.add_argument("--bus", action="store_true", help="also run the bus microbenchmark (alone: python -m bench.bus)")
+    parser.add_argument(
+        "--layout",
+        action="append",
+        default=[],
+        metavar="STAGE[,STAGE]=CPU[,CPU]",
+        help="pinning layout (default: capture,vad,router,keys on the first core, the engines on the rest)",
+    )
+    parser.add_argument(
+        "--gap", type=float, default=0.5, metavar="S", help="pinning fixture: silence between chat and dictation"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        metavar="N",
+        help="pinning experiment: replays of each workload per arm; typing: runs of each text",
+    )
+    parser.add_argument(
+        "--bus", action="store_true", help="also run the bus microbenchmark (alone: python -m bench.bus)"
+    )
     parser.add_argument("--bus-frames", type=int, default=20_000, help=argparse.SUPPRESS)
     parser.add_argument("--bus-latency-frames", type=int, default=2_000, help=argparse.SUPPRESS)
-    parser.add_argument("--soak", type=float, metavar="MINUTES", help="replay the recordings in a loop for MINUTES at real time")
-    parser.add_argument("--recovery", action="store_true", help="kill each stage in turn during a replay and time its recovery")
+    parser.add_argument(
+        "--soak", type=float, metavar="MINUTES", help="replay the recordings in a loop for MINUTES at real time"
+    )
+    parser.add_argument(
+        "--recovery", action="store_true", help="kill each stage in turn during a replay and time its recovery"
+    )
     parser.add_argument("--kill-rounds", type=int, default=3, metavar="N", help="recovery: kills per stage")
-    parser.add_argument("--settle", type=float, default=4.0, metavar="S", help="recovery: mean pause between a stage's return and the next kill")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="recovery: seed for the kill moments; endpointing: for the pauses (default: random, printed)")
-    parser.add_argument("--gap-between", type=float, default=None, metavar="S",
-                        help="soak and recovery: silence after each recording in the loop (default 3 s for the soak, 6 s for recovery)")
-    parser.add_argument("--typing", action="store_true", help="measure typing speed per backend into real apps (alone: python -m bench.typing_speed)")
-    parser.add_argument("--lifecycle", action="store_true",
-                        help="idle CPU per process and stop time per signal of voxkey up (alone: python -m bench.lifecycle)")
-    parser.add_argument("--idle-seconds", type=float, default=30.0, metavar="S", help="lifecycle: length of each idle window")
-    parser.add_argument("--endpointing", action="store_true",
-                        help="end of speech to keystrokes against the recording, guessing or waiting")
-    parser.add_argument("--conversation", action="store_true",
-                        help="time to first token by turn of a chat and a converse conversation, and with a clarify between")
-    parser.add_argument("--modes", action="store_true",
-                        help="mode prefixes routed right and look-alikes left as dictation, on tests/audio/modes")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=4.0,
+        metavar="S",
+        help="recovery: mean pause between a stage's return and the next kill",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="recovery: seed for the kill moments; endpointing: for the pauses (default: random, printed)",
+    )
+    parser.add_argument(
+        "--gap-between",
+        type=float,
+        default=None,
+        metavar="S",
+        help="soak and recovery: silence after each recording in the loop (default 3 s for the soak, 6 s for recovery)",
+    )
+    parser.add_argument(
+        "--typing",
+        action="store_true",
+        help="measure typing speed per backend into real apps (alone: python -m bench.typing_speed)",
+    )
+    parser.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help="idle CPU per process and stop time per signal of voxkey up (alone: python -m bench.lifecycle)",
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=30.0, metavar="S", help="lifecycle: length of each idle window"
+    )
+    parser.add_argument(
+        "--endpointing",
+        action="store_true",
+        help="end of speech to keystrokes against the recording, guessing or waiting",
+    )
+    parser.add_argument(
+        "--conversation",
+        action="store_true",
+        help="time to first token by turn of a chat and a converse conversation, and with a clarify between",
+    )
+    parser.add_argument(
+        "--modes",
+        action="store_true",
+        help="mode prefixes routed right and look-alikes left as dictation, on tests/audio/modes",
+    )
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -146,9 +209,16 @@ def measure(args) -> int:
     recordings = [Path(p) for p in args.recordings] or [AUDIO / name for name in DEFAULT_RECORDINGS]
     for recording in recordings:  # fail before minutes of work, not after
         audio.probe(recording)
-    layout = pinning.parse_layout(args.layout) if args.layout else pinning.default_layout(sorted(os.sched_getaffinity(0)))
+    layout = (
+        pinning.parse_layout(args.layout) if args.layout else pinning.default_layout(sorted(os.sched_getaffinity(0)))
+    )
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    host = {"timestamp": stamp, "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+    host = {
+        "timestamp": stamp,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
     settings = {"tail_silence_s": args.tail_silence, "summary": settings_summary(config)}
     if args.soak or args.recovery:
         return measure_endurance(args, config, recordings, host, settings)
@@ -163,7 +233,9 @@ def measure(args) -> int:
         say("bench: memory budget")
         budget = memory.report(config, [result["stages"] for result in runs])
         if args.pinning:
-            pinning_results = pinning.run(config, AUDIO, Path(work), layout, args.gap, args.tail_silence, args.repeats, say)
+            pinning_results = pinning.run(
+                config, AUDIO, Path(work), layout, args.gap, args.tail_silence, args.repeats, say
+            )
     if args.bus:
         say("bench: bus microbenchmark")
         bus_results = bus_bench.run(args.bus_frames, args.bus_latency_frames)
@@ -188,7 +260,9 @@ def measure_endurance(args, config: dict, recordings: list[Path], host: dict, se
         if args.recovery:
             seed = args.seed if args.seed is not None else time.time_ns() % 100_000
             gap = recovery.GAP_S if args.gap_between is None else args.gap_between
-            results["recovery"] = recovery.run(config, recordings, args.kill_rounds, args.settle, Path(work), gap, args.tail_silence, seed, say)
+            results["recovery"] = recovery.run(
+                config, recordings, args.kill_rounds, args.settle, Path(work), gap, args.tail_silence, seed, say
+            )
     host["load"] = procs.foreign_load(before, procs.machine_reading(), os.cpu_count() or 1)
     out, stamp = Path(args.out), host["timestamp"]
     out.mkdir(parents=True, exist_ok=True)

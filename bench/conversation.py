@@ -53,7 +53,17 @@ def markdown(results: dict) -> str:
         lines += section(
             f"{name} ({results['gap_s']} s after each question)",
             ["turn", "mode", "outcome", "prompt tokens", "TTFT ms", "router → first token ms", "tokens/s"],
-            [[number, turn["mode"], turn["outcome"], turn["prompt_tokens"], turn["ttft_ms"], turn["router_to_first_token_ms"],
-              turn["tokens_per_s"]] for number, turn in enumerate(asked, 1)],
+            [
+                [
+                    number,
+                    turn["mode"],
+                    turn["outcome"],
+                    turn["prompt_tokens"],
+                    turn["ttft_ms"],
+                    turn["router_to_first_token_ms"],
+                    turn["tokens_per_s"],
+                ]
+                for number, turn in enumerate(asked, 1)
+            ],
         )
     return "\n".join(lines)

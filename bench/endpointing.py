@@ -66,8 +66,12 @@ class Placed:
 def speech_probabilities(samples: np.ndarray) -> np.ndarray:
     model = vad_stage.StreamingSilero(vad_stage.silero_path())
     window = vad_stage.WINDOW
-    return np.array([model(samples[i : i + window].astype(np.float32) / 32768.0)
-                     for i in range(0, len(samples) - window + 1, window)])
+    return np.array(
+        [
+            model(samples[i : i + window].astype(np.float32) / 32768.0)
+            for i in range(0, len(samples) - window + 1, window)
+        ]
+    )
 
 
 def speech_bounds(probabilities: np.ndarray, threshold: float = 0.5) -> tuple[int, int]:
@@ -138,10 +142,15 @@ def sentence_rows(rows: list[dict], placed: list[Placed]) -> list[dict]:
     margin = SAMPLE_RATE // 2
     result = []
     for sentence in placed:
-        mine = [row for row in rows
-                if sentence.start - margin <= row.get("speech_end_sample", -1) <= sentence.end + margin]
-        entry = {"sentence": sentence.name, "utterances": len(mine), "backspaces": sum(row["backspaces"] for row in mine),
-                 "typed": " ".join(row["text"].strip() for row in mine)}
+        mine = [
+            row for row in rows if sentence.start - margin <= row.get("speech_end_sample", -1) <= sentence.end + margin
+        ]
+        entry = {
+            "sentence": sentence.name,
+            "utterances": len(mine),
+            "backspaces": sum(row["backspaces"] for row in mine),
+            "typed": " ".join(row["text"].strip() for row in mine),
+        }
         last = max(mine, key=lambda row: row["speech_end_sample"], default=None)
         if last and last.get("stream_started_ns") and last.get("first_key_ns"):
             ended_ns = last["stream_started_ns"] + sentence.end * 1_000_000_000 // SAMPLE_RATE
@@ -155,7 +164,10 @@ def sentence_rows(rows: list[dict], placed: list[Placed]) -> list[dict]:
 def cut_sentences(samples: np.ndarray, placed: list[Placed], vad_settings: dict, end_of_speech_ms: int) -> int:
     """How many sentences vad's segmenter cuts into more than one utterance with this rule."""
     cut = raw.utterances(samples, {**vad_settings, "end_of_speech_ms": end_of_speech_ms})
-    return sum(sum(1 for u in cut if sentence.start <= u.end_sample and u.onset_sample <= sentence.end) > 1 for sentence in placed)
+    return sum(
+        sum(1 for u in cut if sentence.start <= u.end_sample and u.onset_sample <= sentence.end) > 1
+        for sentence in placed
+    )
 
 
 def rule_costs(config: dict, audio_dir: Path, rng: random.Random) -> dict:
@@ -164,9 +176,16 @@ def rule_costs(config: dict, audio_dir: Path, rng: random.Random) -> dict:
     vad = config["stages"]["vad"]
     plain = build_stream(list(SENTENCES), audio_dir, None)
     paused = [build_stream(list(SENTENCES), audio_dir, random.Random(rng.randrange(2**32))) for _ in range(RULE_SEEDS)]
-    costs = {"sentences": {ms: cut_sentences(*plain, vad, ms) for ms in END_OF_SPEECH_RULES_MS},
-             f"pauses ({RULE_SEEDS} streams)": {ms: sum(cut_sentences(*stream, vad, ms) for stream in paused) for ms in END_OF_SPEECH_RULES_MS}}
-    costs["sentences placed"] = {"sentences": len(SENTENCES), f"pauses ({RULE_SEEDS} streams)": len(SENTENCES) * RULE_SEEDS}
+    costs = {
+        "sentences": {ms: cut_sentences(*plain, vad, ms) for ms in END_OF_SPEECH_RULES_MS},
+        f"pauses ({RULE_SEEDS} streams)": {
+            ms: sum(cut_sentences(*stream, vad, ms) for stream in paused) for ms in END_OF_SPEECH_RULES_MS
+        },
+    }
+    costs["sentences placed"] = {
+        "sentences": len(SENTENCES),
+        f"pauses ({RULE_SEEDS} streams)": len(SENTENCES) * RULE_SEEDS,
+    }
     return costs
 
 
@@ -186,14 +205,22 @@ def sentence_end_rule(config: dict, samples: np.ndarray, placed: list[Placed], s
     whisper = raw.Whisper(config["stages"]["asr"])
     window, short = vad_stage.WINDOW, vad_stage._windows_in(short_pause_ms)
     ends = {sentence.end for sentence in placed}
-    counts = {"at_sentence_end_with_full_stop": 0, "at_sentence_end_without": 0,
-              "inside_sentence_with_full_stop": 0, "inside_sentence_without": 0}
+    counts = {
+        "at_sentence_end_with_full_stop": 0,
+        "at_sentence_end_without": 0,
+        "inside_sentence_with_full_stop": 0,
+        "inside_sentence_without": 0,
+    }
     for offset in range(0, len(samples) - window + 1, window):
         chunk = samples[offset : offset + window]
         for guess in segmenter.push(chunk, model(chunk.astype(np.float32) / 32768.0), offset, 0):
             if not guess.guess or not pause_reaches(samples, guess.end_sample, short_pause_ms):
                 continue
-            where = "at_sentence_end" if any(abs(guess.end_sample - end) <= 4 * window for end in ends) else "inside_sentence"
+            where = (
+                "at_sentence_end"
+                if any(abs(guess.end_sample - end) <= 4 * window for end in ends)
+                else "inside_sentence"
+            )
             full_stop = ends_a_sentence(whisper.transcribe(guess.audio)[1])
             counts[f"{where}_{'with_full_stop' if full_stop else 'without'}"] += 1
     return counts
@@ -266,8 +293,11 @@ def replay_arm(arm_config: dict, recording: Path) -> dict:
 
 def guesses(counters: dict) -> dict:
     asr, vad = counters.get("asr", {}), counters.get("vad", {})
-    return {"made": vad.get("guesses", 0), **{key: asr.get(f"guesses_{key}", 0) for key in ("used", "wasted", "skipped")},
-            "partials_recognised": asr.get("partials_recognised", 0)}
+    return {
+        "made": vad.get("guesses", 0),
+        **{key: asr.get(f"guesses_{key}", 0) for key in ("used", "wasted", "skipped")},
+        "partials_recognised": asr.get("partials_recognised", 0),
+    }
 
 
 def summarise(sentences: list[dict], floor: list[float], typed: str, expected: str) -> dict:
@@ -275,7 +305,9 @@ def summarise(sentences: list[dict], floor: list[float], typed: str, expected: s
         values = [row[key] for row in sentences if key in row]
         return round(percentile(values, 50), 1) if values else None
 
-    over_floor = [row["end_to_last_key_ms"] - raw_ms for row, raw_ms in zip(sentences, floor) if "end_to_last_key_ms" in row]
+    over_floor = [
+        row["end_to_last_key_ms"] - raw_ms for row, raw_ms in zip(sentences, floor) if "end_to_last_key_ms" in row
+    ]
     typed_chars = max(len(typed), 1)
     return {
         "end_to_first_key_ms": median("end_to_first_key_ms"),
@@ -294,13 +326,18 @@ def measure(config: dict, audio_dir: Path, out_dir: Path, seed: int | None, say)
     say(f"endpointing: seed {seed}")
     work = out_dir / f"endpointing-{time.strftime('%Y%m%d-%H%M%S')}"
     work.mkdir(parents=True, exist_ok=True)
-    streams = {"sentences": build_stream(list(SENTENCES), audio_dir, None),
-               "pauses": build_stream(list(SENTENCES), audio_dir, random.Random(seed))}
+    streams = {
+        "sentences": build_stream(list(SENTENCES), audio_dir, None),
+        "pauses": build_stream(list(SENTENCES), audio_dir, random.Random(seed)),
+    }
     results: dict = {"seed": seed, "arms": {}, "streams": {}, "rules": {}, "sentence_end_rule": {}}
     for stream, (samples, placed) in streams.items():
         path = write_wav(work / f"{stream}.wav", samples)
         expected = " ".join(sentence.text for sentence in placed)
-        results["streams"][stream] = {"seconds": round(len(samples) / SAMPLE_RATE, 1), "placed": [asdict(p) for p in placed]}
+        results["streams"][stream] = {
+            "seconds": round(len(samples) / SAMPLE_RATE, 1),
+            "placed": [asdict(p) for p in placed],
+        }
         say(f"endpointing: {stream}: the sentence-end rule, offline")
         results["sentence_end_rule"][stream] = sentence_end_rule(config, samples, placed)
         for arm, overrides in ARMS.items():
@@ -335,11 +372,17 @@ def overall(arms: dict) -> dict:
     speech -> last key to the first arm's (the endpointing before guesses)."""
     rows = {}
     for arm, streams in arms.items():
-        pairs = [(row["end_to_last_key_ms"], raw_ms) for result in streams.values()
-                 for row, raw_ms in zip(result["sentences"], result["raw_recognition_ms"]) if "end_to_last_key_ms" in row]
-        rows[arm] = {"end_to_last_key_ms": round(percentile([last for last, _ in pairs], 50), 1),
-                     "raw_recognition_ms": round(percentile([raw_ms for _, raw_ms in pairs], 50), 1),
-                     "last_key_over_raw_ms": round(percentile([last - raw_ms for last, raw_ms in pairs], 50), 1)}
+        pairs = [
+            (row["end_to_last_key_ms"], raw_ms)
+            for result in streams.values()
+            for row, raw_ms in zip(result["sentences"], result["raw_recognition_ms"])
+            if "end_to_last_key_ms" in row
+        ]
+        rows[arm] = {
+            "end_to_last_key_ms": round(percentile([last for last, _ in pairs], 50), 1),
+            "raw_recognition_ms": round(percentile([raw_ms for _, raw_ms in pairs], 50), 1),
+            "last_key_over_raw_ms": round(percentile([last - raw_ms for last, raw_ms in pairs], 50), 1),
+        }
     first = next(iter(rows.values()), None)
     for row in rows.values():
         row["ratio_to_first_arm"] = round(row["end_to_last_key_ms"] / first["end_to_last_key_ms"], 2)
@@ -347,34 +390,70 @@ def overall(arms: dict) -> dict:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"# Endpointing (seed {results['seed']})", "",
-             "Medians over the sentences of each stream, from where speech ends in the recording.", "",
-             "| arm | stream | end → first key ms | end → last key ms | raw recognition ms | last key − raw ms | WER | corrections/char | cut | guesses used / wasted / skipped |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Endpointing (seed {results['seed']})",
+        "",
+        "Medians over the sentences of each stream, from where speech ends in the recording.",
+        "",
+        "| arm | stream | end → first key ms | end → last key ms | raw recognition ms | last key − raw ms | WER | corrections/char | cut | guesses used / wasted / skipped |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for arm, streams in results["arms"].items():
         for stream, result in streams.items():
             s, g = result["summary"], result["guesses"]
-            lines.append(f"| {arm} | {stream} | {s['end_to_first_key_ms']} | {s['end_to_last_key_ms']} | {s['raw_recognition_ms']} | "
-                         f"{s['last_key_over_raw_ms']} | {s['word_error_rate']:.3f} | {s['corrections_per_typed_char']:.4f} | "
-                         f"{s['cut_sentences']} | {g['used']} / {g['wasted']} / {g['skipped']} of {g['made']} |")
-    lines += ["", "Over every sentence of both streams (medians):", "",
-              "| arm | end → last key ms | raw recognition ms | last key − raw ms | × first arm |", "|---|---|---|---|---|"]
-    lines += [f"| {arm} | {row['end_to_last_key_ms']} | {row['raw_recognition_ms']} | {row['last_key_over_raw_ms']} | {row['ratio_to_first_arm']} |"
-              for arm, row in overall(results["arms"]).items()]
-    lines += ["", "Sentences cut into more than one utterance by end-of-speech silence (vad's segmenter, offline):", "",
-              "| stream | " + " | ".join(f"{ms} ms" for ms in END_OF_SPEECH_RULES_MS) + " |",
-              "|---|" + "---|" * len(END_OF_SPEECH_RULES_MS)]
+            lines.append(
+                f"| {arm} | {stream} | {s['end_to_first_key_ms']} | {s['end_to_last_key_ms']} | {s['raw_recognition_ms']} | "
+                f"{s['last_key_over_raw_ms']} | {s['word_error_rate']:.3f} | {s['corrections_per_typed_char']:.4f} | "
+                f"{s['cut_sentences']} | {g['used']} / {g['wasted']} / {g['skipped']} of {g['made']} |"
+            )
+    lines += [
+        "",
+        "Over every sentence of both streams (medians):",
+        "",
+        "| arm | end → last key ms | raw recognition ms | last key − raw ms | × first arm |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {arm} | {row['end_to_last_key_ms']} | {row['raw_recognition_ms']} | {row['last_key_over_raw_ms']} | {row['ratio_to_first_arm']} |"
+        for arm, row in overall(results["arms"]).items()
+    ]
+    lines += [
+        "",
+        "Sentences cut into more than one utterance by end-of-speech silence (vad's segmenter, offline):",
+        "",
+        "| stream | " + " | ".join(f"{ms} ms" for ms in END_OF_SPEECH_RULES_MS) + " |",
+        "|---|" + "---|" * len(END_OF_SPEECH_RULES_MS),
+    ]
     placed = results["rules"]["sentences placed"]
     for stream, rules in results["rules"].items():
         if stream in placed:
-            lines.append(f"| {stream}, of {placed[stream]} | " + " | ".join(str(rules[ms]) for ms in END_OF_SPEECH_RULES_MS) + " |")
-    lines += ["", "Pauses of 300 ms or more inside speech, by where they fall and whether Whisper ended the guess there with a full stop:", "",
-              "| stream | sentence end, full stop | sentence end, none | inside a sentence, full stop | inside, none |", "|---|---|---|---|---|"]
+            lines.append(
+                f"| {stream}, of {placed[stream]} | "
+                + " | ".join(str(rules[ms]) for ms in END_OF_SPEECH_RULES_MS)
+                + " |"
+            )
+    lines += [
+        "",
+        "Pauses of 300 ms or more inside speech, by where they fall and whether Whisper ended the guess there with a full stop:",
+        "",
+        "| stream | sentence end, full stop | sentence end, none | inside a sentence, full stop | inside, none |",
+        "|---|---|---|---|---|",
+    ]
     for stream, counts in results["sentence_end_rule"].items():
-        lines.append(f"| {stream} | {counts['at_sentence_end_with_full_stop']} | {counts['at_sentence_end_without']} | "
-                     f"{counts['inside_sentence_with_full_stop']} | {counts['inside_sentence_without']} |")
-    lines += ["", "Whisper's 30 s window: recognition of speech clips against the encoder alone (which always sees 30 s):", "",
-              "| clip s | recognition ms | encoder ms |", "|---|---|---|"]
-    lines += [f"| {row['seconds']} | {row['recognition_ms']} | {row['encoder_ms']} |" for row in results["recognition_by_length"]]
+        lines.append(
+            f"| {stream} | {counts['at_sentence_end_with_full_stop']} | {counts['at_sentence_end_without']} | "
+            f"{counts['inside_sentence_with_full_stop']} | {counts['inside_sentence_without']} |"
+        )
+    lines += [
+        "",
+        "Whisper's 30 s window: recognition of speech clips against the encoder alone (which always sees 30 s):",
+        "",
+        "| clip s | recognition ms | encoder ms |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {row['seconds']} | {row['recognition_ms']} | {row['encoder_ms']} |"
+        for row in results["recognition_by_length"]
+    ]
     lines += ["", f"Characters typed for {NOISE}: {results['noise_only_typed_chars']}", ""]
     return "\n".join(lines)

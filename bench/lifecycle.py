@@ -43,9 +43,18 @@ class Up:
         overrides = [f"bus.run_dir={self.run_dir}", *settings]
         self.log = open(self.run_dir.parent / f"{self.run_dir.name}.up.log", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli", "up", "--sink", f"file:{self.run_dir / 'typed.txt'}",
-             *[arg for setting in overrides for arg in ("--set", setting)]],
-            cwd=REPO, stderr=self.log, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "bus.cli",
+                "up",
+                "--sink",
+                f"file:{self.run_dir / 'typed.txt'}",
+                *[arg for setting in overrides for arg in ("--set", setting)],
+            ],
+            cwd=REPO,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
         )
         self.config = configuration.load(overrides=overrides)
         self.supervisor = Supervisor(self.run_dir, self.run_dir / "run.toml")
@@ -53,6 +62,7 @@ class Up:
     def wait_ready(self, seconds: float = 180) -> None:
         watcher = Peer("bench", self.config, list(configuration.STAGES), [], structlog.get_logger())
         try:
+
             def all_ready():
                 watcher.receive(100)
                 if self.process.poll() is not None:
@@ -71,8 +81,12 @@ class Up:
         return pids
 
     def listen(self, how: str) -> None:
-        subprocess.run([sys.executable, "-m", "bus.cli", "listen", how, "--set", f"bus.run_dir={self.run_dir}"],
-                       cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "bus.cli", "listen", how, "--set", f"bus.run_dir={self.run_dir}"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self, signal_name: str, seconds: float = 60) -> float | None:
         """Send the signal; seconds until every process is gone and nothing records,
@@ -150,7 +164,10 @@ def markdown(results: dict) -> str:
         "",
         "| signal | seconds |",
         "|---|---:|",
-        *[f"| {name} | {'did not stop within 60 s' if seconds is None else seconds} |" for name, seconds in results["stop_s"].items()],
+        *[
+            f"| {name} | {'did not stop within 60 s' if seconds is None else seconds} |"
+            for name, seconds in results["stop_s"].items()
+        ],
     ]
     return "\n".join(lines) + "\n"
 
@@ -166,7 +183,9 @@ def main(argv: list[str] | None = None, say=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    return measure(args.idle_seconds, args.set, Path(args.out), say or (lambda m: print(m, file=sys.stderr, flush=True)))
+    return measure(
+        args.idle_seconds, args.set, Path(args.out), say or (lambda m: print(m, file=sys.stderr, flush=True))
+    )
 
 
 def measure(idle_s: float, settings: list[str], out: Path, say) -> int:
@@ -175,7 +194,10 @@ def measure(idle_s: float, settings: list[str], out: Path, say) -> int:
         say(f"voxkey bench: {', '.join(missing)} not installed: run ./install")
         return 1
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    results = {"schema": report.SCHEMA, "host": {"timestamp": stamp, "cpus": os.cpu_count(), "machine": platform.machine()}}
+    results = {
+        "schema": report.SCHEMA,
+        "host": {"timestamp": stamp, "cpus": os.cpu_count(), "machine": platform.machine()},
+    }
     try:
         results.update(run(idle_s, settings, say))
     except sessions.SessionError as error:

@@ -124,7 +124,13 @@ def budget(peaks: dict, pss: dict, model_bytes: dict, kv_now: dict, model_next: 
     stages = {}
     for name, peak in sorted(peaks.items()):
         weights = model_bytes.get(name, 0)
-        projected = peak - weights - kv_now.get(name, 0) + model_next.get(name, weights) + kv_next.get(name, kv_now.get(name, 0))
+        projected = (
+            peak
+            - weights
+            - kv_now.get(name, 0)
+            + model_next.get(name, weights)
+            + kv_next.get(name, kv_now.get(name, 0))
+        )
         stages[name] = {
             "peak_rss_mb": round(peak / MB, 1),
             "pss_mb": round(pss.get(name, 0) / MB, 1),
@@ -157,4 +163,3 @@ def report(config: dict, stage_summaries: list[dict]) -> dict:
     peaks = {name: s["peak_rss"] for name, s in heaviest.items()}
     pss = {name: s["pss"] for name, s in heaviest.items()}
     return budget(peaks, pss, current_models(config), current_kv(config), production_models(), production_kv(config))
-

@@ -31,8 +31,12 @@ SPLITS = ("tune", "held")
 SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 # The list matcher before sound matching: bus/defaults.toml's [stages.router.mode_words]
 # at bb2cd96. A listed word counted only with a pause after it; the name itself always.
-LISTED = {"dictate": ["dictate", "dictation"], "clarify": ["clarify", "clarified", "clarity"],
-          "chat": ["chat", "yet", "chad", "jet", "chats", "chet"], "converse": ["converse", "congress", "conversed", "converts"]}
+LISTED = {
+    "dictate": ["dictate", "dictation"],
+    "clarify": ["clarify", "clarified", "clarity"],
+    "chat": ["chat", "yet", "chad", "jet", "chats", "chet"],
+    "converse": ["converse", "congress", "conversed", "converts"],
+}
 
 
 def listed_prefix(text: str) -> tuple[str, str]:
@@ -60,8 +64,12 @@ class Recogniser:
         heard = []
         for _utt, audio in raw.segment(samples, "modes", self.vad):
             segments = asr_stage.Asr._transcribe(self.whisper, audio.astype(np.float32) / 32768.0)
-            text, _dropped = asr_stage.judge(segments, float(self.settings["no_speech_threshold"]),
-                                             float(self.settings["min_avg_logprob"]), self.phantoms)
+            text, _dropped = asr_stage.judge(
+                segments,
+                float(self.settings["no_speech_threshold"]),
+                float(self.settings["min_avg_logprob"]),
+                self.phantoms,
+            )
             heard.append(text)
         return heard
 
@@ -104,6 +112,7 @@ def by_router(aliases: dict, stop_words: set):
         if decision.next:
             return decision.next, ""
         return ("" if decision.text == text.strip() else decision.mode), decision.text
+
     return route
 
 
@@ -111,6 +120,7 @@ def by_sound(max_distance: float):
     def route(text: str) -> tuple[str, str]:
         alone = modewords.named_alone(text, {}, max_distance)
         return (alone, "") if alone else modewords.mode_prefix(text, {}, max_distance)
+
     return route
 
 
@@ -123,12 +133,19 @@ def score(rows: list[dict], route) -> dict:
         right = sum(routed(row, route) for row in prefixed)
         right_joined = sum(routed(row, route, joined=True) for row in prefixed)
         switched = sum(not routed(row, route) for row in lookalikes)
-        scores[split] = {"prefixed": len(prefixed), "routed": right, "accuracy": rate(right, len(prefixed)),
-                         "cut_by_vad": sum(len(row["heard"]) > 1 for row in prefixed),
-                         "routed_joined": right_joined, "accuracy_joined": rate(right_joined, len(prefixed)),
-                         "lookalikes": len(lookalikes), "switched": switched, "false_switch_rate": rate(switched, len(lookalikes)),
-                         "missed_joined": [row["heard"] for row in prefixed if not routed(row, route, joined=True)],
-                         "false_switches": [row["heard"] for row in lookalikes if not routed(row, route)]}
+        scores[split] = {
+            "prefixed": len(prefixed),
+            "routed": right,
+            "accuracy": rate(right, len(prefixed)),
+            "cut_by_vad": sum(len(row["heard"]) > 1 for row in prefixed),
+            "routed_joined": right_joined,
+            "accuracy_joined": rate(right_joined, len(prefixed)),
+            "lookalikes": len(lookalikes),
+            "switched": switched,
+            "false_switch_rate": rate(switched, len(lookalikes)),
+            "missed_joined": [row["heard"] for row in prefixed if not routed(row, route, joined=True)],
+            "false_switches": [row["heard"] for row in lookalikes if not routed(row, route)],
+        }
     return scores
 
 
@@ -139,17 +156,30 @@ def rate(count: int, total: int) -> float:
 def evaluate(rows: list[dict], config: dict) -> dict:
     router = config["stages"]["router"]
     stop_words = {plain(word) for word in router["stop_words"]}
-    return {"sound": score(rows, by_router(router["mode_words"], stop_words)),
-            "list": score(rows, listed_prefix),
-            "sweep_on_tune": {str(t): {k: v for k, v in score(rows, by_sound(t))["tune"].items()
-                                       if k in ("accuracy", "accuracy_joined", "false_switch_rate")} for t in SWEEP}}
+    return {
+        "sound": score(rows, by_router(router["mode_words"], stop_words)),
+        "list": score(rows, listed_prefix),
+        "sweep_on_tune": {
+            str(t): {
+                k: v
+                for k, v in score(rows, by_sound(t))["tune"].items()
+                if k in ("accuracy", "accuracy_joined", "false_switch_rate")
+            }
+            for t in SWEEP
+        },
+    }
 
 
 def measure(config: dict, out_dir: Path, say, directory: Path = CLIPS) -> dict:
     started = time.perf_counter()
     rows = transcribe(config, directory, say)
-    results = {"clips": len(rows), "max_distance": modewords.MAX_DISTANCE, **evaluate(rows, config),
-               "seconds": round(time.perf_counter() - started, 1), "rows": rows}
+    results = {
+        "clips": len(rows),
+        "max_distance": modewords.MAX_DISTANCE,
+        **evaluate(rows, config),
+        "seconds": round(time.perf_counter() - started, 1),
+        "rows": rows,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-modes.json"
     path.write_text(json.dumps(results, indent=1))
@@ -160,20 +190,53 @@ def measure(config: dict, out_dir: Path, say, directory: Path = CLIPS) -> dict:
 def markdown(results: dict) -> str:
     from bench.report import table
 
-    lines = [f"# Mode prefixes ({results['clips']} clips, sound threshold {results['max_distance']})", "",
-             "Routed: as the pipeline routes the clip (vad may cut it after the name: the name alone then names the next utterance's mode). "
-             "Joined: the matcher alone, on the clip's utterances joined.", ""]
-    lines += table(["matcher", "split", "prefixed routed", "accuracy", "cut by vad", "routed joined", "accuracy joined",
-                    "look-alikes switched", "false-switch rate"],
-                   [[matcher, split, f"{s['routed']} / {s['prefixed']}", s["accuracy"], s["cut_by_vad"],
-                     f"{s['routed_joined']} / {s['prefixed']}", s["accuracy_joined"], f"{s['switched']} / {s['lookalikes']}",
-                     s["false_switch_rate"]] for matcher in ("sound", "list") for split, s in results[matcher].items()])
+    lines = [
+        f"# Mode prefixes ({results['clips']} clips, sound threshold {results['max_distance']})",
+        "",
+        "Routed: as the pipeline routes the clip (vad may cut it after the name: the name alone then names the next utterance's mode). "
+        "Joined: the matcher alone, on the clip's utterances joined.",
+        "",
+    ]
+    lines += table(
+        [
+            "matcher",
+            "split",
+            "prefixed routed",
+            "accuracy",
+            "cut by vad",
+            "routed joined",
+            "accuracy joined",
+            "look-alikes switched",
+            "false-switch rate",
+        ],
+        [
+            [
+                matcher,
+                split,
+                f"{s['routed']} / {s['prefixed']}",
+                s["accuracy"],
+                s["cut_by_vad"],
+                f"{s['routed_joined']} / {s['prefixed']}",
+                s["accuracy_joined"],
+                f"{s['switched']} / {s['lookalikes']}",
+                s["false_switch_rate"],
+            ]
+            for matcher in ("sound", "list")
+            for split, s in results[matcher].items()
+        ],
+    )
     lines += ["", "Threshold sweep on `tune` (sound matcher alone):", ""]
-    lines += table(["max distance", "accuracy", "accuracy joined", "false-switch rate"],
-                   [[t, s["accuracy"], s["accuracy_joined"], s["false_switch_rate"]] for t, s in results["sweep_on_tune"].items()])
+    lines += table(
+        ["max distance", "accuracy", "accuracy joined", "false-switch rate"],
+        [[t, s["accuracy"], s["accuracy_joined"], s["false_switch_rate"]] for t, s in results["sweep_on_tune"].items()],
+    )
     for matcher in ("sound", "list"):
         for split, s in results[matcher].items():
-            lines += ["", f"{matcher}, {split}: missed (joined) {s['missed_joined']}", f"{matcher}, {split}: switched {s['false_switches']}"]
+            lines += [
+                "",
+                f"{matcher}, {split}: missed (joined) {s['missed_joined']}",
+                f"{matcher}, {split}: switched {s['false_switches']}",
+            ]
     if "file" in results:
         lines += ["", f"Written to {results['file']}"]
     return "\n".join(lines)

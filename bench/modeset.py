@@ -37,48 +37,99 @@ STORED_PEAK = 0.4
 # What follows a mode's name: a question for chat and converse, rambling speech for
 # clarify, plain text for dictate.
 PREFIXED = {
-    "chat": ["What is the capital of France?", "Give me three names for a cat.", "How far away is the moon?",
-             "Tell me a short joke about trains.", "What should I cook tonight?", "Who wrote Pride and Prejudice?",
-             "How do I boil an egg?", "What time zone is Tokyo in?"],
-    "converse": ["What is seventeen times twenty three?", "How many days are there in four weeks?",
-                 "What is the square root of eighty one?", "Plan a short trip to Rome for me.",
-                 "Why is the sky blue?", "What is twelve percent of two hundred?", "Which is bigger, a mile or a kilometre?",
-                 "How long does it take to walk ten miles?"],
-    "clarify": ["Um so the meeting is uh moved to Friday.", "So basically we need like more time for the tests.",
-                "I think uh the report is kind of late again.", "Well the server is um down since this morning.",
-                "So yeah the budget is uh too small I guess.", "Um can you uh send me the file later.",
-                "Like the new design is you know much better.", "So I was thinking we could uh meet on Monday."],
-    "dictate": ["Please send the report to Maria.", "The train leaves at half past nine.", "Buy milk and eggs on the way home.",
-                "Our team meets every Tuesday morning.", "The package arrived this afternoon.", "Call the dentist before noon.",
-                "The garden needs water after this heat.", "Remember to lock the back door."],
+    "chat": [
+        "What is the capital of France?",
+        "Give me three names for a cat.",
+        "How far away is the moon?",
+        "Tell me a short joke about trains.",
+        "What should I cook tonight?",
+        "Who wrote Pride and Prejudice?",
+        "How do I boil an egg?",
+        "What time zone is Tokyo in?",
+    ],
+    "converse": [
+        "What is seventeen times twenty three?",
+        "How many days are there in four weeks?",
+        "What is the square root of eighty one?",
+        "Plan a short trip to Rome for me.",
+        "Why is the sky blue?",
+        "What is twelve percent of two hundred?",
+        "Which is bigger, a mile or a kilometre?",
+        "How long does it take to walk ten miles?",
+    ],
+    "clarify": [
+        "Um so the meeting is uh moved to Friday.",
+        "So basically we need like more time for the tests.",
+        "I think uh the report is kind of late again.",
+        "Well the server is um down since this morning.",
+        "So yeah the budget is uh too small I guess.",
+        "Um can you uh send me the file later.",
+        "Like the new design is you know much better.",
+        "So I was thinking we could uh meet on Monday.",
+    ],
+    "dictate": [
+        "Please send the report to Maria.",
+        "The train leaves at half past nine.",
+        "Buy milk and eggs on the way home.",
+        "Our team meets every Tuesday morning.",
+        "The package arrived this afternoon.",
+        "Call the dentist before noon.",
+        "The garden needs water after this heat.",
+        "Remember to lock the back door.",
+    ],
 }
 # Sentences that begin with a word that sounds like a mode's name: always dictation.
 # Some say it straight on, some pause after it (as a mode's name is said).
 LOOKALIKES = [
-    "Yet another meeting is planned.", "Jet lag is bad after long flights.", "Chatting with Sam tomorrow about the budget.",
-    "Congress passed the new bill on Monday.", "Clarity matters more than speed.", "Dictation is faster than typing.",
-    "Chad said he would call later.", "Converts the file to plain text.", "Conversation starts at noon.",
-    "Chatter in the hall was loud.", "Clarinet lessons start next week.", "Check the oven before you leave.",
-    "Classify these photos by date.", "Converting the old files took all day.", "Chet Baker played the trumpet.",
+    "Yet another meeting is planned.",
+    "Jet lag is bad after long flights.",
+    "Chatting with Sam tomorrow about the budget.",
+    "Congress passed the new bill on Monday.",
+    "Clarity matters more than speed.",
+    "Dictation is faster than typing.",
+    "Chad said he would call later.",
+    "Converts the file to plain text.",
+    "Conversation starts at noon.",
+    "Chatter in the hall was loud.",
+    "Clarinet lessons start next week.",
+    "Check the oven before you leave.",
+    "Classify these photos by date.",
+    "Converting the old files took all day.",
+    "Chet Baker played the trumpet.",
     "Yesterday we went to the park.",
-    "Conversely, the budget went down this year.", "Yet, the train was late again.", "Clarity, not speed, is the goal.",
-    "Dictation, as a skill, is rare now.", "Chatting, laughing, we walked home.", "Check, then check the numbers again.",
-    "Jeff, please call me back.", "Yeah, that sounds good to me.", "Concerts, plays and films are on the list.",
+    "Conversely, the budget went down this year.",
+    "Yet, the train was late again.",
+    "Clarity, not speed, is the goal.",
+    "Dictation, as a skill, is rare now.",
+    "Chatting, laughing, we walked home.",
+    "Check, then check the numbers again.",
+    "Jeff, please call me back.",
+    "Yeah, that sounds good to me.",
+    "Concerts, plays and films are on the list.",
     "Chad, the new intern, starts today.",
 ]
 
 
 def sentences(rng: random.Random) -> list[dict]:
     """Every sentence with its expected mode and split (half of each group held out)."""
-    groups = {mode: [f"{mode.capitalize()}{rng.choice('.,')} {rest}" for rest in rests] for mode, rests in PREFIXED.items()}
+    groups = {
+        mode: [f"{mode.capitalize()}{rng.choice('.,')} {rest}" for rest in rests] for mode, rests in PREFIXED.items()
+    }
     groups["lookalike"] = list(LOOKALIKES)
     found = []
     for group, texts in groups.items():
         order = rng.sample(texts, len(texts))
         held = set(order[: len(order) // 2])
         mode = "dictate" if group == "lookalike" else group
-        found += [{"text": text, "mode": mode, "kind": "lookalike" if group == "lookalike" else "prefixed",
-                   "split": "held" if text in held else "tune"} for text in texts]
+        found += [
+            {
+                "text": text,
+                "mode": mode,
+                "kind": "lookalike" if group == "lookalike" else "prefixed",
+                "split": "held" if text in held else "tune",
+            }
+            for text in texts
+        ]
     return found
 
 
@@ -165,7 +216,16 @@ def generate(seed: int, out: Path, say) -> dict:
             name = f"{number:03d}-{sentence['kind'][0]}-{sentence['mode']}-{speed:g}-{'clean' if snr is None else f'{snr:g}db'}.flac"
             speech = piper.speak(sentence["text"], speed, pause_s=rng.uniform(0.15, 0.45))
             write_flac(out / name, padded(speech))
-            clips.append({"file": name, **sentence, "voice": VOICE, "speed": speed, "snr": snr, "noise_seed": seed * 1000 + len(clips)})
+            clips.append(
+                {
+                    "file": name,
+                    **sentence,
+                    "voice": VOICE,
+                    "speed": speed,
+                    "snr": snr,
+                    "noise_seed": seed * 1000 + len(clips),
+                }
+            )
         say(f"modeset: {sentence['text']}")
     manifest = {"_about": __doc__.split("\n\n")[0].strip(), "seed": seed, "clips": clips}
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bus import audio
-from bus.config import STAGES
 from bench import pipeline
 from bench.stats import interval_overlap_ms, ms_between, percentile, summarize
+from bus import audio
+from bus.config import STAGES
 
 LIGHT_STAGES = ("capture", "vad", "router", "keys")
 HEAVY_STAGES = ("asr", "instruct", "thinking")
@@ -63,15 +63,21 @@ def pinned(config: dict, layout: dict[str, list[int]]) -> dict:
 
 def build_workloads(audio_dir: Path, work_dir: Path, gap_s: float, tail_s: float) -> dict[str, tuple[Path, str]]:
     """name -> (recording, what it is)."""
-    chat, dictation, converse = (audio.read_all(audio_dir / name) for name in ("chat_capital.wav", "dictate_report.wav", "converse_math.wav"))
+    chat, dictation, converse = (
+        audio.read_all(audio_dir / name) for name in ("chat_capital.wav", "dictate_report.wav", "converse_math.wav")
+    )
     silence = pipeline.silence
     return {
         "chat_then_dictation": (
-            pipeline.write_wav(work_dir / "chat_then_dictation.wav", np.concatenate([chat, silence(gap_s), dictation, silence(tail_s)])),
+            pipeline.write_wav(
+                work_dir / "chat_then_dictation.wav", np.concatenate([chat, silence(gap_s), dictation, silence(tail_s)])
+            ),
             f"chat_capital.wav + {gap_s} s gap + dictate_report.wav + {tail_s} s silence",
         ),
         "converse_while_streaming": (
-            pipeline.write_wav(work_dir / "converse_while_streaming.wav", np.concatenate([converse, silence(DECODING_TAIL_S)])),
+            pipeline.write_wav(
+                work_dir / "converse_while_streaming.wav", np.concatenate([converse, silence(DECODING_TAIL_S)])
+            ),
             f"converse_math.wav + {DECODING_TAIL_S} s silence",
         ),
     }
@@ -113,7 +119,10 @@ def workload_summary(run: dict) -> dict:
         return found
     dictation = later[0]
     spoken = run["speech_marks"].get(dictation["utt"], {})
-    heard = (spoken.get("speech_start", dictation["speech_end_ns"]), dictation.get("vad_ns", dictation["speech_end_ns"]))
+    heard = (
+        spoken.get("speech_start", dictation["speech_end_ns"]),
+        dictation.get("vad_ns", dictation["speech_end_ns"]),
+    )
     return {
         **found,
         "model_busy_during_dictation_ms": interval_overlap_ms(busy, heard),
@@ -127,12 +136,16 @@ def finding(summary: dict) -> str:
     """What happened to the chat answer, in words: it decides what was measured."""
     outcome = summary.get("model_outcome")
     if outcome == "cancelled":
-        return (f"the dictation's onset cancelled the chat answer (barge-in) after {summary.get('model_busy_ms')} ms of "
-                "model work, so the dictation was handled while the model was idle or stopping.")
+        return (
+            f"the dictation's onset cancelled the chat answer (barge-in) after {summary.get('model_busy_ms')} ms of "
+            "model work, so the dictation was handled while the model was idle or stopping."
+        )
     if outcome is None:
         return "no model request was made."
-    return (f"the chat answer was {outcome}; the model was busy for {summary.get('model_busy_during_dictation_ms')} ms "
-            "while the dictation was spoken and endpointed.")
+    return (
+        f"the chat answer was {outcome}; the model was busy for {summary.get('model_busy_during_dictation_ms')} ms "
+        "while the dictation was spoken and endpointed."
+    )
 
 
 def difference(unpinned: dict, pinned_arm: dict) -> dict:
@@ -163,7 +176,16 @@ def median_of(summaries: list[dict]) -> dict:
     return merged
 
 
-def run(config: dict, audio_dir: Path, work_dir: Path, layout: dict, gap_s: float, tail_s: float, repeats: int = 3, say=print) -> dict:
+def run(
+    config: dict,
+    audio_dir: Path,
+    work_dir: Path,
+    layout: dict,
+    gap_s: float,
+    tail_s: float,
+    repeats: int = 3,
+    say=print,
+) -> dict:
     workloads = build_workloads(audio_dir, work_dir, gap_s, tail_s)
     arm_configs = {"unpinned": config, "pinned": pinned(config, layout)}
     runs: dict[str, dict[str, list]] = {arm: {name: [] for name in workloads} for arm in arm_configs}
@@ -174,7 +196,9 @@ def run(config: dict, audio_dir: Path, work_dir: Path, layout: dict, gap_s: floa
                 say(f"bench: pinning experiment {repeat + 1}/{repeats}, {arm}, {name}")
                 runs[arm][name].append(pipeline.run(arm_config, recording))
     summaries = {
-        arm: {name: median_of([workload_summary(result) for result in results]) for name, results in by_workload.items()}
+        arm: {
+            name: median_of([workload_summary(result) for result in results]) for name, results in by_workload.items()
+        }
         for arm, by_workload in runs.items()
     }
     flat = {arm: flatten(by_workload) for arm, by_workload in summaries.items()}
@@ -185,8 +209,10 @@ def run(config: dict, audio_dir: Path, work_dir: Path, layout: dict, gap_s: floa
         **flat,
         "pinned_minus_unpinned": difference(flat["unpinned"], flat["pinned"]),
         "finding": {arm: finding(by_workload["chat_then_dictation"]) for arm, by_workload in summaries.items()},
-        "details": {arm: {name: [run_details(result) for result in results] for name, results in by_workload.items()}
-                    for arm, by_workload in runs.items()},
+        "details": {
+            arm: {name: [run_details(result) for result in results] for name, results in by_workload.items()}
+            for arm, by_workload in runs.items()
+        },
     }
 
 

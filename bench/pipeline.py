@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from bus import audio, frames, sockets
-from bus import config as configuration
-from bus import replay
 from bench import procs
 from bench.stats import sequence_gaps
+from bus import audio, frames, replay, sockets
+from bus import config as configuration
 
 # For each (sender, topic): the mark the sender stamps immediately before publishing.
 SEND_MARKS = {

@@ -7,7 +7,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-
 from matplotlib.patches import Patch  # noqa: E402
 
 from bench.stats import MARK_LABELS  # noqa: E402
@@ -38,7 +37,14 @@ def waterfall(results: dict, path: Path) -> Path:
 
 def latency_histogram(results: dict, audio_wire_ms: list[float], path: Path) -> Path:
     figure, (felt, wire) = plt.subplots(1, 2, figsize=(11, 4))
-    felt.hist([row["speech_end_to_first_key_ms"] for row in results["utterances"] if row.get("speech_end_to_first_key_ms") is not None], bins=20)
+    felt.hist(
+        [
+            row["speech_end_to_first_key_ms"]
+            for row in results["utterances"]
+            if row.get("speech_end_to_first_key_ms") is not None
+        ],
+        bins=20,
+    )
     felt.set_xlabel("end of speech → first keystroke, ms")
     felt.set_ylabel("utterances")
     felt.set_title("Latency a user feels")

@@ -9,7 +9,13 @@ import time
 from dataclasses import dataclass, field
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-STATUS_FIELDS = {"VmRSS": "rss", "VmHWM": "peak_rss", "RssAnon": "rss_anon", "RssFile": "rss_file", "Threads": "threads"}
+STATUS_FIELDS = {
+    "VmRSS": "rss",
+    "VmHWM": "peak_rss",
+    "RssAnon": "rss_anon",
+    "RssFile": "rss_file",
+    "Threads": "threads",
+}
 
 
 def parse_stat(text: str) -> dict:

@@ -22,10 +22,10 @@ import zlib
 
 import numpy as np
 
-from bus import llm as llm_support
-from bus.frames import SAMPLE_RATE
 from bench.pipeline import stage_threads
 from bench.stats import percentile
+from bus import llm as llm_support
+from bus.frames import SAMPLE_RATE
 from stages import asr as asr_stage
 from stages import vad as vad_stage
 from stages.thinking.tools import tool_specs
@@ -87,7 +87,14 @@ def asr_baseline(config: dict, recordings: list[tuple[str, np.ndarray]]) -> list
         for utt, audio in segment(samples, stream, config["stages"]["vad"]):
             runs = [whisper.transcribe(audio) for _ in range(REPEATS)]
             ms = percentile([ms for ms, _ in runs], 50)
-            rows.append({"utt": utt, "audio_s": round(len(audio) / SAMPLE_RATE, 2), "transcribe_ms": round(ms, 1), "text": runs[0][1]})
+            rows.append(
+                {
+                    "utt": utt,
+                    "audio_s": round(len(audio) / SAMPLE_RATE, 2),
+                    "transcribe_ms": round(ms, 1),
+                    "text": runs[0][1],
+                }
+            )
     return rows
 
 
@@ -115,7 +122,9 @@ class Model:
         messages = [{"role": "system", "content": self.modes[mode]["system"]}]
         if text is not None:
             messages.append({"role": "user", "content": self.modes[mode]["user"].format(text=text)})
-        return llm_support.render(self.layout, messages, tool_specs() if mode == "converse" else None, generation=text is not None)
+        return llm_support.render(
+            self.layout, messages, tool_specs() if mode == "converse" else None, generation=text is not None
+        )
 
     def fresh(self, mode: str, warm: bool) -> None:
         """As a newly started stage (warm: the mode's system prompt evaluated, as the

@@ -101,7 +101,12 @@ class KillSchedule:
             return
         self.strike_at = None
         os.kill(pid, signal.SIGKILL)
-        self.current = {"stage": stage, "pid": pid, "killed": time.monotonic(), "killed_boot": time.clock_gettime(time.CLOCK_BOOTTIME)}
+        self.current = {
+            "stage": stage,
+            "pid": pid,
+            "killed": time.monotonic(),
+            "killed_boot": time.clock_gettime(time.CLOCK_BOOTTIME),
+        }
 
     def _heard(self, stage: str, beat: Heartbeat, now: float) -> None:
         current = self.current
@@ -141,14 +146,27 @@ def per_stage(done: list[dict]) -> dict:
         times["ready"].append(kill.get("ready_s"))
         times["busy"] += bool(kill.get("in_flight"))
     return {
-        stage: {"kills": len(times["ready"]), "kills_mid_utterance": times["busy"],
-                "kill_to_respawn_s": summarize(times["respawn"], 2), "kill_to_ready_s": summarize(times["ready"], 2)}
+        stage: {
+            "kills": len(times["ready"]),
+            "kills_mid_utterance": times["busy"],
+            "kill_to_respawn_s": summarize(times["respawn"], 2),
+            "kill_to_ready_s": summarize(times["ready"], 2),
+        }
         for stage, times in stages.items()
     }
 
 
-def run(config: dict, recordings: list[Path], rounds: int, settle_s: float, work_dir: Path, gap_s: float, tail_s: float,
-        seed: int, say=print) -> dict:
+def run(
+    config: dict,
+    recordings: list[Path],
+    rounds: int,
+    settle_s: float,
+    work_dir: Path,
+    gap_s: float,
+    tail_s: float,
+    seed: int,
+    say=print,
+) -> dict:
     cycle = workload.build_cycle(recordings, gap_s)
     order = kill_order(list(KILLABLE), rounds)
     repeats = repeats_needed(cycle, len(order), settle_s)
@@ -177,5 +195,8 @@ def run(config: dict, recordings: list[Path], rounds: int, settle_s: float, work
         "typed_equals_undisturbed": state.text == reference.text,
         "same_words_as_undisturbed": workload.words(state.text) == workload.words(reference.text),
         "utterances": workload.score_whole(rows, list(reference.rows.values())),
-        "typed": [{key: row.get(key) for key in ("utt", "text", "typed_by", "vad_ns", "first_key_ns", "last_key_ns")} for row in rows],
+        "typed": [
+            {key: row.get(key) for key in ("utt", "text", "typed_by", "vad_ns", "first_key_ns", "last_key_ns")}
+            for row in rows
+        ],
     }

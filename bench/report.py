@@ -17,9 +17,22 @@ def utterance_rows(runs: list[dict]) -> list[dict]:
 
 
 def llm_requests(rows: list[dict]) -> list[dict]:
-    keys = ("utt", "mode", "llm_stage", "outcome", "prompt_tokens", "ttft_ms", "first_typed_ms", "tokens_per_s", "llm_total_ms")
+    keys = (
+        "utt",
+        "mode",
+        "llm_stage",
+        "outcome",
+        "prompt_tokens",
+        "ttft_ms",
+        "first_typed_ms",
+        "tokens_per_s",
+        "llm_total_ms",
+    )
     return [
-        {**{key: row.get(key) for key in keys}, "router_to_first_token_ms": stats.ms_between(row, "router_ns", "llm_first_token_ns")}
+        {
+            **{key: row.get(key) for key in keys},
+            "router_to_first_token_ms": stats.ms_between(row, "router_ns", "llm_first_token_ns"),
+        }
         for row in rows
         if row.get("llm_stage")
     ]
@@ -82,8 +95,15 @@ def ratios(rows: list[dict], raw_asr: list[dict], raw_llm: list[dict]) -> dict:
     }
 
 
-def assemble(host: dict, settings: dict, runs: list[dict], raw: dict | None, memory: dict | None,
-             pinning: dict | None, bus_bench: dict | None) -> dict:
+def assemble(
+    host: dict,
+    settings: dict,
+    runs: list[dict],
+    raw: dict | None,
+    memory: dict | None,
+    pinning: dict | None,
+    bus_bench: dict | None,
+) -> dict:
     rows = utterance_rows(runs)
     requests = llm_requests(rows)
     summary = waterfall_summary(rows)
@@ -95,7 +115,9 @@ def assemble(host: dict, settings: dict, runs: list[dict], raw: dict | None, mem
         "recordings": [{key: run[key] for key in ("recording", "wall_s", "text")} for run in runs],
         "utterances": rows,
         "waterfall": summary,
-        "dominant": None if dominant is None else {"span": dominant[0], "median_ms": dominant[1], "of_total_ms": dominant[2]},
+        "dominant": None
+        if dominant is None
+        else {"span": dominant[0], "median_ms": dominant[1], "of_total_ms": dominant[2]},
         "llm": {
             "requests": requests,
             "ttft_ms": summarize([r["ttft_ms"] for r in requests]),
@@ -175,8 +197,15 @@ def waterfall_lines(results: dict) -> list[str]:
     ) + section(
         "Per utterance (ms)",
         ["utterance", "mode", *[span_name(m) for m in columns], "speech end → first key"],
-        [[row["utt"], row.get("mode", "dictate"), *[row["waterfall_ms"].get(m) for m in columns], row["speech_end_to_first_key_ms"]]
-         for row in results["utterances"]],
+        [
+            [
+                row["utt"],
+                row.get("mode", "dictate"),
+                *[row["waterfall_ms"].get(m) for m in columns],
+                row["speech_end_to_first_key_ms"],
+            ]
+            for row in results["utterances"]
+        ],
         level=3,
     )
 
@@ -186,24 +215,74 @@ def llm_lines(results: dict) -> list[str]:
     raw = {r["utt"]: r for r in (results["raw"] or {}).get("llm", [])}
     return section(
         "LLM requests (raw: the same request to llama-cpp-python alone, median of repeats)",
-        ["utterance", "mode", "outcome", "prompt tokens", "TTFT ms", "router → first token ms", "tokens/s", "total ms",
-         "raw TTFT ms (warm)", "raw TTFT ms (cold)", "raw tokens/s"],
-        [[r["utt"], r["mode"], r["outcome"], r["prompt_tokens"], r["ttft_ms"], r["router_to_first_token_ms"], r["tokens_per_s"], r["llm_total_ms"],
-          raw.get(r["utt"], {}).get("ttft_ms"), raw.get(r["utt"], {}).get("cold_ttft_ms"), raw.get(r["utt"], {}).get("tokens_per_s")]
-         for r in llm["requests"]],
-        [f"TTFT median {llm['ttft_ms']['median']} ms (p90 {llm['ttft_ms']['p90']}); tokens/s median "
-         f"{llm['tokens_per_s']['median']} (p90 {llm['tokens_per_s']['p90']}); prompt tokens median {llm['prompt_tokens']['median']}. "
-         "Raw warm: the stage's own system prompt evaluated first, as the stage does before it reports ready (like for like); "
-         "raw cold: nothing cached."],
+        [
+            "utterance",
+            "mode",
+            "outcome",
+            "prompt tokens",
+            "TTFT ms",
+            "router → first token ms",
+            "tokens/s",
+            "total ms",
+            "raw TTFT ms (warm)",
+            "raw TTFT ms (cold)",
+            "raw tokens/s",
+        ],
+        [
+            [
+                r["utt"],
+                r["mode"],
+                r["outcome"],
+                r["prompt_tokens"],
+                r["ttft_ms"],
+                r["router_to_first_token_ms"],
+                r["tokens_per_s"],
+                r["llm_total_ms"],
+                raw.get(r["utt"], {}).get("ttft_ms"),
+                raw.get(r["utt"], {}).get("cold_ttft_ms"),
+                raw.get(r["utt"], {}).get("tokens_per_s"),
+            ]
+            for r in llm["requests"]
+        ],
+        [
+            f"TTFT median {llm['ttft_ms']['median']} ms (p90 {llm['ttft_ms']['p90']}); tokens/s median "
+            f"{llm['tokens_per_s']['median']} (p90 {llm['tokens_per_s']['p90']}); prompt tokens median {llm['prompt_tokens']['median']}. "
+            "Raw warm: the stage's own system prompt evaluated first, as the stage does before it reports ready (like for like); "
+            "raw cold: nothing cached."
+        ],
     )
 
 
 def stage_lines(results: dict) -> list[str]:
     return section(
         "Stages (CPU summed over recordings; memory: highest peak, last reading)",
-        ["stage", "CPU s", "CPU s after ready", "peak RSS MB", "RSS MB", "anon MB", "file MB", "PSS MB", "engine threads", "cores"],
-        [[name, s["cpu_s"], s["cpu_after_ready_s"], s["peak_rss_mb"], s["rss_mb"], s["rss_anon_mb"], s["rss_file_mb"], s["pss_mb"],
-          s["engine_threads"], ",".join(map(str, s["cores"]))] for name, s in results["stages"].items()],
+        [
+            "stage",
+            "CPU s",
+            "CPU s after ready",
+            "peak RSS MB",
+            "RSS MB",
+            "anon MB",
+            "file MB",
+            "PSS MB",
+            "engine threads",
+            "cores",
+        ],
+        [
+            [
+                name,
+                s["cpu_s"],
+                s["cpu_after_ready_s"],
+                s["peak_rss_mb"],
+                s["rss_mb"],
+                s["rss_anon_mb"],
+                s["rss_file_mb"],
+                s["pss_mb"],
+                s["engine_threads"],
+                ",".join(map(str, s["cores"])),
+            ]
+            for name, s in results["stages"].items()
+        ],
     )
 
 
@@ -221,8 +300,10 @@ def bus_lines(results: dict) -> list[str]:
         "Bus: wire hops, ms (the sender's mark → arrival at a tap subscriber)",
         ["sender/topic", "n", "p50", "p99"],
         hop_rows(bus["wire_hops_ms"]),
-        [f"Frames lost (sum of the stages' `lost` counters at their last heartbeats): {bus['frames_lost']}; "
-         f"audio gaps at vad: {bus['audio_gaps']}; rejected: {bus['rejected'] or 0}; lost at the tap: {bus['tap_lost']}."],
+        [
+            f"Frames lost (sum of the stages' `lost` counters at their last heartbeats): {bus['frames_lost']}; "
+            f"audio gaps at vad: {bus['audio_gaps']}; rejected: {bus['rejected'] or 0}; lost at the tap: {bus['tap_lost']}."
+        ],
     )
 
 
@@ -241,8 +322,10 @@ def ratio_lines(results: dict) -> list[str]:
     return section(
         "Pipeline overhead (pipeline / raw)",
         ["measure", "n", "pipeline median", "raw median", "ratio of medians", "median ratio"],
-        [[RATIO_NAMES[key], c["n"], c["pipeline_median"], c["raw_median"], c["ratio_of_medians"], c["median_ratio"]]
-         for key, c in results["ratios"].items()],
+        [
+            [RATIO_NAMES[key], c["n"], c["pipeline_median"], c["raw_median"], c["ratio_of_medians"], c["median_ratio"]]
+            for key, c in results["ratios"].items()
+        ],
         ["Raw converse runs the Thinking model's first turn only; the pipeline's tokens/s also spans tool calls."],
     )
 
@@ -254,13 +337,25 @@ def memory_lines(results: dict) -> list[str]:
     return section(
         "Memory budget (MB = 10^6 bytes)",
         ["process", "peak RSS", "PSS", "model files", "not weights (est.)", "KV cache", "production projection"],
-        [[name, s["peak_rss_mb"], s["pss_mb"], s["model_files_mb"], s["not_weights_mb"], s["kv_cache_mb"], s["production_mb"]]
-         for name, s in memory["stages"].items()],
-        [f"Total peak RSS {memory['total_peak_rss_mb']} MB (PSS {memory['total_pss_mb']} MB), of which model files "
-         f"{memory['total_model_files_mb']} MB and not weights ≈ {memory['total_not_weights_mb']} MB.",
-         f"Production set projection: {memory['production_total_mb']} MB of the {memory['budget_mb']} MB (4 GiB) budget "
-         f"({memory['production_share_of_budget']:.0%}; headroom {memory['production_headroom_mb']} MB before the OS).",
-         "Method:\n\n" + "\n".join(f"* {step}" for step in memory["method"])],
+        [
+            [
+                name,
+                s["peak_rss_mb"],
+                s["pss_mb"],
+                s["model_files_mb"],
+                s["not_weights_mb"],
+                s["kv_cache_mb"],
+                s["production_mb"],
+            ]
+            for name, s in memory["stages"].items()
+        ],
+        [
+            f"Total peak RSS {memory['total_peak_rss_mb']} MB (PSS {memory['total_pss_mb']} MB), of which model files "
+            f"{memory['total_model_files_mb']} MB and not weights ≈ {memory['total_not_weights_mb']} MB.",
+            f"Production set projection: {memory['production_total_mb']} MB of the {memory['budget_mb']} MB (4 GiB) budget "
+            f"({memory['production_share_of_budget']:.0%}; headroom {memory['production_headroom_mb']} MB before the OS).",
+            "Method:\n\n" + "\n".join(f"* {step}" for step in memory["method"]),
+        ],
     )
 
 
@@ -272,7 +367,10 @@ def pinning_lines(results: dict) -> list[str]:
     return section(
         f"Pinning experiment (layout {pinning['layout']}; medians of {pinning['repeats']} runs per arm)",
         ["workload: measure", "unpinned", "pinned", "pinned − unpinned"],
-        [[key, value, pinning["pinned"].get(key), pinning["pinned_minus_unpinned"].get(key)] for key, value in pinning["unpinned"].items()],
+        [
+            [key, value, pinning["pinned"].get(key), pinning["pinned_minus_unpinned"].get(key)]
+            for key, value in pinning["unpinned"].items()
+        ],
         [f"Workloads: {workloads}.", "\n".join(f"* {arm}: {text}" for arm, text in pinning["finding"].items())],
     )
 
@@ -284,7 +382,10 @@ def microbench_lines(results: dict) -> list[str]:
     return section(
         f"Bus microbenchmark ({bench['topology']})",
         ["frame", "bytes on the wire", "frames/s", "hop p50 µs", "hop p99 µs", "lost"],
-        [[kind, bench["frame_bytes"][kind], k["frames_per_s"], k["hop_p50_us"], k["hop_p99_us"], k["lost"]] for kind, k in bench["kinds"].items()],
+        [
+            [kind, bench["frame_bytes"][kind], k["frames_per_s"], k["hop_p50_us"], k["hop_p99_us"], k["lost"]]
+            for kind, k in bench["kinds"].items()
+        ],
     )
 
 
@@ -296,7 +397,11 @@ def host_lines(results: dict) -> list[str]:
         lines.append(
             f"Other processes used {load['other_processes_cpu_s']} CPU s during the bench ({load['other_processes_share']:.0%} of the "
             f"machine); the hypervisor stole {load['stolen_cpu_s']} s ({load['stolen_share']:.0%})."
-            + (" **The machine was not quiet: timings are inflated.**" if load["other_processes_share"] + load["stolen_share"] > 0.05 else "")
+            + (
+                " **The machine was not quiet: timings are inflated.**"
+                if load["other_processes_share"] + load["stolen_share"] > 0.05
+                else ""
+            )
         )
     return lines
 
@@ -316,7 +421,16 @@ def markdown(results: dict) -> str:
         f"Settings: {settings['summary']}.",
         "",
     ]
-    for part in (waterfall_lines, llm_lines, stage_lines, bus_lines, ratio_lines, memory_lines, pinning_lines, microbench_lines):
+    for part in (
+        waterfall_lines,
+        llm_lines,
+        stage_lines,
+        bus_lines,
+        ratio_lines,
+        memory_lines,
+        pinning_lines,
+        microbench_lines,
+    ):
         lines += part(results)
     return "\n".join(lines + file_lines(results))
 
@@ -345,31 +459,97 @@ def soak_lines(results: dict) -> list[str]:
     losses = soak["losses"]
     by_cycle = soak["latency_by_cycle"]
     first, last = (by_cycle[0], by_cycle[-1]) if by_cycle else ({}, {})
-    return section(
-        f"Soak: {soak['cycles']} cycles of {soak['cycle_s']} s ({soak['audio_min']} min of audio, {soak['wall_min']} min wall)",
-        ["stage", "RSS first MB", "after warm-up MB", "end MB", "peak MB", "growth after warm-up MB", "slope MB/min", "PSS end MB", "restarts"],
-        [[name, m["first_mb"], m["warm_mb"], m["end_mb"], m["peak_mb"], m["growth_after_warm_mb"], m["slope_mb_per_min"], m["end_pss_mb"],
-          soak["restarts"].get(name, 0)] for name, m in memory.items()],
-        [f"Cycle: {', '.join(soak['recordings'])}, each followed by silence. Warm-up is the first cycle after every stage was ready; "
-         "the slope is a least-squares fit of RSS after it.",
-         utterance_note(soak["utterances"]),
-         f"Frames lost {losses['lost']}, rejected {losses['rejected'] or 0}, audio gaps {losses['audio_gaps']}."],
-    ) + section(
-        "Soak: end of speech → first keystroke by cycle, ms",
-        ["cycle", "dictated n", "dictated median", "all n", "all median", "all p90"],
-        [[c["cycle"], c["dictated"]["n"], c["dictated"]["median"], c["all"]["n"], c["all"]["median"], c["all"]["p90"]] for c in by_cycle],
-        [f"First cycle median {first.get('all', {}).get('median')} ms, last {last.get('all', {}).get('median')} ms."] if by_cycle else [],
-    ) + section(
-        "Soak: end of speech → first keystroke by 10 minutes of the stream, ms",
-        ["from minute", "dictated n", "dictated median", "all n", "all median", "all p90", "CPU taken by other processes"],
-        [[w["from_min"], w["dictated"]["n"], w["dictated"]["median"], w["all"]["n"], w["all"]["median"], w["all"]["p90"],
-          w.get("other_cpu_share")] for w in soak.get("latency_by_10_min", [])],
-        ["The last column is the share of the machine's CPU that processes outside the pipeline took in the window: "
-         "where it is high, the window measured a busy machine."],
-    ) + section(
-        "Soak: RSS by minute, MB",
-        ["minute", *memory.keys(), "total"],
-        [[row["minute"], *(row["rss_mb"].get(name) for name in memory), row["total_mb"]] for row in soak["memory_by_minute"]],
+    return (
+        section(
+            f"Soak: {soak['cycles']} cycles of {soak['cycle_s']} s ({soak['audio_min']} min of audio, {soak['wall_min']} min wall)",
+            [
+                "stage",
+                "RSS first MB",
+                "after warm-up MB",
+                "end MB",
+                "peak MB",
+                "growth after warm-up MB",
+                "slope MB/min",
+                "PSS end MB",
+                "restarts",
+            ],
+            [
+                [
+                    name,
+                    m["first_mb"],
+                    m["warm_mb"],
+                    m["end_mb"],
+                    m["peak_mb"],
+                    m["growth_after_warm_mb"],
+                    m["slope_mb_per_min"],
+                    m["end_pss_mb"],
+                    soak["restarts"].get(name, 0),
+                ]
+                for name, m in memory.items()
+            ],
+            [
+                f"Cycle: {', '.join(soak['recordings'])}, each followed by silence. Warm-up is the first cycle after every stage was ready; "
+                "the slope is a least-squares fit of RSS after it.",
+                utterance_note(soak["utterances"]),
+                f"Frames lost {losses['lost']}, rejected {losses['rejected'] or 0}, audio gaps {losses['audio_gaps']}.",
+            ],
+        )
+        + section(
+            "Soak: end of speech → first keystroke by cycle, ms",
+            ["cycle", "dictated n", "dictated median", "all n", "all median", "all p90"],
+            [
+                [
+                    c["cycle"],
+                    c["dictated"]["n"],
+                    c["dictated"]["median"],
+                    c["all"]["n"],
+                    c["all"]["median"],
+                    c["all"]["p90"],
+                ]
+                for c in by_cycle
+            ],
+            [
+                f"First cycle median {first.get('all', {}).get('median')} ms, last {last.get('all', {}).get('median')} ms."
+            ]
+            if by_cycle
+            else [],
+        )
+        + section(
+            "Soak: end of speech → first keystroke by 10 minutes of the stream, ms",
+            [
+                "from minute",
+                "dictated n",
+                "dictated median",
+                "all n",
+                "all median",
+                "all p90",
+                "CPU taken by other processes",
+            ],
+            [
+                [
+                    w["from_min"],
+                    w["dictated"]["n"],
+                    w["dictated"]["median"],
+                    w["all"]["n"],
+                    w["all"]["median"],
+                    w["all"]["p90"],
+                    w.get("other_cpu_share"),
+                ]
+                for w in soak.get("latency_by_10_min", [])
+            ],
+            [
+                "The last column is the share of the machine's CPU that processes outside the pipeline took in the window: "
+                "where it is high, the window measured a busy machine."
+            ],
+        )
+        + section(
+            "Soak: RSS by minute, MB",
+            ["minute", *memory.keys(), "total"],
+            [
+                [row["minute"], *(row["rss_mb"].get(name) for name in memory), row["total_mb"]]
+                for row in soak["memory_by_minute"]
+            ],
+        )
     )
 
 
@@ -380,18 +560,38 @@ def recovery_lines(results: dict) -> list[str]:
     return section(
         f"Recovery: SIGKILL one stage at a time during a real-time replay ({recovery['cycles']} cycles, seed {recovery['seed']})",
         ["stage", "kills", "mid-utterance", "kill → respawn median s", "kill → ready median s", "kill → ready max s"],
-        [[stage, s["kills"], s["kills_mid_utterance"], s["kill_to_respawn_s"]["median"], s["kill_to_ready_s"]["median"],
-          s["kill_to_ready_s"]["max"]] for stage, s in recovery["per_stage"].items()],
-        ["Respawn: supervisord started a new process. Ready: the new process has started Python, loaded its engine and "
-         "heard every peer it listens to. Mid-utterance: kills that struck while an utterance was between vad and its last keystroke.",
-         f"Typed text equals an undisturbed replay of the same stream: **{'yes' if recovery['typed_equals_undisturbed'] else 'NO'}**; "
-         f"the same words, case and punctuation aside: **{'yes' if recovery['same_words_as_undisturbed'] else 'NO'}**. "
-         + utterance_note(recovery["utterances"])
-         + (f" {recovery['not_done']} planned kills did not happen before the stream ended." if recovery["not_done"] else "")],
+        [
+            [
+                stage,
+                s["kills"],
+                s["kills_mid_utterance"],
+                s["kill_to_respawn_s"]["median"],
+                s["kill_to_ready_s"]["median"],
+                s["kill_to_ready_s"]["max"],
+            ]
+            for stage, s in recovery["per_stage"].items()
+        ],
+        [
+            "Respawn: supervisord started a new process. Ready: the new process has started Python, loaded its engine and "
+            "heard every peer it listens to. Mid-utterance: kills that struck while an utterance was between vad and its last keystroke.",
+            f"Typed text equals an undisturbed replay of the same stream: **{'yes' if recovery['typed_equals_undisturbed'] else 'NO'}**; "
+            f"the same words, case and punctuation aside: **{'yes' if recovery['same_words_as_undisturbed'] else 'NO'}**. "
+            + utterance_note(recovery["utterances"])
+            + (
+                f" {recovery['not_done']} planned kills did not happen before the stream ended."
+                if recovery["not_done"]
+                else ""
+            ),
+        ],
     )
 
 
 def endurance_markdown(results: dict) -> str:
-    lines = [f"# voxkey soak and recovery {results['host']['timestamp']}", "", *host_lines(results),
-             f"Settings: {results['settings']['summary']}.", ""]
+    lines = [
+        f"# voxkey soak and recovery {results['host']['timestamp']}",
+        "",
+        *host_lines(results),
+        f"Settings: {results['settings']['summary']}.",
+        "",
+    ]
     return "\n".join(lines + soak_lines(results) + recovery_lines(results) + file_lines(results))

@@ -54,8 +54,12 @@ def microphone():
     started = subprocess.run(["pulseaudio", "--check"]).returncode != 0
     if started:
         subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], check=True, stderr=subprocess.DEVNULL)
-    module = subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={MICROPHONE_SINK}"],
-                            check=True, capture_output=True, text=True).stdout.strip()
+    module = subprocess.run(
+        ["pactl", "load-module", "module-null-sink", f"sink_name={MICROPHONE_SINK}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     subprocess.run(["pactl", "set-default-source", f"{MICROPHONE_SINK}.monitor"], check=True)
     try:
         yield MICROPHONE_SINK
@@ -83,7 +87,8 @@ def x_server():
     read_end, write_end = os.pipe()
     server = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset"],
-        pass_fds=[write_end], stderr=subprocess.DEVNULL,
+        pass_fds=[write_end],
+        stderr=subprocess.DEVNULL,
     )
     os.close(write_end)
     with os.fdopen(read_end) as announced:
@@ -104,16 +109,27 @@ class Xterm:
         self.out = out
         self.env = {**os.environ, "DISPLAY": display, "LC_ALL": "C.UTF-8"}
         self.env.pop("WAYLAND_DISPLAY", None)
-        self.process = subprocess.Popen(["xterm", "-u8", *xterm_args, "-e", "sh", "-c", f"stty -echo; cat > {out}"], env=self.env)
+        self.process = subprocess.Popen(
+            ["xterm", "-u8", *xterm_args, "-e", "sh", "-c", f"stty -echo; cat > {out}"], env=self.env
+        )
         wait_until(self._focused, 15, "the xterm window was focused")
         wait_until(out.exists, 10, "the xterm's shell started cat")
 
     def _focused(self) -> bool:  # the window exists before it is mapped; focus succeeds once it is viewable
-        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--pid", str(self.process.pid)],
-                               env=self.env, capture_output=True, text=True)
+        found = subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--pid", str(self.process.pid)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
         windows = found.stdout.split()
-        return bool(windows) and subprocess.run(["xdotool", "windowfocus", "--sync", windows[-1]], env=self.env,
-                                                capture_output=True, timeout=10).returncode == 0
+        return (
+            bool(windows)
+            and subprocess.run(
+                ["xdotool", "windowfocus", "--sync", windows[-1]], env=self.env, capture_output=True, timeout=10
+            ).returncode
+            == 0
+        )
 
     def read_back(self) -> str:
         """Ends the line and the input, and returns all the shell received."""
@@ -142,7 +158,9 @@ def sway_user() -> pwd.struct_passwd | None:
 
 
 def focused_app(swaysock: Path) -> str | None:
-    tree = subprocess.run(["swaymsg", "-s", str(swaysock), "-t", "get_tree"], capture_output=True, text=True, timeout=10)
+    tree = subprocess.run(
+        ["swaymsg", "-s", str(swaysock), "-t", "get_tree"], capture_output=True, text=True, timeout=10
+    )
     if tree.returncode != 0:
         return None
     nodes = [json.loads(tree.stdout)]
@@ -210,7 +228,9 @@ def headless_sway():
     }
     as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
     with log.open("wb") as output:
-        sway = subprocess.Popen(["sway", "-c", str(root / "config")], env=env, stdout=output, stderr=subprocess.STDOUT, **as_user)
+        sway = subprocess.Popen(
+            ["sway", "-c", str(root / "config")], env=env, stdout=output, stderr=subprocess.STDOUT, **as_user
+        )
     try:
 
         def listening(pattern: str):

@@ -97,8 +97,10 @@ class Timeline:
         median = summarize(latencies)["median"]
         latency = "-" if median is None else f"{median:.0f} ms"
         rss = sum(values["rss"] for values in self.readings[-1][1].values()) / MB if self.readings else 0.0
-        self.say(f"soak: cycle {cycle + 1}/{self.cycles}: {len(latencies)} utterances typed, end of speech to first key "
-                 f"median {latency}, total RSS {rss:.0f} MB")
+        self.say(
+            f"soak: cycle {cycle + 1}/{self.cycles}: {len(latencies)} utterances typed, end of speech to first key "
+            f"median {latency}, total RSS {rss:.0f} MB"
+        )
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
@@ -158,7 +160,9 @@ def latency_by_cycle(rows: list[dict], cycle_ms: int) -> list[dict]:
     return [
         {
             "cycle": cycle,
-            "dictated": summarize([ms_between(row, "speech_end_ns", "first_key_ns") for row in members if workload.dictated(row)]),
+            "dictated": summarize(
+                [ms_between(row, "speech_end_ns", "first_key_ns") for row in members if workload.dictated(row)]
+            ),
             "all": summarize([ms_between(row, "speech_end_ns", "first_key_ns") for row in members]),
         }
         for cycle, members in sorted(by_cycle.items())
@@ -181,7 +185,11 @@ def latency_by_window(rows: list[dict], cycle_ms: int, window_min: float = 10) -
         if workload.dictated(row):
             dictated.setdefault(window, []).append(latency)
     return [
-        {"from_min": round(window * window_min), "dictated": summarize(dictated.get(window, [])), "all": summarize(latencies)}
+        {
+            "from_min": round(window * window_min),
+            "dictated": summarize(dictated.get(window, [])),
+            "all": summarize(latencies),
+        }
         for window, latencies in sorted(by_window.items())
     ]
 
@@ -203,7 +211,9 @@ def other_cpu_by_window(machine: list, ready_at: float, cpus: int, window_min: f
     return shares
 
 
-def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, gap_s: float, tail_s: float, say=print) -> dict:
+def run(
+    config: dict, recordings: list[Path], minutes: float, work_dir: Path, gap_s: float, tail_s: float, say=print
+) -> dict:
     cycle = workload.build_cycle(recordings, gap_s)
     repeats = workload.cycles_for(cycle, minutes)
     say(f"soak: reference pass over one cycle ({cycle.seconds:.1f} s: {', '.join(cycle.recordings)})")
@@ -231,10 +241,14 @@ def run(config: dict, recordings: list[Path], minutes: float, work_dir: Path, ga
         "memory_by_minute": per_minute(timeline.readings),
         "latency_by_cycle": latency_by_cycle(rows, cycle.ms),
         "latency_by_10_min": [
-            {**window, "other_cpu_share": other_cpu.get(window["from_min"] // 10)} for window in latency_by_window(rows, cycle.ms)
+            {**window, "other_cpu_share": other_cpu.get(window["from_min"] // 10)}
+            for window in latency_by_window(rows, cycle.ms)
         ],
         "restarts": {name: len(pids) - 1 for name, pids in sorted(timeline.pids.items())},
         "losses": pipeline.bus_losses(counters),
         "counters": counters,
-        "series": [(t, {name: round(values["rss"] / MB, 1) for name, values in reading.items()}) for t, reading in timeline.readings],
+        "series": [
+            (t, {name: round(values["rss"] / MB, 1) for name, values in reading.items()})
+            for t, reading in timeline.readings
+        ],
     }

@@ -26,7 +26,7 @@ from stages.sinks import ClipboardSink, SinkError, WtypeSink, XdotoolSink
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXTS = {
     "ascii sentence": "Please send the quarterly report to Maria before Friday afternoon, and copy the whole team "
-                      "on it so that nobody has to ask again; the numbers are final, the charts are not yet done.",
+    "on it so that nobody has to ask again; the numbers are final, the charts are not yet done.",
     "unicode": "Café crème, naïve façade, Zoë’s résumé: ✓ done — 3 × 4 = 12 °C, ß and €.",
     "three lines": "First line of a note.\nSecond line, with a list: one, two.\nThird line ends it.",
 }
@@ -44,7 +44,9 @@ def time_one(sink, out: Path, text: str) -> tuple[float, bool]:
     before = len(out.read_bytes())
     started = time.monotonic()
     sink.type(0, text + "\n")
-    got = sessions.wait_until(lambda: received_after(out, before, text.count("\n") + 1), 60, "the app received the text")
+    got = sessions.wait_until(
+        lambda: received_after(out, before, text.count("\n") + 1), 60, "the app received the text"
+    )
     return time.monotonic() - started, got == text + "\n"
 
 
@@ -64,9 +66,21 @@ def measure(backend: str, make_sink, out: Path, repeats: int, say) -> list[dict]
                 seconds.append(took)
                 errors += not exact
             median = statistics.median(seconds) if seconds else None
-            rows.append({"backend": backend, "text": name, "key_delay_ms": delay, "characters": len(text), "runs": repeats,
-                         "errors": errors, "median_s": median, "chars_per_s": len(text) / median if median else None})
-            say(f"bench: {backend} delay {delay} ms, {name}: {rows[-1]['chars_per_s'] or 0:.0f} chars/s, {errors} error(s)")
+            rows.append(
+                {
+                    "backend": backend,
+                    "text": name,
+                    "key_delay_ms": delay,
+                    "characters": len(text),
+                    "runs": repeats,
+                    "errors": errors,
+                    "median_s": median,
+                    "chars_per_s": len(text) / median if median else None,
+                }
+            )
+            say(
+                f"bench: {backend} delay {delay} ms, {name}: {rows[-1]['chars_per_s'] or 0:.0f} chars/s, {errors} error(s)"
+            )
     return rows
 
 
@@ -76,31 +90,60 @@ def run_all(repeats: int, say) -> list[dict]:
     with x_server() as display:
         xterm = Xterm(display, work / "xterm.txt")
         try:
-            rows += measure("xdotool (X11, xterm)", lambda delay: XdotoolSink(delay, env=xterm.env), xterm.out, repeats, say)
+            rows += measure(
+                "xdotool (X11, xterm)", lambda delay: XdotoolSink(delay, env=xterm.env), xterm.out, repeats, say
+            )
         finally:
             xterm.close()
         xterm = Xterm(display, work / "xterm-paste.txt", *XTERM_PASTES_ON_CTRL_V)
         try:
-            rows += measure("clipboard (X11, xterm)", lambda delay: ClipboardSink("ctrl+v", session="x11", delay_ms=delay, env=xterm.env),
-                            xterm.out, repeats, say)
+            rows += measure(
+                "clipboard (X11, xterm)",
+                lambda delay: ClipboardSink("ctrl+v", session="x11", delay_ms=delay, env=xterm.env),
+                xterm.out,
+                repeats,
+                say,
+            )
         finally:
             xterm.close()
     with headless_sway() as foot:
         rows += measure("wtype (Wayland, foot)", lambda delay: WtypeSink(delay, env=foot.env), foot.out, repeats, say)
-        rows += measure("clipboard (Wayland, foot)",
-                        lambda delay: ClipboardSink("ctrl+shift+v", session="wayland", delay_ms=delay, env=foot.env), foot.out, repeats, say)
+        rows += measure(
+            "clipboard (Wayland, foot)",
+            lambda delay: ClipboardSink("ctrl+shift+v", session="wayland", delay_ms=delay, env=foot.env),
+            foot.out,
+            repeats,
+            say,
+        )
     return rows
 
 
 def markdown(results: dict) -> str:
-    rows = [[r["backend"], r["text"], r["key_delay_ms"], r["characters"],
-             None if r["median_s"] is None else f"{r['median_s'] * 1000:.0f}",
-             None if r["chars_per_s"] is None else f"{r['chars_per_s']:.0f}", f"{r['errors']}/{r['runs']}"]
-            for r in results["rows"]]
-    notes = [f"Medians of {results['repeats']} runs each, measured in one run on {results['host']}; from the sink's call "
-             "to the app's shell holding the whole text (its last Return). Errors: runs whose text was not received exactly."]
-    return "\n".join(report.section("Typing speed per backend", ["backend", "text", "key delay ms", "chars", "median ms",
-                                                                  "chars/s", "errors"], rows, notes, level=1))
+    rows = [
+        [
+            r["backend"],
+            r["text"],
+            r["key_delay_ms"],
+            r["characters"],
+            None if r["median_s"] is None else f"{r['median_s'] * 1000:.0f}",
+            None if r["chars_per_s"] is None else f"{r['chars_per_s']:.0f}",
+            f"{r['errors']}/{r['runs']}",
+        ]
+        for r in results["rows"]
+    ]
+    notes = [
+        f"Medians of {results['repeats']} runs each, measured in one run on {results['host']}; from the sink's call "
+        "to the app's shell holding the whole text (its last Return). Errors: runs whose text was not received exactly."
+    ]
+    return "\n".join(
+        report.section(
+            "Typing speed per backend",
+            ["backend", "text", "key delay ms", "chars", "median ms", "chars/s", "errors"],
+            rows,
+            notes,
+            level=1,
+        )
+    )
 
 
 def run(repeats: int = 3, out: Path = RESULTS, say=print) -> dict:
@@ -108,8 +151,13 @@ def run(repeats: int = 3, out: Path = RESULTS, say=print) -> dict:
     if missing:
         raise sessions.SessionError(f"{', '.join(missing)} not installed: run ./install")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    results = {"schema": report.SCHEMA, "timestamp": stamp, "host": f"{platform.machine()}, {os.cpu_count()} cores",
-               "repeats": repeats, "rows": run_all(repeats, say)}
+    results = {
+        "schema": report.SCHEMA,
+        "timestamp": stamp,
+        "host": f"{platform.machine()}, {os.cpu_count()} cores",
+        "repeats": repeats,
+        "rows": run_all(repeats, say),
+    }
     out.mkdir(parents=True, exist_ok=True)
     results["files"] = {"json": str(out / f"{stamp}-typing.json"), "markdown": str(out / f"{stamp}-typing.md")}
     summary = markdown(results)

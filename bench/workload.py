@@ -173,7 +173,12 @@ def score(rows: list[dict], reference: list[dict], cycle_ms: int, repeats: int, 
         wanted = [word for expected in reference if dictated(expected) for word in words(expected["text"])]
         typed_rows = [row for (row_cycle, _), row in matched.items() if row_cycle == cycle]
         typed_rows += [row for row in stray if cycle_of(row, cycle_ms) == cycle]
-        got = [word for row in sorted(typed_rows, key=lambda row: start_ms(row["utt"])) if dictated(row) for word in words(row["text"])]
+        got = [
+            word
+            for row in sorted(typed_rows, key=lambda row: start_ms(row["utt"]))
+            if dictated(row)
+            for word in words(row["text"])
+        ]
         expected_words += len(wanted)
         typed_words += aligned_words(wanted, got)
     return {

@@ -36,8 +36,8 @@ import msgpack
 import zmq
 
 from bus import config as configuration
-from bus import log as logging
 from bus import doctor, gadget, models, service, sockets, status
+from bus import log as logging
 from bus import replay as replaying
 from bus.frames import Transcript, Typed
 from bus.peer import Peer
@@ -71,8 +71,10 @@ def up(args) -> int:
     run_dir = sockets.make_private_dir(sockets.run_dir(config))
     running = Supervisor(run_dir, run_dir / "run.toml").states()
     if running:  # checked before anything of the running one is touched
-        raise CliError(f"voxkey is already running in {run_dir} ({len(running)} stages): stop it first "
-                       "(Ctrl-C in its terminal, or systemctl --user stop voxkey), or give this one another bus.run_dir")
+        raise CliError(
+            f"voxkey is already running in {run_dir} ({len(running)} stages): stop it first "
+            "(Ctrl-C in its terminal, or systemctl --user stop voxkey), or give this one another bus.run_dir"
+        )
     for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
         memory.unlink()
     supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
@@ -208,7 +210,9 @@ def wait_until_ready(config: dict, supervisor: Supervisor, stage: str, pid: int,
         if answer.get("ready") and answer.get("pid") == pid:
             return
         time.sleep(0.2)
-    raise CliError(f"{stage} was not ready {timeout_s:.0f} s after it started; see {supervisor.run_dir / f'{stage}.log'}")
+    raise CliError(
+        f"{stage} was not ready {timeout_s:.0f} s after it started; see {supervisor.run_dir / f'{stage}.log'}"
+    )
 
 
 def swap(args) -> int:
@@ -295,14 +299,20 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
 
     live = commands.add_parser("up", help="listen to the microphone and type")
-    live.add_argument("--sink", default="auto", help="auto (default: from the session), wtype, xdotool, clipboard, uinput, hid (a USB keyboard), stdout or file:PATH")
+    live.add_argument(
+        "--sink",
+        default="auto",
+        help="auto (default: from the session), wtype, xdotool, clipboard, uinput, hid (a USB keyboard), stdout or file:PATH",
+    )
     common(live)
     live.set_defaults(run=up)
 
     play = commands.add_parser("replay", help="type what a recording says")
     play.add_argument("path")
     play.add_argument("--realtime", action="store_true", help="feed audio at the speed it was spoken")
-    play.add_argument("--sink", help="stdout (default), file:PATH, auto, wtype, xdotool, clipboard, uinput, hid or hid:PATH")
+    play.add_argument(
+        "--sink", help="stdout (default), file:PATH, auto, wtype, xdotool, clipboard, uinput, hid or hid:PATH"
+    )
     play.add_argument("--trace", help="write one JSON line of timings per utterance here")
     play.add_argument("--keep", action="store_true", help="keep the run directory (sockets, logs)")
     common(play)
@@ -320,7 +330,9 @@ def parser() -> argparse.ArgumentParser:
     common(hearing)
     hearing.set_defaults(run=set_listening)
 
-    report = commands.add_parser("status", help="what a running voxkey is doing: listening, mode, stages, last utterance")
+    report = commands.add_parser(
+        "status", help="what a running voxkey is doing: listening, mode, stages, last utterance"
+    )
     common(report)
     report.set_defaults(run=show_status)
 
@@ -329,7 +341,9 @@ def parser() -> argparse.ArgumentParser:
     common(mode)
     mode.set_defaults(run=set_mode)
 
-    talk = commands.add_parser("conversation", help="start chat and converse afresh (as saying \"new conversation\" does)")
+    talk = commands.add_parser(
+        "conversation", help='start chat and converse afresh (as saying "new conversation" does)'
+    )
     talk.add_argument("action", choices=["new"])
     common(talk)
     talk.set_defaults(run=new_conversation)

@@ -22,8 +22,19 @@ OPTIONAL_STAGE_SETTINGS = {"endpoint": "ipc://<run_dir>/<stage>.sock"}
 USER_TABLES = {"stages.router.replacements"}
 # Numbers that must be above zero; every other number whose default is not negative
 # must not be negative.
-POSITIVE = {"frame_samples", "beam_size", "heartbeat_s", "stall_timeout_s", "context_tokens", "conversation_tokens", "end_of_speech_ms",
-            "max_utterance_s", "retain_s", "clarify_timeout_s", "thinking_budget_tokens"}
+POSITIVE = {
+    "frame_samples",
+    "beam_size",
+    "heartbeat_s",
+    "stall_timeout_s",
+    "context_tokens",
+    "conversation_tokens",
+    "end_of_speech_ms",
+    "max_utterance_s",
+    "retain_s",
+    "clarify_timeout_s",
+    "thinking_budget_tokens",
+}
 # Numbers with bounds of their own: name -> (lowest, highest).
 RANGES = {"hid_key_delay_ms": (0, 1000)}
 # Sections whose `model` may be a script played in place of a model (bus/scripted_engine.py).
@@ -53,12 +64,18 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
                 expect_type(name, value, OPTIONAL_STAGE_SETTINGS[key])
                 continue
             close = difflib.get_close_matches(key, list(defaults), n=1, cutoff=0.6)
-            hint = f"did you mean {where + '.' if where else ''}{close[0]}?" if close else f"{where or 'the top level'} has {', '.join(defaults)}"
+            hint = (
+                f"did you mean {where + '.' if where else ''}{close[0]}?"
+                if close
+                else f"{where or 'the top level'} has {', '.join(defaults)}"
+            )
             raise ConfigError(f"unknown setting {name}: {hint}")
         expected = defaults[key]
         if isinstance(expected, dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{name} is a section ([{name}]), not a setting: set one of its settings, e.g. {first_setting(expected, name)}=...")
+                raise ConfigError(
+                    f"{name} is a section ([{name}]), not a setting: set one of its settings, e.g. {first_setting(expected, name)}=..."
+                )
             if name in USER_TABLES:
                 for heard, typed in value.items():
                     expect_type(f"{name}.{heard}", typed, "")
@@ -82,7 +99,9 @@ def check_script(name: str, where: str, value: str) -> None:
     """A scripted model is checked whole here, so a bad script stops the run before any
     stage starts, with the file named."""
     if where not in SCRIPTABLE:
-        raise ConfigError(f"{name}: a script can stand in only for a language model ({', '.join(s + '.model' for s in SCRIPTABLE)})")
+        raise ConfigError(
+            f"{name}: a script can stand in only for a language model ({', '.join(s + '.model' for s in SCRIPTABLE)})"
+        )
     try:
         scripted_engine.load(value)
     except scripted_engine.ScriptError as error:
@@ -99,10 +118,14 @@ def expect_type(name: str, value, default) -> None:
     if isinstance(default, bool):
         ok, kind = isinstance(value, bool), "true or false"
     elif isinstance(default, (int, float)):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (isinstance(default, float) or isinstance(value, int))
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (isinstance(default, float) or isinstance(value, int))
+        )
         kind = "a whole number" if isinstance(default, int) else "a number"
     elif isinstance(default, list):
-        ok, kind = isinstance(value, list), "a list, e.g. [0, 1] or [\"a\", \"b\"]"
+        ok, kind = isinstance(value, list), 'a list, e.g. [0, 1] or ["a", "b"]'
     else:
         ok, kind = isinstance(value, str), "text (in quotes)"
     if not ok:

@@ -49,10 +49,14 @@ class Conversation:
 
 def as_messages(turns: list[dict], asked: Callable[[str], dict]) -> list[dict]:
     """The turns as chat messages: each question as `asked` lays it out, then the answer."""
-    return [message for turn in turns for message in (asked(turn["user"]), {"role": "assistant", "content": turn["answer"]})]
+    return [
+        message for turn in turns for message in (asked(turn["user"]), {"role": "assistant", "content": turn["answer"]})
+    ]
 
 
-def window(turns: list[dict], fits: Callable[[list[dict]], bool], fits_half: Callable[[list[dict]], bool]) -> list[dict]:
+def window(
+    turns: list[dict], fits: Callable[[list[dict]], bool], fits_half: Callable[[list[dict]], bool]
+) -> list[dict]:
     """The turns a prompt holds: from where the last answer's window began while that
     `fits`, else the latest turns that `fits_half`. A function of the turns alone, so a
     request answered again gets the window it had."""
@@ -74,8 +78,15 @@ def latest_that_fit(turns: list[dict], fits: Callable[[list[dict]], bool]) -> li
 def check_saved(saved: dict) -> None:
     """For Stage.load_state: {mode: {"number": int, "turns": [{"utt", "user", "answer"}]}}."""
     for mode, conversation in saved.get("conversations", {}).items():
-        expect(isinstance(conversation, dict) and isinstance(conversation.get("number"), int), f"conversation {mode} is malformed")
+        expect(
+            isinstance(conversation, dict) and isinstance(conversation.get("number"), int),
+            f"conversation {mode} is malformed",
+        )
         expect(isinstance(conversation.get("turns"), list), f"conversation {mode} has no list of turns")
         for turn in conversation["turns"]:
-            expect(isinstance(turn, dict) and set(turn) - {"since"} == {"utt", "user", "answer"}
-                   and all(isinstance(value, str) for value in turn.values()), f"conversation {mode} holds a bad turn")
+            expect(
+                isinstance(turn, dict)
+                and set(turn) - {"since"} == {"utt", "user", "answer"}
+                and all(isinstance(value, str) for value in turn.values()),
+                f"conversation {mode} holds a bad turn",
+            )

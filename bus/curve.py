@@ -66,7 +66,9 @@ def _load(path: Path) -> tuple[bytes, bytes | None]:
     try:
         return zmq.auth.load_certificate(path)
     except (OSError, ValueError):
-        raise CurveError(f"CURVE key {path} is missing or unreadable (create keys with: python -m bus.curve DIR)") from None
+        raise CurveError(
+            f"CURVE key {path} is missing or unreadable (create keys with: python -m bus.curve DIR)"
+        ) from None
 
 
 def server_options(directory: str | Path, name: str = SERVER) -> dict[int, object]:
@@ -76,7 +78,11 @@ def server_options(directory: str | Path, name: str = SERVER) -> dict[int, objec
 
 def client_options(directory: str | Path, server_name: str = SERVER, name: str = CLIENT) -> dict[int, object]:
     public, secret = keypair(directory, name)
-    return {zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret, zmq.CURVE_SERVERKEY: public_key(directory, server_name)}
+    return {
+        zmq.CURVE_PUBLICKEY: public,
+        zmq.CURVE_SECRETKEY: secret,
+        zmq.CURVE_SERVERKEY: public_key(directory, server_name),
+    }
 
 
 def authenticator(context: zmq.Context, directory: str | Path) -> ThreadAuthenticator:

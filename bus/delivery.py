@@ -32,8 +32,8 @@ saying how far it no longer needs it (`acknowledge_through`), not frame by frame
 
 import base64
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from bus import frames as wire
 from bus.frames import Ack, Frame
@@ -59,8 +59,15 @@ class Delivery:
     `hears_me(name)` says whether that peer's latest heartbeat names our pid, and
     `pid_of(name)` which process of it that heartbeat came from."""
 
-    def __init__(self, name: str, send: Callable[[Frame], None], hears_me: Callable[[str], bool],
-                 pid_of: Callable[[str], int], counters, log):
+    def __init__(
+        self,
+        name: str,
+        send: Callable[[Frame], None],
+        hears_me: Callable[[str], bool],
+        pid_of: Callable[[str], int],
+        counters,
+        log,
+    ):
         self.name = name
         self._send = send
         self._hears_me = hears_me
@@ -151,7 +158,9 @@ class Delivery:
         self._unsent[name] = collections.deque(pending)
         if resent:
             self.counters["resent"] += resent
-            self.log.warning("consumer restarted: sending again what it had not acknowledged", consumer=name, frames=resent)
+            self.log.warning(
+                "consumer restarted: sending again what it had not acknowledged", consumer=name, frames=resent
+            )
 
     def heard_from(self, name: str) -> None:
         """A heartbeat from `name`: if it now hears us, what waited for it goes."""

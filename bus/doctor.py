@@ -49,7 +49,11 @@ def judge_level(rms: float, peak: float, clipped: float = 0.0) -> tuple[str, str
     now and then; a clipping input stays there)."""
     detail = f"level over {LISTEN_S:.0f} s: RMS {dbfs(rms):.0f} dBFS, peak {dbfs(peak):.0f} dBFS"
     if peak < 10 ** (-70 / 20):
-        return "warn", f"{detail}: silent", "the input is muted or is the wrong device: unmute it, or choose another with stages.capture.source=mic:NAME"
+        return (
+            "warn",
+            f"{detail}: silent",
+            "the input is muted or is the wrong device: unmute it, or choose another with stages.capture.source=mic:NAME",
+        )
     if clipped > 0.001:
         return "warn", f"{detail}: clipping", "lower the input gain (alsamixer, or the desktop's sound settings)"
     return "ok", detail, ""
@@ -80,15 +84,28 @@ def check_microphone(config: dict, listen: bool) -> Check:
     try:
         microphone = Microphone(source.partition(":")[2] or None, 512, Counter())
     except StageError as error:
-        return Check("microphone", "FAIL", str(error), "plug in a microphone, or name one with stages.capture.source=mic:NAME")
+        return Check(
+            "microphone", "FAIL", str(error), "plug in a microphone, or name one with stages.capture.source=mic:NAME"
+        )
     found = f"{microphone.name} ({microphone.rate} Hz, {microphone.channels} channel(s))"
     if not listen:
         return Check("microphone", "ok", f"{found}; level not measured (--no-mic)")
     try:
-        audio = microphone.sd.rec(int(LISTEN_S * microphone.rate), samplerate=microphone.rate, channels=microphone.channels,
-                                  dtype="float32", device=microphone.device, blocking=True)
+        audio = microphone.sd.rec(
+            int(LISTEN_S * microphone.rate),
+            samplerate=microphone.rate,
+            channels=microphone.channels,
+            dtype="float32",
+            device=microphone.device,
+            blocking=True,
+        )
     except microphone.sd.PortAudioError as error:
-        return Check("microphone", "FAIL", f"{found} cannot record: {error}", "close other programs holding it, or choose another device")
+        return Check(
+            "microphone",
+            "FAIL",
+            f"{found} cannot record: {error}",
+            "close other programs holding it, or choose another device",
+        )
     rms = float((audio**2).mean() ** 0.5) if audio.size else 0.0
     peak = float(abs(audio).max()) if audio.size else 0.0
     clipped = float((abs(audio) >= 0.99).mean()) if audio.size else 0.0
@@ -107,8 +124,12 @@ def check_typing(env) -> Check:
 
     kind, reason = choose_sink(env)
     if kind == "stdout":
-        return Check("typing", "warn", f"auto would type to standard output: {reason}",
-                     "run voxkey inside the desktop session (or import its environment: see voxkey service)")
+        return Check(
+            "typing",
+            "warn",
+            f"auto would type to standard output: {reason}",
+            "run voxkey inside the desktop session (or import its environment: see voxkey service)",
+        )
     argv = harmless_key(kind)
     if argv is None:
         return Check("typing", "ok", f"auto would use {kind}: {reason}")
@@ -118,8 +139,12 @@ def check_typing(env) -> Check:
         return Check("typing", "FAIL", f"{kind} could not press a key: {error}", f"reinstall {kind} (./install)")
     if pressed.returncode != 0:
         why = (pressed.stderr.strip().splitlines() or [f"exit {pressed.returncode}"])[-1]
-        return Check("typing", "FAIL", f"auto would use {kind}, which could not press a key: {why}",
-                     "on Wayland the compositor must offer the virtual-keyboard protocol (wlroots: labwc, sway); try --sink clipboard")
+        return Check(
+            "typing",
+            "FAIL",
+            f"auto would use {kind}, which could not press a key: {why}",
+            "on Wayland the compositor must offer the virtual-keyboard protocol (wlroots: labwc, sway); try --sink clipboard",
+        )
     return Check("typing", "ok", f"auto would use {kind} ({reason}); a test key (Shift) was pressed")
 
 
@@ -166,7 +191,9 @@ def check_models(config: dict, verify: bool) -> tuple[list[Check], dict[str, flo
         try:
             path = model_path(stage, name)
         except StageError as error:
-            checks.append(Check(f"model {stage}", "FAIL", str(error), f"voxkey models fetch, or set stages.{stage}.model"))
+            checks.append(
+                Check(f"model {stage}", "FAIL", str(error), f"voxkey models fetch, or set stages.{stage}.model")
+            )
             continue
         sizes[f"{stage} {name}"] = size_mb(path)
         where = f"{name} at {path} ({sizes[f'{stage} {name}']:.0f} MB)"
@@ -175,9 +202,14 @@ def check_models(config: dict, verify: bool) -> tuple[list[Check], dict[str, flo
             continue
         state = models.status(verify=verify)[list(manifest).index(name)].state
         good = {"verified", "installed"}
-        checks.append(Check(f"model {stage}", "ok" if state in good else "FAIL",
-                            f"{where}: {state}" + ("" if verify else " (sizes; --verify checks SHA-256)"),
-                            "" if state in good else f"voxkey models fetch {name}"))
+        checks.append(
+            Check(
+                f"model {stage}",
+                "ok" if state in good else "FAIL",
+                f"{where}: {state}" + ("" if verify else " (sizes; --verify checks SHA-256)"),
+                "" if state in good else f"voxkey models fetch {name}",
+            )
+        )
     return checks, sizes
 
 
@@ -191,8 +223,11 @@ def total_memory_mb() -> float:
 
 def check_supervisor(config: dict) -> list[Check]:
     found = shutil.which("supervisord", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    checks = [Check("supervisord", "ok", found) if found else
-              Check("supervisord", "FAIL", "supervisord is not installed", "reinstall voxkey (./install)")]
+    checks = [
+        Check("supervisord", "ok", found)
+        if found
+        else Check("supervisord", "FAIL", "supervisord is not installed", "reinstall voxkey (./install)")
+    ]
     run_dir = sockets.run_dir(config)
     if not run_dir.exists():
         checks.append(Check("run directory", "ok", f"{run_dir} (created private when voxkey starts)"))
@@ -203,7 +238,9 @@ def check_supervisor(config: dict) -> list[Check]:
         checks.append(Check("run directory", "FAIL", str(error), "a run directory only you can open: see the message"))
         return checks
     running = Supervisor(run_dir, run_dir / "run.toml").states()
-    detail = f"{run_dir}, private; " + (f"voxkey is running ({len(running)} stages)" if running else "voxkey is not running")
+    detail = f"{run_dir}, private; " + (
+        f"voxkey is running ({len(running)} stages)" if running else "voxkey is not running"
+    )
     checks.append(Check("run directory", "ok", detail))
     return checks
 
@@ -211,12 +248,22 @@ def check_supervisor(config: dict) -> list[Check]:
 def check_session(env) -> Check:
     seen = {name: env.get(name, "") for name in ("WAYLAND_DISPLAY", "DISPLAY", "XDG_SESSION_TYPE")}
     shown = ", ".join(f"{name}={value}" for name, value in seen.items() if value) or "no graphical session variables"
-    return Check("session", "ok" if seen["WAYLAND_DISPLAY"] or seen["DISPLAY"] else "warn", shown,
-                 "" if seen["WAYLAND_DISPLAY"] or seen["DISPLAY"] else "run voxkey from inside the desktop session")
+    return Check(
+        "session",
+        "ok" if seen["WAYLAND_DISPLAY"] or seen["DISPLAY"] else "warn",
+        shown,
+        "" if seen["WAYLAND_DISPLAY"] or seen["DISPLAY"] else "run voxkey from inside the desktop session",
+    )
 
 
 def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
-    checks = [check_session(env), check_microphone(config, listen), check_typing(env), check_uinput(), check_gadget(config)]
+    checks = [
+        check_session(env),
+        check_microphone(config, listen),
+        check_typing(env),
+        check_uinput(),
+        check_gadget(config),
+    ]
     model_checks, sizes = check_models(config, verify)
     verdict, detail, fix = judge_memory(sizes, len(configuration.STAGES), total_memory_mb())
     return checks + model_checks + [Check("memory", verdict, detail, fix)] + check_supervisor(config)

@@ -260,8 +260,21 @@ class Heartbeat:
 BODY_TYPES = {
     body.TOPIC: body
     for body in (
-        AudioChunk, StreamStart, StreamStop, Speech, Guess, Voice, Transcript, Request, Cancel, Keystrokes, Generation, Typed,
-        Ack, Start, Heartbeat,
+        AudioChunk,
+        StreamStart,
+        StreamStop,
+        Speech,
+        Guess,
+        Voice,
+        Transcript,
+        Request,
+        Cancel,
+        Keystrokes,
+        Generation,
+        Typed,
+        Ack,
+        Start,
+        Heartbeat,
     )
 }
 
@@ -307,7 +320,18 @@ def encode(frame: Frame) -> list[bytes]:
     return [frame.topic.encode(), msgpack.packb(header, use_bin_type=True), frame.payload]
 
 
-_ENVELOPE = {"v": int, "src": str, "seq": int, "utt": str, "marks": dict, "to": str, "to_pid": int, "key": str, "pos": int, "body": dict}
+_ENVELOPE = {
+    "v": int,
+    "src": str,
+    "seq": int,
+    "utt": str,
+    "marks": dict,
+    "to": str,
+    "to_pid": int,
+    "key": str,
+    "pos": int,
+    "body": dict,
+}
 _FIELD_TYPES = {int: (int,), float: (float, int), str: (str,), bool: (bool,), list: (list,), dict: (dict,)}
 
 

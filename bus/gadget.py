@@ -76,8 +76,13 @@ def state(configfs: Path = CONFIGFS, udc_class: Path = UDC_CLASS) -> GadgetState
     gadget = gadget_dir(configfs)
     udc = read(gadget / "UDC")
     controllers = tuple(sorted(entry.name for entry in udc_class.iterdir())) if udc_class.is_dir() else ()
-    return GadgetState(configured=gadget.is_dir(), udc=udc, udc_state=read(udc_class / udc / "state") if udc else "",
-                       controllers=controllers, supported=(configfs / "usb_gadget").is_dir())
+    return GadgetState(
+        configured=gadget.is_dir(),
+        udc=udc,
+        udc_state=read(udc_class / udc / "state") if udc else "",
+        controllers=controllers,
+        supported=(configfs / "usb_gadget").is_dir(),
+    )
 
 
 def describe(found: GadgetState, layout: str) -> tuple[str, str, str]:
@@ -85,10 +90,16 @@ def describe(found: GadgetState, layout: str) -> tuple[str, str, str]:
     host is connected and can be typed into."""
     if not found.supported:
         return "warn", f"no USB gadget support (libcomposite) in this kernel; host layout {layout}", ENABLE
-    detail = (f"configured {'yes' if found.configured else 'no'}, bound {found.udc or 'no'}, "
-              f"host {'connected' if found.host_connected else 'not connected'} (UDC state {found.udc_state or 'none'}), host layout {layout}")
+    detail = (
+        f"configured {'yes' if found.configured else 'no'}, bound {found.udc or 'no'}, "
+        f"host {'connected' if found.host_connected else 'not connected'} (UDC state {found.udc_state or 'none'}), host layout {layout}"
+    )
     if not found.configured or not found.udc:
-        there = f"controllers here: {', '.join(found.controllers)}" if found.controllers else "no USB device controller here: see the README"
+        there = (
+            f"controllers here: {', '.join(found.controllers)}"
+            if found.controllers
+            else "no USB device controller here: see the README"
+        )
         return "warn", f"{detail}; {there}", "sudo voxkey gadget setup"
     if not found.host_connected:
         return "warn", detail, "plug the Pi's USB-C port into a computer (and wake it)"
@@ -121,7 +132,9 @@ def require_support(configfs: Path) -> None:
 def choose_udc(udc_class: Path, wanted: str = "") -> str:
     controllers = sorted(entry.name for entry in udc_class.iterdir()) if udc_class.is_dir() else []
     if wanted and wanted not in controllers:
-        raise GadgetError(f"no USB device controller {wanted!r} (there are: {', '.join(controllers) or 'none'}): leave out --udc")
+        raise GadgetError(
+            f"no USB device controller {wanted!r} (there are: {', '.join(controllers) or 'none'}): leave out --udc"
+        )
     if not controllers:
         raise GadgetError(f"no USB device controller (nothing in {udc_class}): {DEVICE_MODE}")
     return wanted or controllers[0]
@@ -129,13 +142,19 @@ def choose_udc(udc_class: Path, wanted: str = "") -> str:
 
 def serial_number() -> str:
     """The board's serial number, so a host tells two Pis apart."""
-    return read(Path("/sys/firmware/devicetree/base/serial-number")).strip("\x00") or read(Path("/etc/machine-id"))[:16] or "0"
+    return (
+        read(Path("/sys/firmware/devicetree/base/serial-number")).strip("\x00")
+        or read(Path("/etc/machine-id"))[:16]
+        or "0"
+    )
 
 
 def require_root(configfs: Path, action: str) -> None:
     if configfs == CONFIGFS and os.geteuid() != 0:
         voxkey = Path(sys.executable).with_name("voxkey")
-        raise GadgetError(f"gadget {action} changes the kernel's USB devices and needs root: sudo {voxkey if voxkey.exists() else 'voxkey'} gadget {action}")
+        raise GadgetError(
+            f"gadget {action} changes the kernel's USB devices and needs root: sudo {voxkey if voxkey.exists() else 'voxkey'} gadget {action}"
+        )
 
 
 def setup(configfs: Path = CONFIGFS, udc_class: Path = UDC_CLASS, udc: str = "") -> str:
@@ -167,8 +186,10 @@ def setup(configfs: Path = CONFIGFS, udc_class: Path = UDC_CLASS, udc: str = "")
     except OSError as error:
         if error.errno != errno.EBUSY:
             raise
-        raise GadgetError(f"{controller} is taken by another USB gadget (g_ether, g_serial, or one in {configfs / 'usb_gadget'}): "
-                          "remove it, then sudo voxkey gadget setup again") from None
+        raise GadgetError(
+            f"{controller} is taken by another USB gadget (g_ether, g_serial, or one in {configfs / 'usb_gadget'}): "
+            "remove it, then sudo voxkey gadget setup again"
+        ) from None
     return f"the voxkey keyboard gadget is set up and bound to {controller}: plug the Pi's USB-C port into a computer"
 
 
@@ -189,7 +210,13 @@ def teardown(configfs: Path = CONFIGFS) -> str:
     config = gadget / "configs" / CONFIG
     if (config / FUNCTION).is_symlink():
         (config / FUNCTION).unlink()
-    for directory in (config / "strings" / ENGLISH, config, gadget / "functions" / FUNCTION, gadget / "strings" / ENGLISH, gadget):
+    for directory in (
+        config / "strings" / ENGLISH,
+        config,
+        gadget / "functions" / FUNCTION,
+        gadget / "strings" / ENGLISH,
+        gadget,
+    ):
         remove(directory)
     return "the voxkey keyboard gadget is removed"
 
@@ -239,7 +266,9 @@ def run(args) -> int:
 
 
 def add_cli(commands) -> None:
-    gadget = commands.add_parser("gadget", help="the Pi as a USB keyboard: set up, remove or show the USB gadget (root)")
+    gadget = commands.add_parser(
+        "gadget", help="the Pi as a USB keyboard: set up, remove or show the USB gadget (root)"
+    )
     gadget.add_argument("action", choices=["setup", "teardown", "status"])
     gadget.add_argument("--udc", default="", help="the USB device controller to bind to (default: the first)")
     gadget.add_argument("--configfs", default=str(CONFIGFS), help=argparse_hidden())

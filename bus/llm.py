@@ -11,9 +11,9 @@ import collections
 import ctypes
 import gc
 import json
-import zlib
 import time
 import tomllib
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,7 +177,11 @@ class LlmStage(Stage):
         self.allow_newlines = bool(self.settings.get("allow_newlines", False))
         saved = self.load_state(check_saved)
         self.conversations = {mode: Conversation(**kept) for mode, kept in saved.get("conversations", {}).items()}
-        self.mode_states = ModeStates(self.llm) if len(self.modes) > 1 and not scripted_engine.is_scripted(str(self.settings["model"])) else None
+        self.mode_states = (
+            ModeStates(self.llm)
+            if len(self.modes) > 1 and not scripted_engine.is_scripted(str(self.settings["model"]))
+            else None
+        )
         # The first evaluation pays for lazy initialisation: pay it before reporting ready.
         # Evaluating each mode's system prompt does more: llama.cpp keeps the longest
         # prefix a new prompt shares with the last one evaluated, so a mode's first request
@@ -206,9 +210,13 @@ class LlmStage(Stage):
 
         path = resolve_model(name)
         try:
-            llm = Llama(model_path=str(path), n_ctx=context, n_threads=self.threads, n_threads_batch=self.threads, verbose=False)
+            llm = Llama(
+                model_path=str(path), n_ctx=context, n_threads=self.threads, n_threads_batch=self.threads, verbose=False
+            )
         except (ValueError, RuntimeError, OSError) as error:
-            raise StageError(f"model file {path} cannot be loaded ({error}): run `voxkey models fetch` to replace it") from None
+            raise StageError(
+                f"model file {path} cannot be loaded ({error}): run `voxkey models fetch` to replace it"
+            ) from None
         return llm, path
 
     # --- the request life cycle ---
@@ -237,8 +245,13 @@ class LlmStage(Stage):
         self.publish(report, utt=frame.utt, marks=frame.marks)
         self.type(frame, metrics, "", final=True)
         collect_ms = self.release_engine_memory()
-        self.log.info("generation", utt=frame.utt, **{k: v for k, v in vars(report).items() if k != "detail"}, detail=detail,
-                      collect_ms=collect_ms)
+        self.log.info(
+            "generation",
+            utt=frame.utt,
+            **{k: v for k, v in vars(report).items() if k != "detail"},
+            detail=detail,
+            collect_ms=collect_ms,
+        )
 
     @staticmethod
     def release_engine_memory() -> float:
@@ -295,9 +308,14 @@ class LlmStage(Stage):
         if not self.mode_prompts[request.mode].get("conversation"):
             return [question]
         turns = self.conversation(request).before(frame.utt)
-        room = min(int(self.settings["conversation_tokens"]), int(self.settings["context_tokens"]) - self.answer_reserve(request.mode))
+        room = min(
+            int(self.settings["conversation_tokens"]),
+            int(self.settings["context_tokens"]) - self.answer_reserve(request.mode),
+        )
         asked = lambda text: self.user_message(request.mode, text)
-        tokens = lambda kept: self.count_tokens(self.prompt(request.mode, [*as_messages(kept, asked), question], self.tools()))
+        tokens = lambda kept: self.count_tokens(
+            self.prompt(request.mode, [*as_messages(kept, asked), question], self.tools())
+        )
         self.window = window(turns, lambda kept: tokens(kept) <= room, lambda kept: tokens(kept) <= room // 2)
         return [*as_messages(self.window, asked), question]
 
@@ -366,6 +384,11 @@ class LlmStage(Stage):
             self.typed_any = True
             metrics.typed()
         marks = {**frame.marks, "llm_first_token": metrics.first_token_ns or now_ns()}
-        self.publish(Keystrokes(text=text, final=final, offset=self.offset), utt=frame.utt, marks=marks,
-                     to="router", key=f"{frame.utt}+{self.offset}")
+        self.publish(
+            Keystrokes(text=text, final=final, offset=self.offset),
+            utt=frame.utt,
+            marks=marks,
+            to="router",
+            key=f"{frame.utt}+{self.offset}",
+        )
         self.offset += len(text)

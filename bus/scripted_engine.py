@@ -73,7 +73,7 @@ def is_scripted(model: str) -> bool:
 
 def load(model: str) -> Script:
     """The script a `scripted:PATH` model setting names, checked whole."""
-    path = Path(model[len(PREFIX):]).expanduser()
+    path = Path(model[len(PREFIX) :]).expanduser()
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -85,6 +85,7 @@ def load(model: str) -> Script:
 
 def parse(data, path: Path) -> dict:
     """A script's fields, or ScriptError saying what is wrong with it."""
+
     def fail(problem: str):
         raise ScriptError(f"script {path}: {problem}")
 
@@ -127,8 +128,9 @@ class ScriptedLlama:
         tokens = [zlib.crc32(token.encode()) % 50_000 for token in TOKEN.findall(text.decode(errors="replace"))]
         return [1, *tokens] if add_bos else tokens
 
-    def create_completion(self, prompt: str, max_tokens: int = 16, stop: list[str] | None = None,
-                          stream: bool = False, **sampling):
+    def create_completion(
+        self, prompt: str, max_tokens: int = 16, stop: list[str] | None = None, stream: bool = False, **sampling
+    ):
         """Stream: the turn meant for `prompt`, a chunk per token, paced. Not streamed
         (only a stage's warm-up, which asks nothing): no text."""
         if not stream:

@@ -19,8 +19,14 @@ from pathlib import Path
 UNIT = "voxkey.service"
 SESSION_VARIABLES = ("WAYLAND_DISPLAY", "DISPLAY", "XDG_SESSION_TYPE", "XDG_CURRENT_DESKTOP")
 AUTOSTART = {
-    "labwc": ("~/.config/labwc/autostart", "dbus-update-activation-environment --systemd " + " ".join(SESSION_VARIABLES)),
-    "sway": ("~/.config/sway/config", "exec dbus-update-activation-environment --systemd " + " ".join(SESSION_VARIABLES)),
+    "labwc": (
+        "~/.config/labwc/autostart",
+        "dbus-update-activation-environment --systemd " + " ".join(SESSION_VARIABLES),
+    ),
+    "sway": (
+        "~/.config/sway/config",
+        "exec dbus-update-activation-environment --systemd " + " ".join(SESSION_VARIABLES),
+    ),
 }
 
 
@@ -87,11 +93,15 @@ def install(config: str | None, start: bool, env=os.environ) -> list[str]:
     for step in steps:
         why = systemctl(*step)
         if why:
-            raise ServiceError(f"wrote {path}, but `systemctl --user {' '.join(step)}` failed ({why}); "
-                               f"in your desktop session run: systemctl --user daemon-reload && systemctl --user enable --now {UNIT}")
+            raise ServiceError(
+                f"wrote {path}, but `systemctl --user {' '.join(step)}` failed ({why}); "
+                f"in your desktop session run: systemctl --user daemon-reload && systemctl --user enable --now {UNIT}"
+            )
     told.append(f"enabled {UNIT}" + (" and started it" if start else "; it starts at the next login"))
     if not present:
-        told.append("no WAYLAND_DISPLAY or DISPLAY here: voxkey will type only once the session's environment is imported")
+        told.append(
+            "no WAYLAND_DISPLAY or DISPLAY here: voxkey will type only once the session's environment is imported"
+        )
     for desktop, (file, line) in AUTOSTART.items():
         told.append(f"at every login, {desktop} must import the session's environment: add to {file}: {line}")
     return told

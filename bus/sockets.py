@@ -44,7 +44,9 @@ def check_private_dir(path: Path, what: str = "socket directory") -> None:
     except FileNotFoundError:
         raise InsecureRunDir(f"{what} {path} does not exist (create it with: mkdir -m 700 {path})") from None
     if stat.S_ISLNK(info.st_mode):
-        raise InsecureRunDir(f"{what} {path} is a symbolic link: remove it, or set [bus] run_dir to a real directory of your own")
+        raise InsecureRunDir(
+            f"{what} {path} is a symbolic link: remove it, or set [bus] run_dir to a real directory of your own"
+        )
     mode = stat.S_IMODE(info.st_mode)
     if info.st_uid != os.getuid():
         raise InsecureRunDir(f"{what} {path} is owned by uid {info.st_uid}, not you: use a directory of your own")
@@ -130,13 +132,15 @@ def subscriber(context: zmq.Context, addresses: list[str], topics: list[str], cu
 def check_endpoint(address: str, curve_dir: str = "") -> None:
     """ipc:// (filesystem permissions guard it), inproc://, or tcp:// with CURVE keys."""
     if address.startswith("ipc://@"):
-        raise ConfigError(f"endpoint {address}: abstract ipc sockets have no permissions; use a path in a private directory")
+        raise ConfigError(
+            f"endpoint {address}: abstract ipc sockets have no permissions; use a path in a private directory"
+        )
     if address.startswith(("ipc://", "inproc://")):
         return
     if not address.startswith("tcp://"):
         raise ConfigError(f"endpoint {address}: only ipc:// and tcp:// (with CURVE keys) endpoints are supported")
     if not curve_dir:
         raise ConfigError(
-            f"endpoint {address} needs CURVE keys: create them with `python -m bus.curve DIR` and set [bus] curve_dir = \"DIR\""
+            f'endpoint {address} needs CURVE keys: create them with `python -m bus.curve DIR` and set [bus] curve_dir = "DIR"'
         )
     check_private_dir(Path(curve_dir), "CURVE key directory")

@@ -120,8 +120,17 @@ class Stage:
 
     # --- services ------------------------------------------------------------
 
-    def publish(self, body, *, utt: str = "", marks: dict | None = None, payload: bytes = b"",
-                to: str = "", key: str = "", position: int | None = None) -> Frame:
+    def publish(
+        self,
+        body,
+        *,
+        utt: str = "",
+        marks: dict | None = None,
+        payload: bytes = b"",
+        to: str = "",
+        key: str = "",
+        position: int | None = None,
+    ) -> Frame:
         """Publish a frame; with `to` and `key`, hand it over reliably to that consumer."""
         frame = Frame(body=body, src=self.name, utt=utt, marks=dict(marks or {}), payload=payload, to=to, key=key)
         if to:

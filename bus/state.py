@@ -17,8 +17,8 @@ stage that trusted it could drop speech.
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bus import sockets
 
@@ -45,7 +45,9 @@ def load(path: Path, check: Callable[[dict], None], log=None) -> dict:
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         aside = _set_aside(path)
         if log is not None:
-            log.warning("state file malformed: set aside, starting clean", path=str(path), aside=str(aside), error=str(error))
+            log.warning(
+                "state file malformed: set aside, starting clean", path=str(path), aside=str(aside), error=str(error)
+            )
         return {}
 
 

@@ -38,7 +38,11 @@ def render(stages: dict[str, dict], processes: dict[str, dict]) -> str:
     ]
     if "heard_utt" in router:
         said = f'"{clip(router["heard_text"])}"' if router.get("heard_text") else "(nothing)"
-        why = f" -- dropped: {router['heard_dropped']}" if router.get("heard_dropped") else f" ({router.get('heard_mode', '')})"
+        why = (
+            f" -- dropped: {router['heard_dropped']}"
+            if router.get("heard_dropped")
+            else f" ({router.get('heard_mode', '')})"
+        )
         lines.append(f"heard:     {said}{why}")
     if "last_utt" in keys:
         latency = f", {keys['last_latency_ms']} ms after speech ended" if keys.get("last_latency_ms", -1) >= 0 else ""
@@ -99,8 +103,12 @@ class Loading:
         if self.all_ready and not was_ready:
             return [Event(self.ready_message)]
         if not known and not self.all_ready:
-            return [Event(f"loading: {len(self.ready)} of {len(configuration.STAGES)} stages ready, "
-                          f"waiting for {', '.join(self.waiting())}")]
+            return [
+                Event(
+                    f"loading: {len(self.ready)} of {len(configuration.STAGES)} stages ready, "
+                    f"waiting for {', '.join(self.waiting())}"
+                )
+            ]
         return []
 
 

@@ -185,7 +185,9 @@ class Health:
             count = self.loops.crashed(stage, now)
             if count:
                 reason = last_error(self.supervisor.run_dir / f"{stage}.log")
-                found.append(f"stage {stage} keeps crashing ({count} crashes in {self.loops.window_s:.0f} s, last {how}): {reason}")
+                found.append(
+                    f"stage {stage} keeps crashing ({count} crashes in {self.loops.window_s:.0f} s, last {how}): {reason}"
+                )
         return found
 
     def _new_crashes(self) -> list[tuple[str, str]]:
@@ -197,8 +199,11 @@ class Health:
             return []
         complete = text[: text.rfind(b"\n") + 1]  # a line still being written waits
         self.log_read += len(complete)
-        return [match.groups() for match in map(UNEXPECTED_EXIT.search, complete.decode(errors="replace").splitlines())
-                if match and match.group(1) in configuration.STAGES]
+        return [
+            match.groups()
+            for match in map(UNEXPECTED_EXIT.search, complete.decode(errors="replace").splitlines())
+            if match and match.group(1) in configuration.STAGES
+        ]
 
 
 def last_error(log_path: Path) -> str:
@@ -207,12 +212,14 @@ def last_error(log_path: Path) -> str:
     how supervisord saw it end (killed by a signal says nothing in its own log)."""
     lines = _lines(log_path)
     starts = [index for index, line in enumerate(lines) if '"event": "starting"' in line]
-    lines = lines[starts[-1]:] if starts else lines
+    lines = lines[starts[-1] :] if starts else lines
     plain = [line for line in lines if line.startswith("voxkey ")]
     errors = [json_event(line) for line in lines if '"level": "error"' in line]
     raised = [line for line in lines if EXCEPTION_LINE.match(line)]
     name = log_path.stem
-    ended = [line.split(" ", 3)[-1] for line in _lines(log_path.parent / "supervisord.log") if f" exited: {name} (" in line]
+    ended = [
+        line.split(" ", 3)[-1] for line in _lines(log_path.parent / "supervisord.log") if f" exited: {name} (" in line
+    ]
     return (plain or errors or raised or ended or lines[-1:] or ["(empty log)"])[-1]
 
 

@@ -44,19 +44,20 @@ def resolve_model(name: str) -> str:
     """The embedded model, a model from models/manifest.toml by name, or any
     CTranslate2 Whisper model folder by path (bus/models.py: resolve)."""
     try:
-        return str(models.resolve(name, lambda path: (path / "model.bin").is_file(),
-                                  "Whisper model (a CTranslate2 folder with model.bin)"))
+        return str(
+            models.resolve(
+                name, lambda path: (path / "model.bin").is_file(), "Whisper model (a CTranslate2 folder with model.bin)"
+            )
+        )
     except models.ModelError as error:
         raise StageError(str(error)) from None
 
 
-def judge(segments: list[Segment], no_speech_threshold: float, min_avg_logprob: float, phantoms: set[str]) -> tuple[str, str]:
+def judge(
+    segments: list[Segment], no_speech_threshold: float, min_avg_logprob: float, phantoms: set[str]
+) -> tuple[str, str]:
     """(text to type, reason it is dropped); pure, so the guards are testable on their own."""
-    kept = [
-        s
-        for s in segments
-        if s.no_speech_prob <= no_speech_threshold and s.avg_logprob >= min_avg_logprob
-    ]
+    kept = [s for s in segments if s.no_speech_prob <= no_speech_threshold and s.avg_logprob >= min_avg_logprob]
     text = " ".join(s.text.strip() for s in kept).strip()
     if not segments:
         return "", "no_segments"
@@ -123,9 +124,13 @@ class Asr(Stage):
 
         path = resolve_model(str(self.settings["model"]))
         try:
-            self.model = WhisperModel(path, device="cpu", compute_type=self.settings["compute_type"], cpu_threads=self.threads)
+            self.model = WhisperModel(
+                path, device="cpu", compute_type=self.settings["compute_type"], cpu_threads=self.threads
+            )
         except (RuntimeError, ValueError, OSError) as error:
-            raise StageError(f"Whisper model {path} cannot be loaded ({error}): run `voxkey models fetch` or fix stages.asr.model") from None
+            raise StageError(
+                f"Whisper model {path} cannot be loaded ({error}): run `voxkey models fetch` or fix stages.asr.model"
+            ) from None
         self.phantoms = {plain(p) for p in self.settings["phantom_phrases"]}
         self.guessed: Recognised | None = None
         self.hypotheses: Hypotheses | None = None  # of the utterance being spoken, if partials are on
@@ -148,12 +153,21 @@ class Asr(Stage):
         return [Segment(s.text, s.no_speech_prob, s.avg_logprob) for s in segments]
 
     def _judged(self, segments: list[Segment]) -> tuple[str, str]:
-        return judge(segments, float(self.settings["no_speech_threshold"]), float(self.settings["min_avg_logprob"]), self.phantoms)
+        return judge(
+            segments,
+            float(self.settings["no_speech_threshold"]),
+            float(self.settings["min_avg_logprob"]),
+            self.phantoms,
+        )
 
     def _spoken(self, frame: Frame) -> Hypotheses | None:
         """The partials' hypotheses, if they are of this utterance (and part)."""
         hypotheses = self.hypotheses
-        return hypotheses if hypotheses is not None and (hypotheses.utt, hypotheses.part) == (frame.utt, frame.body.part) else None
+        return (
+            hypotheses
+            if hypotheses is not None and (hypotheses.utt, hypotheses.part) == (frame.utt, frame.body.part)
+            else None
+        )
 
     def _committed(self, frame: Frame) -> str:
         """The words already sent as partials for this utterance's audio."""
@@ -173,8 +187,14 @@ class Asr(Stage):
         text, dropped = self._judged(segments)
         best = max(segments, key=lambda s: s.no_speech_prob, default=Segment("", 0.0, 0.0))
         speech: Speech = frame.body
-        transcript = Transcript(text=text, dropped=dropped, no_speech_prob=best.no_speech_prob, avg_logprob=best.avg_logprob,
-                                part=speech.part, last_part=speech.last_part)
+        transcript = Transcript(
+            text=text,
+            dropped=dropped,
+            no_speech_prob=best.no_speech_prob,
+            avg_logprob=best.avg_logprob,
+            part=speech.part,
+            last_part=speech.last_part,
+        )
         marks = {**mark(frame.marks, "asr"), "recognised": recognised.finished_ns}
         self.publish(transcript, utt=frame.utt, marks=marks, to="router", key=frame.utt)
         self.log.info("transcript", utt=frame.utt, text=text, dropped=dropped, raw=" ".join(s.text for s in segments))
@@ -201,7 +221,9 @@ class Asr(Stage):
             return
         committed = self.hypotheses.committed
         transcript = Transcript(text=" ".join(committed), part=frame.body.part, partial=True)
-        self.publish(transcript, utt=frame.utt, marks=mark(frame.marks, "asr"), to="router", key=f"{frame.utt}~{len(committed)}")
+        self.publish(
+            transcript, utt=frame.utt, marks=mark(frame.marks, "asr"), to="router", key=f"{frame.utt}~{len(committed)}"
+        )
         self.log.info("partial", utt=frame.utt, text=transcript.text, new=" ".join(new))
 
     def _take_guess(self, frame: Frame) -> Recognised | None:

@@ -100,8 +100,10 @@ class Hotkey:
         self.key = name
         paths = evdev.list_devices()
         if not paths:
-            raise HotkeyUnavailable("no keyboard can be read in /dev/input: add yourself to the input group "
-                                    "(sudo usermod -aG input $USER, then log in again)")
+            raise HotkeyUnavailable(
+                "no keyboard can be read in /dev/input: add yourself to the input group "
+                "(sudo usermod -aG input $USER, then log in again)"
+            )
         devices = [evdev.InputDevice(path) for path in paths]
         self.devices = [d for d in devices if self.code in d.capabilities().get(evdev.ecodes.EV_KEY, [])]
         if not self.devices:
@@ -176,7 +178,9 @@ class Capture(Stage):
         self._publish_progress()
         if isinstance(self.source, Microphone):
             self.source.open()
-            self.log.info("microphone open", device=self.source.name, rate=self.source.rate, channels=self.source.channels)
+            self.log.info(
+                "microphone open", device=self.source.name, rate=self.source.rate, channels=self.source.channels
+            )
         self.log.info("streaming", realtime=self.realtime, listening=self.listening.on)
         if self.listening.on or not isinstance(self.source, Microphone):
             self._open_stream()  # a recording's stream is paused, never closed, while off
@@ -232,14 +236,23 @@ class Capture(Stage):
             self.stream = f"mic-{os.getpid()}-{now_ns()}"
         else:
             self.stream = self.recording
-        self.publish(StreamStart(stream=self.stream, offset=self.offset, live=self.realtime), to="vad",
-                     key=f"start@{self.stream}", position=self.offset)
+        self.publish(
+            StreamStart(stream=self.stream, offset=self.offset, live=self.realtime),
+            to="vad",
+            key=f"start@{self.stream}",
+            position=self.offset,
+        )
         self.log.info("stream begins", stream=self.stream, offset=self.offset)
 
     def _close_stream(self) -> None:
         self.stopped_at = self.offset + 1
-        self.publish(StreamStop(stream=self.stream, samples=self.offset), marks={"capture": now_ns()},
-                     to="vad", key=f"stop@{self.stream}", position=self.stopped_at)
+        self.publish(
+            StreamStop(stream=self.stream, samples=self.offset),
+            marks={"capture": now_ns()},
+            to="vad",
+            key=f"stop@{self.stream}",
+            position=self.stopped_at,
+        )
         self.log.info("stream ends", stream=self.stream, samples=self.offset)
 
     def _pause_or_resume_recording(self, on: bool) -> None:
@@ -311,8 +324,14 @@ class Capture(Stage):
     def _send(self, block: np.ndarray, captured_ns: int) -> None:
         payload = block.astype("<i2", copy=False).tobytes()
         # Positioned by the sample after it: vad acknowledges by the first sample it needs.
-        self.publish(AudioChunk(stream=self.stream, offset=self.offset), marks={"capture": captured_ns}, payload=payload,
-                     to="vad", key=str(self.offset), position=self.offset + len(block))
+        self.publish(
+            AudioChunk(stream=self.stream, offset=self.offset),
+            marks={"capture": captured_ns},
+            payload=payload,
+            to="vad",
+            key=str(self.offset),
+            position=self.offset + len(block),
+        )
         self.offset += len(block)
         self.sent += 1
 
@@ -352,7 +371,9 @@ class Microphone:
         try:
             info = sounddevice.query_devices(device, kind="input")
         except (ValueError, sounddevice.PortAudioError) as error:
-            raise StageError(f"no usable input device {device or '(default)'} ({error}); devices: {self.list_devices()}") from None
+            raise StageError(
+                f"no usable input device {device or '(default)'} ({error}); devices: {self.list_devices()}"
+            ) from None
         self.device = device
         self.name = str(info["name"])
         self.rate = int(info["default_samplerate"])
@@ -383,7 +404,11 @@ class Microphone:
 
         try:
             self.stream = self.sd.InputStream(
-                device=self.device, samplerate=self.rate, channels=self.channels, dtype="int16", callback=callback,
+                device=self.device,
+                samplerate=self.rate,
+                channels=self.channels,
+                dtype="int16",
+                callback=callback,
                 blocksize=round(self.frame_samples * self.rate / SAMPLE_RATE),
             )
             self.stream.start()

@@ -55,19 +55,59 @@ REMEMBERED = 20_000
 # use, by the Linux key code of the same physical key (linux/input-event-codes.h).
 USAGES = {
     41: 0x35,  # grave
-    2: 0x1E, 3: 0x1F, 4: 0x20, 5: 0x21, 6: 0x22, 7: 0x23, 8: 0x24, 9: 0x25, 10: 0x26, 11: 0x27,  # 1..9, 0
-    12: 0x2D, 13: 0x2E,  # minus, equal
-    16: 0x14, 17: 0x1A, 18: 0x08, 19: 0x15, 20: 0x17, 21: 0x1C, 22: 0x18, 23: 0x0C, 24: 0x12, 25: 0x13,  # q..p
-    26: 0x2F, 27: 0x30,  # left and right bracket
-    30: 0x04, 31: 0x16, 32: 0x07, 33: 0x09, 34: 0x0A, 35: 0x0B, 36: 0x0D, 37: 0x0E, 38: 0x0F,  # a..l
-    39: 0x33, 40: 0x34,  # semicolon, apostrophe
+    2: 0x1E,
+    3: 0x1F,
+    4: 0x20,
+    5: 0x21,
+    6: 0x22,
+    7: 0x23,
+    8: 0x24,
+    9: 0x25,
+    10: 0x26,
+    11: 0x27,  # 1..9, 0
+    12: 0x2D,
+    13: 0x2E,  # minus, equal
+    16: 0x14,
+    17: 0x1A,
+    18: 0x08,
+    19: 0x15,
+    20: 0x17,
+    21: 0x1C,
+    22: 0x18,
+    23: 0x0C,
+    24: 0x12,
+    25: 0x13,  # q..p
+    26: 0x2F,
+    27: 0x30,  # left and right bracket
+    30: 0x04,
+    31: 0x16,
+    32: 0x07,
+    33: 0x09,
+    34: 0x0A,
+    35: 0x0B,
+    36: 0x0D,
+    37: 0x0E,
+    38: 0x0F,  # a..l
+    39: 0x33,
+    40: 0x34,  # semicolon, apostrophe
     # The key left of Return: "\ and |" (0x31) on ANSI boards, "Non-US # and ~" (0x32)
     # on ISO ones. Linux and Windows read both as this one key; 0x31 is the common one.
     43: 0x31,
     86: 0x64,  # Non-US "\ and |": the ISO key left of z
-    44: 0x1D, 45: 0x1B, 46: 0x06, 47: 0x19, 48: 0x05, 49: 0x11, 50: 0x10,  # z..m
-    51: 0x36, 52: 0x37, 53: 0x38,  # comma, period, slash
-    layouts.KEY_ENTER: 0x28, layouts.KEY_BACKSPACE: 0x2A, layouts.KEY_TAB: 0x2B, layouts.KEY_SPACE: 0x2C,
+    44: 0x1D,
+    45: 0x1B,
+    46: 0x06,
+    47: 0x19,
+    48: 0x05,
+    49: 0x11,
+    50: 0x10,  # z..m
+    51: 0x36,
+    52: 0x37,
+    53: 0x38,  # comma, period, slash
+    layouts.KEY_ENTER: 0x28,
+    layouts.KEY_BACKSPACE: 0x2A,
+    layouts.KEY_TAB: 0x2B,
+    layouts.KEY_SPACE: 0x2C,
 }
 BACKSPACE = USAGES[layouts.KEY_BACKSPACE]
 
@@ -86,9 +126,14 @@ def keys_table(layout: str) -> dict[str, Key]:
     """Every character the host layout types, as the key that types it."""
     strokes = layouts.strokes_table(layout)  # raises UnknownLayout first
     shifted_by_caps = layouts.caps_keys(layout)
-    return {char: Key(sum(MODIFIER_BITS[key] for key in modifiers), USAGES[code],
-                      code in shifted_by_caps and layouts.KEY_RIGHTALT not in modifiers)
-            for char, (modifiers, code) in strokes.items()}
+    return {
+        char: Key(
+            sum(MODIFIER_BITS[key] for key in modifiers),
+            USAGES[code],
+            code in shifted_by_caps and layouts.KEY_RIGHTALT not in modifiers,
+        )
+        for char, (modifiers, code) in strokes.items()
+    }
 
 
 def press(key: Key, caps_lock: bool = False) -> bytes:
@@ -120,11 +165,15 @@ class HidSink:
 
     name = "hid"
 
-    def __init__(self, path: str = DEVICE, layout: str = "us", delay_ms: int = 4, host_timeout_s: float = HOST_TIMEOUT_S):
+    def __init__(
+        self, path: str = DEVICE, layout: str = "us", delay_ms: int = 4, host_timeout_s: float = HOST_TIMEOUT_S
+    ):
         try:
             self.table = keys_table(layout)
         except layouts.UnknownLayout:
-            raise SinkUnavailable(f"host keyboard layout {layout!r} is not known to the hid sink: set stages.keys.hid_layout to one of {layouts.SUPPORTED}") from None
+            raise SinkUnavailable(
+                f"host keyboard layout {layout!r} is not known to the hid sink: set stages.keys.hid_layout to one of {layouts.SUPPORTED}"
+            ) from None
         self.path, self.layout = path, layout
         self.delay_s = delay_ms / 1000
         self.host_timeout_s = host_timeout_s
@@ -180,8 +229,10 @@ class HidSink:
             del self.recent[:-REMEMBERED]
         reached = (erased, self._typed_part(text, typed))
         if skipped:
-            failure = SinkError(f"the host's {self.layout} keyboard layout has no key for {skipped!r}: skipped "
-                                f"(set stages.keys.hid_layout to the host's layout; {layouts.SUPPORTED} are known)")
+            failure = SinkError(
+                f"the host's {self.layout} keyboard layout has no key for {skipped!r}: skipped "
+                f"(set stages.keys.hid_layout to the host's layout; {layouts.SUPPORTED} are known)"
+            )
             failure.reached = reached
             raise failure
         return None if reached == (backspaces, text) else reached
@@ -238,8 +289,10 @@ class HidSink:
                 break
             except BlockingIOError:  # the host has not taken the last report yet
                 if not select.select([], [self.fd], [], max(0.0, deadline - time.monotonic()))[1]:
-                    raise SinkError(f"the USB host did not read the keyboard ({self.path}) for {self.host_timeout_s:g} s: "
-                                    f"is the computer asleep or unplugged? {NOT_TYPED}") from None
+                    raise SinkError(
+                        f"the USB host did not read the keyboard ({self.path}) for {self.host_timeout_s:g} s: "
+                        f"is the computer asleep or unplugged? {NOT_TYPED}"
+                    ) from None
             except OSError as error:
                 raise SinkError(host_gone(self.path, error)) from None
         time.sleep(self.delay_s)  # pacing for hosts and apps that miss keys typed too fast
@@ -275,10 +328,14 @@ def open_device(path: str) -> tuple[int, bool]:
         return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC), False
     except FileNotFoundError:
         if path == DEVICE:
-            raise SinkUnavailable(f"{DEVICE} does not exist: sudo voxkey gadget setup (needs USB device mode: see the README, Use it as a USB keyboard)") from None
+            raise SinkUnavailable(
+                f"{DEVICE} does not exist: sudo voxkey gadget setup (needs USB device mode: see the README, Use it as a USB keyboard)"
+            ) from None
         return open_new_file(path), False
     except PermissionError:
-        raise SinkUnavailable(f'{path} is not writable: add the udev rule KERNEL=="hidg[0-9]*", GROUP="input", MODE="0660" and join the input group') from None
+        raise SinkUnavailable(
+            f'{path} is not writable: add the udev rule KERNEL=="hidg[0-9]*", GROUP="input", MODE="0660" and join the input group'
+        ) from None
     except OSError as error:
         if error.errno == errno.ENXIO:
             raise SinkUnavailable(f"the FIFO {path} has no reader: start the reader first") from None

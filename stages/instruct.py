@@ -51,7 +51,9 @@ class Instruct(LlmStage):
     def clarify(self, frame: Frame, metrics: Metrics, prompt: str) -> tuple[str, str]:
         original = frame.body.text
         try:
-            candidate = "".join(self.generate(frame, metrics, prompt, float(self.settings["clarify_timeout_s"]))).strip()
+            candidate = "".join(
+                self.generate(frame, metrics, prompt, float(self.settings["clarify_timeout_s"]))
+            ).strip()
         except Cancelled:
             self.type(frame, metrics, original)
             return "fallback", "cancelled"

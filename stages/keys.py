@@ -75,9 +75,14 @@ class Keys(Stage):
 
     def setup(self) -> None:
         try:
-            self.sink = open_sink(str(self.settings["sink"]), int(self.settings["key_delay_ms"]), str(self.settings["paste_chord"]),
-                                  layout=str(self.settings["layout"]), hid_layout=str(self.settings["hid_layout"]),
-                                  hid_delay_ms=int(self.settings["hid_key_delay_ms"]))
+            self.sink = open_sink(
+                str(self.settings["sink"]),
+                int(self.settings["key_delay_ms"]),
+                str(self.settings["paste_chord"]),
+                layout=str(self.settings["layout"]),
+                hid_layout=str(self.settings["hid_layout"]),
+                hid_delay_ms=int(self.settings["hid_key_delay_ms"]),
+            )
         except SinkUnavailable as error:
             raise StageError(str(error)) from None
         self.state = self.sink.name
@@ -96,8 +101,12 @@ class Keys(Stage):
         if not agrees and not done.diverged:
             done.diverged = True
             self.peer.counters["answers_regenerated_differently"] += 1
-            self.log.warning("piece disagrees with what was typed: keeping what was typed, typing no more of it",
-                             utt=frame.utt, offset=strokes.offset, typed=len(done.source))
+            self.log.warning(
+                "piece disagrees with what was typed: keeping what was typed, typing no more of it",
+                utt=frame.utt,
+                offset=strokes.offset,
+                typed=len(done.source),
+            )
         if done.diverged:
             done.final = strokes.final
             self._save()
@@ -142,7 +151,13 @@ def last_typed(progress: dict, utt: str, done: Progress, by: str, marks: dict, e
     latency_ms = round((first_key - speech_end) / 1e6) if speech_end and first_key else -1
     if progress.get("last_utt") == utt:
         latency_ms = progress["last_latency_ms"]
-    return {"last_utt": utt, "last_typed": done.given[-200:], "last_by": by, "last_latency_ms": latency_ms, "last_error": error}
+    return {
+        "last_utt": utt,
+        "last_typed": done.given[-200:],
+        "last_by": by,
+        "last_latency_ms": latency_ms,
+        "last_error": error,
+    }
 
 
 def report(done: Progress, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:

@@ -34,12 +34,12 @@ LAYOUTS = {
     },
     "gb": {
         "": ("`1234567890-=", "qwertyuiop[]", "asdfghjkl;'#", "\\zxcvbnm,./"),
-        "shift": ("¬!\"£$%^&*()_+", "QWERTYUIOP{}", "ASDFGHJKL:@~", "|ZXCVBNM<>?"),
+        "shift": ('¬!"£$%^&*()_+', "QWERTYUIOP{}", "ASDFGHJKL:@~", "|ZXCVBNM<>?"),
         "altgr": ("¦□□□€□□□□□□□□", "□□□□□□□□□□□□", "□□□□□□□□□□□□", "□□□□□□□□□□□"),
     },
     "de": {
         "": ("□1234567890ß□", "qwertzuiopü+", "asdfghjklöä#", "<yxcvbnm,.-"),
-        "shift": ("°!\"§$%&/()=?□", "QWERTZUIOPÜ*", "ASDFGHJKLÖÄ'", ">YXCVBNM;:_"),
+        "shift": ('°!"§$%&/()=?□', "QWERTZUIOPÜ*", "ASDFGHJKLÖÄ'", ">YXCVBNM;:_"),
         "altgr": ("□□²³□□□{[]}\\□", "@□€□□□□□□□□~", "□□□□□□□□□□□□", "|□□□□□□µ□□□"),
     },
     "fr": {
@@ -64,7 +64,9 @@ def strokes_table(layout: str) -> dict[str, Stroke]:
     table: dict[str, Stroke] = {char: ((), code) for char, code in WHITESPACE.items()}
     for level in ("", "shift", "altgr"):  # the first level that types a character wins
         for row, keys in zip(LAYOUTS[layout].get(level, ()), ROWS):
-            assert len(row) == len(keys), f"{layout} {level or 'plain'} row {row!r} has {len(row)} keys, not {len(keys)}"
+            assert len(row) == len(keys), (
+                f"{layout} {level or 'plain'} row {row!r} has {len(row)} keys, not {len(keys)}"
+            )
             for char, code in zip(row, keys):
                 if char != NOTHING:
                     table.setdefault(char, (MODIFIERS[level], code))
@@ -75,8 +77,12 @@ def caps_keys(layout: str) -> set[int]:
     """The keys Caps Lock shifts: those whose plain and Shift characters are one
     letter's two cases (a/A, ä/Ä), not keys such as French é/2."""
     levels = LAYOUTS[layout]
-    return {code for plain_row, shift_row, keys in zip(levels[""], levels["shift"], ROWS)
-            for plain, shifted, code in zip(plain_row, shift_row, keys) if plain != shifted and plain.upper() == shifted}
+    return {
+        code
+        for plain_row, shift_row, keys in zip(levels[""], levels["shift"], ROWS)
+        for plain, shifted, code in zip(plain_row, shift_row, keys)
+        if plain != shifted and plain.upper() == shifted
+    }
 
 
 def strokes_for(text: str, table: dict[str, Stroke]) -> list[Stroke]:

@@ -38,8 +38,21 @@ VOWEL_COST = 0.25  # a vowel inserted or dropped: Whisper changes vowels freely
 TAIL_FACTOR = 2.0  # sounds added after the end of the name: another word, not a mishearing
 # Spelling -> sound, longest spelling first within each starting letter.
 SPELLINGS = [
-    ("tch", "J"), ("sch", "sk"), ("ch", "J"), ("sh", "S"), ("th", "T"), ("ph", "f"), ("gh", ""), ("ck", "k"),
-    ("ng", "N"), ("qu", "kw"), ("wh", "w"), ("dg", "J"), ("kn", "n"), ("wr", "r"), ("x", "ks"),
+    ("tch", "J"),
+    ("sch", "sk"),
+    ("ch", "J"),
+    ("sh", "S"),
+    ("th", "T"),
+    ("ph", "f"),
+    ("gh", ""),
+    ("ck", "k"),
+    ("ng", "N"),
+    ("qu", "kw"),
+    ("wh", "w"),
+    ("dg", "J"),
+    ("kn", "n"),
+    ("wr", "r"),
+    ("x", "ks"),
 ]
 SOFT = set("eiy")
 
@@ -100,9 +113,11 @@ def distance(heard: str, name: str) -> float:
     for i in range(1, rows + 1):
         for j in range(1, cols + 1):
             extra = _indel(heard[i - 1]) * (TAIL_FACTOR if j == cols else 1.0)
-            table[i][j] = min(table[i - 1][j] + extra,
-                              table[i][j - 1] + _indel(name[j - 1]),
-                              table[i - 1][j - 1] + _substitution(heard[i - 1], name[j - 1]))
+            table[i][j] = min(
+                table[i - 1][j] + extra,
+                table[i][j - 1] + _indel(name[j - 1]),
+                table[i - 1][j - 1] + _substitution(heard[i - 1], name[j - 1]),
+            )
     return table[rows][cols] / max(cols, 1)
 
 

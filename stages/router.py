@@ -227,10 +227,15 @@ def check_state(saved: dict) -> None:
     expect(saved.get("mode") in MODES, "mode is not a mode")
     expect(isinstance(saved.get("typed"), list), "typed is not a list")
     for chunk in saved["typed"]:
-        expect(isinstance(chunk, list) and len(chunk) == 2 and all(isinstance(x, str) for x in chunk), "typed holds a bad chunk")
+        expect(
+            isinstance(chunk, list) and len(chunk) == 2 and all(isinstance(x, str) for x in chunk),
+            "typed holds a bad chunk",
+        )
     expect(isinstance(saved.get("decided"), dict), "decided is not a map")
     for decided in saved["decided"].values():
-        expect(isinstance(decided, dict) and ("keystrokes" in decided or "request" in decided), "a decision is malformed")
+        expect(
+            isinstance(decided, dict) and ("keystrokes" in decided or "request" in decided), "a decision is malformed"
+        )
     expect(isinstance(saved.get("parts"), dict), "parts is not a map")
     expect(type(saved.get("conversation", 0)) is int, "conversation is not a number")
     expect(saved.get("next_mode", "") in ("", *MODES), "next_mode is not a mode")
@@ -246,8 +251,10 @@ class Router(Stage):
         self.stop_words = {plain(word) for word in self.settings["stop_words"]}
         saved = self.load_state(check_state)
         self.mode = self._valid_mode(saved.get("mode", self.settings["mode"]))
-        self.document = Dictation(typed=[tuple(chunk) for chunk in saved.get("typed", [])],
-                                  words=vocabulary(self.settings.get("replacements", {})))
+        self.document = Dictation(
+            typed=[tuple(chunk) for chunk in saved.get("typed", [])],
+            words=vocabulary(self.settings.get("replacements", {})),
+        )
         # utterance id -> what was published for it, so a transcript that comes again is answered the same
         self.decided: dict[str, dict] = saved.get("decided", {})
         # a long utterance cut in parts: its mode, and for a model the text heard so far
@@ -265,8 +272,16 @@ class Router(Stage):
 
     def _save(self) -> None:
         self.decided = dict(list(self.decided.items())[-RECENT_DECISIONS:])
-        self.save_state({"mode": self.mode, "typed": self.document.typed, "decided": self.decided, "parts": self.parts,
-                         "conversation": self.conversation, "next_mode": self.next_mode})
+        self.save_state(
+            {
+                "mode": self.mode,
+                "typed": self.document.typed,
+                "decided": self.decided,
+                "parts": self.parts,
+                "conversation": self.conversation,
+                "next_mode": self.next_mode,
+            }
+        )
 
     def _set_mode(self, mode: str) -> None:
         self.mode = self.state = mode
@@ -322,8 +337,13 @@ class Router(Stage):
         """What to type of a partial: the words beyond those already typed, if the
         utterance is plainly dictation."""
         transcript: Transcript = frame.body
-        if self.mode != "dictate" or self.next_mode or transcript.part or self.parts or not plainly_dictated(
-                transcript.text, self.mode_words, self.stop_words):
+        if (
+            self.mode != "dictate"
+            or self.next_mode
+            or transcript.part
+            or self.parts
+            or not plainly_dictated(transcript.text, self.mode_words, self.stop_words)
+        ):
             return {"keystrokes": {"text": "", "final": False}}
         offset = len(self.document.text_of(frame.utt))
         edit = self.document.extend(frame.utt, transcript.text)
@@ -344,8 +364,15 @@ class Router(Stage):
             return continued
         decision = decide(transcript.text, self.next_mode or self.mode, self.mode_words, self.stop_words)
         self.next_mode = decision.next
-        self.log.info("routed", utt=frame.utt, mode=decision.mode, sticky=decision.sticky, cancel=decision.cancel, text=decision.text,
-                      next=decision.next)
+        self.log.info(
+            "routed",
+            utt=frame.utt,
+            mode=decision.mode,
+            sticky=decision.sticky,
+            cancel=decision.cancel,
+            text=decision.text,
+            next=decision.next,
+        )
         self.heard = {"utt": frame.utt, "text": transcript.text.strip(), "mode": decision.sticky or decision.mode}
         self._set_mode(decision.sticky or self.mode)
         if decision.sticky or decision.cancel or decision.next:
@@ -378,7 +405,9 @@ class Router(Stage):
             offset = len(self.document.text_of(utt))  # what partials typed ahead
             edit = self.document.hear(text, utt)
             return {"keystrokes": {"text": edit.text, "backspaces": edit.backspaces, "offset": offset}}
-        return {"request": {"mode": mode, "text": text, "lead": self.document.lead(), "conversation": self.conversation}}
+        return {
+            "request": {"mode": mode, "text": text, "lead": self.document.lead(), "conversation": self.conversation}
+        }
 
     def _pass_on_answer(self, frame: Frame) -> None:
         """A piece of a model's answer goes on to keys, at its place in the answer (keys
@@ -392,8 +421,13 @@ class Router(Stage):
         elif piece.text and frame.utt in self.decided:
             self.typing_answer.setdefault(frame.utt, self.decided[frame.utt]["request"]["mode"])
         self._save()
-        self.publish(Keystrokes(text=piece.text, final=piece.final, offset=piece.offset, by=frame.src), utt=frame.utt,
-                     marks=frame.marks, to="keys", key=f"{frame.utt}+{piece.offset}")
+        self.publish(
+            Keystrokes(text=piece.text, final=piece.final, offset=piece.offset, by=frame.src),
+            utt=frame.utt,
+            marks=frame.marks,
+            to="keys",
+            key=f"{frame.utt}+{piece.offset}",
+        )
 
     def signal(self, frame: Frame) -> None:
         """New speech while a chat or converse answer is being typed cuts it short (what

@@ -67,7 +67,14 @@ WTYPE_FIRST_KEY_PAUSE_MS = 100
 # xdotool and wtype decode their text argument with the C library, which refuses
 # anything but ASCII under the C or POSIX locale (what supervisord and systemd give).
 UTF8_LOCALE = {"LC_ALL": "C.UTF-8"}
-DEBIAN_PACKAGE = {"xdotool": "xdotool", "xmodmap": "x11-xserver-utils", "wtype": "wtype", "wl-copy": "wl-clipboard", "wl-paste": "wl-clipboard", "xclip": "xclip"}
+DEBIAN_PACKAGE = {
+    "xdotool": "xdotool",
+    "xmodmap": "x11-xserver-utils",
+    "wtype": "wtype",
+    "wl-copy": "wl-clipboard",
+    "wl-paste": "wl-clipboard",
+    "xclip": "xclip",
+}
 SPECS = "auto, stdout, file:PATH, xdotool, wtype, uinput, hid, hid:PATH or clipboard"
 UINPUT = "/dev/uinput"
 PASTE_CHORDS = ("ctrl+v", "ctrl+shift+v", "shift+Insert")
@@ -95,13 +102,18 @@ def uinput_problem(device: str = UINPUT) -> str:
     if not os.path.exists(device):
         return f"{device} does not exist: sudo modprobe uinput (and add uinput to /etc/modules to keep it)"
     if not uinput_writable(device):
-        return (f'{device} is not writable: add the udev rule KERNEL=="uinput", GROUP="input", MODE="0660" '
-                "and join the input group (sudo usermod -aG input $USER), then log in again")
+        return (
+            f'{device} is not writable: add the udev rule KERNEL=="uinput", GROUP="input", MODE="0660" '
+            "and join the input group (sudo usermod -aG input $USER), then log in again"
+        )
     return ""
 
 
-def choose_sink(env: Mapping[str, str], which: Callable[[str], str | None] = shutil.which,
-                uinput: Callable[[], bool] = uinput_writable) -> tuple[str, str]:
+def choose_sink(
+    env: Mapping[str, str],
+    which: Callable[[str], str | None] = shutil.which,
+    uinput: Callable[[], bool] = uinput_writable,
+) -> tuple[str, str]:
     """The sink spec that suits the session described by `env`, and why, in words.
 
     The clipboard sink is never chosen: it needs the same key tool (wtype or xdotool)
@@ -115,23 +127,42 @@ def choose_sink(env: Mapping[str, str], which: Callable[[str], str | None] = shu
         if which("wtype"):
             return "wtype", f"Wayland session (WAYLAND_DISPLAY={wayland}): wtype types into every window"
         if xdotool_reaches:
-            return "xdotool", f"Wayland session without wtype: {xdotool_reaches} reaches only XWayland windows; apt-get install wtype to reach all"
+            return (
+                "xdotool",
+                f"Wayland session without wtype: {xdotool_reaches} reaches only XWayland windows; apt-get install wtype to reach all",
+            )
         if uinput():
-            return "uinput", "Wayland session without wtype: a kernel virtual keyboard (/dev/uinput) types into every window"
+            return (
+                "uinput",
+                "Wayland session without wtype: a kernel virtual keyboard (/dev/uinput) types into every window",
+            )
         return "stdout", "Wayland session but wtype is not installed: apt-get install wtype"
     if env.get("XDG_SESSION_TYPE") == "wayland" and not xdotool_reaches:
-        return "stdout", "XDG_SESSION_TYPE is wayland but WAYLAND_DISPLAY is not set: start voxkey from inside the session, or set WAYLAND_DISPLAY"
+        return (
+            "stdout",
+            "XDG_SESSION_TYPE is wayland but WAYLAND_DISPLAY is not set: start voxkey from inside the session, or set WAYLAND_DISPLAY",
+        )
     if display:
         if xdotool_reaches:
             return "xdotool", f"X11 session: {xdotool_reaches} types into the focused window"
         return "stdout", "X11 session but xdotool is not installed: apt-get install xdotool"
     if uinput():
-        return "uinput", "no graphical session, and /dev/uinput is writable: a kernel virtual keyboard types into the console"
+        return (
+            "uinput",
+            "no graphical session, and /dev/uinput is writable: a kernel virtual keyboard types into the console",
+        )
     return "stdout", "no graphical session (neither WAYLAND_DISPLAY nor DISPLAY is set): typing to standard output"
 
 
-def open_sink(spec: str, delay_ms: int = 4, paste_chord: str = "ctrl+v", env: Mapping[str, str] = os.environ,
-              layout: str = "auto", hid_layout: str = "us", hid_delay_ms: int = 4):
+def open_sink(
+    spec: str,
+    delay_ms: int = 4,
+    paste_chord: str = "ctrl+v",
+    env: Mapping[str, str] = os.environ,
+    layout: str = "auto",
+    hid_layout: str = "us",
+    hid_delay_ms: int = 4,
+):
     """The sink named by `spec` (see SPECS); it carries `reason`, why it is the one."""
     kind, _, argument = spec.partition(":")
     if kind == "auto":
@@ -212,7 +243,9 @@ def require_tools(env: Mapping[str, str], *tools: str) -> None:
 def require_session(env: Mapping[str, str], variable: str, sink: str) -> None:
     if not env.get(variable):
         kind = "a Wayland" if variable == "WAYLAND_DISPLAY" else "an X11"
-        raise SinkUnavailable(f"{variable} is not set: the {sink} sink needs {kind} session (start voxkey from inside it)")
+        raise SinkUnavailable(
+            f"{variable} is not set: the {sink} sink needs {kind} session (start voxkey from inside it)"
+        )
 
 
 def explain(tool: str, stderr: str, env: Mapping[str, str]) -> str:
@@ -258,7 +291,9 @@ def start_server(argv: list[str], env: Mapping[str, str], data: bytes) -> subpro
     Its stderr stays a pipe: every process it forks keeps the write end, so the end of
     that pipe is the end of the last of them."""
     try:
-        server = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = subprocess.Popen(
+            argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
     except FileNotFoundError:
         raise not_installed(argv[0]) from None
     server.stdin.write(data)
@@ -271,7 +306,9 @@ def daemonize(argv: list[str], env: Mapping[str, str], data: bytes) -> None:
     clipboard. Its stderr goes to a file: a pipe would be held open by the server."""
     with tempfile.TemporaryFile() as errors:
         try:
-            done = subprocess.run(argv, env=env, input=data, stdout=subprocess.DEVNULL, stderr=errors, timeout=TOOL_TIMEOUT_S)
+            done = subprocess.run(
+                argv, env=env, input=data, stdout=subprocess.DEVNULL, stderr=errors, timeout=TOOL_TIMEOUT_S
+            )
         except FileNotFoundError:
             raise not_installed(argv[0]) from None
         except subprocess.TimeoutExpired:
@@ -291,7 +328,7 @@ def pieces(text: str, size: int = PIECE) -> list[str]:
 
 
 def parse_chord(chord: str) -> tuple[list[str], str]:
-    """"ctrl+shift+v" -> (["ctrl", "shift"], "v")."""
+    """ "ctrl+shift+v" -> (["ctrl", "shift"], "v")."""
     *modifiers, key = chord.split("+")
     # Only ctrl and shift mean the same to wtype and xdotool (wtype 0.4 sends "alt" as AltGr).
     if not key or any(modifier not in ("ctrl", "shift") for modifier in modifiers):
@@ -327,7 +364,9 @@ def parse_keymap(listing: str) -> dict[int, list[int]]:
     for line in listing.splitlines():
         fields = line.split()
         if fields and fields[0].isdigit():
-            keymap[int(fields[0])] = [int(field, 16) for field in fields[1:] if field.startswith("0x") and int(field, 16)]
+            keymap[int(fields[0])] = [
+                int(field, 16) for field in fields[1:] if field.startswith("0x") and int(field, 16)
+            ]
     return keymap
 
 
@@ -434,7 +473,12 @@ class WtypeSink:
 
     name = "wtype"
 
-    def __init__(self, delay_ms: int = 4, env: Mapping[str, str] | None = None, first_key_pause_ms: int = WTYPE_FIRST_KEY_PAUSE_MS):
+    def __init__(
+        self,
+        delay_ms: int = 4,
+        env: Mapping[str, str] | None = None,
+        first_key_pause_ms: int = WTYPE_FIRST_KEY_PAUSE_MS,
+    ):
         self.env = tool_env(env)
         require_tools(self.env, "wtype")
         require_session(self.env, "WAYLAND_DISPLAY", "wtype")
@@ -523,12 +567,16 @@ class WaylandClipboard:
     def offer(self, text: str) -> Offer:
         # Without --foreground, wl-copy exits once its server has set the selection;
         # --paste-once makes that server exit after the first paste.
-        server = start_server(["wl-copy", "--paste-once", "--type", "text/plain;charset=utf-8"], self.env, text.encode())
+        server = start_server(
+            ["wl-copy", "--paste-once", "--type", "text/plain;charset=utf-8"], self.env, text.encode()
+        )
         try:
             server.wait(TOOL_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             Offer(server).close()
-            raise SinkError(f"wl-copy did not set the clipboard within {TOOL_TIMEOUT_S:g} s: is the compositor responding?") from None
+            raise SinkError(
+                f"wl-copy did not set the clipboard within {TOOL_TIMEOUT_S:g} s: is the compositor responding?"
+            ) from None
         if server.returncode != 0:  # no server was left behind: its stderr is at its end
             said = server.stderr.read().decode(errors="replace")
             server.stderr.close()
@@ -561,12 +609,20 @@ class X11Clipboard:
     def offer(self, text: str) -> Offer:
         # -quiet keeps xclip in the foreground (ours to stop) and makes it say when it
         # owns the clipboard; -loops 1 ends it after one paste (TARGETS queries aside).
-        server = start_server(["xclip", "-quiet", "-selection", "clipboard", "-loops", "1", "-t", "UTF8_STRING", "-i"], self.env, text.encode())
+        server = start_server(
+            ["xclip", "-quiet", "-selection", "clipboard", "-loops", "1", "-t", "UTF8_STRING", "-i"],
+            self.env,
+            text.encode(),
+        )
         offer = Offer(server)
         if not offer.wait_for(TOOL_TIMEOUT_S, b"Waiting for"):
             said = offer.said.decode(errors="replace")
             offer.close()
-            raise SinkError(explain("xclip", said, self.env) if said else "xclip did not take the clipboard: is the X server responding?")
+            raise SinkError(
+                explain("xclip", said, self.env)
+                if said
+                else "xclip did not take the clipboard: is the X server responding?"
+            )
         return offer
 
     def restore(self, saved: tuple[str, bytes] | None, offer: Offer) -> None:
@@ -580,14 +636,22 @@ class ClipboardSink:
 
     name = "clipboard"
 
-    def __init__(self, paste_chord: str = "ctrl+v", session: str | None = None, delay_ms: int = 4,
-                 env: Mapping[str, str] | None = None, paste_timeout_s: float = PASTE_TIMEOUT_S):
+    def __init__(
+        self,
+        paste_chord: str = "ctrl+v",
+        session: str | None = None,
+        delay_ms: int = 4,
+        env: Mapping[str, str] | None = None,
+        paste_timeout_s: float = PASTE_TIMEOUT_S,
+    ):
         self.env = tool_env(env)
         parse_chord(paste_chord)
         if session is None:  # as choose_sink: Wayland first, it reaches every window
             session = "wayland" if self.env.get("WAYLAND_DISPLAY") else "x11" if self.env.get("DISPLAY") else None
         if session is None:
-            raise SinkUnavailable("the clipboard sink needs a Wayland or X11 session: neither WAYLAND_DISPLAY nor DISPLAY is set")
+            raise SinkUnavailable(
+                "the clipboard sink needs a Wayland or X11 session: neither WAYLAND_DISPLAY nor DISPLAY is set"
+            )
         backend = {"wayland": WaylandClipboard, "x11": X11Clipboard}.get(session)
         if backend is None:
             raise SinkUnavailable(f"unknown clipboard session {session!r}: use wayland or x11")
@@ -608,10 +672,14 @@ class ClipboardSink:
         offer = self.clipboard.offer(text)
         try:
             if offer.wait_ended(0):
-                raise SinkError("another program (a clipboard manager?) took the text off the clipboard before the paste: use sink=wtype or sink=xdotool")
+                raise SinkError(
+                    "another program (a clipboard manager?) took the text off the clipboard before the paste: use sink=wtype or sink=xdotool"
+                )
             self.keys.press(self.chord)
             if not offer.wait_ended(self.paste_timeout_s):
-                raise SinkError(f"the focused app did not paste within {self.paste_timeout_s:g} s of {self.chord}: set the app's paste key as paste_chord (terminals use ctrl+shift+v)")
+                raise SinkError(
+                    f"the focused app did not paste within {self.paste_timeout_s:g} s of {self.chord}: set the app's paste key as paste_chord (terminals use ctrl+shift+v)"
+                )
         finally:
             try:
                 self.clipboard.restore(saved, offer)
@@ -627,8 +695,14 @@ class UinputSink:
 
     name = "uinput"
 
-    def __init__(self, layout: str = "auto", delay_ms: int = 4, paste_chord: str = "ctrl+v",
-                 env: Mapping[str, str] | None = None, device: str = UINPUT):
+    def __init__(
+        self,
+        layout: str = "auto",
+        delay_ms: int = 4,
+        paste_chord: str = "ctrl+v",
+        env: Mapping[str, str] | None = None,
+        device: str = UINPUT,
+    ):
         if uinput_problem(device):
             raise SinkUnavailable(uinput_problem(device))
         self.layout = layouts.system_layout() if layout == "auto" else layout
@@ -638,11 +712,17 @@ class UinputSink:
             raise SinkUnavailable(str(error)) from None
         import evdev
 
-        codes = {code for modifiers, code in self.table.values()} | {layouts.KEY_BACKSPACE, layouts.KEY_LEFTSHIFT, layouts.KEY_RIGHTALT}
+        codes = {code for modifiers, code in self.table.values()} | {
+            layouts.KEY_BACKSPACE,
+            layouts.KEY_LEFTSHIFT,
+            layouts.KEY_RIGHTALT,
+        }
         try:
             self.keyboard = evdev.UInput({evdev.ecodes.EV_KEY: sorted(codes)}, name="voxkey", devnode=device)
         except (OSError, evdev.UInputError) as error:
-            raise SinkUnavailable(f"cannot create a virtual keyboard on {device} ({error}): see voxkey doctor") from None
+            raise SinkUnavailable(
+                f"cannot create a virtual keyboard on {device} ({error}): see voxkey doctor"
+            ) from None
         self.ecodes = evdev.ecodes
         self.delay_s = delay_ms / 1000
         self.env = tool_env(env)
@@ -660,7 +740,12 @@ class UinputSink:
 
     def _press(self, strokes: list) -> None:
         for modifiers, code in strokes:
-            for key, value in [*((m, 1) for m in modifiers), (code, 1), (code, 0), *((m, 0) for m in reversed(modifiers))]:
+            for key, value in [
+                *((m, 1) for m in modifiers),
+                (code, 1),
+                (code, 0),
+                *((m, 0) for m in reversed(modifiers)),
+            ]:
                 self.keyboard.write(self.ecodes.EV_KEY, key, value)
                 self.keyboard.syn()
             time.sleep(self.delay_s)
@@ -670,5 +755,7 @@ class UinputSink:
             try:
                 self._paster = ClipboardSink(self.paste_chord, delay_ms=int(self.delay_s * 1000), env=self.env)
             except SinkUnavailable as why:
-                raise SinkError(f"the {self.layout} keyboard layout has no key for {run!r}, and it cannot be pasted ({why})") from None
+                raise SinkError(
+                    f"the {self.layout} keyboard layout has no key for {run!r}, and it cannot be pasted ({why})"
+                ) from None
         self._paster.type(0, run)

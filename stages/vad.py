@@ -28,7 +28,18 @@ import onnxruntime
 
 from bus import models
 from bus.delivery import freeze, thaw
-from bus.frames import SAMPLE_RATE, AudioChunk, Frame, FrameRejected, Guess, Speech, StreamStart, StreamStop, Voice, now_ns
+from bus.frames import (
+    SAMPLE_RATE,
+    AudioChunk,
+    Frame,
+    FrameRejected,
+    Guess,
+    Speech,
+    StreamStart,
+    StreamStop,
+    Voice,
+    now_ns,
+)
 from bus.stage import Stage, StageError, main
 from bus.state import expect
 
@@ -253,12 +264,23 @@ class Vad(Stage):
         self.delivery.restore(restored)
         self._freezes = {frame.key: text for frame, text in zip(restored, saved.get("outbox", []))}
         if saved:
-            self.log.info("state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(saved["outbox"]))
+            self.log.info(
+                "state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(saved["outbox"])
+            )
         self._publish_progress()
 
     def _new_stream_state(self, offset: int) -> None:
-        keys = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s", "guess",
-                "partial_every_ms", "partial_after_s")
+        keys = (
+            "threshold",
+            "end_of_speech_ms",
+            "pre_roll_ms",
+            "post_roll_ms",
+            "min_speech_ms",
+            "max_utterance_s",
+            "guess",
+            "partial_every_ms",
+            "partial_after_s",
+        )
         self.segmenter = Segmenter(**{key: self.settings[key] for key in keys})
         self.model.reset()
         self.pending = np.zeros(0, np.int16)
@@ -299,7 +321,10 @@ class Vad(Stage):
             for utterance in self.segmenter.push(window, prob, self.next_offset, captured_ns):
                 self._send(utterance)
             if self.segmenter.in_speech and not was_speaking:
-                self.publish(Voice(stream=self.stream, offset=self.segmenter.start_sample, live=self.live), marks={"capture": captured_ns})
+                self.publish(
+                    Voice(stream=self.stream, offset=self.segmenter.start_sample, live=self.live),
+                    marks={"capture": captured_ns},
+                )
             self.next_offset += WINDOW
         if self._needed_from() - self.acknowledged >= self.ack_every:
             self._acknowledge_audio()
@@ -329,12 +354,22 @@ class Vad(Stage):
         payload = utterance.audio.astype("<i2").tobytes()
         if utterance.guess:
             # Unreliable by design: a guess lost or late costs only the time it would have saved.
-            self.publish(Guess(self.stream, utterance.start_sample, utterance.part, utterance.ongoing), utt=utt, marks=marks,
-                         payload=payload)
+            self.publish(
+                Guess(self.stream, utterance.start_sample, utterance.part, utterance.ongoing),
+                utt=utt,
+                marks=marks,
+                payload=payload,
+            )
             self.peer.counters["partial_guesses" if utterance.ongoing else "guesses"] += 1
             return
-        body = Speech(self.stream, utterance.start_sample, utterance.part, utterance.last_part,
-                      utterance.onset_sample, utterance.end_sample)
+        body = Speech(
+            self.stream,
+            utterance.start_sample,
+            utterance.part,
+            utterance.last_part,
+            utterance.onset_sample,
+            utterance.end_sample,
+        )
         self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to="asr", key=utt), send=False)
         self.utterances += 1
         self.log.info("utterance", utt=utt, seconds=round(len(utterance.audio) / SAMPLE_RATE, 2), part=utterance.part)
@@ -365,14 +400,16 @@ class Vad(Stage):
         self._publish_progress()
 
     def _save(self) -> None:
-        self.save_state({
-            "stream": self.stream,
-            "live": self.live,
-            "ended": self.ended,
-            "utterances": self.utterances,
-            "resume_at": self.acknowledged,
-            "outbox": [self._frozen(frame) for frame in self.delivery.pending("asr")],
-        })
+        self.save_state(
+            {
+                "stream": self.stream,
+                "live": self.live,
+                "ended": self.ended,
+                "utterances": self.utterances,
+                "resume_at": self.acknowledged,
+                "outbox": [self._frozen(frame) for frame in self.delivery.pending("asr")],
+            }
+        )
 
     def _frozen(self, frame: Frame) -> str:
         """An utterance as written to the state file, encoded once: the file is written

@@ -1,5 +1,4 @@
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -90,7 +89,12 @@ class LoneStage:
         self._next_beat = 0.0
         try:
             self.config = configuration.load(
-                overrides=[f'bus.run_dir="{self.run_dir}"', "bus.heartbeat_s=0.2", f"stages.{stage}.listen={neighbours!r}".replace("'", '"'), *overrides]
+                overrides=[
+                    f'bus.run_dir="{self.run_dir}"',
+                    "bus.heartbeat_s=0.2",
+                    f"stages.{stage}.listen={neighbours!r}".replace("'", '"'),
+                    *overrides,
+                ]
             )
             self.config_path = self.run_dir / "run.toml"
             self.config_path.write_text(configuration.dumps(self.config))
@@ -112,14 +116,27 @@ class LoneStage:
         return self.neighbours
 
     def spawn(self) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", f"stages.{self.name}", "--config", str(self.config_path)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", f"stages.{self.name}", "--config", str(self.config_path)],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def send(self, src: str, body, *, utt: str = "", key: str = "", payload: bytes = b"", pos: int = 0):
         """A frame from neighbour `src`; with `key`, handed over reliably to the stage."""
         from bus.frames import Frame
 
-        frame = Frame(body=body, src=src, utt=utt, payload=payload, to=self.name if key else "",
-                      to_pid=self.process.pid if key else 0, key=key, pos=pos)
+        frame = Frame(
+            body=body,
+            src=src,
+            utt=utt,
+            payload=payload,
+            to=self.name if key else "",
+            to_pid=self.process.pid if key else 0,
+            key=key,
+            pos=pos,
+        )
         self.neighbours[src].send(frame)
         return frame
 
@@ -139,8 +156,15 @@ class LoneStage:
     def wait_ready(self, seconds: float = 60) -> None:
         """Until the stage is ready and every neighbour hears its current process."""
         deadline = time.monotonic() + seconds
-        while not (self.beat() and self.beat().ready and self.beat().pid == self.process.pid
-                   and all(peer.heard.get(self.name) and peer.heard[self.name].pid == self.process.pid for peer in self.neighbours.values())):
+        while not (
+            self.beat()
+            and self.beat().ready
+            and self.beat().pid == self.process.pid
+            and all(
+                peer.heard.get(self.name) and peer.heard[self.name].pid == self.process.pid
+                for peer in self.neighbours.values()
+            )
+        ):
             assert self.process.poll() is None, self.process.stderr.read()[-2000:]
             assert time.monotonic() < deadline, f"{self.name} never became ready"
             self.pump()
@@ -177,7 +201,9 @@ class LoneStage:
                 got.append(frame)
                 if until(frame):
                     return got
-        raise AssertionError(f"{self.name} did not finish in {seconds} s; got {[f.topic for f in got]}; last beat {self.beat()}; listener {dict(self.downstream.counters)}")
+        raise AssertionError(
+            f"{self.name} did not finish in {seconds} s; got {[f.topic for f in got]}; last beat {self.beat()}; listener {dict(self.downstream.counters)}"
+        )
 
     def close(self) -> str:
         try:

@@ -76,15 +76,35 @@ class Harness:
         start a new one on the same state."""
         self.stage = self._start()
 
-    def send(self, src: str, body, *, utt: str = "", key: str = "", marks: dict | None = None,
-             payload: bytes = b"", reliable: bool = False, pos: int = 0, to_pid: int | None = None) -> Frame:
+    def send(
+        self,
+        src: str,
+        body,
+        *,
+        utt: str = "",
+        key: str = "",
+        marks: dict | None = None,
+        payload: bytes = b"",
+        reliable: bool = False,
+        pos: int = 0,
+        to_pid: int | None = None,
+    ) -> Frame:
         """A frame from `src`; `reliable` hands it over as a reliable frame keyed by
         `key` (default: the utterance id), addressed to this process unless `to_pid`
         says otherwise. Everything it lets the stage do is done."""
         key = key or (utt if reliable else "")
         to_pid = (os.getpid() if key else 0) if to_pid is None else to_pid
-        frame = Frame(body=body, src=src, utt=utt, marks=dict(marks or {}), payload=payload,
-                      to=self.stage.name if key else "", to_pid=to_pid, key=key, pos=pos)
+        frame = Frame(
+            body=body,
+            src=src,
+            utt=utt,
+            marks=dict(marks or {}),
+            payload=payload,
+            to=self.stage.name if key else "",
+            to_pid=to_pid,
+            key=key,
+            pos=pos,
+        )
         self.stage.arrive(frame)
         self.run()
         return frame
@@ -96,7 +116,9 @@ class Harness:
     def ack(self, *frames: Frame, by: str = "") -> None:
         """The consumer of each frame acknowledges it."""
         for frame in frames:
-            self.stage.arrive(Frame(body=Ack(topic=frame.topic, keys=[frame.key]), src=by or frame.to, to=self.stage.name))
+            self.stage.arrive(
+                Frame(body=Ack(topic=frame.topic, keys=[frame.key]), src=by or frame.to, to=self.stage.name)
+            )
         self.run()
 
     def published(self, topic: str | None = None, to: str | None = None) -> list[Frame]:

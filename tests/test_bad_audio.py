@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import AUDIO, REPO, spoken, voxkey, words
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus import audio
 from bus.frames import SAMPLE_RATE
-
-from conftest import AUDIO, REPO, spoken, voxkey, words
 
 
 def open_wav(path: Path, rate: int = SAMPLE_RATE, channels: int = 1) -> wave.Wave_write:
@@ -62,10 +61,22 @@ BAD = {
     "header only": lambda tmp: (cut(jfk_wav(tmp), tmp / "header.wav", 44), "no audio samples"),
     "half a header": lambda tmp: (cut(jfk_wav(tmp), tmp / "half.wav", 30), "cannot be decoded as audio"),
     "no samples": lambda tmp: (write_wav(tmp / "silent.wav", np.zeros(0, np.int16)), "no audio samples"),
-    "text as .wav": lambda tmp: (write(tmp / "notes.wav", b"Meeting notes, not audio.\n" * 40), "cannot be decoded as audio"),
-    "text as .txt": lambda tmp: (write(tmp / "notes.txt", b"Meeting notes, not audio.\n" * 40), "cannot be decoded as audio"),
-    "random bytes": lambda tmp: (write(tmp / "noise.mp3", np.random.default_rng(7).bytes(64_000)), "cannot be decoded as audio"),
-    "png": lambda tmp: (write(tmp / "photo.wav", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)) * 8), "cannot be decoded as audio"),
+    "text as .wav": lambda tmp: (
+        write(tmp / "notes.wav", b"Meeting notes, not audio.\n" * 40),
+        "cannot be decoded as audio",
+    ),
+    "text as .txt": lambda tmp: (
+        write(tmp / "notes.txt", b"Meeting notes, not audio.\n" * 40),
+        "cannot be decoded as audio",
+    ),
+    "random bytes": lambda tmp: (
+        write(tmp / "noise.mp3", np.random.default_rng(7).bytes(64_000)),
+        "cannot be decoded as audio",
+    ),
+    "png": lambda tmp: (
+        write(tmp / "photo.wav", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)) * 8),
+        "cannot be decoded as audio",
+    ),
 }
 
 
@@ -159,7 +170,9 @@ def test_hours_of_audio_stream_in_bounded_memory(tmp_path, seconds, rate, channe
     path = long_wav(tmp_path / "long.wav", seconds, rate, channels)
     decoded_bytes = seconds * SAMPLE_RATE * 2  # as 16 kHz mono int16
     try:
-        result = subprocess.run([sys.executable, "-c", STREAM, str(path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", STREAM, str(path)], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
     finally:
         path.unlink()  # 230 MB: not left for pytest to keep
     assert result.returncode == 0, result.stderr[-2000:]

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import AUDIO, REPO
 
 from bench import memory, pinning, procs, stats
@@ -15,8 +14,22 @@ from bus import config as configuration
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED_KEYS = {
-    "schema", "host", "settings", "recordings", "utterances", "waterfall", "dominant", "llm", "stages",
-    "bus", "raw", "ratios", "memory", "pinning", "bus_microbench", "files",
+    "schema",
+    "host",
+    "settings",
+    "recordings",
+    "utterances",
+    "waterfall",
+    "dominant",
+    "llm",
+    "stages",
+    "bus",
+    "raw",
+    "ratios",
+    "memory",
+    "pinning",
+    "bus_microbench",
+    "files",
 }
 
 
@@ -38,8 +51,23 @@ def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     recordings = [AUDIO / "dictate_report.wav", AUDIO / "chat_capital.wav"]
     result = subprocess.run(
-        [sys.executable, "-m", "bench", *map(str, recordings), "--out", str(out), "--bus", "--bus-frames", "500", "--bus-latency-frames", "50"],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            *map(str, recordings),
+            "--out",
+            str(out),
+            "--bus",
+            "--bus-frames",
+            "500",
+            "--bus-latency-frames",
+            "50",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
@@ -85,9 +113,21 @@ def test_percentile_interpolates_like_numpy():
 
 def test_waterfall_spans_run_from_each_mark_to_the_next_present():
     ms = 1_000_000
-    dictated = {"speech_end_ns": 1 * ms, "vad_ns": 601 * ms, "asr_final_ns": 1101 * ms, "router_ns": 1102 * ms,
-                "first_key_ns": 1104 * ms, "last_key_ns": 1110 * ms}
-    assert stats.waterfall(dictated) == {"vad_ns": 600, "asr_final_ns": 500, "router_ns": 1, "first_key_ns": 2, "last_key_ns": 6}
+    dictated = {
+        "speech_end_ns": 1 * ms,
+        "vad_ns": 601 * ms,
+        "asr_final_ns": 1101 * ms,
+        "router_ns": 1102 * ms,
+        "first_key_ns": 1104 * ms,
+        "last_key_ns": 1110 * ms,
+    }
+    assert stats.waterfall(dictated) == {
+        "vad_ns": 600,
+        "asr_final_ns": 500,
+        "router_ns": 1,
+        "first_key_ns": 2,
+        "last_key_ns": 6,
+    }
     summary = stats.waterfall_summary([dictated])
     assert summary["speech_end_to_first_key_ms"]["median"] == 1103
     assert stats.dominant_span(summary) == ("vad_ns", 600, 1103)
@@ -112,7 +152,13 @@ def test_pinning_layout():
     assert pinning.parse_layout(["capture,vad=0", "asr=1,2"]) == {"capture": [0], "vad": [0], "asr": [1, 2]}
     with pytest.raises(ValueError):
         pinning.parse_layout(["asr"])
-    merged = pinning.median_of([{"lost": 0, "ms": 10.0, "outcome": "cancelled"}, {"lost": 2, "ms": 30.0, "outcome": "answered"}, {"lost": 0, "ms": 20.0}])
+    merged = pinning.median_of(
+        [
+            {"lost": 0, "ms": 10.0, "outcome": "cancelled"},
+            {"lost": 2, "ms": 30.0, "outcome": "answered"},
+            {"lost": 0, "ms": 20.0},
+        ]
+    )
     assert merged == {"lost": 0, "ms": 20.0, "outcome": "answered/cancelled"}
 
 
@@ -125,21 +171,35 @@ def test_proc_stat_parsing_survives_odd_command_names():
 
 
 def test_the_typing_bench_types_exactly_through_every_backend_and_writes_numbers(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench", "--typing", "--repeats", "1", "--out", str(tmp_path)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--typing", "--repeats", "1", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     [written] = list(tmp_path.glob("*-typing.json"))
     rows = json.loads(written.read_text())["rows"]
-    assert {row["backend"] for row in rows} == {"xdotool (X11, xterm)", "clipboard (X11, xterm)", "wtype (Wayland, foot)",
-                                                "clipboard (Wayland, foot)"}
+    assert {row["backend"] for row in rows} == {
+        "xdotool (X11, xterm)",
+        "clipboard (X11, xterm)",
+        "wtype (Wayland, foot)",
+        "clipboard (Wayland, foot)",
+    }
     assert all(row["errors"] == 0 for row in rows), [row for row in rows if row["errors"]]  # every text exact
     assert all(row["chars_per_s"] > 0 and math.isfinite(row["chars_per_s"]) for row in rows)
     assert "| wtype (Wayland, foot) | unicode |" in result.stdout
 
 
 def test_the_lifecycle_bench_reads_every_process_and_times_every_signal(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench", "--lifecycle", "--idle-seconds", "2", "--out", str(tmp_path)],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--lifecycle", "--idle-seconds", "2", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     [written] = list(tmp_path.glob("*-lifecycle.json"))
     results = json.loads(written.read_text())
@@ -159,6 +219,7 @@ def test_the_lifecycle_bench_reads_every_process_and_times_every_signal(tmp_path
 def test_the_raw_warm_baseline_evaluates_what_the_stage_warms_up_with(tmp_path, stage_name):
     """Like for like: the raw baseline's warm cache holds exactly the stage's own warm-up."""
     from harness import Harness
+
     from bench import raw
     from stages.instruct import Instruct
     from stages.thinking.stage import Thinking
@@ -175,6 +236,9 @@ def test_the_raw_warm_baseline_evaluates_what_the_stage_warms_up_with(tmp_path, 
 def test_conversation_turns_are_the_model_requests_in_the_order_asked():
     from bench import conversation
 
-    rows = [{"utt": "s@000009000ms", "mode": "chat", "llm_stage": "instruct"}, {"utt": "s@000001000ms", "mode": "dictate"},
-            {"utt": "s@000002000ms", "mode": "clarify", "llm_stage": "instruct"}]
+    rows = [
+        {"utt": "s@000009000ms", "mode": "chat", "llm_stage": "instruct"},
+        {"utt": "s@000001000ms", "mode": "dictate"},
+        {"utt": "s@000002000ms", "mode": "clarify", "llm_stage": "instruct"},
+    ]
     assert [turn["utt"] for turn in conversation.turns(rows)] == ["s@000002000ms", "s@000009000ms"]

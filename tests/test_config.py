@@ -2,11 +2,10 @@
 naming the setting, the closest one that exists, and what is expected."""
 
 import pytest
+from conftest import voxkey
 
 from bus import config as configuration
 from bus.config import ConfigError
-
-from conftest import voxkey
 
 
 @pytest.mark.parametrize(
@@ -14,16 +13,28 @@ from conftest import voxkey
     [
         ("stages.asr.beam=1", "unknown setting stages.asr.beam: did you mean stages.asr.beam_size?"),
         ("bus.run_dirr=/tmp/x", "unknown setting bus.run_dirr: did you mean bus.run_dir?"),
-        ("stages.ears.model=x", "unknown setting stages.ears: stages has capture, vad, asr, router, keys, instruct, thinking"),
-        ("stages=1", "stages is a section ([stages]), not a setting: set one of its settings, e.g. stages.capture.listen=..."),
+        (
+            "stages.ears.model=x",
+            "unknown setting stages.ears: stages has capture, vad, asr, router, keys, instruct, thinking",
+        ),
+        (
+            "stages=1",
+            "stages is a section ([stages]), not a setting: set one of its settings, e.g. stages.capture.listen=...",
+        ),
         ("cli.stall_timeout_s=abc", 'cli.stall_timeout_s must be a number (default 120.0), not "abc"'),
         ("stages.asr.beam_size=2.5", "stages.asr.beam_size must be a whole number (default 1), not 2.5"),
         ("stages.vad.threshold=true", "stages.vad.threshold must be a number (default 0.5), not true"),
         ("stages.capture.frame_samples=-512", "stages.capture.frame_samples must be above 0, not -512 (default 512)"),
         ("stages.asr.beam_size=0", "stages.asr.beam_size must be above 0, not 0 (default 1)"),
         ("stages.keys.key_delay_ms=-1", "stages.keys.key_delay_ms must not be negative, not -1 (default 4)"),
-        ('stages.router.replacements={"at sign" = 1}', 'stages.router.replacements.at sign must be text (in quotes) (default ""), not 1'),
-        ("stages.capture.listen=vad", 'stages.capture.listen must be a list, e.g. [0, 1] or ["a", "b"] (default ["vad"]), not "vad"'),
+        (
+            'stages.router.replacements={"at sign" = 1}',
+            'stages.router.replacements.at sign must be text (in quotes) (default ""), not 1',
+        ),
+        (
+            "stages.capture.listen=vad",
+            'stages.capture.listen must be a list, e.g. [0, 1] or ["a", "b"] (default ["vad"]), not "vad"',
+        ),
     ],
 )
 def test_a_wrong_setting_is_refused_naming_it(override, said):
@@ -32,9 +43,17 @@ def test_a_wrong_setting_is_refused_naming_it(override, said):
     assert str(refused.value) == said
 
 
-@pytest.mark.parametrize("override", ["stages.keys.key_delay_ms=0", "stages.asr.min_avg_logprob=-2.5", "stages.vad.threshold=1",
-                                      "stages.asr.endpoint=tcp://127.0.0.1:5555", 'stages.router.replacements={"vox key" = "voxkey"}',
-                                      "stages.capture.cpus=[0]"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "stages.keys.key_delay_ms=0",
+        "stages.asr.min_avg_logprob=-2.5",
+        "stages.vad.threshold=1",
+        "stages.asr.endpoint=tcp://127.0.0.1:5555",
+        'stages.router.replacements={"vox key" = "voxkey"}',
+        "stages.capture.cpus=[0]",
+    ],
+)
 def test_right_settings_pass(override):
     configuration.load(overrides=[override])
 

@@ -11,6 +11,7 @@ import json
 
 import llama_cpp
 import pytest
+from harness import Harness
 
 from bus.conversation import Conversation, check_saved, latest_that_fit, window
 from bus.frames import Generation, Request, Transcript
@@ -18,8 +19,6 @@ from bus.state import BadState
 from stages.instruct import Instruct
 from stages.router import Router, decide
 from stages.thinking.stage import Thinking
-
-from harness import Harness
 
 CAPITAL = "What is the capital of France?"
 FOLLOW_UP = "And how many people live there?"
@@ -83,7 +82,9 @@ def test_a_clarify_between_chat_turns_costs_the_follow_up_nothing(tmp_path):
     warmed = evaluated(mixed.stage)
     first, first_report = ask(mixed, "u1", CAPITAL)
     system = mixed.stage.count_tokens(mixed.stage.warm_up_prompt("chat"))
-    assert evaluated(mixed.stage) - warmed <= first_report.prompt_tokens - system + 1, "chat's system prompt was evaluated at warm-up"
+    assert evaluated(mixed.stage) - warmed <= first_report.prompt_tokens - system + 1, (
+        "chat's system prompt was evaluated at warm-up"
+    )
     ask(mixed, "u2", "um so we should uh go home", mode="clarify")
     before = evaluated(mixed.stage)
     answer, report = ask(mixed, "u3", FOLLOW_UP)
@@ -155,9 +156,15 @@ def test_a_conversation_keeps_to_its_budget_and_its_window_moves_seldom(tmp_path
 
 
 def test_converse_follow_up_holds_the_answer_but_never_the_thinking(tmp_path):
-    first = {"when": ["17 times 23"], "pieces": ["<think>", "pondering", "</think>", "17", " times", " 23", " is", " 391", "."]}
+    first = {
+        "when": ["17 times 23"],
+        "pieces": ["<think>", "pondering", "</think>", "17", " times", " 23", " is", " 391", "."],
+    }
     # played only for a prompt that holds the first answer
-    second = {"when": ["17 times 23 is 391.", "divided by two"], "pieces": ["<think>", "halving", "</think>", "195", ".5", "."]}
+    second = {
+        "when": ["17 times 23 is 391.", "divided by two"],
+        "pieces": ["<think>", "halving", "</think>", "195", ".5", "."],
+    }
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"metadata": {"general.architecture": "lfm2"}, "turns": [first, second]}))
     converse = Harness(Thinking, tmp_path, f"stages.thinking.model=scripted:{script}")
@@ -189,8 +196,18 @@ def test_the_window_stays_while_it_fits_then_moves_to_half_the_budget():
         windows.append([turn["utt"] for turn in held])
         talk.remember(f"u{n}", f"q{n}", f"a{n}", held)
         assert window(talk.before(f"u{n}"), fits, fits_half) == held  # answered again: the same window
-    assert windows == [[], ["u0"], ["u0", "u1"], ["u0", "u1", "u2"], ["u0", "u1", "u2", "u3"],
-                       ["u3", "u4"], ["u3", "u4", "u5"], ["u3", "u4", "u5", "u6"], ["u6", "u7"], ["u6", "u7", "u8"]]
+    assert windows == [
+        [],
+        ["u0"],
+        ["u0", "u1"],
+        ["u0", "u1", "u2"],
+        ["u0", "u1", "u2", "u3"],
+        ["u3", "u4"],
+        ["u3", "u4", "u5"],
+        ["u3", "u4", "u5", "u6"],
+        ["u6", "u7"],
+        ["u6", "u7", "u8"],
+    ]
     check_saved({"conversations": {"chat": vars(talk)}})
     with pytest.raises(BadState):
         check_saved({"conversations": {"chat": {"number": 0, "turns": [{"utt": "u1"}]}}})
@@ -213,8 +230,9 @@ def test_new_conversation_is_a_spoken_command_and_a_control_command(tmp_path):
 
 
 def test_voxkey_conversation_new_tells_a_running_router():
-    from bus import frames
     from conftest import LoneStage, voxkey
+
+    from bus import frames
 
     router = LoneStage("router", ["asr", "instruct"])
     try:
@@ -250,11 +268,19 @@ def test_a_chat_asked_twice_holds_the_first_turn_in_the_second_prompt(tmp_path):
 
 
 def test_a_converse_follow_up_is_answered_in_context(tmp_path):
-    first = {"when": ["17 times 23"], "pieces": ["<think>", "pondering", "</think>", "17", " times", " 23", " is", " 391", "."]}
+    first = {
+        "when": ["17 times 23"],
+        "pieces": ["<think>", "pondering", "</think>", "17", " times", " 23", " is", " 391", "."],
+    }
     # played only when the first answer stands before a second question
-    again = {"when": ["17 times 23 is 391.<|im_end|>\n<|im_start|>user\n"], "pieces": ["As", " I", " said", ",", " 391", "."]}
+    again = {
+        "when": ["17 times 23 is 391.<|im_end|>\n<|im_start|>user\n"],
+        "pieces": ["As", " I", " said", ",", " 391", "."],
+    }
     script = tmp_path / "script.json"
-    script.write_text(json.dumps({"metadata": {"general.architecture": "lfm2"}, "pace_ms": 25, "turns": [first, again]}))
+    script.write_text(
+        json.dumps({"metadata": {"general.architecture": "lfm2"}, "pace_ms": 25, "turns": [first, again]})
+    )
     typed, rows = replay_twice(tmp_path, "converse_math.wav", "--set", f"stages.thinking.model=scripted:{script}")
     assert typed.strip() == "17 times 23 is 391. As I said, 391.", typed
 

@@ -8,14 +8,13 @@ from collections import Counter
 import numpy as np
 import pytest
 import structlog
+from harness import Harness
 
 from bus.delivery import Delivery, freeze, thaw
 from bus.frames import Ack, AudioChunk, Frame, Keystrokes, Speech, StreamStart, StreamStop, Transcript, Voice
 from stages.keys import Keys
 from stages.router import Router
 from stages.vad import Vad
-
-from harness import Harness
 
 
 class Wire:
@@ -28,8 +27,14 @@ class Wire:
         self.counters = Counter()
 
     def delivery(self, name: str) -> Delivery:
-        return Delivery(name, self.sent.append, lambda peer: peer in self.hearing, lambda peer: self.pids.get(peer, 100),
-                        self.counters, structlog.get_logger())
+        return Delivery(
+            name,
+            self.sent.append,
+            lambda peer: peer in self.hearing,
+            lambda peer: self.pids.get(peer, 100),
+            self.counters,
+            structlog.get_logger(),
+        )
 
 
 def frame_for(to: str, key: str, topic_body=None) -> Frame:
@@ -106,8 +111,16 @@ def test_acknowledgements_wait_for_the_producer_to_hear_us():
 
 
 def test_a_frame_survives_being_written_down():
-    frame = Frame(body=Speech(stream="s", start_sample=16000, part=1), src="vad", utt="s@1000ms", marks={"vad": 5},
-                  payload=b"\x01\x02" * 100, to="asr", key="s@1000ms", pos=3)
+    frame = Frame(
+        body=Speech(stream="s", start_sample=16000, part=1),
+        src="vad",
+        utt="s@1000ms",
+        marks={"vad": 5},
+        payload=b"\x01\x02" * 100,
+        to="asr",
+        key="s@1000ms",
+        pos=3,
+    )
     assert thaw(freeze(frame)) == frame
 
 
@@ -257,15 +270,21 @@ def test_negative_counts_are_refused_on_the_wire():
 def stream(vad: Harness, samples: np.ndarray, start: int = 0, stop: int | None = None, frame: int = 512, **to) -> None:
     stop = len(samples) if stop is None else stop
     for offset in range(start, stop - frame + 1, frame):
-        vad.send("capture", AudioChunk(stream="s", offset=offset), payload=samples[offset : offset + frame].tobytes(),
-                 key=str(offset), pos=offset + frame, **to)
+        vad.send(
+            "capture",
+            AudioChunk(stream="s", offset=offset),
+            payload=samples[offset : offset + frame].tobytes(),
+            key=str(offset),
+            pos=offset + frame,
+            **to,
+        )
 
 
 @pytest.fixture(scope="module")
 def speech_audio():
-    from bus import audio
-
     from conftest import AUDIO
+
+    from bus import audio
 
     return audio.read_all(AUDIO / "session_dictation.wav")
 
@@ -296,14 +315,18 @@ def test_an_utterance_asr_never_acknowledged_is_sent_again_after_a_vad_crash(tmp
 # --- persisted state that cannot be trusted is set aside --------------------------
 
 
-@pytest.mark.parametrize("stage_class, bad", [
-    (Keys, []),
-    (Keys, {"u1": {"source": 5}}),
-    (Vad, {"recent": 5}),
-    (Vad, {"stream": "s", "resume_at": -1, "utterances": 0, "live": True, "ended": False, "outbox": []}),
-    (Router, {"typed": 7}),
-    (Router, {"mode": "dictate", "typed": [["u", 1]], "decided": {}, "parts": {}}),
-], ids=lambda value: getattr(value, "name", None) or json.dumps(value)[:30])
+@pytest.mark.parametrize(
+    "stage_class, bad",
+    [
+        (Keys, []),
+        (Keys, {"u1": {"source": 5}}),
+        (Vad, {"recent": 5}),
+        (Vad, {"stream": "s", "resume_at": -1, "utterances": 0, "live": True, "ended": False, "outbox": []}),
+        (Router, {"typed": 7}),
+        (Router, {"mode": "dictate", "typed": [["u", 1]], "decided": {}, "parts": {}}),
+    ],
+    ids=lambda value: getattr(value, "name", None) or json.dumps(value)[:30],
+)
 def test_a_malformed_state_file_is_set_aside_and_the_stage_starts_clean(tmp_path, stage_class, bad):
     (tmp_path / f"{stage_class.name}.state.json").write_text(json.dumps(bad))
     harness = Harness(stage_class, tmp_path, f'stages.keys.sink="file:{tmp_path / "typed.txt"}"')

@@ -7,10 +7,9 @@ import wave
 from pathlib import Path
 
 import pytest
+from conftest import AUDIO, REPO, VOXKEY, voxkey
 
 from bus.doctor import judge_level, judge_memory
-
-from conftest import AUDIO, REPO, VOXKEY, voxkey
 
 VERDICT_LINE = re.compile(r"^(ok  |warn|FAIL)  [\w ]+: \S")
 
@@ -26,8 +25,13 @@ def checks_of(output: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "rms, peak, clipped, verdict, said",
-    [(0.0, 0.0, 0.0, "warn", "silent"), (0.00001, 0.0002, 0.0, "warn", "silent"), (0.05, 0.4, 0.0, "ok", "RMS -26 dBFS"),
-     (0.1, 1.0, 0.00001, "ok", "peak 0 dBFS"), (0.3, 1.0, 0.02, "warn", "clipping")],
+    [
+        (0.0, 0.0, 0.0, "warn", "silent"),
+        (0.00001, 0.0002, 0.0, "warn", "silent"),
+        (0.05, 0.4, 0.0, "ok", "RMS -26 dBFS"),
+        (0.1, 1.0, 0.00001, "ok", "peak 0 dBFS"),
+        (0.3, 1.0, 0.02, "warn", "clipping"),
+    ],
 )
 def test_levels_are_judged(rms, peak, clipped, verdict, said):
     got, detail, fix = judge_level(rms, peak, clipped)
@@ -46,13 +50,27 @@ def test_doctor_checks_everything_and_fails_on_a_missing_model():
     result = voxkey("doctor", "--no-mic", "--set", "stages.instruct.model=/nonexistent/model.gguf")
     assert result.returncode == 1, result.stdout + result.stderr
     checks = checks_of(result.stdout)
-    assert set(checks) == {"session", "microphone", "typing", "uinput", "usb gadget", "model asr", "model instruct",
-                           "model thinking", "memory", "supervisord", "run directory"}
+    assert set(checks) == {
+        "session",
+        "microphone",
+        "typing",
+        "uinput",
+        "usb gadget",
+        "model asr",
+        "model instruct",
+        "model thinking",
+        "memory",
+        "supervisord",
+        "run directory",
+    }
     assert checks["model instruct"] == "FAIL" and checks["model asr"] == "ok"
     assert "/nonexistent/model.gguf not found" in result.stdout and "fix: voxkey models fetch" in result.stdout
     # The microphone may fail too: whether one exists here depends on the audio server.
     problems = result.stdout.splitlines()[-1]
-    assert "model instruct" in problems and set(problems.split(": ", 2)[-1].split(", ")) <= {"model instruct", "microphone"}
+    assert "model instruct" in problems and set(problems.split(": ", 2)[-1].split(", ")) <= {
+        "model instruct",
+        "microphone",
+    }
 
 
 def test_doctor_names_a_missing_microphone_and_the_devices_there_are():
@@ -86,7 +104,9 @@ def test_doctor_measures_the_microphone_level(microphone, tmp_path):
 
 def test_doctor_presses_a_harmless_key_with_the_backend_auto_picks(foot):
     env = {**foot.env, "XDG_SESSION_TYPE": "wayland"}
-    result = subprocess.run([*VOXKEY, "doctor", "--no-mic"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [*VOXKEY, "doctor", "--no-mic"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     line = next(line for line in result.stdout.splitlines() if "typing:" in line)
     assert line.startswith("ok") and "auto would use wtype" in line and "a test key (Shift) was pressed" in line
     assert checks_of(result.stdout)["session"] == "ok"

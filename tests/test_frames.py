@@ -17,18 +17,45 @@ EXAMPLES = [
     frames.Request(mode="chat", text="what is the capital of France?", lead=" "),
     frames.Cancel(reason="new speech"),
     frames.Keystrokes(text="a\nb", backspaces=3, final=False, offset=7, by="instruct"),
-    frames.Generation(mode="chat", outcome="answered", prompt_tokens=30, tokens=9, ttft_ms=61.5, first_typed_ms=62.0, tokens_per_s=80.1, total_ms=170.2),
+    frames.Generation(
+        mode="chat",
+        outcome="answered",
+        prompt_tokens=30,
+        tokens=9,
+        ttft_ms=61.5,
+        first_typed_ms=62.0,
+        tokens_per_s=80.1,
+        total_ms=170.2,
+    ),
     frames.Typed(text="x", backspaces=0, error=""),
     frames.Ack(topic="speech", keys=["s@000001000ms"], through=-1),
     frames.Start(),
-    frames.Heartbeat(ready=True, pid=7, state="running", heard={"vad": 12}, counters={"lost": 2}, cpus=[0], progress={"utterances": 3}),
+    frames.Heartbeat(
+        ready=True,
+        pid=7,
+        state="running",
+        heard={"vad": 12},
+        counters={"lost": 2},
+        cpus=[0],
+        progress={"utterances": 3},
+    ),
 ]
 
 
 @pytest.mark.parametrize("body", EXAMPLES, ids=lambda body: body.TOPIC)
 def test_every_frame_type_round_trips(body):
-    frame = Frame(body=body, src="vad", seq=41, utt="s@000001000ms", marks={"capture": 12, "vad": 34}, payload=b"\x01\x02",
-                  to="asr", to_pid=4321, key="s@000001000ms", pos=3)
+    frame = Frame(
+        body=body,
+        src="vad",
+        seq=41,
+        utt="s@000001000ms",
+        marks={"capture": 12, "vad": 34},
+        payload=b"\x01\x02",
+        to="asr",
+        to_pid=4321,
+        key="s@000001000ms",
+        pos=3,
+    )
     assert decode(encode(frame)) == frame
 
 
@@ -37,7 +64,18 @@ def test_every_frame_type_is_exercised():
 
 
 def header(**changes):
-    base = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "to": "", "to_pid": 0, "key": "", "pos": 0, "body": {"text": "hi"}}
+    base = {
+        "v": frames.SCHEMA_VERSION,
+        "src": "asr",
+        "seq": 0,
+        "utt": "u",
+        "marks": {},
+        "to": "",
+        "to_pid": 0,
+        "key": "",
+        "pos": 0,
+        "body": {"text": "hi"},
+    }
     base.update(changes)
     return msgpack.packb(base)
 

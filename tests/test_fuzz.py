@@ -17,14 +17,13 @@ import time
 
 import msgpack
 import pytest
+from conftest import LoneStage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bus import frames
 from bus.frames import MAX_FRAME_BYTES, FrameRejected, decode, encode
 from bus.peer import Peer
-
-from conftest import LoneStage
 
 TOPICS = sorted(frames.BODY_TYPES)
 BIG = b"\0" * (MAX_FRAME_BYTES + 1)
@@ -104,7 +103,9 @@ def fuzz(peer: Peer, strategy, build, messages: int) -> tuple[int, int]:
     elapsed = time.monotonic() - started
     assert seen["messages"] >= messages
     assert rejections(peer) - before == seen["rejected"]
-    print(f"{seen['messages']} messages ({seen['rejected']} rejected) in {elapsed:.1f} s: {seen['messages'] / elapsed:.0f}/s")
+    print(
+        f"{seen['messages']} messages ({seen['rejected']} rejected) in {elapsed:.1f} s: {seen['messages'] / elapsed:.0f}/s"
+    )
     return seen["messages"], seen["rejected"]
 
 
@@ -291,7 +292,9 @@ def nested_heartbeat(depth: int) -> list[bytes]:
     """A heartbeat whose `heard` is `depth` lists deep: [[[...]]]."""
     heard = b"\x91" * depth + b"\x90"
     body = b"\x83\xa5ready\xc3\xa3pid\x01\xa5heard" + heard
-    envelope = b"\x8a\xa1v\x02\xa3src\xa0\xa3seq\x00\xa3utt\xa0\xa5marks\x80\xa2to\xa0\xa6to_pid\x00\xa3key\xa0\xa3pos\x00"
+    envelope = (
+        b"\x8a\xa1v\x02\xa3src\xa0\xa3seq\x00\xa3utt\xa0\xa5marks\x80\xa2to\xa0\xa6to_pid\x00\xa3key\xa0\xa3pos\x00"
+    )
     return [b"heartbeat", envelope + b"\xa4body" + body, b""]
 
 
@@ -316,8 +319,18 @@ def test_deeply_nested_garbage_is_rejected_or_round_trips(peer):
 
 
 def header(body=None, **envelope) -> bytes:
-    fields = {"v": frames.SCHEMA_VERSION, "src": "asr", "seq": 0, "utt": "u", "marks": {}, "to": "", "to_pid": 0, "key": "", "pos": 0,
-              "body": {"text": "typed"} if body is None else body}
+    fields = {
+        "v": frames.SCHEMA_VERSION,
+        "src": "asr",
+        "seq": 0,
+        "utt": "u",
+        "marks": {},
+        "to": "",
+        "to_pid": 0,
+        "key": "",
+        "pos": 0,
+        "body": {"text": "typed"} if body is None else body,
+    }
     return msgpack.packb({**fields, **envelope})
 
 

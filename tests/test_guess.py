@@ -7,16 +7,15 @@ process where what is typed is compared."""
 import os
 
 import numpy as np
+from conftest import AUDIO, replay, spoken, words
+from harness import Harness
+from test_vad import segment
 
 from bench.pipeline import write_wav
 from bus import audio
 from bus.frames import SAMPLE_RATE, Frame, Guess, Speech
 from stages.asr import Asr
 from stages.vad import WINDOW
-
-from conftest import AUDIO, replay, spoken, words
-from harness import Harness
-from test_vad import segment
 
 
 def quiet(seconds: float) -> np.ndarray:
@@ -41,7 +40,11 @@ def test_a_guess_has_exactly_the_audio_of_the_utterance_when_the_pause_is_its_en
     assert guesses, "a guess at the pause that ended the utterance"
     last = guesses[-1]
     assert np.array_equal(last.audio, utterance.audio)
-    assert (last.start_sample, last.part, last.end_sample) == (utterance.start_sample, utterance.part, utterance.end_sample)
+    assert (last.start_sample, last.part, last.end_sample) == (
+        utterance.start_sample,
+        utterance.part,
+        utterance.end_sample,
+    )
     assert [u.guess for u in found][-2:] == [True, False]  # the guess came first
 
 
@@ -79,12 +82,16 @@ def payload(utterance) -> bytes:
 
 def guess_frame(utterance, utt: str) -> Frame:
     """A guess as vad publishes it: to whoever listens, unreliably."""
-    return Frame(body=Guess("s", utterance.start_sample, utterance.part), src="vad", utt=utt, payload=payload(utterance))
+    return Frame(
+        body=Guess("s", utterance.start_sample, utterance.part), src="vad", utt=utt, payload=payload(utterance)
+    )
 
 
 def speech_frame(utterance, utt: str) -> Frame:
     """An utterance as vad hands it over: reliably, to this asr process."""
-    body = Speech("s", utterance.start_sample, utterance.part, utterance.last_part, utterance.onset_sample, utterance.end_sample)
+    body = Speech(
+        "s", utterance.start_sample, utterance.part, utterance.last_part, utterance.onset_sample, utterance.end_sample
+    )
     return Frame(body=body, src="vad", utt=utt, payload=payload(utterance), to="asr", to_pid=os.getpid(), key=utt)
 
 

@@ -16,12 +16,12 @@ import string
 import tty
 
 import pytest
+from conftest import LoneStage, replay
+from usb_host import split, typed
 
 from bus.frames import Keystrokes
-from conftest import LoneStage, replay
 from stages import hid, layouts
 from stages.sinks import SinkError, SinkUnavailable, open_sink
-from usb_host import split, typed
 
 PRINTABLE_ASCII = string.printable[:-5] + "\n"  # without \t\r\x0b\x0c, with Return
 # Characters each layout's own language writes, beyond ASCII.
@@ -51,12 +51,30 @@ def test_keys_are_their_usages_from_the_hid_usage_tables():
     assert hid.reports_for("!", us) == [bytes([0x02, 0, 0x1E, 0, 0, 0, 0, 0]), bytes(8)]
 
 
-@pytest.mark.parametrize("layout, char, modifiers, usage", [
-    ("de", "z", 0, 0x1C), ("de", "y", 0, 0x1D), ("de", "@", 0x40, 0x14), ("de", "ß", 0, 0x2D), ("de", "ä", 0, 0x34),
-    ("de", "€", 0x40, 0x08), ("de", "|", 0x40, 0x64), ("fr", "a", 0, 0x14), ("fr", "q", 0, 0x04), ("fr", "1", 0x02, 0x1E),
-    ("fr", "é", 0, 0x1F), ("fr", "m", 0, 0x33), ("fr", "@", 0x40, 0x27), ("gb", "£", 0x02, 0x20), ("gb", "@", 0x02, 0x34),
-    ("gb", '"', 0x02, 0x1F), ("gb", "\\", 0, 0x64), ("us", "|", 0x02, 0x31), ("us", "~", 0x02, 0x35),
-])
+@pytest.mark.parametrize(
+    "layout, char, modifiers, usage",
+    [
+        ("de", "z", 0, 0x1C),
+        ("de", "y", 0, 0x1D),
+        ("de", "@", 0x40, 0x14),
+        ("de", "ß", 0, 0x2D),
+        ("de", "ä", 0, 0x34),
+        ("de", "€", 0x40, 0x08),
+        ("de", "|", 0x40, 0x64),
+        ("fr", "a", 0, 0x14),
+        ("fr", "q", 0, 0x04),
+        ("fr", "1", 0x02, 0x1E),
+        ("fr", "é", 0, 0x1F),
+        ("fr", "m", 0, 0x33),
+        ("fr", "@", 0x40, 0x27),
+        ("gb", "£", 0x02, 0x20),
+        ("gb", "@", 0x02, 0x34),
+        ("gb", '"', 0x02, 0x1F),
+        ("gb", "\\", 0, 0x64),
+        ("us", "|", 0x02, 0x31),
+        ("us", "~", 0x02, 0x35),
+    ],
+)
 def test_the_host_layout_decides_the_key(layout, char, modifiers, usage):
     assert hid.press(hid.keys_table(layout)[char]) == bytes([modifiers, 0, usage, 0, 0, 0, 0, 0])
 
@@ -255,7 +273,7 @@ def test_keys_reports_only_what_reached_the_host(tmp_path):
     fifo = tmp_path / "hidg"
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    keys = LoneStage("keys", ["router"], f'stages.keys.sink="hid:{fifo}"', "stages.keys.hid_layout=\"us\"")
+    keys = LoneStage("keys", ["router"], f'stages.keys.sink="hid:{fifo}"', 'stages.keys.hid_layout="us"')
     try:
         send(keys, "u1", "Grüß Gott.")
         first = acknowledged(keys, "u1")

@@ -11,21 +11,17 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-import structlog
+from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 
 from bench import sessions
 from bench.procs import alive
 from bus import config as configuration
 from bus.frames import Heartbeat
-from bus.peer import Peer
 from bus.status import Loading
 from bus.supervise import CrashLoops, Supervisor, last_error
-
-from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 
 # --- the rules ------------------------------------------------------------------------------
 
@@ -61,15 +57,19 @@ def test_the_telling_line_comes_from_the_latest_run(tmp_path):
         '{"event": "stopping", "level": "info"}',
     )
     assert last_error(log) == "RuntimeError: CUDA is not available"
-    write_lines(log, '{"event": "starting", "level": "info"}', '{"event": "no keyboard", "level": "error", "detail": "F9"}')
+    write_lines(
+        log, '{"event": "starting", "level": "info"}', '{"event": "no keyboard", "level": "error", "detail": "F9"}'
+    )
     assert last_error(log) == "no keyboard (F9)"
 
 
 def test_a_stage_killed_by_a_signal_is_told_by_supervisords_account(tmp_path):
     write_lines(tmp_path / "asr.log", '{"event": "starting", "level": "info"}', '{"event": "loaded", "level": "info"}')
-    write_lines(tmp_path / "supervisord.log",
-                "2026-11-24 06:40:01,234 INFO spawned: 'asr' with pid 12",
-                "2026-11-24 06:40:09,100 WARN exited: asr (terminated by SIGKILL; not expected)")
+    write_lines(
+        tmp_path / "supervisord.log",
+        "2026-11-24 06:40:01,234 INFO spawned: 'asr' with pid 12",
+        "2026-11-24 06:40:09,100 WARN exited: asr (terminated by SIGKILL; not expected)",
+    )
     assert last_error(tmp_path / "asr.log") == "exited: asr (terminated by SIGKILL; not expected)"
 
 
@@ -78,11 +78,15 @@ def test_loading_is_told_stage_by_stage_then_ready_once():
     said = []
     for stage in configuration.STAGES:
         said += [event.message for event in loading.on_heartbeat(stage, Heartbeat(ready=True, pid=1))]
-        said += [event.message for event in loading.on_heartbeat(stage, Heartbeat(ready=True, pid=1))]  # again: nothing new
+        said += [
+            event.message for event in loading.on_heartbeat(stage, Heartbeat(ready=True, pid=1))
+        ]  # again: nothing new
     assert said[0] == f"loading: 1 of 7 stages ready, waiting for {', '.join(configuration.STAGES[1:])}"
     assert len(said) == len(configuration.STAGES) and said[-1] == "ready: speak, and it is typed"
     assert loading.on_heartbeat("asr", Heartbeat(ready=False, pid=2))[0].message.startswith("asr is not ready")
-    assert [e.message for e in loading.on_heartbeat("asr", Heartbeat(ready=True, pid=2))] == ["ready: speak, and it is typed"]
+    assert [e.message for e in loading.on_heartbeat("asr", Heartbeat(ready=True, pid=2))] == [
+        "ready: speak, and it is typed"
+    ]
 
 
 # --- real processes ---------------------------------------------------------------------------
@@ -102,9 +106,20 @@ class Up:
         self.stderr_path = tmp_path / "up.stderr"
         self.stderr = open(self.stderr_path, "w")
         self.process = subprocess.Popen(
-            [*VOXKEY, "up", *self.at, "--sink", f"file:{self.typed}", "--set", "cli.notify=false",
-             *[arg for setting in settings for arg in ("--set", setting)]],
-            cwd=REPO, stderr=self.stderr, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+            [
+                *VOXKEY,
+                "up",
+                *self.at,
+                "--sink",
+                f"file:{self.typed}",
+                "--set",
+                "cli.notify=false",
+                *[arg for setting in settings for arg in ("--set", setting)],
+            ],
+            cwd=REPO,
+            stderr=self.stderr,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
         )
         self.supervisor = Supervisor(self.run_dir, self.run_dir / "run.toml")
 
@@ -113,6 +128,7 @@ class Up:
 
     def wait_ready(self) -> dict[str, int]:
         """Every stage's pid once `up` has said it is ready."""
+
         def ready():
             assert self.process.poll() is None, self.said()
             return "voxkey: ready" in self.said()
@@ -178,8 +194,10 @@ def test_a_crash_loop_is_reported_and_supervisord_killed_stops_everything(tmp_pa
             asr = up.running_pid("asr", not_pid=asr)
         wait_for(lambda: "keeps crashing" in up.said(), 30, "the crash loop reported")
         line = next(line for line in up.said().splitlines() if "keeps crashing" in line)
-        assert line == ("voxkey: stage asr keeps crashing (3 crashes in 60 s, last terminated by SIGKILL): "
-                        "exited: asr (terminated by SIGKILL; not expected)")
+        assert line == (
+            "voxkey: stage asr keeps crashing (3 crashes in 60 s, last terminated by SIGKILL): "
+            "exited: asr (terminated by SIGKILL; not expected)"
+        )
         assert up.process.poll() is None  # the others go on: it was ready, and asr is back
 
         supervisord = up.supervisor.rpc.supervisor.getPID()
@@ -189,7 +207,10 @@ def test_a_crash_loop_is_reported_and_supervisord_killed_stops_everything(tmp_pa
     finally:
         up.end()
     assert code == 1
-    assert f"voxkey: supervisord exited unexpectedly; see {up.run_dir / 'supervisord.out'}; every stage stopped" in up.said()
+    assert (
+        f"voxkey: supervisord exited unexpectedly; see {up.run_dir / 'supervisord.out'}; every stage stopped"
+        in up.said()
+    )
     wait_for(lambda: not any(alive(pid) for pid in stages.values()), 30, "no stage left behind")
 
 
@@ -199,8 +220,15 @@ def test_a_swap_that_cannot_start_rolls_back_and_typing_goes_on(microphone, tmp_
     try:
         before = up.wait_ready()
         run_toml = (up.run_dir / "run.toml").read_bytes()
-        swap = voxkey("swap", "asr", "--set", "model=whisper-base.en", "--run-dir", up.run_dir,
-                      env={**os.environ, "VOXKEY_MODELS_DIR": str(models)})
+        swap = voxkey(
+            "swap",
+            "asr",
+            "--set",
+            "model=whisper-base.en",
+            "--run-dir",
+            up.run_dir,
+            env={**os.environ, "VOXKEY_MODELS_DIR": str(models)},
+        )
         assert swap.returncode == 1
         lines = swap.stderr.strip().splitlines()
         assert len(lines) == 1, swap.stderr
@@ -220,8 +248,13 @@ def test_a_swap_that_cannot_start_rolls_back_and_typing_goes_on(microphone, tmp_
 
 
 def test_a_failed_replay_leaves_no_run_directory(tmp_path):
-    result = voxkey("replay", AUDIO / "dictate_report.wav", "--set", "stages.asr.model=/nowhere/whisper",
-                    env={**os.environ, "TMPDIR": str(tmp_path)})
+    result = voxkey(
+        "replay",
+        AUDIO / "dictate_report.wav",
+        "--set",
+        "stages.asr.model=/nowhere/whisper",
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
     assert result.returncode == 1
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("voxkey: stage asr cannot start: ") and "/nowhere/whisper" in error

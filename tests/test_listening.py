@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import structlog
+from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
+from harness import Harness
 
 from bus import audio
 from bus import config as configuration
@@ -22,9 +24,6 @@ from bus.frames import SAMPLE_RATE, now_ns
 from bus.peer import Peer
 from bus.stage import StageError
 from stages.capture import Capture, Listening, hotkey_command, listen
-
-from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
-from harness import Harness
 
 
 @pytest.mark.parametrize(
@@ -94,17 +93,24 @@ def test_microphone_off_ends_the_stream_and_on_keeps_what_was_said_since_the_com
     try:
         wait_until(lambda: len(capture.published("audio")) >= 10, 20, "audio while listening", stage.tick)
         stage.on_control("listen", {"how": "off"})
-        wait_until(lambda: stage.peer.counters["samples_not_listened"] >= SAMPLE_RATE, 20, "a second not listened to", stage.tick)
+        wait_until(
+            lambda: stage.peer.counters["samples_not_listened"] >= SAMPLE_RATE,
+            20,
+            "a second not listened to",
+            stage.tick,
+        )
         sent_while_off = len(capture.published("audio"))
         # The command was given half a second before it arrived (a slow key binding).
         given_ns = now_ns() - 500_000_000
         stage.on_control("listen", {"how": "hold", "since_ns": given_ns})
-        after_on = capture.published()[capture.published().index(capture.published("stream-start")[-1]):]
+        after_on = capture.published()[capture.published().index(capture.published("stream-start")[-1]) :]
         kept = [f for f in after_on if f.topic == "audio"]
         assert kept, "the audio heard since the command was given goes at once"
         assert all(f.marks["capture"] >= given_ns for f in kept)
         assert len(kept) * 512 <= SAMPLE_RATE  # only since the command: not the whole second kept
-        wait_until(lambda: len(capture.published("audio")) >= sent_while_off + len(kept) + 10, 20, "audio after on", stage.tick)
+        wait_until(
+            lambda: len(capture.published("audio")) >= sent_while_off + len(kept) + 10, 20, "audio after on", stage.tick
+        )
         stage.on_control("listen", {"how": "release"})
         stage.tick()
     finally:
@@ -149,8 +155,12 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
     typed = tmp_path / "typed.txt"
     at = ["--set", f"bus.run_dir={run_dir}"]
-    up = subprocess.Popen([*VOXKEY, "up", *at, "--sink", f"file:{typed}", "--set", "cli.notify=false"],
-                          cwd=REPO, stderr=subprocess.PIPE, text=True)
+    up = subprocess.Popen(
+        [*VOXKEY, "up", *at, "--sink", f"file:{typed}", "--set", "cli.notify=false"],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     config = configuration.load(overrides=[f"bus.run_dir={run_dir}"])
     watcher = Peer("watcher", config, list(configuration.STAGES), [], structlog.get_logger())
 
@@ -168,7 +178,11 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
         wait_until(lambda: not_listened() >= target, 30, "capture took the audio")
 
     try:
-        wait_until(lambda: (watcher.receive(100), all(b is not None and b.ready for b in watcher.heard.values()))[1], 120, "every stage ready")
+        wait_until(
+            lambda: (watcher.receive(100), all(b is not None and b.ready for b in watcher.heard.values()))[1],
+            120,
+            "every stage ready",
+        )
         off = voxkey("listen", "off", *at)
         assert off.returncode == 0 and "not listening" in off.stderr
         play("dictate_meeting.wav")  # said while off: never typed
@@ -203,7 +217,7 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
     assert up.returncode == 0, stderr[-2000:]
     # What voxkey up told its user, line by line.
     assert "voxkey: ready: speak" in stderr and "voxkey: not listening" in stderr and "voxkey: listening" in stderr
-    assert 'typed by router' in stderr and "Please send the quarterly report" in stderr
+    assert "typed by router" in stderr and "Please send the quarterly report" in stderr
 
 
 # --- the built-in hotkey -----------------------------------------------------------------
@@ -211,7 +225,14 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
 
 @pytest.mark.parametrize(
     "value, action, command",
-    [(1, "hold", "hold"), (0, "hold", "release"), (2, "hold", ""), (1, "toggle", "toggle"), (0, "toggle", ""), (2, "toggle", "")],
+    [
+        (1, "hold", "hold"),
+        (0, "hold", "release"),
+        (2, "hold", ""),
+        (1, "toggle", "toggle"),
+        (0, "toggle", ""),
+        (2, "toggle", ""),
+    ],
 )
 def test_key_events_become_listen_commands(value, action, command):
     assert hotkey_command(value, action) == command
@@ -229,4 +250,6 @@ def test_a_hotkey_without_readable_keyboards_says_how_to_get_them_and_capture_ru
 
 def test_an_unknown_hotkey_is_refused_with_examples(tmp_path):
     with pytest.raises(StageError, match="unknown hotkey 'F99'.*F9"):
-        Harness(Capture, tmp_path, f'stages.capture.source="{AUDIO / "dictate_meeting.wav"}"', 'stages.capture.hotkey="F99"')
+        Harness(
+            Capture, tmp_path, f'stages.capture.source="{AUDIO / "dictate_meeting.wav"}"', 'stages.capture.hotkey="F99"'
+        )

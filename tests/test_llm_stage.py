@@ -1,10 +1,10 @@
 """The instruct stage as a real process with the embedded SmolLM2: streaming, cancellation,
 and what model output may reach the keyboard."""
 
+from conftest import LoneStage
+
 from bus import frames
 from bus.text import safe_text
-
-from conftest import LoneStage
 
 LONG_ANSWER = "Tell me a long story about a dragon who learns to bake bread."
 
@@ -77,7 +77,9 @@ def test_a_request_is_acknowledged_once_its_pieces_are():
         acked = lambda: [f for f in instruct.frames(lambda f: f.topic == "ack", seconds=2) if f.topic == "ack"]
         assert not any(f.topic == "ack" for f in got)
         for piece in [f for f in got if f.topic == "keystrokes"]:
-            router.send(frames.Frame(body=frames.Ack(topic="keystrokes", keys=[piece.key]), src="router", to="instruct"))
+            router.send(
+                frames.Frame(body=frames.Ack(topic="keystrokes", keys=[piece.key]), src="router", to="instruct")
+            )
         [ack] = acked()
         assert (ack.to, ack.body.topic, ack.body.keys) == ("router", "request", ["ours"])
     finally:

@@ -139,7 +139,9 @@ def test_http_404_names_the_url(hub, manifest, dest):
         models.fetch(["asr"], hub.url, dest, None, manifest=manifest)
 
     message = str(caught.value)
-    assert message == f"cannot download {hub.url}/acme/whisper-tiny/resolve/main/vocabulary.txt: HTTP 404 File not found"
+    assert (
+        message == f"cannot download {hub.url}/acme/whisper-tiny/resolve/main/vocabulary.txt: HTTP 404 File not found"
+    )
     assert not (dest / "asr" / "vocabulary.txt").exists() and not list(dest.rglob("*.part"))
 
 
@@ -158,14 +160,20 @@ def test_offline_every_model_is_checked_and_the_copy_by_hand_named(hub, manifest
 
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"cannot reach 127.0.0.1:{offline.rsplit(':', 1)[1]} (Connection refused): no network, or the server is down; ")
-    assert message.endswith(f"{len(ASR)} file(s) not installed: copy them in by hand as shown above, "
-                            "then check them with voxkey models list --verify")
+    assert message.startswith(
+        f"cannot reach 127.0.0.1:{offline.rsplit(':', 1)[1]} (Connection refused): no network, or the server is down; "
+    )
+    assert message.endswith(
+        f"{len(ASR)} file(s) not installed: copy them in by hand as shown above, "
+        "then check them with voxkey models list --verify"
+    )
     lines = out.getvalue().splitlines()
     assert "voxkey: tiny/tiny-Q4_0.gguf: already installed and verified" in lines  # checked, not fetched
     for name in ASR:  # every missing file, with where it comes from and where it goes
-        assert (f"voxkey: asr/{name}: not installed: without a network, download {offline}/acme/whisper-tiny/resolve/main/{name} "
-                f"elsewhere and copy it to {dest / 'asr' / name}") in lines
+        assert (
+            f"voxkey: asr/{name}: not installed: without a network, download {offline}/acme/whisper-tiny/resolve/main/{name} "
+            f"elsewhere and copy it to {dest / 'asr' / name}"
+        ) in lines
     assert not (dest / "asr").exists()  # no empty folder left behind
     assert (dest / "tiny" / "tiny-Q4_0.gguf").read_bytes() == GGUF
 
@@ -173,7 +181,9 @@ def test_offline_every_model_is_checked_and_the_copy_by_hand_named(hub, manifest
 def test_a_file_copied_in_by_hand_is_verified_by_list(manifest, dest):
     (dest / "tiny").mkdir(parents=True)
     (dest / "tiny" / "tiny-Q4_0.gguf").write_bytes(GGUF)
-    assert {entry.model.name: entry.state for entry in models.status(dest, manifest=manifest, verify=True)}["tiny"] == "verified"
+    assert {entry.model.name: entry.state for entry in models.status(dest, manifest=manifest, verify=True)}[
+        "tiny"
+    ] == "verified"
 
 
 def test_unverified_files_need_explicit_permission(hub, manifest, dest):
@@ -242,7 +252,10 @@ def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, des
 
     assert run("models", "fetch", "asr", "--base-url", hub.url + "/nowhere", "--dir", str(dest / "other")) == 1
     error = capsys.readouterr().err
-    assert error == f"voxkey: cannot download {hub.url}/nowhere/acme/whisper-tiny/resolve/main/model.bin: HTTP 404 File not found\n"
+    assert (
+        error
+        == f"voxkey: cannot download {hub.url}/nowhere/acme/whisper-tiny/resolve/main/model.bin: HTTP 404 File not found\n"
+    )
 
 
 def test_progress_is_throttled():
@@ -272,7 +285,12 @@ def test_the_real_manifest_is_complete():
         "asr": "whisper-base.en",
     }
     assert [spec.file for spec in loaded.models["whisper-base.en"].files] == [
-        "model.bin", "config.json", "tokenizer.json", "vocabulary.txt"
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.txt",
     ]
     url = loaded.models["lfm2.5-1.2b-instruct"].url(loaded.base_url, loaded.models["lfm2.5-1.2b-instruct"].files[0])
-    assert url == "https://huggingface.co/LiquidAI/LFM2.5-1.2B-Instruct-GGUF/resolve/main/LFM2.5-1.2B-Instruct-Q4_0.gguf"
+    assert (
+        url == "https://huggingface.co/LiquidAI/LFM2.5-1.2B-Instruct-GGUF/resolve/main/LFM2.5-1.2B-Instruct-Q4_0.gguf"
+    )

@@ -6,12 +6,11 @@ import json
 import wave
 
 import numpy as np
+from conftest import AUDIO, spoken, voxkey, words
 
 from bus import audio
 from stages.instruct import is_rewrite
 from stages.router import decide
-
-from conftest import AUDIO, spoken, words, voxkey
 
 
 def traced_replay(path, tmp_path, *args) -> tuple[str, list[dict]]:
@@ -24,7 +23,12 @@ def traced_replay(path, tmp_path, *args) -> tuple[str, list[dict]]:
 def test_chat_prefix_heard_as_yet_reaches_the_instruct_model(tmp_path):
     typed, rows = traced_replay(AUDIO / "chat_capital.wav", tmp_path)
     [row] = rows
-    assert (row["mode"], row["llm_stage"], row["typed_by"], row["outcome"]) == ("chat", "instruct", "instruct", "answered")
+    assert (row["mode"], row["llm_stage"], row["typed_by"], row["outcome"]) == (
+        "chat",
+        "instruct",
+        "instruct",
+        "answered",
+    )
     assert typed.strip() and typed == row["text"]
     assert words(typed) != words("yet what is the capital of france")  # an answer, not the question
     assert row["ttft_ms"] > 0 and row["prompt_tokens"] > 0 and row["tokens_per_s"] > 0
@@ -91,7 +95,10 @@ def test_mode_words_as_whisper_really_writes_them():
         " Converse, what is 17 times 23?": ("converse", "What is 17 times 23?"),
         " Congress, what is 17 times 23?": ("converse", "What is 17 times 23?"),
         " Conders, what is 17 times 23?": ("converse", "What is 17 times 23?"),
-        " clarify. So I think we should probably move the launch.": ("clarify", "So I think we should probably move the launch."),
+        " clarify. So I think we should probably move the launch.": (
+            "clarify",
+            "So I think we should probably move the launch.",
+        ),
         " Chat. What is the capital of France?": ("chat", "What is the capital of France?"),
         " Yet another meeting was moved.": ("dictate", "Yet another meeting was moved."),
         " Congress passed the bill.": ("dictate", "Congress passed the bill."),

@@ -4,46 +4,68 @@ the real tiny.en (tests/audio/modes, made by bench/modeset.py)."""
 import json
 
 import pytest
+from conftest import AUDIO
+from harness import Harness
 
 from bus.frames import Transcript
 from stages.modewords import distance, may_name_a_mode, mode_prefix, named_alone, sound_key, sounds_like
 from stages.router import Router, decide, plainly_dictated
-
-from conftest import AUDIO
-from harness import Harness
 
 
 def test_sound_keys_hear_spellings_alike():
     assert sound_key("chat") == sound_key("chet") == sound_key("jet")
     assert sound_key("converse") == sound_key("Con verse") == "kanvars"
     assert sound_key("Clarify") == sound_key("klarifie")
-    assert distance(sound_key("conders"), sound_key("converse")) < distance(sound_key("conversely"), sound_key("converse"))
+    assert distance(sound_key("conders"), sound_key("converse")) < distance(
+        sound_key("conversely"), sound_key("converse")
+    )
 
 
-@pytest.mark.parametrize("heard, mode, rest", [
-    (" Conders, what is 17 times 23?", "converse", "What is 17 times 23?"),  # an unseen recording: typed as dictation before
-    (" Congress. What is 12% of 200?", "converse", "What is 12% of 200?"),
-    (" Con verse, why is the sky blue?", "converse", "Why is the sky blue?"),  # two words heard for one name
-    (" yet, what is the capital of France?", "chat", "What is the capital of France?"),
-    (" Chet. How do I boil an egg?", "chat", "How do I boil an egg?"),
-    (" Jet. Who wrote Pride and Prejudice?", "chat", "Who wrote Pride and Prejudice?"),
-    (" Clarifying. So the meeting is moved to Friday.", "clarify", "So the meeting is moved to Friday."),
-    (" Clarified, um, so the meeting is moved.", "clarify", "Um, so the meeting is moved."),
-    (" Dictate. Please send the report.", "dictate", "Please send the report."),
-    (" Chat what is the time", "chat", "What is the time"),  # the name itself needs no pause
-])
+@pytest.mark.parametrize(
+    "heard, mode, rest",
+    [
+        (
+            " Conders, what is 17 times 23?",
+            "converse",
+            "What is 17 times 23?",
+        ),  # an unseen recording: typed as dictation before
+        (" Congress. What is 12% of 200?", "converse", "What is 12% of 200?"),
+        (" Con verse, why is the sky blue?", "converse", "Why is the sky blue?"),  # two words heard for one name
+        (" yet, what is the capital of France?", "chat", "What is the capital of France?"),
+        (" Chet. How do I boil an egg?", "chat", "How do I boil an egg?"),
+        (" Jet. Who wrote Pride and Prejudice?", "chat", "Who wrote Pride and Prejudice?"),
+        (" Clarifying. So the meeting is moved to Friday.", "clarify", "So the meeting is moved to Friday."),
+        (" Clarified, um, so the meeting is moved.", "clarify", "Um, so the meeting is moved."),
+        (" Dictate. Please send the report.", "dictate", "Please send the report."),
+        (" Chat what is the time", "chat", "What is the time"),  # the name itself needs no pause
+    ],
+)
 def test_a_name_heard_as_something_like_it_picks_the_mode(heard, mode, rest):
     decision = decide(heard, "dictate", {}, {"stop"})
     assert (decision.mode, decision.text) == (mode, rest)
 
 
-@pytest.mark.parametrize("said", [
-    "Yet another meeting is planned.", "Chatting with Sam tomorrow.", "Conversely, the budget went down.",
-    "Clarity matters.", "Jet lag is bad.", "Congress passed the bill.", "Chad said he would call later.",
-    "Converts the file to plain text.", "Dictation is faster than typing.", "Conversation starts at noon.",
-    "Yeah, that sounds good to me.", "Yes, I will be there.", "Concerts, plays and films are on the list.",
-    "Chatter, noise and music filled the hall.", "That, and more.", "Dictator, the film, is long.",
-])
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Yet another meeting is planned.",
+        "Chatting with Sam tomorrow.",
+        "Conversely, the budget went down.",
+        "Clarity matters.",
+        "Jet lag is bad.",
+        "Congress passed the bill.",
+        "Chad said he would call later.",
+        "Converts the file to plain text.",
+        "Dictation is faster than typing.",
+        "Conversation starts at noon.",
+        "Yeah, that sounds good to me.",
+        "Yes, I will be there.",
+        "Concerts, plays and films are on the list.",
+        "Chatter, noise and music filled the hall.",
+        "That, and more.",
+        "Dictator, the film, is long.",
+    ],
+)
 def test_words_that_only_begin_like_a_name_are_dictated_as_said(said):
     assert decide(f" {said}", "dictate", {}, {"stop"}) == decide(said, "dictate", {}, set())
     assert decide(said, "dictate", {}, set()).mode == "dictate"
@@ -72,8 +94,14 @@ def test_words_typed_ahead_never_begin_with_a_would_be_name():
 
 
 def test_a_name_said_on_its_own_picks_the_mode_of_the_next_utterance(tmp_path):
-    assert [named_alone(t, {}) for t in ("Jet.", " Chat", "Con verse.", "Jet", "Yeah.", "Jet lag.")] == \
-        ["chat", "chat", "converse", "", "", ""]
+    assert [named_alone(t, {}) for t in ("Jet.", " Chat", "Con verse.", "Jet", "Yeah.", "Jet lag.")] == [
+        "chat",
+        "chat",
+        "converse",
+        "",
+        "",
+        "",
+    ]
     assert decide("Jet.", "dictate", {}, set()).next == "chat"
     router = Harness(Router, tmp_path)
     router.send("asr", Transcript("Jet."), utt="u1", reliable=True)  # vad ended the utterance at the pause

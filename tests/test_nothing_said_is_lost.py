@@ -44,8 +44,11 @@ def test_a_fast_replay_types_the_same_on_one_busy_core(tmp_path):
     """Correctness does not depend on speed: every stage squeezed onto one core gives
     the same text as the stages spread over the machine."""
     recording = tmp_path / "mixed.wav"
-    concatenate(["dictate_report.wav", "cmd_new_line.wav", "chat_capital.wav", "cmd_scratch_that.wav", "dictate_meeting.wav"],
-                recording, gap_s=0.7)
+    concatenate(
+        ["dictate_report.wav", "cmd_new_line.wav", "chat_capital.wav", "cmd_scratch_that.wav", "dictate_meeting.wav"],
+        recording,
+        gap_s=0.7,
+    )
     spread, _ = traced_replay(recording, tmp_path)
     one_core = [arg for stage in STAGES for arg in ("--set", f"stages.{stage}.cpus=[0]")]
     squeezed, rows = traced_replay(recording, tmp_path, *one_core)

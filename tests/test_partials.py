@@ -5,17 +5,15 @@ keystrokes out); and through every process with real Whisper."""
 import json
 
 import numpy as np
-
-from bus.frames import Transcript
-from stages.asr import Asr, Hypotheses
-from stages.router import Router, plainly_dictated
-from stages.vad import WINDOW
-from bus import audio
-from bus.frames import SAMPLE_RATE
-
 from conftest import AUDIO, replay, spoken, words
 from harness import Harness
 from test_vad import segment
+
+from bus import audio
+from bus.frames import SAMPLE_RATE, Transcript
+from stages.asr import Asr, Hypotheses
+from stages.router import Router, plainly_dictated
+from stages.vad import WINDOW
 
 SENTENCE = "Please send the quarterly report to Maria before Friday afternoon."
 
@@ -42,7 +40,9 @@ def test_vad_hands_out_the_audio_so_far_while_speech_goes_on():
     assert len(ongoing) >= 4
     assert all(len(u.audio) >= 2.0 * SAMPLE_RATE for u in ongoing)
     lengths = [len(u.audio) for u in ongoing]
-    assert lengths == sorted(lengths) and all(b - a >= 1000 * SAMPLE_RATE // 1000 - WINDOW for a, b in zip(lengths, lengths[1:]))
+    assert lengths == sorted(lengths) and all(
+        b - a >= 1000 * SAMPLE_RATE // 1000 - WINDOW for a, b in zip(lengths, lengths[1:])
+    )
     assert all(np.array_equal(u.audio, utterance.audio[: len(u.audio)]) for u in ongoing)  # a prefix of the utterance
     assert not any(u.ongoing for u in segment(speech, with_guesses=True, end_of_speech_ms=1500))  # off by default
 
@@ -51,8 +51,18 @@ def test_words_typed_ahead_are_plain_dictation_whatever_follows():
     mode_words = {}  # mode names are recognised by sound ("Chet." sounds like "Chat.")
     stop_words = {"stop", "cancel"}
     assert plainly_dictated("Please send the", mode_words, stop_words)
-    for not_yet in ("Please send", "Chat, what is", "Chet. What is", "Switch to chat", "New line and",
-                    "Scratch that and", "Please switch to", "Conders, what is", "Yet another meeting", "Con verse what"):
+    for not_yet in (
+        "Please send",
+        "Chat, what is",
+        "Chet. What is",
+        "Switch to chat",
+        "New line and",
+        "Scratch that and",
+        "Please switch to",
+        "Conders, what is",
+        "Yet another meeting",
+        "Con verse what",
+    ):
         assert not plainly_dictated(not_yet, mode_words, stop_words), not_yet
 
 
@@ -95,8 +105,11 @@ def test_the_router_types_partials_ahead_and_the_rest_at_the_end(tmp_path):
     partial(router, "Please send the quarterly report to", utt="u1")  # comes again: typed once
     final(router, SENTENCE, utt="u1")
     pieces = [(f.body.text, f.body.offset, f.body.final) for f in router.published("keystrokes") if f.utt == "u1"]
-    assert pieces == [(" Please send the", 0, False), (" quarterly report to", 16, False),
-                      (" Maria before Friday afternoon.", 36, True)]
+    assert pieces == [
+        (" Please send the", 0, False),
+        (" quarterly report to", 16, False),
+        (" Maria before Friday afternoon.", 36, True),
+    ]
     assert document(router) == "First of all. " + SENTENCE
     final(router, "Scratch that.", utt="u2")  # erases the utterance whole, partials included
     assert router.published("keystrokes")[-1].body.backspaces == len(" " + SENTENCE)
@@ -133,7 +146,10 @@ def test_long_speech_is_typed_before_it_ends_and_the_same_words_as_without_parti
     expected = words(spoken("jfk.flac"))
     from bench import workload
 
-    assert workload.word_error_rate(expected, words(typed)) <= workload.word_error_rate(expected, words(plain)) + 0.1, (typed, plain)
+    assert workload.word_error_rate(expected, words(typed)) <= workload.word_error_rate(expected, words(plain)) + 0.1, (
+        typed,
+        plain,
+    )
 
 
 def test_asr_sends_agreed_words_and_the_utterance_begins_with_them_guess_or_not(tmp_path):
@@ -152,7 +168,7 @@ def test_asr_sends_agreed_words_and_the_utterance_begins_with_them_guess_or_not(
         recognise(asr, frame)
     partials = [f.body.text for f in asr.published("transcript")]
     assert partials and all(later.startswith(earlier) for earlier, later in zip(partials, partials[1:]))
-    [final] = recognise(asr, speech_frame(utterance, "u"))[len(partials):]
+    [final] = recognise(asr, speech_frame(utterance, "u"))[len(partials) :]
     assert final.body.text.startswith(partials[-1])
     assert asr.stage.peer.counters["guesses_used"] == 1
     assert words(final.body.text)[:4] == ["and", "so", "my", "fellow"]

@@ -7,12 +7,11 @@ import random
 import signal
 
 import pytest
+from conftest import AUDIO
+from test_modes import concatenate
 
 from bus import config as configuration
 from bus import replay
-
-from test_modes import concatenate
-from conftest import AUDIO
 
 KILLABLE = ["vad", "asr", "router", "instruct", "thinking", "keys"]  # capture excepted: unheard audio is gone
 SEED = int(os.environ.get("VOXKEY_KILL_SEED", "9"))  # the same kills every run; set it to try others

@@ -7,8 +7,9 @@ exact text matters -- the line break and what "scratch that" erased.
 
 import json
 
+from conftest import AUDIO, replay, spoken, voxkey, words
+
 from bench import workload
-from conftest import AUDIO, spoken, voxkey, words, replay
 
 
 def test_session_types_the_manifest_text(tmp_path):
@@ -95,6 +96,8 @@ def test_a_corrupt_model_file_is_named_with_the_fix(tmp_path):
     corrupt.write_bytes(b"GGUF" + bytes(1000))
     result = voxkey("replay", AUDIO / "dictate_report.wav", "--set", f"stages.instruct.model={corrupt}")
     assert result.returncode != 0
-    assert "stage instruct" in result.stderr and str(corrupt) in result.stderr and "voxkey models fetch" in result.stderr
+    assert (
+        "stage instruct" in result.stderr and str(corrupt) in result.stderr and "voxkey models fetch" in result.stderr
+    )
     told = [line for line in result.stderr.strip().splitlines() if not line.startswith("voxkey: loading: ")]
     assert len(told) == 1, result.stderr  # the error alone, after how loading went

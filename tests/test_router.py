@@ -51,8 +51,11 @@ def test_an_answer_acknowledged_again_after_a_keys_restart_is_recorded_once():
 
     document = Dictation()
     document.hear("Hello there.", utt="a")
-    for ack in (Typed(text=" Paris", by="instruct"), Typed(text="", offset=6, already=" Paris", by="instruct"),
-                Typed(text=".", offset=6, already=" Paris", by="instruct")):
+    for ack in (
+        Typed(text=" Paris", by="instruct"),
+        Typed(text="", offset=6, already=" Paris", by="instruct"),
+        Typed(text=".", offset=6, already=" Paris", by="instruct"),
+    ):
         document.record("b", ack.unseen(document.text_of("b")))
     assert document.typed == [("a", "Hello there."), ("b", " Paris.")]
     assert document.text_of("missing") == ""

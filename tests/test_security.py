@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 import structlog
 import zmq
+from conftest import AUDIO, spoken, voxkey, words
 
 from bus import config as configuration
 from bus import curve, frames, sockets
 from bus.config import ConfigError
 from bus.peer import Peer
 from bus.sockets import InsecureRunDir
-
-from conftest import AUDIO, spoken, voxkey, words
 
 
 @pytest.fixture
@@ -66,7 +65,9 @@ def test_curve_publisher_talks_only_to_authorized_subscribers(keys, tmp_path, co
             "keyed": sockets.subscriber(clients, [address], [""], str(keys)),
             "no keys": raw_subscriber(clients, address),
             "unauthorized keys": raw_subscriber(
-                clients, address, {**curve.client_options(stranger), zmq.CURVE_SERVERKEY: curve.public_key(keys, curve.SERVER)}
+                clients,
+                address,
+                {**curve.client_options(stranger), zmq.CURVE_SERVERKEY: curve.public_key(keys, curve.SERVER)},
             ),
         }
         got = received_while_publishing(pub, subs)
@@ -88,7 +89,11 @@ def test_stages_wired_over_tcp_with_curve_keys(keys, tmp_path):
     mix ipc:// and tcp:// publishers."""
     run_dir = sockets.make_private_dir(tmp_path / "run")
     config = configuration.load(
-        overrides=[f'bus.run_dir="{run_dir}"', f'bus.curve_dir="{keys}"', f'stages.asr.endpoint="tcp://127.0.0.1:{free_port()}"']
+        overrides=[
+            f'bus.run_dir="{run_dir}"',
+            f'bus.curve_dir="{keys}"',
+            f'stages.asr.endpoint="tcp://127.0.0.1:{free_port()}"',
+        ]
     )
     log = structlog.get_logger()
     asr, keys_stage = Peer("asr", config, [], [], log), Peer("keys", config, [], [], log)
@@ -111,7 +116,11 @@ def test_stages_wired_over_tcp_with_curve_keys(keys, tmp_path):
 
 
 def test_a_replay_over_tcp_with_curve_keys_types_the_same(keys):
-    settings = [f"bus.curve_dir={keys}", f"stages.asr.endpoint=tcp://127.0.0.1:{free_port()}", f"stages.router.endpoint=tcp://127.0.0.1:{free_port()}"]
+    settings = [
+        f"bus.curve_dir={keys}",
+        f"stages.asr.endpoint=tcp://127.0.0.1:{free_port()}",
+        f"stages.router.endpoint=tcp://127.0.0.1:{free_port()}",
+    ]
     over_tcp = voxkey("replay", AUDIO / "jfk.flac", *(arg for setting in settings for arg in ("--set", setting)))
     assert over_tcp.returncode == 0, over_tcp.stderr[-2000:]
     assert words(over_tcp.stdout) == words(spoken("jfk.flac"))
@@ -121,7 +130,7 @@ def test_a_replay_over_tcp_without_keys_is_refused_in_one_line():
     result = voxkey("replay", AUDIO / "jfk.flac", "--set", "stages.asr.endpoint=tcp://127.0.0.1:5601", timeout=60)
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.strip() == (
-        'voxkey: endpoint tcp://127.0.0.1:5601 needs CURVE keys: create them with `python -m bus.curve DIR` '
+        "voxkey: endpoint tcp://127.0.0.1:5601 needs CURVE keys: create them with `python -m bus.curve DIR` "
         'and set [bus] curve_dir = "DIR"'
     )
 
@@ -137,7 +146,9 @@ def one_line_config_error(call) -> str:
 def test_tcp_without_curve_keys_is_refused(context, tmp_path):
     message = one_line_config_error(lambda: sockets.publisher(context, "tcp://127.0.0.1:5601"))
     assert "tcp://127.0.0.1:5601" in message and "curve_dir" in message and "python -m bus.curve" in message
-    assert "curve_dir" in one_line_config_error(lambda: sockets.subscriber(context, ["tcp://127.0.0.1:5601"], ["audio"]))
+    assert "curve_dir" in one_line_config_error(
+        lambda: sockets.subscriber(context, ["tcp://127.0.0.1:5601"], ["audio"])
+    )
     run_dir = sockets.make_private_dir(tmp_path / "run")
     config = configuration.load(overrides=[f'bus.run_dir="{run_dir}"', 'stages.asr.endpoint="tcp://127.0.0.1:5601"'])
     assert "curve_dir" in one_line_config_error(lambda: Peer("asr", config, [], [], structlog.get_logger()))
@@ -154,8 +165,12 @@ def test_curve_keys_must_be_private_and_present(context, keys, tmp_path):
     keys.chmod(0o750)
     assert "chmod 700" in one_line_config_error(lambda: sockets.publisher(context, "tcp://127.0.0.1:*", str(keys)))
     empty = sockets.make_private_dir(tmp_path / "empty")
-    assert "python -m bus.curve" in one_line_config_error(lambda: sockets.subscriber(context, ["tcp://127.0.0.1:5601"], [""], str(empty)))
-    assert "python -m bus.curve" in one_line_config_error(lambda: sockets.publisher(context, "tcp://127.0.0.1:*", str(empty)))
+    assert "python -m bus.curve" in one_line_config_error(
+        lambda: sockets.subscriber(context, ["tcp://127.0.0.1:5601"], [""], str(empty))
+    )
+    assert "python -m bus.curve" in one_line_config_error(
+        lambda: sockets.publisher(context, "tcp://127.0.0.1:*", str(empty))
+    )
     keys.chmod(0o700)
     shutil.rmtree(keys / curve.AUTHORIZED)
     assert "authorized" in one_line_config_error(lambda: sockets.publisher(context, "tcp://127.0.0.1:*", str(keys)))

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, VOXKEY
 
 from bus.service import unit_text
-
-from conftest import REPO, VOXKEY
 
 
 def verify(unit: Path) -> subprocess.CompletedProcess:
@@ -35,7 +34,9 @@ def test_the_unit_is_one_systemd_accepts_and_a_broken_one_is_not(tmp_path):
 
 def service(action: str, config_home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), "WAYLAND_DISPLAY": "wayland-1"}
-    return subprocess.run([*VOXKEY, "service", action, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [*VOXKEY, "service", action, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_install_writes_the_unit_and_says_what_is_left_to_do_without_a_user_systemd(tmp_path):
@@ -44,7 +45,11 @@ def test_install_writes_the_unit_and_says_what_is_left_to_do_without_a_user_syst
     assert unit.is_file() and f"--config {REPO / 'my.toml'}" in unit.read_text()  # made absolute
     assert installed.returncode == 1  # written, not enabled: systemd could not be reached here
     [message] = installed.stderr.splitlines()
-    assert f"wrote {unit}" in message and "systemctl --user daemon-reload" in message and "enable --now voxkey.service" in message
+    assert (
+        f"wrote {unit}" in message
+        and "systemctl --user daemon-reload" in message
+        and "enable --now voxkey.service" in message
+    )
     removed = service("uninstall", tmp_path)
     assert removed.returncode == 0 and not unit.exists() and f"removed {unit}" in removed.stderr
     assert "is not installed" in service("uninstall", tmp_path).stderr

@@ -12,10 +12,10 @@ import pytest
 from bench.sessions import XTERM_PASTES_ON_CTRL_V, Xterm
 from stages.sinks import (
     PIECE,
+    RECYCLE_AFTER_S,
     ClipboardSink,
     FileSink,
     SinkError,
-    RECYCLE_AFTER_S,
     SinkUnavailable,
     StdoutSink,
     WtypeSink,
@@ -28,6 +28,7 @@ from stages.sinks import (
     preferred_type,
     wtype_calls,
 )
+
 
 def require(*tools: str) -> None:
     missing = [tool for tool in tools if not shutil.which(tool)]
@@ -50,7 +51,12 @@ ALL_TOOLS = {"wtype", "xdotool", "wl-copy", "xclip"}
     "env, installed, kind, because",
     [
         ({"WAYLAND_DISPLAY": "wayland-1", "XDG_SESSION_TYPE": "wayland"}, ALL_TOOLS, "wtype", "Wayland session"),
-        ({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}, ALL_TOOLS, "wtype", "every window"),
+        (
+            {"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"},
+            ALL_TOOLS,
+            "wtype",
+            "every window",
+        ),
         ({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}, {"xdotool"}, "xdotool", "only XWayland windows"),
         ({"WAYLAND_DISPLAY": "wayland-1"}, {"xdotool", "wl-copy"}, "stdout", "apt-get install wtype"),
         ({"XDG_SESSION_TYPE": "wayland"}, ALL_TOOLS, "stdout", "WAYLAND_DISPLAY is not set"),
@@ -59,8 +65,17 @@ ALL_TOOLS = {"wtype", "xdotool", "wl-copy", "xclip"}
         ({}, ALL_TOOLS, "stdout", "no graphical session"),
         ({"XDG_SESSION_TYPE": "tty"}, set(), "stdout", "no graphical session"),
     ],
-    ids=["wayland", "xwayland", "xwayland-without-wtype", "wayland-without-tools", "wayland-type-without-display",
-         "x11", "x11-without-xdotool", "none", "tty-without-tools"],
+    ids=[
+        "wayland",
+        "xwayland",
+        "xwayland-without-wtype",
+        "wayland-without-tools",
+        "wayland-type-without-display",
+        "x11",
+        "x11-without-xdotool",
+        "none",
+        "tty-without-tools",
+    ],
 )
 def test_choose_sink_follows_the_session_and_installed_tools(env, installed, kind, because):
     chosen, reason = choose_sink(env, which=lambda tool: f"/usr/bin/{tool}" if tool in installed else None)
@@ -78,7 +93,9 @@ def test_open_sink_auto_keeps_its_reason_and_unknown_specs_list_the_valid_ones(t
     for spec in ("typewriter", "file:", "ydotool"):
         with pytest.raises(SinkUnavailable) as refused:
             open_sink(spec)
-        assert "use auto, stdout, file:PATH, xdotool, wtype, uinput, hid, hid:PATH or clipboard" in one_line(refused.value)
+        assert "use auto, stdout, file:PATH, xdotool, wtype, uinput, hid, hid:PATH or clipboard" in one_line(
+            refused.value
+        )
 
 
 def test_sinks_that_cannot_work_here_say_what_to_install_or_set():
@@ -156,6 +173,7 @@ def test_stdout_and_file_sinks_keep_their_behaviour(tmp_path, capsys):
 
 # --- X11: xterm under Xvfb -----------------------------------------------------------
 
+
 @pytest.fixture
 def xterm(x_display, tmp_path, monkeypatch):
     """Starts an xterm whose shell writes every typed line to a file; returns its reader."""
@@ -190,7 +208,13 @@ def test_xdotool_types_unicode_backspaces_and_newlines_under_any_locale(xterm):
 def test_clipboard_on_x11_pastes_exactly_and_restores_the_clipboard(xterm):
     read_back = xterm(*XTERM_PASTES_ON_CTRL_V)
     # xclip -i forks a server that keeps the clipboard: no pipe for it to hold open
-    subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=b"before \xe2\x9c\x93", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        ["xclip", "-selection", "clipboard", "-i"],
+        input=b"before \xe2\x9c\x93",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
     sink = ClipboardSink("ctrl+v", delay_ms=2)
     assert sink.session == "x11"
     sink.type(0, "one\npasted café ✓ ß, naïve")

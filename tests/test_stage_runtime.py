@@ -2,9 +2,9 @@
 
 import time
 
-from bus import frames
-
 from conftest import LoneStage, voxkey
+
+from bus import frames
 
 
 def test_router_survives_garbage_and_counts_it():
@@ -26,7 +26,11 @@ def test_router_survives_garbage_and_counts_it():
             assert time.monotonic() < deadline
             router.downstream.receive(100)
         counters = router.beat().counters
-        assert (counters["rejected.bad_msgpack"], counters["rejected.bad_parts"], counters["rejected.bad_version"]) == (1, 1, 1)
+        assert (counters["rejected.bad_msgpack"], counters["rejected.bad_parts"], counters["rejected.bad_version"]) == (
+            1,
+            1,
+            1,
+        )
         assert router.process.poll() is None
     finally:
         stderr = router.close()

@@ -7,13 +7,13 @@ import io
 import os
 import time
 
+from harness import Harness
+
 from bus.cli import LiveView
 from bus.frames import Frame, Heartbeat, Keystrokes, Transcript, Typed
 from bus.status import Event, Live, notify, render
 from stages.keys import Keys
 from stages.router import Router, replace_phrases, vocabulary
-
-from harness import Harness
 
 STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
 
@@ -22,8 +22,15 @@ def beat(stage: str, ready: bool = True, pid: int = 10, **progress) -> Frame:
     return Frame(Heartbeat(ready=ready, pid=pid, progress=progress), stage)
 
 
-def typed(utt: str, text: str, final: bool = True, error: str = "", offset: int = 0, already: str = "", **marks) -> Frame:
-    return Frame(Typed(text=text, final=final, error=error, by="router", offset=offset, already=already), "keys", utt=utt, marks=marks)
+def typed(
+    utt: str, text: str, final: bool = True, error: str = "", offset: int = 0, already: str = "", **marks
+) -> Frame:
+    return Frame(
+        Typed(text=text, final=final, error=error, by="router", offset=offset, already=already),
+        "keys",
+        utt=utt,
+        marks=marks,
+    )
 
 
 def test_the_live_view_tells_readiness_listening_mode_and_what_was_typed():
@@ -31,8 +38,9 @@ def test_the_live_view_tells_readiness_listening_mode_and_what_was_typed():
     messages = []
     for stage in STAGES[:-1]:
         messages += [e.message for e in live.on_frame(beat(stage))]
-    assert messages == [f"loading: {n} of 7 stages ready, waiting for {', '.join(STAGES[n:])}" for n in range(1, 7)], \
+    assert messages == [f"loading: {n} of 7 stages ready, waiting for {', '.join(STAGES[n:])}" for n in range(1, 7)], (
         "loading told stage by stage, not ready before every stage is"
+    )
     assert live.line().startswith("voxkey: loading (6/7 ready)")
     events = live.on_frame(beat("keys", sink="wtype", reason="Wayland session"))
     assert [e.message for e in events] == ["ready: speak, and it is typed", "typing with wtype: Wayland session"]
@@ -63,10 +71,27 @@ def test_the_live_view_tells_readiness_listening_mode_and_what_was_typed():
 def test_status_renders_each_stage_and_the_last_utterance():
     stages = {
         "capture": {"state": "streaming", "ready": True, "pid": 1, "listening": True, "held": True},
-        "router": {"state": "dictate", "ready": True, "pid": 2, "mode": "dictate",
-                   "heard_utt": "u1", "heard_text": "Please send it.", "heard_mode": "dictate"},
-        "keys": {"state": "xdotool", "ready": True, "pid": 3, "sink": "xdotool", "reason": "X11 session",
-                 "last_utt": "u1", "last_typed": "Please send it.", "last_by": "router", "last_latency_ms": 980, "last_error": ""},
+        "router": {
+            "state": "dictate",
+            "ready": True,
+            "pid": 2,
+            "mode": "dictate",
+            "heard_utt": "u1",
+            "heard_text": "Please send it.",
+            "heard_mode": "dictate",
+        },
+        "keys": {
+            "state": "xdotool",
+            "ready": True,
+            "pid": 3,
+            "sink": "xdotool",
+            "reason": "X11 session",
+            "last_utt": "u1",
+            "last_typed": "Please send it.",
+            "last_by": "router",
+            "last_latency_ms": 980,
+            "last_error": "",
+        },
         "asr": {"error": "stage asr did not answer in 1 s"},
     }
     processes = {"capture": {"statename": "RUNNING", "pid": 1}, "asr": {"statename": "BACKOFF", "pid": 0}}
@@ -82,7 +107,9 @@ def test_status_renders_each_stage_and_the_last_utterance():
 
 
 def test_replacements_type_what_the_user_means():
-    words = vocabulary({"at sign": "@", "dot com": ".com", "kubernetes": "Kubernetes", "vox key": "voxkey", "hash tag": "#"})
+    words = vocabulary(
+        {"at sign": "@", "dot com": ".com", "kubernetes": "Kubernetes", "vox key": "voxkey", "hash tag": "#"}
+    )
     assert replace_phrases("Mail Anna at sign example dot com.", words) == "Mail Anna@example.com."
     assert replace_phrases("Find at-sign and at, sign here", words) == "Find@and@here"  # as Whisper may write it
     assert replace_phrases("Deploy to kubernetes with Vox key.", words) == "Deploy to Kubernetes with voxkey."
@@ -96,7 +123,11 @@ def test_the_router_applies_replacements_to_dictation_only_and_reports_what_it_h
     [strokes] = router.published("keystrokes")
     assert strokes.body.text == "Write to anna@example.com."
     status = router.stage.on_control("status", {})
-    assert (status["mode"], status["heard_text"], status["heard_mode"]) == ("dictate", "Write to anna at sign example dot com.", "dictate")
+    assert (status["mode"], status["heard_text"], status["heard_mode"]) == (
+        "dictate",
+        "Write to anna at sign example dot com.",
+        "dictate",
+    )
     router.ack(strokes)
     router.send("asr", Transcript("", dropped="no speech"), utt="u2", reliable=True)
     assert router.stage.on_control("status", {})["heard_dropped"] == "no speech"
@@ -115,7 +146,9 @@ def test_keys_reports_its_backend_and_the_last_utterance_typed(tmp_path):
     status = keys.stage.on_control("status", {})
     assert status["sink"] == "file" and status["last_typed"] == "Hello world." and status["last_utt"] == "u1"
     first_key = keys.published("typed")[0].marks["first_key"]
-    assert status["last_latency_ms"] == round((first_key - 5_000_000_000) / 1e6)  # to its first key, not a later piece's
+    assert status["last_latency_ms"] == round(
+        (first_key - 5_000_000_000) / 1e6
+    )  # to its first key, not a later piece's
     assert document.read_text() == "Hello world."
 
 

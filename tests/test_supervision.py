@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 import structlog
+from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 
 from bus import config as configuration
 from bus.peer import Peer
 from bus.supervise import Supervisor
-
-from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 
 
 def wait_for(condition, seconds: float, what: str):
@@ -37,6 +36,7 @@ def test_sigkilled_stage_is_restarted_while_the_others_keep_running():
     config = configuration.load(overrides=[settings[0]])
     watcher = Peer("watcher", config, ["asr"], [], structlog.get_logger())
     try:
+
         def all_running():
             states = supervisor.states()
             running = {name: info["pid"] for name, info in states.items() if info["statename"] == "RUNNING"}
@@ -67,10 +67,20 @@ def test_sigkilled_stage_is_restarted_while_the_others_keep_running():
 def test_a_killed_up_leaves_no_stage_behind():
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
     settings = [f"bus.run_dir={run_dir}", f"stages.capture.source={AUDIO / 'jfk.flac'}", "stages.capture.realtime=true"]
-    up = subprocess.Popen([*VOXKEY, "up", *sum((["--set", s] for s in settings), [])], cwd=REPO, stderr=subprocess.DEVNULL)
+    up = subprocess.Popen(
+        [*VOXKEY, "up", *sum((["--set", s] for s in settings), [])], cwd=REPO, stderr=subprocess.DEVNULL
+    )
     supervisor = Supervisor(run_dir, run_dir / "run.toml")
-    running = wait_for(lambda: (states := supervisor.states()) and len(states) == len(configuration.STAGES)
-                       and all(info["pid"] for info in states.values()) and states, 60, "every stage started")
+    running = wait_for(
+        lambda: (
+            (states := supervisor.states())
+            and len(states) == len(configuration.STAGES)
+            and all(info["pid"] for info in states.values())
+            and states
+        ),
+        60,
+        "every stage started",
+    )
     up.kill()  # SIGKILL: up can do nothing about it
     up.wait()
 
@@ -87,9 +97,15 @@ def test_a_killed_up_leaves_no_stage_behind():
 def test_up_without_the_microphone_names_the_problem_and_lists_devices(tmp_path):
     """The real PortAudio query fails for a device that is not there."""
     run_dir = tempfile.mkdtemp(prefix="voxkey-test-")
-    result = voxkey("up", "--set", f"bus.run_dir={run_dir}", "--set", "stages.capture.source=mic:NoSuchMicrophone", timeout=120)
+    result = voxkey(
+        "up", "--set", f"bus.run_dir={run_dir}", "--set", "stages.capture.source=mic:NoSuchMicrophone", timeout=120
+    )
     assert result.returncode != 0
-    assert "stage capture cannot start" in result.stderr and "NoSuchMicrophone" in result.stderr and "devices:" in result.stderr
+    assert (
+        "stage capture cannot start" in result.stderr
+        and "NoSuchMicrophone" in result.stderr
+        and "devices:" in result.stderr
+    )
 
 
 def test_up_refuses_a_socket_directory_others_can_open(tmp_path):
@@ -118,11 +134,14 @@ def test_up_types_what_the_microphone_hears(microphone, tmp_path):
     typed = tmp_path / "typed.txt"
     up = subprocess.Popen(
         [*VOXKEY, "up", "--set", f"bus.run_dir={run_dir}", "--sink", f"file:{typed}"],
-        cwd=REPO, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     config = configuration.load(overrides=[f"bus.run_dir={run_dir}"])
     watcher = Peer("watcher", config, list(configuration.STAGES), [], structlog.get_logger())
     try:
+
         def all_ready():
             watcher.receive(100)
             return all(beat is not None and beat.ready for beat in watcher.heard.values())

@@ -17,13 +17,12 @@ import time
 import tomllib
 
 import pytest
+from conftest import AUDIO, REPO, LoneStage, voxkey
 
 from bus import config as configuration
 from bus import frames
 from bus.config import DEFAULTS_PATH
 from bus.scripted_engine import TOKEN, ScriptedLlama, ScriptError, load
-
-from conftest import AUDIO, REPO, LoneStage, voxkey
 
 QUESTION = "17 times 23"  # as the router passes on what tiny.en hears in converse_math.wav
 MARKER = "pondering"  # in every thinking; never to be typed
@@ -47,12 +46,16 @@ def write_script(tmp_path, *turns: dict, pace_ms: float = PACE_MS) -> str:
 
 CALLS_THE_CALCULATOR = {
     "when": [QUESTION],
-    "pieces": tokens(f"<think>\nHmm, {MARKER}: the user wants 17 times 23. Arithmetic is safer with the calculator tool."
-                     "\n</think>\n\n<|tool_call_start|>[calculator(expression=\"17*23\")]<|tool_call_end|>"),
+    "pieces": tokens(
+        f"<think>\nHmm, {MARKER}: the user wants 17 times 23. Arithmetic is safer with the calculator tool."
+        '\n</think>\n\n<|tool_call_start|>[calculator(expression="17*23")]<|tool_call_end|>'
+    ),
 }
 ANSWERS_FROM_THE_RESULT = {
     "when": [QUESTION, TOOL_RESULT],
-    "pieces": tokens(f"<think>\nThe calculator says 391, {MARKER} over: that is the answer.\n</think>\n\n17 times 23 is 391.<|im_end|>"),
+    "pieces": tokens(
+        f"<think>\nThe calculator says 391, {MARKER} over: that is the answer.\n</think>\n\n17 times 23 is 391.<|im_end|>"
+    ),
 }
 # A doom loop as LFM2.5 falls into it: checking again and again, never closing its
 # thinking, each round a little different (so only the token budget can end it).
@@ -67,7 +70,9 @@ ANSWERS_ONCE_THINKING_IS_CLOSED = {"when": [QUESTION, "\n</think>\n"], "pieces":
 
 def converse(tmp_path, model: str) -> tuple[str, dict]:
     trace = tmp_path / "trace.jsonl"
-    result = voxkey("replay", AUDIO / "converse_math.wav", "--trace", trace, "--set", f"stages.thinking.model={model}", timeout=300)
+    result = voxkey(
+        "replay", AUDIO / "converse_math.wav", "--trace", trace, "--set", f"stages.thinking.model={model}", timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [row] = [json.loads(line) for line in trace.read_text().splitlines()]
     assert (row["mode"], row["llm_stage"], row["typed_by"]) == ("converse", "thinking", "thinking")
@@ -113,7 +118,9 @@ class LoggedStage(LoneStage):
     def spawn(self):
         self.log_path = self.run_dir / f"{self.name}.log"
         with open(self.log_path, "ab") as log:
-            return subprocess.Popen([sys.executable, "-m", f"stages.{self.name}", "--config", str(self.config_path)], cwd=REPO, stderr=log)
+            return subprocess.Popen(
+                [sys.executable, "-m", f"stages.{self.name}", "--config", str(self.config_path)], cwd=REPO, stderr=log
+            )
 
     def events(self) -> list[dict]:
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
@@ -162,7 +169,9 @@ def test_a_cancel_stops_thinking_within_one_token(tmp_path):
 
 
 def test_a_cancel_stops_an_answer_within_one_token(tmp_path):
-    got, events = cancelled_after(tmp_path, LONG_ANSWER, lambda event: event["event"] == "scripted token" and "Counting" in event["text"])
+    got, events = cancelled_after(
+        tmp_path, LONG_ANSWER, lambda event: event["event"] == "scripted token" and "Counting" in event["text"]
+    )
     [report] = [f.body for f in got if f.topic == "generation"]
     assert report.outcome == "cancelled" and report.tokens < 512
     assert tokens_after_cancel(events) <= 1
@@ -173,7 +182,11 @@ def test_a_turn_expecting_a_result_not_fed_back_is_never_played(tmp_path):
     feed back is not played; the model is only asked again, as if it had no result,
     until the guard gives up and the notice is typed."""
     expects_another_result = {**ANSWERS_FROM_THE_RESULT, "when": [QUESTION, TOOL_RESULT.replace("391", "392")]}
-    stage = LoneStage("thinking", ["router"], f"stages.thinking.model={write_script(tmp_path, CALLS_THE_CALCULATOR, expects_another_result)}")
+    stage = LoneStage(
+        "thinking",
+        ["router"],
+        f"stages.thinking.model={write_script(tmp_path, CALLS_THE_CALCULATOR, expects_another_result)}",
+    )
     try:
         stage.send("router", frames.Request(mode="converse", text=f"What is {QUESTION}?"), utt="u", key="u")
         got = stage.frames(final_piece)
@@ -188,7 +201,10 @@ def test_the_scripted_engine_plays_the_last_turn_meant_for_the_prompt(tmp_path):
     engine = ScriptedLlama(load(write_script(tmp_path, CALLS_THE_CALCULATOR, ANSWERS_FROM_THE_RESULT, pace_ms=0)), 4096)
 
     def play(prompt: str, max_tokens: int = 512, stop: list[str] = ()) -> str:
-        return "".join(chunk["choices"][0]["text"] for chunk in engine.create_completion(prompt, max_tokens, list(stop), stream=True))
+        return "".join(
+            chunk["choices"][0]["text"]
+            for chunk in engine.create_completion(prompt, max_tokens, list(stop), stream=True)
+        )
 
     assert play(f"user: {QUESTION}").endswith("<|tool_call_end|>")
     assert play(f"user: {QUESTION} {TOOL_RESULT}").endswith("391.<|im_end|>")

@@ -171,7 +171,9 @@ ARGUMENTS = st.dictionaries(
 PART = st.one_of(
     st.tuples(st.just("answer"), st.lists(st.sampled_from(ANSWER_PIECES), max_size=6).map("".join)),
     st.tuples(st.just("thinking"), st.lists(st.sampled_from(THINKING_PIECES), max_size=6).map("".join)),
-    st.tuples(st.just("call"), st.lists(st.tuples(st.sampled_from(["f", "set_timer"]), ARGUMENTS), min_size=1, max_size=2)),
+    st.tuples(
+        st.just("call"), st.lists(st.tuples(st.sampled_from(["f", "set_timer"]), ARGUMENTS), min_size=1, max_size=2)
+    ),
 )
 
 

@@ -4,11 +4,10 @@ twice. The keys stage runs as a real process on real sockets, the test playing t
 router and the model stages, and the replay's `Replay` rebuilding the document."""
 
 import pytest
+from conftest import LoneStage
 
 from bus.frames import Frame, Keystrokes, Typed
 from bus.replay import Replay
-
-from conftest import LoneStage
 
 
 def rebuilt(acks: list[Frame]) -> str:
@@ -102,7 +101,11 @@ def test_pieces_sent_again_to_a_restarted_keys_are_reported_with_what_was_typed(
     piece(keys, "u2", " is", 6, False, by="instruct")
     piece(keys, "u2", " the capital.", 9, True, by="instruct")
     after = acks_until(keys, "u2")
-    assert [(f.body.text, f.body.already, f.body.offset) for f in after] == [("", " Paris is", 9), ("", " Paris is", 9), (" the capital.", "", 9)]
+    assert [(f.body.text, f.body.already, f.body.offset) for f in after] == [
+        ("", " Paris is", 9),
+        ("", " Paris is", 9),
+        (" the capital.", "", 9),
+    ]
     expected = "Keep this. Paris is the capital."
     assert keys.sink.read_text() == expected
     assert rebuilt(before + after) == expected

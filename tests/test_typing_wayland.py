@@ -8,12 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import AUDIO, voxkey, words
 
 from stages.sinks import WtypeSink
 
-from conftest import AUDIO, voxkey, words
-
-UNICODE = ['stages.router.replacements={"maria" = "Zoë ✓", "report" = "café report", "afternoon" = "après-midi, naïve"}']
+UNICODE = [
+    'stages.router.replacements={"maria" = "Zoë ✓", "report" = "café report", "afternoon" = "après-midi, naïve"}'
+]
 EXPECTED = "Please send the quarterly café report to Zoë ✓ before Friday après-midi, naïve."
 
 
@@ -24,8 +25,15 @@ def test_a_replay_types_exactly_into_a_wayland_app(foot, sink):
     result = {}
 
     def replay_then_return():
-        result["run"] = voxkey("replay", AUDIO / "dictate_report.wav", "--sink", sink, "--keep",
-                               *sum((["--set", s] for s in UNICODE), []), env=env)
+        result["run"] = voxkey(
+            "replay",
+            AUDIO / "dictate_report.wav",
+            "--sink",
+            sink,
+            "--keep",
+            *sum((["--set", s] for s in UNICODE), []),
+            env=env,
+        )
         WtypeSink(env=env).type(0, "\n")  # the line reaches cat
 
     got = foot.typed(replay_then_return)

@@ -1,11 +1,10 @@
 """The xdotool sink types into a real X client (xterm under Xvfb); the test reads it back."""
 
 import pytest
+from conftest import replay, spoken, words
 
 from bench.sessions import Xterm
 from stages.sinks import XdotoolSink
-
-from conftest import replay, spoken, words
 
 
 @pytest.fixture

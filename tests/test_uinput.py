@@ -8,13 +8,40 @@ import os
 import pytest
 
 from stages import layouts
-from stages.layouts import KEY_ENTER, KEY_LEFTSHIFT as SHIFT, KEY_RIGHTALT as ALTGR, KEY_SPACE
+from stages.layouts import KEY_ENTER, KEY_SPACE
+from stages.layouts import KEY_LEFTSHIFT as SHIFT
+from stages.layouts import KEY_RIGHTALT as ALTGR
 from stages.sinks import SinkUnavailable, UinputSink, choose_sink, open_sink
 
 # Linux key codes, as the kernel numbers them.
-KEY = {"0": 11, "1": 2, "2": 3, "3": 4, "4": 5, "7": 8, "e": 18, "q": 16, "y": 21, "z": 44, "a": 30, "m": 50, "h": 35,
-       "l": 38, "o": 24, "w": 17, "r": 19, "d": 32, "comma": 51, "slash": 53, "apostrophe": 40, "semicolon": 39,
-       "leftbrace": 26, "minus": 12, "backslash": 43, "102nd": 86}
+KEY = {
+    "0": 11,
+    "1": 2,
+    "2": 3,
+    "3": 4,
+    "4": 5,
+    "7": 8,
+    "e": 18,
+    "q": 16,
+    "y": 21,
+    "z": 44,
+    "a": 30,
+    "m": 50,
+    "h": 35,
+    "l": 38,
+    "o": 24,
+    "w": 17,
+    "r": 19,
+    "d": 32,
+    "comma": 51,
+    "slash": 53,
+    "apostrophe": 40,
+    "semicolon": 39,
+    "leftbrace": 26,
+    "minus": 12,
+    "backslash": 43,
+    "102nd": 86,
+}
 
 
 def strokes(text: str, layout: str):
@@ -23,9 +50,20 @@ def strokes(text: str, layout: str):
 
 def test_us_types_text_with_shift_where_the_keyboard_needs_it():
     assert strokes("Hello, World!\n", "us") == [
-        ((SHIFT,), KEY["h"]), ((), KEY["e"]), ((), KEY["l"]), ((), KEY["l"]), ((), KEY["o"]), ((), KEY["comma"]),
-        ((), KEY_SPACE), ((SHIFT,), KEY["w"]), ((), KEY["o"]), ((), KEY["r"]), ((), KEY["l"]), ((), KEY["d"]),
-        ((SHIFT,), KEY["1"]), ((), KEY_ENTER),
+        ((SHIFT,), KEY["h"]),
+        ((), KEY["e"]),
+        ((), KEY["l"]),
+        ((), KEY["l"]),
+        ((), KEY["o"]),
+        ((), KEY["comma"]),
+        ((), KEY_SPACE),
+        ((SHIFT,), KEY["w"]),
+        ((), KEY["o"]),
+        ((), KEY["r"]),
+        ((), KEY["l"]),
+        ((), KEY["d"]),
+        ((SHIFT,), KEY["1"]),
+        ((), KEY_ENTER),
     ]
 
 
@@ -40,8 +78,13 @@ def test_the_same_character_is_a_different_key_on_each_layout():
 
 def test_german_swaps_y_and_z_and_types_umlauts_and_the_euro():
     assert strokes("zy", "de") == [((), KEY["y"]), ((), KEY["z"])]
-    assert strokes("äöüß€", "de") == [((), KEY["apostrophe"]), ((), KEY["semicolon"]), ((), KEY["leftbrace"]),
-                                       ((), KEY["minus"]), ((ALTGR,), KEY["e"])]
+    assert strokes("äöüß€", "de") == [
+        ((), KEY["apostrophe"]),
+        ((), KEY["semicolon"]),
+        ((), KEY["leftbrace"]),
+        ((), KEY["minus"]),
+        ((ALTGR,), KEY["e"]),
+    ]
     assert strokes("{", "de") == [((ALTGR,), KEY["7"])]
 
 
@@ -78,7 +121,10 @@ def test_the_system_layout_comes_from_debian_keyboard_settings(tmp_path):
 def test_without_a_device_the_sink_names_the_fix(tmp_path):
     with pytest.raises(SinkUnavailable) as missing:
         UinputSink(device=str(tmp_path / "uinput"))
-    assert str(missing.value) == f"{tmp_path / 'uinput'} does not exist: sudo modprobe uinput (and add uinput to /etc/modules to keep it)"
+    assert (
+        str(missing.value)
+        == f"{tmp_path / 'uinput'} does not exist: sudo modprobe uinput (and add uinput to /etc/modules to keep it)"
+    )
     node = tmp_path / "uinput-node"
     os.mknod(node, 0o600 | 0o020000, os.makedev(10, 223))  # the real device number, without the kernel module
     with pytest.raises(SinkUnavailable) as absent:

@@ -5,12 +5,11 @@ import os
 import time
 
 import numpy as np
+from conftest import AUDIO
 
 from bus import audio
 from bus.frames import SAMPLE_RATE
 from stages.vad import WINDOW, Segmenter, StreamingSilero, silero_path
-
-from conftest import AUDIO
 
 
 def segment(samples: np.ndarray, with_guesses: bool = False, **settings) -> list:
@@ -75,9 +74,9 @@ def test_a_killed_vad_sends_again_what_asr_had_not_acknowledged():
     """The wiring of vad's delivery, process and sockets real: utterances go to asr
     reliably, audio is acknowledged to capture by position, and after a SIGKILL the
     new process sends the unacknowledged utterance again, with the same id."""
-    from bus.frames import Ack, AudioChunk, Frame, StreamStart
-
     from conftest import LoneStage
+
+    from bus.frames import Ack, AudioChunk, Frame, StreamStart
 
     speech = audio.read_all(AUDIO / "dictate_report.wav")
     samples = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), speech, np.zeros(SAMPLE_RATE, np.int16)])
@@ -85,8 +84,13 @@ def test_a_killed_vad_sends_again_what_asr_had_not_acknowledged():
     try:
         vad.send("capture", StreamStart(stream="s", live=False), key="start@s", pos=0)
         for offset in range(0, len(samples) - WINDOW + 1, WINDOW):
-            vad.send("capture", AudioChunk(stream="s", offset=offset), payload=samples[offset : offset + WINDOW].tobytes(),
-                     key=str(offset), pos=offset + WINDOW)
+            vad.send(
+                "capture",
+                AudioChunk(stream="s", offset=offset),
+                payload=samples[offset : offset + WINDOW].tobytes(),
+                key=str(offset),
+                pos=offset + WINDOW,
+            )
         seen = set()
 
         def speech_and_audio_acknowledged(frame) -> bool:

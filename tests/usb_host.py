@@ -54,6 +54,8 @@ def typed(reports: list[bytes], layout: str, caps_lock: bool = False) -> str:
         level = "altgr" if modifiers & ALTGR else "shift" if shift else ""
         assert modifiers & ~(SHIFTS | ALTGR) == 0, f"an unexpected modifier: {report.hex()}"
         char = levels[level][row][column] if level in levels else NOTHING
-        assert char != NOTHING, f"usage 0x{usage:02x} at level {level or 'plain'} types nothing (or is a dead key) on {layout}"
+        assert char != NOTHING, (
+            f"usage 0x{usage:02x} at level {level or 'plain'} types nothing (or is a dead key) on {layout}"
+        )
         text += char
     return text

@@ -15,7 +15,8 @@ run in-process as plain functions (tools.py), never a shell or eval.
 
 from bus.frames import Frame
 from bus.llm import LlmStage, Metrics
-from stages.thinking.stream import Answer, BadToolCall, DoomLoopGuard, StreamParser, Thinking as Reasoning, ToolCall
+from stages.thinking.stream import Answer, BadToolCall, DoomLoopGuard, StreamParser, ToolCall
+from stages.thinking.stream import Thinking as Reasoning
 from stages.thinking.tools import run_tool, tool_specs
 
 END_THINKING = "\n</think>\n"
@@ -51,7 +52,10 @@ class Thinking(LlmStage):
                 continuation = generated + END_THINKING
                 outcome, detail = "guard", result
                 continue
-            conversation += [{"role": "assistant", "content": continuation + generated}, {"role": "tool", "content": result}]
+            conversation += [
+                {"role": "assistant", "content": continuation + generated},
+                {"role": "tool", "content": result},
+            ]
             continuation = ""
             calls_left -= 1
             if calls_left < 0:

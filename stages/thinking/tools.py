@@ -17,9 +17,9 @@ import ast
 import math
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
