@@ -29,11 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bus import audio, models
 from bus import config as configuration
+from bus import models
 from bus.frames import SAMPLE_RATE
-from bus.replay import ReplayError
 from bus.stage import StageError
+from stages.capture import audio
+from voxkey import settings as configured
+from voxkey.replay import ReplayError
 
 BENCH = Path(__file__).resolve().parent
 AUDIO = BENCH.parent / "tests" / "audio"
@@ -142,7 +144,7 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def add_cli(subparsers) -> None:
-    """The `bench` subcommand of `voxkey` (bus.cli's parser)."""
+    """The `bench` subcommand of `voxkey` (voxkey.cli's parser)."""
     command = subparsers.add_parser("bench", help="measure latency, CPU, memory and the bus on recordings")
     configure(command)
     command.set_defaults(run=run)
@@ -190,7 +192,7 @@ def measure(args) -> int:
         from bench import lifecycle
 
         return lifecycle.measure(args.idle_seconds, args.set, Path(args.out), say)
-    config = configuration.load(args.config, args.set)
+    config = configured.load(args.config, args.set)
     if args.endpointing:
         from bench import endpointing
 

@@ -30,10 +30,11 @@ import numpy as np
 from bench import raw, workload
 from bench.pipeline import write_wav
 from bench.stats import percentile
-from bus import audio, replay
 from bus import config as configuration
 from bus.frames import SAMPLE_RATE, Heartbeat
 from stages import vad as vad_stage
+from stages.capture import audio
+from voxkey import replay
 
 SENTENCES = ("dictate_report.wav", "dictate_meeting.wav", "jfk.flac") * 2  # twice: pauses fall differently
 NOISE = "noise_only.wav"

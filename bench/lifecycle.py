@@ -27,7 +27,7 @@ import structlog
 from bench import procs, report, sessions
 from bus import config as configuration
 from bus.peer import Peer
-from bus.supervise import Supervisor
+from voxkey.supervise import Supervisor
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -46,7 +46,7 @@ class Up:
             [
                 sys.executable,
                 "-m",
-                "bus.cli",
+                "voxkey.cli",
                 "up",
                 "--sink",
                 f"file:{self.run_dir / 'typed.txt'}",
@@ -56,7 +56,7 @@ class Up:
             stderr=self.log,
             stdin=subprocess.DEVNULL,
         )
-        self.config = configuration.load(overrides=overrides)
+        self.config = settings.load(overrides=overrides)
         self.supervisor = Supervisor(self.run_dir, self.run_dir / "run.toml")
 
     def wait_ready(self, seconds: float = 180) -> None:
@@ -82,7 +82,7 @@ class Up:
 
     def listen(self, how: str) -> None:
         subprocess.run(
-            [sys.executable, "-m", "bus.cli", "listen", how, "--set", f"bus.run_dir={self.run_dir}"],
+            [sys.executable, "-m", "voxkey.cli", "listen", how, "--set", f"bus.run_dir={self.run_dir}"],
             cwd=REPO,
             check=True,
             capture_output=True,

@@ -5,10 +5,10 @@ METHOD says how; it is written into every report."""
 import struct
 from pathlib import Path
 
-from bus import llm as llm_support
 from bus import models
 from stages import asr as asr_stage
 from stages import vad as vad_stage
+from stages.llm import stage as llm_support
 
 METHOD = (
     "Measured: each process's peak resident set (VmHWM) in the recording whose processes peaked highest; "

@@ -23,8 +23,8 @@ import numpy as np
 from bench import modeset, raw
 from bus.text import plain
 from stages import asr as asr_stage
-from stages import modewords
-from stages.router import decide
+from stages.router import modewords
+from stages.router.stage import decide
 
 CLIPS = modeset.OUT
 SPLITS = ("tune", "held")

@@ -153,7 +153,7 @@ def with_noise(speech: np.ndarray, snr_db: float | None, seed: int) -> np.ndarra
 
 def clip(directory: Path, entry: dict) -> np.ndarray:
     """A clip of the manifest as 16 kHz int16 audio, its noise mixed in."""
-    from bus import audio
+    from stages.capture import audio
 
     speech = audio.read_all(directory / entry["file"]).astype(np.float32) / 32768.0
     return np.round(with_noise(speech, entry["snr"], entry["noise_seed"]) * 32767).astype(np.int16)

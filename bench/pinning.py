@@ -25,8 +25,8 @@ import numpy as np
 
 from bench import pipeline
 from bench.stats import interval_overlap_ms, ms_between, percentile, summarize
-from bus import audio
 from bus.config import STAGES
+from stages.capture import audio
 
 LIGHT_STAGES = ("capture", "vad", "router", "keys")
 HEAVY_STAGES = ("asr", "instruct", "thinking")

@@ -1,7 +1,7 @@
 """One recording through the real pipeline (every stage its own process under
-supervisord, bus.replay at real time), observed from outside:
+supervisord, voxkey.replay at real time), observed from outside:
 
-* the trace rows bus.replay keeps (marks per utterance, LLM generation reports);
+* the trace rows voxkey.replay keeps (marks per utterance, LLM generation reports);
 * each stage process sampled from /proc about twice a second (bench.procs);
 * the last heartbeat of each stage, whose counters say how many frames it lost
   (gaps in sequence numbers) or rejected;
@@ -24,8 +24,10 @@ import zmq
 
 from bench import procs
 from bench.stats import sequence_gaps
-from bus import audio, frames, replay, sockets
 from bus import config as configuration
+from bus import frames, sockets
+from stages.capture import audio
+from voxkey import replay
 
 # For each (sender, topic): the mark the sender stamps immediately before publishing.
 SEND_MARKS = {
@@ -92,7 +94,7 @@ class Tap(threading.Thread):
 
 @dataclass
 class Observer:
-    """The `observe(supervisor, frame)` callback of bus.replay.run."""
+    """The `observe(supervisor, frame)` callback of voxkey.replay.run."""
 
     config: dict
     sampler: procs.Sampler = field(default_factory=procs.Sampler)
@@ -170,7 +172,7 @@ def prepare_recording(source: Path, work_dir: Path, tail_silence_s: float) -> tu
 
 def run(config: dict, recording: Path) -> dict:
     """Replay one recording at real time; what was measured, as plain data."""
-    config = copy.deepcopy(config)  # bus.replay.run fills in capture's source and listen list
+    config = copy.deepcopy(config)  # voxkey.replay.run fills in capture's source and listen list
     observer = Observer(config)
     started = time.monotonic()
     try:

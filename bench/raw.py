@@ -6,9 +6,9 @@
   model, compute type, thread count, beam size and decoding options. Measured: the
   wall time of one transcription (all segments consumed).
 * LLM: the requests the router really sent in the pipeline run, laid out with the same
-  prompt data (bus.llm.render over models/prompts.toml), to llama-cpp-python with the
+  prompt data (stages.llm.stage.render over models/prompts.toml), to llama-cpp-python with the
   stage's GGUF, context size, threads, sampling settings, stop strings and seed.
-  Measured like bus.llm.Metrics: time to first token from the call, tokens/s from the
+  Measured like stages.llm.stage.Metrics: time to first token from the call, tokens/s from the
   first token to the last. Each request is measured from two cache states: *warm*, as the
   stage had it (each pipeline recording runs in fresh processes, and a stage evaluates
   each mode's system prompt before it reports ready, so the request finds its own
@@ -24,10 +24,10 @@ import numpy as np
 
 from bench.pipeline import stage_threads
 from bench.stats import percentile
-from bus import llm as llm_support
 from bus.frames import SAMPLE_RATE
 from stages import asr as asr_stage
 from stages import vad as vad_stage
+from stages.llm import stage as llm_support
 from stages.thinking.tools import tool_specs
 
 REPEATS = 3  # each raw measurement is the median of this many, so one hiccup does not set the baseline
@@ -99,7 +99,7 @@ def asr_baseline(config: dict, recordings: list[tuple[str, np.ndarray]]) -> list
 
 
 class Model:
-    """One model stage's engine, loaded as bus.llm.LlmStage loads it."""
+    """One model stage's engine, loaded as stages.llm.stage.LlmStage loads it."""
 
     def __init__(self, settings: dict):
         from llama_cpp import Llama
@@ -154,7 +154,7 @@ class Model:
             last = time.perf_counter_ns()
             first = first or last
         end = time.perf_counter_ns()
-        decoding_s = (last - first) / 1e9 if first else 0.0  # first to last token, as bus.llm.Metrics
+        decoding_s = (last - first) / 1e9 if first else 0.0  # first to last token, as stages.llm.stage.Metrics
         return {
             "utt": utt,
             "mode": mode,

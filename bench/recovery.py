@@ -28,8 +28,9 @@ import zmq
 
 from bench import procs, workload
 from bench.stats import summarize
-from bus import frames, replay, sockets
+from bus import frames, sockets
 from bus.frames import Heartbeat, Speech, Typed
+from voxkey import replay
 
 KILLABLE = ("vad", "asr", "router", "instruct", "thinking", "keys")
 # Silence after each recording. A restart delays the utterance in flight by the
@@ -43,7 +44,7 @@ STRIKE_WINDOW_S = 1.0
 
 @dataclass
 class KillSchedule:
-    """The `observe` callback of bus.replay.run that does the killing and the timing."""
+    """The `observe` callback of voxkey.replay.run that does the killing and the timing."""
 
     order: list[str]
     settle_s: float

@@ -18,8 +18,8 @@ from pathlib import Path
 from bench import pipeline, procs, workload
 from bench.stats import ms_between, summarize
 from bus import config as configuration
-from bus import replay
 from bus.frames import Heartbeat, Typed
+from voxkey import replay
 
 MB = 1e6
 # Silence after each recording: room for an answer to be typed before the next speech,
@@ -29,7 +29,7 @@ GAP_S = 3.0
 
 @dataclass
 class Timeline:
-    """The `observe` callback of bus.replay.run: every `every_s` seconds a reading of
+    """The `observe` callback of voxkey.replay.run: every `every_s` seconds a reading of
     each stage process (and the last heartbeat of each, for its counters)."""
 
     every_s: float = 5.0

@@ -4,7 +4,7 @@ marks, hop latencies, and pipeline-versus-raw ratios."""
 
 import math
 
-# The trace marks in the order an utterance passes them (columns of a bus.replay row).
+# The trace marks in the order an utterance passes them (columns of a voxkey.replay row).
 WATERFALL_MARKS = (
     ("speech_end_ns", "end of speech"),
     ("vad_ns", "VAD end-of-utterance"),

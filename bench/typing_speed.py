@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import report, sessions
 from bench.sessions import XTERM_PASTES_ON_CTRL_V, Xterm, headless_sway, x_server
-from stages.sinks import ClipboardSink, SinkError, WtypeSink, XdotoolSink
+from stages.keys.sinks import ClipboardSink, SinkError, WtypeSink, XdotoolSink
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXTS = {

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from bench import pipeline
-from bus import audio
 from bus.frames import SAMPLE_RATE
+from stages.capture import audio
 
 START_MS = re.compile(r"@(\d+)ms$")
 MATCH_TOLERANCE_MS = 500  # vad's pre-roll: an onset may move by a window or two

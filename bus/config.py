@@ -6,8 +6,6 @@ import os
 import tomllib
 from pathlib import Path
 
-from bus import scripted_engine
-
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
 
@@ -37,8 +35,6 @@ POSITIVE = {
 }
 # Numbers with bounds of their own: name -> (lowest, highest).
 RANGES = {"hid_key_delay_ms": (0, 1000)}
-# Sections whose `model` may be a script played in place of a model (bus/scripted_engine.py).
-SCRIPTABLE = ("stages.instruct", "stages.thinking")
 
 
 def load(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> dict:
@@ -91,21 +87,6 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
             low, high = RANGES.get(key, (value, value))
             if not low <= value <= high:
                 raise ConfigError(f"{name} must be from {low} to {high}, not {value} (default {expected})")
-        if key == "model" and scripted_engine.is_scripted(value):
-            check_script(name, where, value)
-
-
-def check_script(name: str, where: str, value: str) -> None:
-    """A scripted model is checked whole here, so a bad script stops the run before any
-    stage starts, with the file named."""
-    if where not in SCRIPTABLE:
-        raise ConfigError(
-            f"{name}: a script can stand in only for a language model ({', '.join(s + '.model' for s in SCRIPTABLE)})"
-        )
-    try:
-        scripted_engine.load(value)
-    except scripted_engine.ScriptError as error:
-        raise ConfigError(f"{name}: {error}") from None
 
 
 def first_setting(section: dict, name: str) -> str:

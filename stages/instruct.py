@@ -5,7 +5,7 @@ Produces: `keystrokes`, handed over reliably to the router, and, per request, a
 `generation` report (prompt tokens, time to first token, time to first typed token,
 tokens/s, total time, outcome).
 *chat*: the answer is typed as it is generated, piece by piece; the conversation so
-far is in the prompt and survives a restart (bus/conversation.py, the state file).
+far is in the prompt and survives a restart (stages/llm/conversation.py, the state file).
 *clarify*: the rewrite is checked before a key is pressed; if the model fails, runs
 out of time, is cancelled, or returns something that is not a rewrite of what was
 said (an answer, a comment, far more words), the original text is typed instead:
@@ -15,9 +15,9 @@ within one token.
 """
 
 from bus.frames import Frame
-from bus.llm import Cancelled, LlmStage, Metrics, TimedOut
 from bus.stage import main
 from bus.text import words
+from stages.llm.stage import Cancelled, LlmStage, Metrics, TimedOut
 
 FILLERS = {"um", "uh", "erm", "er", "ah", "hmm", "like", "so", "well", "you", "know", "i", "mean"}
 

@@ -14,7 +14,7 @@ TESTS = Path(__file__).parent
 AUDIO = TESTS / "audio"
 REPO = TESTS.parent
 MANIFEST = json.loads((AUDIO / "MANIFEST.json").read_text())["files"]
-VOXKEY = [sys.executable, "-m", "bus.cli"]
+VOXKEY = [sys.executable, "-m", "voxkey.cli"]
 
 
 def spoken(name: str) -> str:

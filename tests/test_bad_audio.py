@@ -26,8 +26,8 @@ from conftest import AUDIO, REPO, spoken, voxkey, words
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus import audio
 from bus.frames import SAMPLE_RATE
+from stages.capture import audio
 
 
 def open_wav(path: Path, rate: int = SAMPLE_RATE, channels: int = 1) -> wave.Wave_write:
@@ -134,7 +134,7 @@ def test_a_flac_cut_short_types_what_decodes_and_says_what_did_not(tmp_path):
 
 STREAM = """
 import json, os, sys
-from bus import audio
+from stages.capture import audio
 
 def rss():  # resident now, in bytes
     with open("/proc/self/statm") as statm:

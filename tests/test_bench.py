@@ -140,7 +140,7 @@ def test_compare_gives_ratios_of_matched_pairs():
 
 def test_kv_cache_and_gguf_metadata():
     assert memory.kv_cache_bytes(memory.LFM25_SHAPE, 2048) == 2 * 6 * 8 * 64 * 2 * 2048
-    from bus.llm import embedded_gguf
+    from stages.llm.stage import embedded_gguf
 
     shape = memory.gguf_shape(memory.gguf_metadata(embedded_gguf()))
     assert shape == {"attention_layers": 30, "kv_heads": 3, "head_dim": 64}

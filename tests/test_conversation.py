@@ -2,7 +2,7 @@
 
 Chat runs on the embedded SmolLM2-135M, whose answers are poor: what is asserted is what
 its prompt holds and how many tokens llama.cpp evaluated (its own counter), not what it
-says. Converse runs a scripted engine (bus/scripted_engine.py) because no embedded
+says. Converse runs a scripted engine (stages/llm/scripted_engine.py) because no embedded
 model thinks: its second turn is played only for a prompt holding the first answer.
 """
 
@@ -13,11 +13,11 @@ import llama_cpp
 import pytest
 from harness import Harness
 
-from bus.conversation import Conversation, check_saved, latest_that_fit, window
 from bus.frames import Generation, Request, Transcript
 from bus.state import BadState
 from stages.instruct import Instruct
-from stages.router import Router, decide
+from stages.llm.conversation import Conversation, check_saved, latest_that_fit, window
+from stages.router.stage import Router, decide
 from stages.thinking.stage import Thinking
 
 CAPITAL = "What is the capital of France?"

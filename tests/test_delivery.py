@@ -12,8 +12,8 @@ from harness import Harness
 
 from bus.delivery import Delivery, freeze, thaw
 from bus.frames import Ack, AudioChunk, Frame, Keystrokes, Speech, StreamStart, StreamStop, Transcript, Voice
-from stages.keys import Keys
-from stages.router import Router
+from stages.keys.stage import Keys
+from stages.router.stage import Router
 from stages.vad import Vad
 
 
@@ -284,7 +284,7 @@ def stream(vad: Harness, samples: np.ndarray, start: int = 0, stop: int | None =
 def speech_audio():
     from conftest import AUDIO
 
-    from bus import audio
+    from stages.capture import audio
 
     return audio.read_all(AUDIO / "session_dictation.wav")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import AUDIO, REPO, VOXKEY, voxkey
 
-from bus.doctor import judge_level, judge_memory
+from voxkey.doctor import judge_level, judge_memory
 
 VERDICT_LINE = re.compile(r"^(ok  |warn|FAIL)  [\w ]+: \S")
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import AUDIO
 
 from bench import endpointing
-from bus import audio
 from bus import config as configuration
 from bus.frames import SAMPLE_RATE
+from stages.capture import audio
 
 SEED = 1234  # fixed, so a failure can be replayed
 

@@ -1,4 +1,4 @@
-"""`voxkey gadget setup|teardown|status` (bus/gadget.py).
+"""`voxkey gadget setup|teardown|status` (voxkey/gadget.py).
 
 This machine has neither configfs with libcomposite nor a USB device controller, so a
 temporary directory laid out as configfs stands in for /sys/kernel/config (with the
@@ -10,7 +10,7 @@ the device)."""
 import pytest
 from conftest import voxkey
 
-from bus import gadget
+from voxkey import gadget
 
 UDC = "1000480000.usb"  # the name of the Pi 5's controller
 

@@ -12,9 +12,9 @@ from harness import Harness
 from test_vad import segment
 
 from bench.pipeline import write_wav
-from bus import audio
 from bus.frames import SAMPLE_RATE, Frame, Guess, Speech
 from stages.asr import Asr
+from stages.capture import audio
 from stages.vad import WINDOW
 
 

@@ -1,4 +1,4 @@
-"""The hid sink (stages/hid.py): the Pi as the USB keyboard of another computer.
+"""The hid sink (stages/keys/hid.py): the Pi as the USB keyboard of another computer.
 
 No USB device controller exists on this machine, so no report reaches a real host
 here. What is real: the reports, byte for byte, as the sink writes them to the file
@@ -20,8 +20,8 @@ from conftest import LoneStage, replay
 from usb_host import split, typed
 
 from bus.frames import Keystrokes
-from stages import hid, layouts
-from stages.sinks import SinkError, SinkUnavailable, open_sink
+from stages.keys import hid, layouts
+from stages.keys.sinks import SinkError, SinkUnavailable, open_sink
 
 PRINTABLE_ASCII = string.printable[:-5] + "\n"  # without \t\r\x0b\x0c, with Return
 # Characters each layout's own language writes, beyond ASCII.

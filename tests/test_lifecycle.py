@@ -20,8 +20,8 @@ from bench import sessions
 from bench.procs import alive
 from bus import config as configuration
 from bus.frames import Heartbeat
-from bus.status import Loading
-from bus.supervise import CrashLoops, Supervisor, last_error
+from voxkey.status import Loading
+from voxkey.supervise import CrashLoops, Supervisor, last_error
 
 # --- the rules ------------------------------------------------------------------------------
 

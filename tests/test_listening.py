@@ -17,13 +17,13 @@ import structlog
 from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 from harness import Harness
 
-from bus import audio
 from bus import config as configuration
-from bus.cli import control
 from bus.frames import SAMPLE_RATE, now_ns
 from bus.peer import Peer
 from bus.stage import StageError
-from stages.capture import Capture, Listening, hotkey_command, listen
+from stages.capture import audio
+from stages.capture.stage import Capture, Listening, hotkey_command, listen
+from voxkey.cli import control
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bus import models
+from bus import models as lookup
+from voxkey import models
 
 GGUF = b"GGUF" + bytes(range(256)) * 64
 ASR = {"model.bin": b"\x01" * 5000, "config.json": b'{"layers": 2}', "vocabulary.txt": b"a\nb\n"}
@@ -199,20 +200,20 @@ def test_unverified_files_need_explicit_permission(hub, manifest, dest):
 
 def test_local_path_explains_how_to_install(hub, manifest, dest):
     with pytest.raises(models.ModelError) as caught:
-        models.local_path("tiny", dest, manifest=manifest)
+        lookup.local_path("tiny", dest, manifest=manifest)
     assert str(caught.value) == (
         f"model tiny not found at {dest / 'tiny' / 'tiny-Q4_0.gguf'}: run `voxkey models fetch tiny`"
     )
     with pytest.raises(models.ModelError, match="unknown model nope; the manifest has tiny, asr, loose"):
-        models.local_path("nope", dest, manifest=manifest)
+        lookup.local_path("nope", dest, manifest=manifest)
 
     models.fetch(["tiny", "asr"], hub.url, dest, None, manifest=manifest)
-    assert models.local_path("tiny", dest, manifest=manifest) == dest / "tiny" / "tiny-Q4_0.gguf"
-    assert models.local_path("asr", dest, manifest=manifest) == dest / "asr"
+    assert lookup.local_path("tiny", dest, manifest=manifest) == dest / "tiny" / "tiny-Q4_0.gguf"
+    assert lookup.local_path("asr", dest, manifest=manifest) == dest / "asr"
 
     (dest / "asr" / "config.json").unlink()
     with pytest.raises(models.ModelError, match=r"model asr at .* is incomplete: run `voxkey models fetch asr`"):
-        models.local_path("asr", dest, manifest=manifest)
+        lookup.local_path("asr", dest, manifest=manifest)
 
 
 def test_status_reports_each_model(hub, manifest, dest):
@@ -271,7 +272,7 @@ def test_progress_is_throttled():
 
 
 def test_the_real_manifest_is_complete():
-    raw = tomllib.loads(models.MANIFEST.read_text())
+    raw = tomllib.loads(lookup.MANIFEST.read_text())
     assert raw["base_url"] == "https://huggingface.co"
     for entry in raw["model"]:
         assert {"name", "role", "repo", "files"} <= entry.keys()

@@ -8,9 +8,9 @@ import wave
 import numpy as np
 from conftest import AUDIO, spoken, voxkey, words
 
-from bus import audio
+from stages.capture import audio
 from stages.instruct import is_rewrite
-from stages.router import decide
+from stages.router.stage import decide
 
 
 def traced_replay(path, tmp_path, *args) -> tuple[str, list[dict]]:

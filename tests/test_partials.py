@@ -9,10 +9,10 @@ from conftest import AUDIO, replay, spoken, words
 from harness import Harness
 from test_vad import segment
 
-from bus import audio
 from bus.frames import SAMPLE_RATE, Transcript
 from stages.asr import Asr, Hypotheses
-from stages.router import Router, plainly_dictated
+from stages.capture import audio
+from stages.router.stage import Router, plainly_dictated
 from stages.vad import WINDOW
 
 SENTENCE = "Please send the quarterly report to Maria before Friday afternoon."

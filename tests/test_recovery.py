@@ -11,7 +11,7 @@ from conftest import AUDIO
 from test_modes import concatenate
 
 from bus import config as configuration
-from bus import replay
+from voxkey import replay
 
 KILLABLE = ["vad", "asr", "router", "instruct", "thinking", "keys"]  # capture excepted: unheard audio is gone
 SEED = int(os.environ.get("VOXKEY_KILL_SEED", "9"))  # the same kills every run; set it to try others
@@ -62,7 +62,7 @@ def test_killed_stage_loses_nothing_and_types_nothing_twice(recordings, recordin
 
 def test_swap_restarts_only_that_stage_and_loses_nothing(recordings):
     """`voxkey swap asr --set beam_size=1` in the middle of a replay."""
-    from bus.cli import swap_stage
+    from voxkey.cli import swap_stage
 
     path, undisturbed, _ = recordings["session"]
     seen = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, VOXKEY
 
-from bus.service import unit_text
+from voxkey.service import unit_text
 
 
 def verify(unit: Path) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""Typing sinks (stages/sinks.py): which sink a session gets, and each sink typing into a
+"""Typing sinks (stages/keys/sinks.py): which sink a session gets, and each sink typing into a
 real app whose input the test reads back: xterm under Xvfb for X11, foot under a headless
 sway for Wayland. The apps run `cat` on a tty in canonical mode, so a line reaches the
 file at its Return, and BackSpace erases within the line, as the tty does."""
@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from bench.sessions import XTERM_PASTES_ON_CTRL_V, Xterm
-from stages.sinks import (
+from stages.keys.sinks import (
     PIECE,
     RECYCLE_AFTER_S,
     ClipboardSink,

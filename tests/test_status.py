@@ -9,11 +9,11 @@ import time
 
 from harness import Harness
 
-from bus.cli import LiveView
 from bus.frames import Frame, Heartbeat, Keystrokes, Transcript, Typed
-from bus.status import Event, Live, notify, render
-from stages.keys import Keys
-from stages.router import Router, replace_phrases, vocabulary
+from stages.keys.stage import Keys
+from stages.router.stage import Router, replace_phrases, vocabulary
+from voxkey.cli import LiveView
+from voxkey.status import Event, Live, notify, render
 
 STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
 

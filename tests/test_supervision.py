@@ -13,7 +13,7 @@ from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 
 from bus import config as configuration
 from bus.peer import Peer
-from bus.supervise import Supervisor
+from voxkey.supervise import Supervisor
 
 
 def wait_for(condition, seconds: float, what: str):

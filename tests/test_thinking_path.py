@@ -3,7 +3,7 @@ keys, playing what LFM2.5-1.2B-Thinking emits -- its chat template, `<think>...<
 a tool call, a doom loop that never closes its thinking -- token by token at a
 realistic pace.
 
-The engine is scripted (bus/scripted_engine.py) because no embedded model emits these
+The engine is scripted (stages/llm/scripted_engine.py) because no embedded model emits these
 tokens: SmolLM2-135M never thinks or calls a tool, and the LFM2.5 models are only ever
 downloaded by the user. Everything else is real: the stage, its stream parser, its
 tools, its guard, the router and keys. A script turn is played only for a prompt that
@@ -22,7 +22,8 @@ from conftest import AUDIO, REPO, LoneStage, voxkey
 from bus import config as configuration
 from bus import frames
 from bus.config import DEFAULTS_PATH
-from bus.scripted_engine import TOKEN, ScriptedLlama, ScriptError, load
+from stages.llm.scripted_engine import TOKEN, ScriptedLlama, ScriptError, load
+from voxkey import settings
 
 QUESTION = "17 times 23"  # as the router passes on what tiny.en hears in converse_math.wav
 MARKER = "pondering"  # in every thinking; never to be typed
@@ -227,8 +228,8 @@ def test_bad_scripts_are_refused_by_the_configuration_with_the_file_named(tmp_pa
         if text is not None:
             (tmp_path / name).write_text(text)
         with pytest.raises(configuration.ConfigError) as refused:
-            configuration.load(overrides=[f"stages.thinking.model=scripted:{tmp_path / name}"])
+            settings.load(overrides=[f"stages.thinking.model=scripted:{tmp_path / name}"])
         message = str(refused.value)
         assert message.startswith("stages.thinking.model: script ") and name in message and "\n" not in message, message
     with pytest.raises(configuration.ConfigError, match="only for a language model"):
-        configuration.load(overrides=[f"stages.asr.model=scripted:{tmp_path / 'x.json'}"])
+        settings.load(overrides=[f"stages.asr.model=scripted:{tmp_path / 'x.json'}"])

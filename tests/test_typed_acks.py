@@ -7,7 +7,7 @@ import pytest
 from conftest import LoneStage
 
 from bus.frames import Frame, Keystrokes, Typed
-from bus.replay import Replay
+from voxkey.replay import Replay
 
 
 def rebuilt(acks: list[Frame]) -> str:

@@ -4,7 +4,7 @@ import pytest
 from conftest import replay, spoken, words
 
 from bench.sessions import Xterm
-from stages.sinks import XdotoolSink
+from stages.keys.sinks import XdotoolSink
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from stages import layouts
-from stages.layouts import KEY_ENTER, KEY_SPACE
-from stages.layouts import KEY_LEFTSHIFT as SHIFT
-from stages.layouts import KEY_RIGHTALT as ALTGR
-from stages.sinks import SinkUnavailable, UinputSink, choose_sink, open_sink
+from stages.keys import layouts
+from stages.keys.layouts import KEY_ENTER, KEY_SPACE
+from stages.keys.layouts import KEY_LEFTSHIFT as SHIFT
+from stages.keys.layouts import KEY_RIGHTALT as ALTGR
+from stages.keys.sinks import SinkUnavailable, UinputSink, choose_sink, open_sink
 
 # Linux key codes, as the kernel numbers them.
 KEY = {

@@ -7,8 +7,8 @@ import time
 import numpy as np
 from conftest import AUDIO
 
-from bus import audio
 from bus.frames import SAMPLE_RATE
+from stages.capture import audio
 from stages.vad import WINDOW, Segmenter, StreamingSilero, silero_path
 
 

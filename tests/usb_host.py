@@ -3,11 +3,11 @@ input reports back into text, as a host with a given keyboard layout would.
 
 It knows the keys by their HID usages, written here from the HID Usage Tables
 (Keyboard/Keypad page 0x07) row by row, not from the sink's own table, and what each
-key types from the layout tables the sink uses (stages/layouts.py)."""
+key types from the layout tables the sink uses (stages/keys/layouts.py)."""
 
-from stages.layouts import LAYOUTS, NOTHING
+from stages.keys.layouts import LAYOUTS, NOTHING
 
-# The four character rows of a keyboard, left to right, as stages/layouts.py lists them,
+# The four character rows of a keyboard, left to right, as stages/keys/layouts.py lists them,
 # named by their usages: ` 1..0 - =; Q..P [ ]; A..L ; ' and the key left of Return;
 # the ISO key left of Z, Z..M , . /
 ROW_USAGES = (

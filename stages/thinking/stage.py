@@ -8,13 +8,13 @@ stream as it comes), gets each result back and goes on. A doom-loop guard ends
 thinking that runs over budget or repeats itself and forces an answer; an answer that
 repeats itself is cut; when no answer can be had a short notice is typed instead.
 The conversation so far (questions and answers, never the thinking) is in the prompt
-and survives a restart (bus/conversation.py, the state file).
+and survives a restart (stages/llm/conversation.py, the state file).
 Guarantees: nothing inside <think> and no tool call ever reaches the keyboard; tools
 run in-process as plain functions (tools.py), never a shell or eval.
 """
 
 from bus.frames import Frame
-from bus.llm import LlmStage, Metrics
+from stages.llm.stage import LlmStage, Metrics
 from stages.thinking.stream import Answer, BadToolCall, DoomLoopGuard, StreamParser, ToolCall
 from stages.thinking.stream import Thinking as Reasoning
 from stages.thinking.tools import run_tool, tool_specs

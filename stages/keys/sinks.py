@@ -22,10 +22,10 @@ What each sink needs, and what it gives:
   or KDE. Any Unicode character, whatever the user's keyboard layout.
 - `uinput`: a kernel virtual keyboard (/dev/uinput, writable: the `input` group and a
   udev rule). Works on any compositor and on the text console, but sends key codes, so
-  it presses what the user's keyboard layout needs (`layout`, stages/layouts.py); a
+  it presses what the user's keyboard layout needs (`layout`, stages/keys/layouts.py); a
   character the layout has no key for is pasted through the clipboard when a session
   allows, and reported otherwise, never typed wrong.
-- `hid` or `hid:PATH`: the Pi as the USB keyboard of another computer (stages/hid.py):
+- `hid` or `hid:PATH`: the Pi as the USB keyboard of another computer (stages/keys/hid.py):
   boot-keyboard reports to /dev/hidg0, made by `voxkey gadget setup`, or to a file or
   FIFO. Presses what the host's layout (`hid_layout`) needs; what it cannot type is
   skipped and reported. Never chosen by `auto`.
@@ -53,7 +53,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from stages import layouts
+from stages.keys import layouts
 
 PIECE = 64
 TOOL_TIMEOUT_S = 10.0
@@ -183,7 +183,7 @@ def open_sink(
     elif kind == "uinput":
         sink = UinputSink(layout, delay_ms, paste_chord, env=env)
     elif kind == "hid":
-        from stages.hid import DEVICE, HidSink  # it builds on this module
+        from stages.keys.hid import DEVICE, HidSink  # it builds on this module
 
         sink = HidSink(argument or DEVICE, hid_layout, hid_delay_ms)
     else:

@@ -5,7 +5,7 @@ files under /sys/kernel/config/usb_gadget: `setup` makes one named voxkey with a
 HID function, a boot-protocol keyboard (the report descriptor of the HID 1.11
 specification, appendix B.1), and binds it to the USB device controller (UDC), which
 the Pi 5 has once its USB-C port is put in device mode (the dwc2 overlay). The kernel
-then exposes the keyboard as /dev/hidg0, which the `hid` sink writes (stages/hid.py).
+then exposes the keyboard as /dev/hidg0, which the `hid` sink writes (stages/keys/hid.py).
 Every step is skipped when already done, so `setup` can run at every boot; `teardown`
 undoes it in reverse. Both need root.
 
@@ -243,7 +243,7 @@ def remove(directory: Path) -> None:
 
 
 def run(args) -> int:
-    from bus import config as configuration
+    from voxkey import settings  # only `status` reads the configuration
 
     configfs, udc_class = Path(args.configfs), Path(args.udc_class)
     try:
@@ -252,7 +252,7 @@ def run(args) -> int:
         elif args.action == "teardown":
             print(f"voxkey: {teardown(configfs)}")
         else:
-            layout = configuration.load(args.config, args.set)["stages"]["keys"]["hid_layout"]
+            layout = settings.load(args.config, args.set)["stages"]["keys"]["hid_layout"]
             verdict, detail, fix = describe(state(configfs, udc_class), layout)
             print(f"voxkey: usb gadget: {detail}" + (f"; fix: {fix}" if fix else ""))
             return 0 if verdict == "ok" else 1

@@ -5,11 +5,11 @@ were spoken (dictation, and the pieces of a model's answer).
 Produces: one `typed` per keystrokes frame, marked `first_key` (the sink was handed the
 first keystroke) and `last_key` (the sink returned), carrying what was typed or the
 error that stopped it.
-Sinks (`sink` in config, stages/sinks.py): "auto" (chosen from the session and what is
+Sinks (`sink` in config, stages/keys/sinks.py): "auto" (chosen from the session and what is
 installed; the log says which and why), "wtype" (Wayland), "xdotool" (X11),
 "clipboard" (paste, then the clipboard put back), "uinput" (a kernel virtual keyboard,
 pressing what `layout` needs), "hid" (the Pi as another computer's USB keyboard,
-pressing what `hid_layout` needs; stages/hid.py), "stdout", or "file:PATH".
+pressing what `hid_layout` needs; stages/keys/hid.py), "stdout", or "file:PATH".
 Guarantees: types exactly what the router passed on, as text only (control characters
 never reach a sink); a failing sink is reported in `typed.error` and the log, never
 silently; when a sink typed only part of a piece (the hid sink skips what the host's
@@ -31,10 +31,10 @@ rather than typed twice: keys cannot ask the sink what it got.
 from dataclasses import dataclass, replace
 
 from bus.frames import Frame, Keystrokes, Typed
-from bus.stage import Stage, StageError, main, mark
+from bus.stage import Stage, StageError, mark
 from bus.state import expect
 from bus.text import safe_text
-from stages.sinks import SinkError, SinkUnavailable, open_sink
+from stages.keys.sinks import SinkError, SinkUnavailable, open_sink
 
 RECENT_UTTERANCES = 50
 
@@ -173,7 +173,3 @@ def report(done: Progress, text: str, by: str, repeated: bool, backspaces: int =
         offset=len(before),
         already=before if repeated else "",
     )
-
-
-if __name__ == "__main__":
-    main(Keys)

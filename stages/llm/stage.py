@@ -1,5 +1,5 @@
 """What the language-model stages share: finding and loading a GGUF, laying out prompts
-from data (models/prompts.toml) with the conversation so far (bus/conversation.py),
+from data (models/prompts.toml) with the conversation so far (stages/llm/conversation.py),
 streaming a completion that a cancel can stop between any two tokens, making model
 output safe to type, and measuring each request.
 
@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bus import models, scripted_engine
-from bus.conversation import Conversation, as_messages, check_saved, window
+from bus import models
 from bus.frames import Cancel, Frame, Generation, Keystrokes, Request, now_ns
 from bus.stage import Stage, StageError
 from bus.text import safe_text
+from stages.llm import scripted_engine
+from stages.llm.conversation import Conversation, as_messages, check_saved, window
 
 PROMPTS_PATH = Path(__file__).resolve().parent.parent / "models" / "prompts.toml"
 EMBEDDED_MODEL = "smollm2-135m"
@@ -198,7 +199,7 @@ class LlmStage(Stage):
 
     def open_model(self):
         """The engine and where it came from: llama.cpp with a GGUF, or, for tests of
-        what no embedded model does, a script played in its place (bus/scripted_engine.py)."""
+        what no embedded model does, a script played in its place (stages/llm/scripted_engine.py)."""
         name, context = str(self.settings["model"]), int(self.settings["context_tokens"])
         if scripted_engine.is_scripted(name):
             try:

@@ -19,7 +19,7 @@ A spoken prefix picks the mode for one utterance ("Chat. What is..."; a name sai
 its own, "Chat." then a pause vad ends the utterance at, picks it for the next one),
 "switch to X mode" makes it stick, and so does `voxkey mode X` (control command `mode`).
 Mode names are recognised by how they sound, as Whisper really writes them ("yet,",
-"Conders,"): stages/modewords.py; `mode_words` in config are a user's own aliases. A long utterance
+"Conders,"): stages/router/modewords.py; `mode_words` in config are a user's own aliases. A long utterance
 cut in parts by vad keeps the mode of its first part; a model hears it whole.
 Partials (asr's words that have stopped changing while the speaker goes on) are typed
 ahead in dictation only, and only once they cannot be the start of a command, a mode's
@@ -37,10 +37,10 @@ import re
 from dataclasses import dataclass, field
 
 from bus.frames import Cancel, Frame, Keystrokes, Request, Transcript, Voice
-from bus.stage import Stage, StageError, main, mark
+from bus.stage import Stage, StageError, mark
 from bus.state import expect
 from bus.text import plain
-from stages.modewords import MODES, exactly, may_name_a_mode, mode_prefix, named_alone, sounds_like
+from stages.router.modewords import MODES, exactly, may_name_a_mode, mode_prefix, named_alone, sounds_like
 
 MODEL_STAGES = {"clarify": "instruct", "chat": "instruct", "converse": "thinking"}
 INTERRUPTIBLE = ("chat", "converse")  # answers new speech may cut short; what the user said never is
@@ -109,7 +109,7 @@ def spoken_command(text: str) -> str:
 
 def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decision:
     """What an utterance asks for. Pure: tested on what Whisper really writes. A mode's
-    name is recognised by its sound (stages/modewords.py); `mode_words` are a user's
+    name is recognised by its sound (stages/router/modewords.py); `mode_words` are a user's
     aliases, which count like the names themselves."""
     said = plain(text)
     if spoken_command(text) in (*Dictation.COMMANDS, Dictation.SCRATCH):
@@ -440,7 +440,3 @@ class Router(Stage):
                 self.log.info("barge-in: cancelling the answer", utt=utt)
                 self.publish(Cancel(reason="new speech"), utt=utt)
                 del self.typing_answer[utt]
-
-
-if __name__ == "__main__":
-    main(Router)

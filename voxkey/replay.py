@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bus import audio, status
 from bus import config as configuration
 from bus import log as logging
 from bus.frames import Frame, Generation, Heartbeat, Speech, Start, Typed
 from bus.peer import Peer
-from bus.supervise import Health, Supervisor
+from stages.capture import audio
+from voxkey import status
+from voxkey.supervise import Health, Supervisor
 
 MODEL_STAGES = ("instruct", "thinking")  # they report each request in a `generation`
 

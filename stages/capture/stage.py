@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bus import audio
 from bus.frames import SAMPLE_RATE, AudioChunk, Frame, Start, StreamStart, StreamStop, now_ns
-from bus.stage import POLL_CAP_S, Stage, StageError, main
+from bus.stage import POLL_CAP_S, Stage, StageError
 from bus.state import expect
+from stages.capture import audio
 
 FAST_BATCH = 32  # frames sent per loop turn when replaying as fast as possible
 # Audio kept while not listening, for a `listen on` that was given before it arrived.
@@ -430,7 +430,3 @@ class Microphone:
         if self.stream is not None:
             self.stream.close()
         os.close(self.wake_fd)
-
-
-if __name__ == "__main__":
-    main(Capture)

@@ -36,13 +36,14 @@ import msgpack
 import zmq
 
 from bus import config as configuration
-from bus import doctor, gadget, models, service, sockets, status
 from bus import log as logging
-from bus import replay as replaying
+from bus import sockets
 from bus.frames import Transcript, Typed
 from bus.peer import Peer
-from bus.replay import prepare_run
-from bus.supervise import Health, Supervisor, last_error
+from voxkey import doctor, gadget, models, service, settings, status
+from voxkey import replay as replaying
+from voxkey.replay import prepare_run
+from voxkey.supervise import Health, Supervisor, last_error
 
 
 class CliError(Exception):
@@ -50,7 +51,7 @@ class CliError(Exception):
 
 
 def replay(args) -> int:
-    config = configuration.load(args.config, args.set)
+    config = settings.load(args.config, args.set)
     if args.sink:
         config["stages"]["keys"]["sink"] = args.sink
     state = replaying.run(config, args.path, realtime=args.realtime, keep=args.keep)
@@ -66,7 +67,7 @@ def replay(args) -> int:
 
 
 def up(args) -> int:
-    config = configuration.load(args.config, args.set)
+    config = settings.load(args.config, args.set)
     config["stages"]["keys"]["sink"] = args.sink
     run_dir = sockets.make_private_dir(sockets.run_dir(config))
     running = Supervisor(run_dir, run_dir / "run.toml").states()
@@ -163,7 +164,7 @@ def swap_stage(run_dir: Path, stage: str, settings: list[str]) -> int:
         raise CliError(f"unknown stage {stage!r}: choose one of {', '.join(configuration.STAGES)}")
     run_config = running_dir(run_dir) / "run.toml"
     previous = run_config.read_text()
-    config = configuration.load(run_config, [f"stages.{stage}.{item}" for item in settings])
+    config = settings.load(run_config, [f"stages.{stage}.{item}" for item in settings])
     supervisor = Supervisor(run_dir, run_config)
     write_atomically(run_config, configuration.dumps(config))  # supervisord starts the stage with this file
     try:
@@ -216,7 +217,7 @@ def wait_until_ready(config: dict, supervisor: Supervisor, stage: str, pid: int,
 
 
 def swap(args) -> int:
-    config = configuration.load(args.config)
+    config = settings.load(args.config)
     run_dir = Path(args.run_dir) if args.run_dir else sockets.run_dir(config)
     pid = swap_stage(run_dir, args.stage, args.set)
     print(f"voxkey: {args.stage} restarted with {' '.join(args.set) or 'its settings'} (pid {pid})", file=sys.stderr)
@@ -232,7 +233,7 @@ def running_dir(run_dir: Path) -> Path:
 
 
 def tell_router(args, command: str, command_args: dict) -> int:
-    config = configuration.load(args.config, args.set)
+    config = settings.load(args.config, args.set)
     running_dir(sockets.run_dir(config))
     reply = control(config, "router", command, command_args)
     print(f"voxkey: {reply}", file=sys.stderr)
@@ -248,7 +249,7 @@ def new_conversation(args) -> int:
 
 
 def set_listening(args) -> int:
-    config = configuration.load(args.config, args.set)
+    config = settings.load(args.config, args.set)
     running_dir(sockets.run_dir(config))
     reply = control(config, "capture", "listen", {"how": args.how, "since_ns": INVOKED_NS})
     print(f"voxkey: {reply}", file=sys.stderr)
@@ -256,7 +257,7 @@ def set_listening(args) -> int:
 
 
 def show_status(args) -> int:
-    config = configuration.load(args.config, args.set)
+    config = settings.load(args.config, args.set)
     run_dir = running_dir(sockets.run_dir(config))
     answers = {}
     for stage in configuration.STAGES:

@@ -1,11 +1,11 @@
 """The `hid` sink: the Pi as the USB keyboard of another computer.
 
 With the Pi's USB-C port in device mode and the gadget `voxkey gadget setup` makes
-(bus/gadget.py), the kernel exposes a boot-protocol keyboard as /dev/hidg0. Writing an
+(voxkey/gadget.py), the kernel exposes a boot-protocol keyboard as /dev/hidg0. Writing an
 8-byte input report to it (modifier bits, a reserved byte, up to six key usages) is a
 key state the host reads at its next poll; the sink writes a press, then an all-keys-up
 report, for each character. The host turns usages into characters through its own
-layout, which the Pi cannot see: `hid_layout` names it (stages/layouts.py, the same
+layout, which the Pi cannot see: `hid_layout` names it (stages/keys/layouts.py, the same
 tables the uinput sink uses; a key's usage comes from USAGES below). A character that
 layout has no key for is skipped, not typed wrong, and the error names it; the sink
 remembers which characters it skipped (or lost with the host), so that a later
@@ -34,8 +34,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from stages import layouts
-from stages.sinks import SinkError, SinkUnavailable
+from stages.keys import layouts
+from stages.keys.sinks import SinkError, SinkUnavailable
 
 DEVICE = "/dev/hidg0"
 REPORT_BYTES = 8

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bus import config as configuration
-from bus import models, sockets
-from bus.supervise import Supervisor
+from bus import sockets
+from voxkey import models, settings
+from voxkey.supervise import Supervisor
 
 MB = 1024 * 1024
 STAGE_RUNTIME_MB = 70  # a stage process before its model: Python, numpy, zmq (measured: 55-75 MB RSS)
@@ -76,7 +77,7 @@ def judge_memory(model_mb: dict[str, float], stages: int, total_mb: float) -> tu
 
 def check_microphone(config: dict, listen: bool) -> Check:
     from bus.stage import StageError
-    from stages.capture import Microphone
+    from stages.capture.stage import Microphone
 
     source = str(config["stages"]["capture"]["source"])
     if not (source == "mic" or source.startswith("mic:")):
@@ -120,7 +121,7 @@ def harmless_key(kind: str) -> list[str] | None:
 
 
 def check_typing(env) -> Check:
-    from stages.sinks import choose_sink
+    from stages.keys.sinks import choose_sink
 
     kind, reason = choose_sink(env)
     if kind == "stdout":
@@ -149,7 +150,7 @@ def check_typing(env) -> Check:
 
 
 def check_uinput() -> Check:
-    from stages.sinks import UINPUT, uinput_problem
+    from stages.keys.sinks import UINPUT, uinput_problem
 
     problem = uinput_problem()
     if problem:
@@ -159,7 +160,7 @@ def check_uinput() -> Check:
 
 
 def check_gadget(config: dict) -> Check:
-    from bus import gadget
+    from voxkey import gadget
 
     verdict, detail, fix = gadget.describe(gadget.state(), str(config["stages"]["keys"]["hid_layout"]))
     return Check("usb gadget", verdict, detail + ("" if verdict == "ok" else " (needed only by --sink hid)"), fix)
@@ -171,8 +172,8 @@ def configured_models(config: dict) -> dict[str, str]:
 
 
 def model_path(stage: str, name: str) -> Path:
-    from bus import llm
     from stages import asr
+    from stages.llm import stage as llm
 
     return Path(asr.resolve_model(name) if stage == "asr" else llm.resolve_model(name))
 
@@ -270,7 +271,7 @@ def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
 
 
 def run(args) -> int:
-    config = configuration.load(args.config, args.set)
+    config = settings.load(args.config, args.set)
     checks = examine(config, os.environ, listen=not args.no_mic, verify=args.verify)
     for check in checks:
         print("\n".join(check.lines()))

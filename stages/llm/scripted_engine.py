@@ -27,7 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bus.config import ConfigError
+
 PREFIX = "scripted:"
+# The stages whose `model` a script may stand in for: the language-model stages.
+SCRIPTABLE = ("instruct", "thinking")
 TURN_KEYS = {"when", "pieces", "repeat"}
 SCRIPT_KEYS = {"metadata", "pace_ms", "turns", "about"}
 # Roughly how a tokenizer splits text: a special tag, a word with its space, a symbol.
@@ -69,6 +73,23 @@ class Script:
 
 def is_scripted(model: str) -> bool:
     return model.startswith(PREFIX)
+
+
+def check_config(config: dict) -> None:
+    """Every `scripted:` model in a configuration, checked whole before any stage starts,
+    so a bad script stops the run with the file named (ConfigError)."""
+    for stage, section in config["stages"].items():
+        model = section.get("model")
+        if not isinstance(model, str) or not is_scripted(model):
+            continue
+        name = f"stages.{stage}.model"
+        if stage not in SCRIPTABLE:
+            allowed = ", ".join(f"stages.{s}.model" for s in SCRIPTABLE)
+            raise ConfigError(f"{name}: a script can stand in only for a language model ({allowed})")
+        try:
+            load(model)
+        except ScriptError as error:
+            raise ConfigError(f"{name}: {error}") from None
 
 
 def load(model: str) -> Script:

@@ -1,0 +1,4 @@
+from bus.stage import main
+from stages.keys.stage import Keys
+
+main(Keys)

@@ -1,0 +1,1 @@
+"""What the two language-model stages (instruct, thinking) share; not a process of its own."""

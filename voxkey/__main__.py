@@ -1,0 +1,3 @@
+from voxkey.cli import main
+
+main()
