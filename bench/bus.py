@@ -36,7 +36,10 @@ from bus import frames, sockets
 AUDIO_PAYLOAD = bytes(1024)
 TOKEN_TEXT = " the capital of Fran"  # 20 bytes: a streamed piece of a model's answer
 KINDS = ("audio", "token")
-TOPOLOGY = "direct wiring, no broker: one PUB socket bound by the sender, one SUB connected by the receiver, ipc:// in a private temp dir"
+TOPOLOGY = (
+    "direct wiring, no broker: one PUB socket bound by the sender, one SUB connected by the receiver, "
+    "ipc:// in a private temp dir"
+)
 
 
 def make_frame(kind: str, seq: int) -> frames.Frame:

@@ -11,13 +11,16 @@
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
-plots, and returns 0. `--typing` measures each typing backend into a real app instead, `--lifecycle` what
-`voxkey up` costs while nobody speaks and how fast each signal stops it, `--endpointing` how soon words are on screen after speech really
-ends (sentences with and without pauses inside, each arm of settings at real time), `--conversation` whether a
-follow-up's time to first token stays close to the first turn's as the conversation grows, `--modes` how
-well spoken mode prefixes are recognised (tests/audio/modes, made by `python -m bench.modeset`). `--soak` and `--recovery` measure endurance instead of
-latency: the recordings looped for minutes through one pipeline (memory over time,
-utterances typed against expected), and stages killed one at a time (recovery time).
+plots, and returns 0. `--typing` measures each typing backend into a real app instead,
+`--lifecycle` what `voxkey up` costs while nobody speaks and how fast each signal stops
+it, `--endpointing` how soon words are on screen after speech really ends (sentences
+with and without pauses inside, each arm of settings at real time), `--conversation`
+whether a follow-up's time to first token stays close to the first turn's as the
+conversation grows, `--modes` how well spoken mode prefixes are recognised
+(tests/audio/modes, made by `python -m bench.modeset`). `--soak` and `--recovery`
+measure endurance instead of latency: the recordings looped for minutes through one
+pipeline (memory over time, utterances typed against expected), and stages killed one at
+a time (recovery time).
 `python -m bench` is the same command.
 """
 
@@ -158,8 +161,9 @@ def settings_summary(config: dict) -> str:
     stages = config["stages"]
     asr = stages["asr"]
     return (
-        f"asr {asr['model']} {asr['compute_type']} beam {asr['beam_size']}; instruct {stages['instruct']['model']} "
-        f"ctx {stages['instruct']['context_tokens']}; thinking {stages['thinking']['model']} ctx {stages['thinking']['context_tokens']}; "
+        f"asr {asr['model']} {asr['compute_type']} beam {asr['beam_size']}; "
+        f"instruct {stages['instruct']['model']} ctx {stages['instruct']['context_tokens']}; "
+        f"thinking {stages['thinking']['model']} ctx {stages['thinking']['context_tokens']}; "
         f"vad end of speech {stages['vad']['end_of_speech_ms']} ms; keys sink {stages['keys']['sink']}"
     )
 
@@ -249,7 +253,7 @@ def measure(args) -> int:
 
 
 def measure_endurance(args, config: dict, recordings: list[Path], host: dict, settings: dict) -> int:
-    from bench import plots, procs, recovery, report, soak
+    from bench import endurance_report, plots, procs, recovery, report, soak
 
     if args.soak is not None and args.soak <= 0:
         raise ValueError("--soak needs a positive number of minutes")
@@ -271,7 +275,7 @@ def measure_endurance(args, config: dict, recordings: list[Path], host: dict, se
     results["files"] = {"json": str(out / f"{stamp}-endurance.json"), "markdown": str(out / f"{stamp}-endurance.md")}
     if results["soak"]:
         results["files"]["rss_png"] = str(plots.rss_over_time(results["soak"]["series"], out / f"{stamp}-soak-rss.png"))
-    summary = report.endurance_markdown(results)
+    summary = endurance_report.endurance_markdown(results)
     Path(results["files"]["markdown"]).write_text(summary)
     Path(results["files"]["json"]).write_text(report.to_json(results))
     print(summary)

@@ -30,6 +30,7 @@ import numpy as np
 from bench import raw, workload
 from bench.pipeline import write_wav
 from bench.stats import percentile
+from bench.whisper_window import recognition_by_length
 from bus import config as configuration
 from bus.frames import SAMPLE_RATE, Heartbeat
 from stages import vad as vad_stage
@@ -204,7 +205,7 @@ def sentence_end_rule(config: dict, samples: np.ndarray, placed: list[Placed], s
     model = vad_stage.StreamingSilero(vad_stage.silero_path())
     segmenter = vad_stage.Segmenter(**{key: vad[key] for key in raw.SEGMENTER_KEYS}, guess=True)
     whisper = raw.Whisper(config["stages"]["asr"])
-    window, short = vad_stage.WINDOW, vad_stage._windows_in(short_pause_ms)
+    window = vad_stage.WINDOW
     ends = {sentence.end for sentence in placed}
     counts = {
         "at_sentence_end_with_full_stop": 0,
@@ -245,32 +246,6 @@ def recognition_floor(config: dict, samples: np.ndarray, placed: list[Placed]) -
         clip = samples[max(0, sentence.start - before) : sentence.end + after]
         floor.append(round(percentile([whisper.transcribe(clip)[0] for _ in range(raw.REPEATS)], 50), 1))
     return floor
-
-
-CLIP_SECONDS = (1, 2, 4, 8, 16, 28)
-
-
-def recognition_by_length(config: dict, audio_dir: Path) -> list[dict]:
-    """What Whisper's fixed 30 s window costs: recognition of speech clips of growing
-    length against the encoder alone, which always sees 30 s (the clip, padded)."""
-    from faster_whisper.audio import pad_or_trim
-
-    whisper = raw.Whisper(config["stages"]["asr"])
-    speech = np.tile(audio.read_all(audio_dir / "jfk.flac"), 3)
-    rows = []
-    for seconds in CLIP_SECONDS:
-        clip = speech[: seconds * SAMPLE_RATE]
-        features = pad_or_trim(whisper.model.feature_extractor(clip.astype(np.float32) / 32768.0))
-
-        def encode() -> float:
-            started = time.perf_counter()
-            whisper.model.encode(features)
-            return (time.perf_counter() - started) * 1000
-
-        total = percentile([whisper.transcribe(clip)[0] for _ in range(raw.REPEATS)], 50)
-        encoder = percentile([encode() for _ in range(raw.REPEATS)], 50)
-        rows.append({"seconds": seconds, "recognition_ms": round(total, 1), "encoder_ms": round(encoder, 1)})
-    return rows
 
 
 def with_overrides(config: dict, overrides: list[str]) -> dict:
@@ -396,16 +371,18 @@ def markdown(results: dict) -> str:
         "",
         "Medians over the sentences of each stream, from where speech ends in the recording.",
         "",
-        "| arm | stream | end → first key ms | end → last key ms | raw recognition ms | last key − raw ms | WER | corrections/char | cut | guesses used / wasted / skipped |",
+        "| arm | stream | end → first key ms | end → last key ms | raw recognition ms | last key − raw ms | WER | "
+        "corrections/char | cut | guesses used / wasted / skipped |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, streams in results["arms"].items():
         for stream, result in streams.items():
             s, g = result["summary"], result["guesses"]
             lines.append(
-                f"| {arm} | {stream} | {s['end_to_first_key_ms']} | {s['end_to_last_key_ms']} | {s['raw_recognition_ms']} | "
-                f"{s['last_key_over_raw_ms']} | {s['word_error_rate']:.3f} | {s['corrections_per_typed_char']:.4f} | "
-                f"{s['cut_sentences']} | {g['used']} / {g['wasted']} / {g['skipped']} of {g['made']} |"
+                f"| {arm} | {stream} | {s['end_to_first_key_ms']} | {s['end_to_last_key_ms']} | "
+                f"{s['raw_recognition_ms']} | {s['last_key_over_raw_ms']} | {s['word_error_rate']:.3f} | "
+                f"{s['corrections_per_typed_char']:.4f} | {s['cut_sentences']} | "
+                f"{g['used']} / {g['wasted']} / {g['skipped']} of {g['made']} |"
             )
     lines += [
         "",
@@ -415,7 +392,8 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {arm} | {row['end_to_last_key_ms']} | {row['raw_recognition_ms']} | {row['last_key_over_raw_ms']} | {row['ratio_to_first_arm']} |"
+        f"| {arm} | {row['end_to_last_key_ms']} | {row['raw_recognition_ms']} | {row['last_key_over_raw_ms']} | "
+        f"{row['ratio_to_first_arm']} |"
         for arm, row in overall(results["arms"]).items()
     ]
     lines += [
@@ -435,7 +413,8 @@ def markdown(results: dict) -> str:
             )
     lines += [
         "",
-        "Pauses of 300 ms or more inside speech, by where they fall and whether Whisper ended the guess there with a full stop:",
+        "Pauses of 300 ms or more inside speech, by where they fall "
+        "and whether Whisper ended the guess there with a full stop:",
         "",
         "| stream | sentence end, full stop | sentence end, none | inside a sentence, full stop | inside, none |",
         "|---|---|---|---|---|",

@@ -27,6 +27,7 @@ import structlog
 from bench import procs, report, sessions
 from bus import config as configuration
 from bus.peer import Peer
+from voxkey import settings as configured
 from voxkey.supervise import Supervisor
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ class Up:
             stderr=self.log,
             stdin=subprocess.DEVNULL,
         )
-        self.config = settings.load(overrides=overrides)
+        self.config = configured.load(overrides=overrides)
         self.supervisor = Supervisor(self.run_dir, self.run_dir / "run.toml")
 
     def wait_ready(self, seconds: float = 180) -> None:

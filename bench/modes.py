@@ -24,7 +24,7 @@ from bench import modeset, raw
 from bus.text import plain
 from stages import asr as asr_stage
 from stages.router import modewords
-from stages.router.stage import decide
+from stages.router.meaning import decide
 
 CLIPS = modeset.OUT
 SPLITS = ("tune", "held")
@@ -193,8 +193,8 @@ def markdown(results: dict) -> str:
     lines = [
         f"# Mode prefixes ({results['clips']} clips, sound threshold {results['max_distance']})",
         "",
-        "Routed: as the pipeline routes the clip (vad may cut it after the name: the name alone then names the next utterance's mode). "
-        "Joined: the matcher alone, on the clip's utterances joined.",
+        "Routed: as the pipeline routes the clip (vad may cut it after the name: the name alone then names the next "
+        "utterance's mode). Joined: the matcher alone, on the clip's utterances joined.",
         "",
     ]
     lines += table(

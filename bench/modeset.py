@@ -213,7 +213,8 @@ def generate(seed: int, out: Path, say) -> dict:
     for number, sentence in enumerate(sentences(rng)):
         noises = rng.sample(NOISES, len(NOISES))  # each sentence: clean once, and once at each ratio
         for speed, snr in zip(SPEEDS, noises):
-            name = f"{number:03d}-{sentence['kind'][0]}-{sentence['mode']}-{speed:g}-{'clean' if snr is None else f'{snr:g}db'}.flac"
+            noise = "clean" if snr is None else f"{snr:g}db"
+            name = f"{number:03d}-{sentence['kind'][0]}-{sentence['mode']}-{speed:g}-{noise}.flac"
             speech = piper.speak(sentence["text"], speed, pause_s=rng.uniform(0.15, 0.45))
             write_flac(out / name, padded(speech))
             clips.append(

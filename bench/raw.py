@@ -12,7 +12,8 @@
   first token to the last. Each request is measured from two cache states: *warm*, as the
   stage had it (each pipeline recording runs in fresh processes, and a stage evaluates
   each mode's system prompt before it reports ready, so the request finds its own
-  cached: the like-for-like baseline), and *cold*, with nothing of the prompt cached. Each measurement is repeated and its median kept.
+  cached: the like-for-like baseline), and *cold*, with nothing of the prompt cached.
+  Each measurement is repeated and its median kept.
   Converse runs only the Thinking model's first turn (no tool round trips), so its
   tokens/s is a decoding rate, while the pipeline's also spans tool calls.
 """

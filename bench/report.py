@@ -246,9 +246,9 @@ def llm_lines(results: dict) -> list[str]:
         ],
         [
             f"TTFT median {llm['ttft_ms']['median']} ms (p90 {llm['ttft_ms']['p90']}); tokens/s median "
-            f"{llm['tokens_per_s']['median']} (p90 {llm['tokens_per_s']['p90']}); prompt tokens median {llm['prompt_tokens']['median']}. "
-            "Raw warm: the stage's own system prompt evaluated first, as the stage does before it reports ready (like for like); "
-            "raw cold: nothing cached."
+            f"{llm['tokens_per_s']['median']} (p90 {llm['tokens_per_s']['p90']}); prompt tokens median "
+            f"{llm['prompt_tokens']['median']}. Raw warm: the stage's own system prompt evaluated first, as the stage "
+            "does before it reports ready (like for like); raw cold: nothing cached."
         ],
     )
 
@@ -301,8 +301,8 @@ def bus_lines(results: dict) -> list[str]:
         ["sender/topic", "n", "p50", "p99"],
         hop_rows(bus["wire_hops_ms"]),
         [
-            f"Frames lost (sum of the stages' `lost` counters at their last heartbeats): {bus['frames_lost']}; "
-            f"audio gaps at vad: {bus['audio_gaps']}; rejected: {bus['rejected'] or 0}; lost at the tap: {bus['tap_lost']}."
+            f"Frames lost (sum of the stages' `lost` counters at their last heartbeats): {bus['frames_lost']}; audio "
+            f"gaps at vad: {bus['audio_gaps']}; rejected: {bus['rejected'] or 0}; lost at the tap: {bus['tap_lost']}."
         ],
     )
 
@@ -352,8 +352,9 @@ def memory_lines(results: dict) -> list[str]:
         [
             f"Total peak RSS {memory['total_peak_rss_mb']} MB (PSS {memory['total_pss_mb']} MB), of which model files "
             f"{memory['total_model_files_mb']} MB and not weights ≈ {memory['total_not_weights_mb']} MB.",
-            f"Production set projection: {memory['production_total_mb']} MB of the {memory['budget_mb']} MB (4 GiB) budget "
-            f"({memory['production_share_of_budget']:.0%}; headroom {memory['production_headroom_mb']} MB before the OS).",
+            f"Production set projection: {memory['production_total_mb']} MB of the {memory['budget_mb']} MB (4 GiB) "
+            f"budget ({memory['production_share_of_budget']:.0%}; headroom {memory['production_headroom_mb']} MB "
+            "before the OS).",
             "Method:\n\n" + "\n".join(f"* {step}" for step in memory["method"]),
         ],
     )
@@ -395,8 +396,9 @@ def host_lines(results: dict) -> list[str]:
     load = host.get("load")
     if load:
         lines.append(
-            f"Other processes used {load['other_processes_cpu_s']} CPU s during the bench ({load['other_processes_share']:.0%} of the "
-            f"machine); the hypervisor stole {load['stolen_cpu_s']} s ({load['stolen_share']:.0%})."
+            f"Other processes used {load['other_processes_cpu_s']} CPU s during the bench "
+            f"({load['other_processes_share']:.0%} of the machine); the hypervisor stole {load['stolen_cpu_s']} s "
+            f"({load['stolen_share']:.0%})."
             + (
                 " **The machine was not quiet: timings are inflated.**"
                 if load["other_processes_share"] + load["stolen_share"] > 0.05
@@ -433,165 +435,3 @@ def markdown(results: dict) -> str:
     ):
         lines += part(results)
     return "\n".join(lines + file_lines(results))
-
-
-# --- soak and recovery ----------------------------------------------------------
-
-
-def utterance_note(score: dict) -> str:
-    note = (
-        f"Utterances typed {score['typed']} of {score['expected']} expected, {score['right']} as the reference typed them; "
-        f"merged with a neighbour (words intact) {len(score['merged'])}, missing {len(score['missing'])}, different {len(score['different'])}, unexpected {len(score['unexpected'])}; "
-        f"dictated words typed in order {score['dictated_words_right']} of {score['dictated_words_expected']}; typing errors {score['errors']}; "
-        f"model answers: {', '.join(f'{n} {outcome}' for outcome, n in sorted(score['answer_outcomes'].items())) or 'none'}."
-    )
-    examples = [f"`{e['utt']}` typed {e['typed']!r}, expected {e['expected']!r}" for e in score["different"][:3]]
-    examples += [f"`{e['utt']}` (cycle {e['cycle']}) missing: {e['expected']!r}" for e in score["missing"][:3]]
-    examples += [f"`{e['utt']}` unexpected: {e['typed']!r}" for e in score["unexpected"][:3]]
-    return note + "".join(f"\n\n* {example}" for example in examples)
-
-
-def soak_lines(results: dict) -> list[str]:
-    soak = results.get("soak")
-    if not soak:
-        return []
-    memory = soak["memory"]
-    losses = soak["losses"]
-    by_cycle = soak["latency_by_cycle"]
-    first, last = (by_cycle[0], by_cycle[-1]) if by_cycle else ({}, {})
-    return (
-        section(
-            f"Soak: {soak['cycles']} cycles of {soak['cycle_s']} s ({soak['audio_min']} min of audio, {soak['wall_min']} min wall)",
-            [
-                "stage",
-                "RSS first MB",
-                "after warm-up MB",
-                "end MB",
-                "peak MB",
-                "growth after warm-up MB",
-                "slope MB/min",
-                "PSS end MB",
-                "restarts",
-            ],
-            [
-                [
-                    name,
-                    m["first_mb"],
-                    m["warm_mb"],
-                    m["end_mb"],
-                    m["peak_mb"],
-                    m["growth_after_warm_mb"],
-                    m["slope_mb_per_min"],
-                    m["end_pss_mb"],
-                    soak["restarts"].get(name, 0),
-                ]
-                for name, m in memory.items()
-            ],
-            [
-                f"Cycle: {', '.join(soak['recordings'])}, each followed by silence. Warm-up is the first cycle after every stage was ready; "
-                "the slope is a least-squares fit of RSS after it.",
-                utterance_note(soak["utterances"]),
-                f"Frames lost {losses['lost']}, rejected {losses['rejected'] or 0}, audio gaps {losses['audio_gaps']}.",
-            ],
-        )
-        + section(
-            "Soak: end of speech → first keystroke by cycle, ms",
-            ["cycle", "dictated n", "dictated median", "all n", "all median", "all p90"],
-            [
-                [
-                    c["cycle"],
-                    c["dictated"]["n"],
-                    c["dictated"]["median"],
-                    c["all"]["n"],
-                    c["all"]["median"],
-                    c["all"]["p90"],
-                ]
-                for c in by_cycle
-            ],
-            [
-                f"First cycle median {first.get('all', {}).get('median')} ms, last {last.get('all', {}).get('median')} ms."
-            ]
-            if by_cycle
-            else [],
-        )
-        + section(
-            "Soak: end of speech → first keystroke by 10 minutes of the stream, ms",
-            [
-                "from minute",
-                "dictated n",
-                "dictated median",
-                "all n",
-                "all median",
-                "all p90",
-                "CPU taken by other processes",
-            ],
-            [
-                [
-                    w["from_min"],
-                    w["dictated"]["n"],
-                    w["dictated"]["median"],
-                    w["all"]["n"],
-                    w["all"]["median"],
-                    w["all"]["p90"],
-                    w.get("other_cpu_share"),
-                ]
-                for w in soak.get("latency_by_10_min", [])
-            ],
-            [
-                "The last column is the share of the machine's CPU that processes outside the pipeline took in the window: "
-                "where it is high, the window measured a busy machine."
-            ],
-        )
-        + section(
-            "Soak: RSS by minute, MB",
-            ["minute", *memory.keys(), "total"],
-            [
-                [row["minute"], *(row["rss_mb"].get(name) for name in memory), row["total_mb"]]
-                for row in soak["memory_by_minute"]
-            ],
-        )
-    )
-
-
-def recovery_lines(results: dict) -> list[str]:
-    recovery = results.get("recovery")
-    if not recovery:
-        return []
-    return section(
-        f"Recovery: SIGKILL one stage at a time during a real-time replay ({recovery['cycles']} cycles, seed {recovery['seed']})",
-        ["stage", "kills", "mid-utterance", "kill → respawn median s", "kill → ready median s", "kill → ready max s"],
-        [
-            [
-                stage,
-                s["kills"],
-                s["kills_mid_utterance"],
-                s["kill_to_respawn_s"]["median"],
-                s["kill_to_ready_s"]["median"],
-                s["kill_to_ready_s"]["max"],
-            ]
-            for stage, s in recovery["per_stage"].items()
-        ],
-        [
-            "Respawn: supervisord started a new process. Ready: the new process has started Python, loaded its engine and "
-            "heard every peer it listens to. Mid-utterance: kills that struck while an utterance was between vad and its last keystroke.",
-            f"Typed text equals an undisturbed replay of the same stream: **{'yes' if recovery['typed_equals_undisturbed'] else 'NO'}**; "
-            f"the same words, case and punctuation aside: **{'yes' if recovery['same_words_as_undisturbed'] else 'NO'}**. "
-            + utterance_note(recovery["utterances"])
-            + (
-                f" {recovery['not_done']} planned kills did not happen before the stream ended."
-                if recovery["not_done"]
-                else ""
-            ),
-        ],
-    )
-
-
-def endurance_markdown(results: dict) -> str:
-    lines = [
-        f"# voxkey soak and recovery {results['host']['timestamp']}",
-        "",
-        *host_lines(results),
-        f"Settings: {results['settings']['summary']}.",
-        "",
-    ]
-    return "\n".join(lines + soak_lines(results) + recovery_lines(results) + file_lines(results))

@@ -21,7 +21,10 @@ from pathlib import Path
 
 from bench import report, sessions
 from bench.sessions import XTERM_PASTES_ON_CTRL_V, Xterm, headless_sway, x_server
-from stages.keys.sinks import ClipboardSink, SinkError, WtypeSink, XdotoolSink
+from stages.keys.clipboard import ClipboardSink
+from stages.keys.sinks import SinkError
+from stages.keys.wtype import WtypeSink
+from stages.keys.xdotool import XdotoolSink
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXTS = {
@@ -79,7 +82,8 @@ def measure(backend: str, make_sink, out: Path, repeats: int, say) -> list[dict]
                 }
             )
             say(
-                f"bench: {backend} delay {delay} ms, {name}: {rows[-1]['chars_per_s'] or 0:.0f} chars/s, {errors} error(s)"
+                f"bench: {backend} delay {delay} ms, {name}: "
+                f"{rows[-1]['chars_per_s'] or 0:.0f} chars/s, {errors} error(s)"
             )
     return rows
 

@@ -6,8 +6,10 @@ import os
 import tomllib
 from pathlib import Path
 
+from bus import wiring
+
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
-STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
+STAGES = wiring.STAGES  # the names `[stages.*]` sections take
 
 
 class ConfigError(Exception):
@@ -15,7 +17,7 @@ class ConfigError(Exception):
 
 
 # Settings not in defaults.toml that a stage section may have.
-OPTIONAL_STAGE_SETTINGS = {"endpoint": "ipc://<run_dir>/<stage>.sock"}
+OPTIONAL_STAGE_SETTINGS = {"endpoint": "ipc://<run_dir>/<stage>.sock", "listen": []}
 # Tables whose keys are the user's own words.
 USER_TABLES = {"stages.router.replacements"}
 # Numbers that must be above zero; every other number whose default is not negative
@@ -58,6 +60,8 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
         if key not in defaults:
             if where.startswith("stages.") and key in OPTIONAL_STAGE_SETTINGS:
                 expect_type(name, value, OPTIONAL_STAGE_SETTINGS[key])
+                if key == "listen":
+                    expect_peers(name, value)
                 continue
             close = difflib.get_close_matches(key, list(defaults), n=1, cutoff=0.6)
             hint = (
@@ -87,6 +91,14 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
             low, high = RANGES.get(key, (value, value))
             if not low <= value <= high:
                 raise ConfigError(f"{name} must be from {low} to {high}, not {value} (default {expected})")
+
+
+def expect_peers(name: str, peers: list) -> None:
+    """`listen` names participants of the bus: stages, or the command."""
+    known = (*wiring.STAGES, wiring.CLI)
+    for peer in peers:
+        if peer not in known:
+            raise ConfigError(f"{name}: no participant {peer!r} on the bus (known: {', '.join(known)})")
 
 
 def first_setting(section: dict, name: str) -> str:

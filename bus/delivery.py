@@ -227,6 +227,17 @@ class Delivery:
         self.flush(producer)
 
 
+def piece_key(utt: str, offset: int) -> str:
+    """The delivery key of the keystrokes of an utterance's output from `offset` on: the
+    same piece sent again, by the same producer, has the same key."""
+    return f"{utt}+{offset}"
+
+
+def partial_key(utt: str, words: int) -> str:
+    """The delivery key of a partial transcript holding an utterance's first `words`."""
+    return f"{utt}~{words}"
+
+
 def freeze(frame: Frame) -> str:
     """A pending frame as text, for a stage that keeps its outbox in its state file."""
     return base64.b64encode(b"".join(_framed(part) for part in wire.encode(frame))).decode()

@@ -1,7 +1,8 @@
 """The runtime every stage process uses.
 
-A stage subclasses :class:`Stage`, names itself and the topics it reads, and fills in
-the hooks; every stage then reads as subscribe -> transform -> publish:
+A stage subclasses :class:`Stage`, names itself, and fills in the hooks; what it reads,
+from whom, and whom it hands frames to is the pipeline's wiring (bus/wiring.py). Every
+stage then reads as subscribe -> transform -> publish:
 
 * ``setup()`` loads its engine before the stage reports ready;
 * ``handle(frame)`` transforms one data frame from upstream, publishing what follows from it;
@@ -14,7 +15,7 @@ the hooks; every stage then reads as subscribe -> transform -> publish:
 * ``on_peer_restart(name)`` learns that a stage it listens to came back with a new pid;
 * ``on_acknowledged(frames)`` learns that reliable frames it published were acknowledged.
 
-``publish(body, to=CONSUMER, key=KEY)`` hands a frame over reliably (bus/delivery.py):
+``publish(body, key=KEY)`` hands a frame over reliably to its consumer (bus/delivery.py):
 kept until acknowledged, sent again to a consumer that restarts, and the input being
 handled is acknowledged upstream only once everything it caused has been. A topic in
 ``sequential`` is taken one frame at a time: the next waits until the previous is
@@ -35,14 +36,17 @@ import os
 import signal as signals
 import sys
 import time
+from typing import TypeVar
 
-import msgpack
 import zmq
 
 from bus import config as configuration
+from bus import control as control_socket
 from bus import log as logging
+from bus import records
 from bus import sockets
 from bus import state as persistence
+from bus import wiring
 from bus.delivery import Delivery, input_of
 from bus.frames import Ack, Cancel, Frame, FrameRejected, Heartbeat, Start, Voice, now_ns
 from bus.lifetime import stop_when_parent_dies
@@ -54,6 +58,7 @@ POLL_CAP_S = 0.2  # how long SIGTERM may wait for the loop to notice
 # that could never succeed; the CLI reports the stage's last error line instead.
 CANNOT_RUN = 2
 CONTROL_FRAMES = (Cancel, Voice, Start)
+T = TypeVar("T")
 
 
 class StageError(Exception):
@@ -62,7 +67,6 @@ class StageError(Exception):
 
 class Stage:
     name = ""
-    topics: tuple[str, ...] = ()
     sequential: tuple[str, ...] = ()  # topics handled one frame at a time, end to end
     by_position: tuple[str, ...] = ()  # reliable topics this stage acknowledges by position itself
     # An eventfd another thread of the stage writes to when `tick` has work (audio
@@ -77,7 +81,7 @@ class Stage:
         self.threads = int(self.settings.get("threads") or len(self.cpus))
         self.loaded = False
         self.state = "starting"
-        self.progress: dict = {}  # published in every heartbeat
+        self.progress = None  # the stage's record in bus/progress.py, sent in every heartbeat
         self.audience = list(self.settings.get("audience") or [])  # peers that must hear us before we act
         self._stopping = False
         self.peer: Peer | None = None
@@ -115,7 +119,7 @@ class Stage:
     def on_control(self, command: str, args: dict):
         """Answer a control command (any msgpack value); raise ValueError to refuse it."""
         if command == "status":
-            return {"state": self.state, "ready": self.ready, "pid": os.getpid(), **self.progress}
+            return {"state": self.state, "ready": self.ready, "pid": os.getpid(), **self._progress_data()}
         raise ValueError(f"unknown command {command!r} for stage {self.name}")
 
     # --- services ------------------------------------------------------------
@@ -131,7 +135,9 @@ class Stage:
         key: str = "",
         position: int | None = None,
     ) -> Frame:
-        """Publish a frame; with `to` and `key`, hand it over reliably to that consumer."""
+        """Publish a frame; with a delivery `key`, hand it over reliably to its consumer in
+        the wiring (bus/wiring.py), or to `to` where the wiring leaves a choice."""
+        to = (to or wiring.consumer_of(self.name, body.TOPIC)) if key else ""
         frame = Frame(body=body, src=self.name, utt=utt, marks=dict(marks or {}), payload=payload, to=to, key=key)
         if to:
             self.delivery.put(frame, self._current, position)
@@ -153,17 +159,23 @@ class Stage:
         self.interrupted()
         return list(self._waiting)
 
-    def load_state(self, check) -> dict:
-        """This stage's persisted state, checked (see bus/state.py); {} if none or malformed."""
-        return persistence.load(persistence.path_for(self.config, self.name), check, self.log)
+    def load_state(self, kind: type[T]) -> T:
+        """This stage's persisted state as a `kind` record, checked (bus/state.py); a
+        fresh `kind()` if there is none or it was malformed."""
+        return persistence.load(persistence.path_for(self.config, self.name), kind, self.log)
 
-    def save_state(self, data: dict) -> None:
-        persistence.save(persistence.path_for(self.config, self.name), data)
+    def save_state(self, record) -> None:
+        persistence.save(persistence.path_for(self.config, self.name), record)
 
     def announce(self) -> None:
         """Send a heartbeat (with `progress`) at the next loop turn rather than at the
         next period: for a change whoever follows the stage should hear of at once."""
         self._next_beat = 0.0
+
+    def listens_to(self) -> list[str]:
+        """The peers this stage subscribes to: its neighbours in the wiring, and those a
+        run adds (`listen`, `audience`: the command, in a replay)."""
+        return sorted(set(wiring.listens_to(self.name)) | set(self.settings.get("listen", [])) | set(self.audience))
 
     @property
     def ready(self) -> bool:
@@ -177,8 +189,8 @@ class Stage:
     def run(self) -> int:
         signals.signal(signals.SIGTERM, lambda *_: self.stop())
         signals.signal(signals.SIGINT, lambda *_: self.stop())
-        listen = sorted(set(self.settings.get("listen", [])) | set(self.audience))
-        self.attach(Peer(self.name, self.config, listen, list(self.topics), self.log))
+        listen = self.listens_to()
+        self.attach(Peer(self.name, self.config, listen, list(wiring.consumes(self.name)), self.log))
         self.control = self.peer.context.socket(zmq.REP)
         self.control.setsockopt(zmq.LINGER, 0)
         sockets.bind(self.control, sockets.control_endpoint(self.config, self.name))
@@ -294,17 +306,15 @@ class Stage:
         # A change of readiness is announced at once, not at the next beat: after a
         # restart, whoever waits for this stage would otherwise lose up to a period.
         if now >= self._next_beat or ready != self._announced_ready:
-            self.peer.heartbeat(ready, self.state, self.cpus, self.progress)
+            self.peer.heartbeat(ready, self.state, self.cpus, self._progress_data())
             self._announced_ready = ready
             self._next_beat = now + float(self.config["bus"]["heartbeat_s"])
 
+    def _progress_data(self) -> dict:
+        return records.plain(self.progress) if self.progress is not None else {}
+
     def _answer_control(self) -> None:
-        try:
-            request = msgpack.unpackb(self.control.recv(), raw=False)
-            reply = {"ok": True, "message": self.on_control(str(request["command"]), dict(request.get("args", {})))}
-        except (ValueError, KeyError, TypeError, msgpack.UnpackException) as error:
-            reply = {"ok": False, "message": str(error)}
-        self.control.send(msgpack.packb(reply))
+        control_socket.answer(self.control, self.on_control)
 
 
 def mark(frame_marks: dict, name: str) -> dict:

@@ -10,51 +10,51 @@ rewrite an SD card's blocks per token), to protect state that is thrown away any
 The kernel writes the page cache back in batches; on the Pi the run directory is the
 tmpfs $XDG_RUNTIME_DIR and never reaches the card.
 
-A file that cannot be read, or is valid JSON of the wrong shape, is set aside
-(renamed `STAGE.state.json.bad-N`, with a warning) and the stage starts clean: a
-stage that trusted it could drop speech.
+Each stage's state is one record (a dataclass whose fields all have defaults; see
+bus/records.py): loaded and checked field by field, then by its own `check()` if it
+has one (what types cannot say, checked on load only, not at every save), saved whole. A file that cannot
+be read, or is valid JSON that does not make the record, is set aside (renamed
+`STAGE.state.json.bad-N`, with a warning) and the stage starts clean: a stage that
+trusted it could drop speech.
 """
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from bus import sockets
+from bus import records, sockets
 
-
-class BadState(ValueError):
-    """Persisted state of the wrong shape; the message says what is wrong."""
+T = TypeVar("T")
 
 
 def path_for(config: dict, stage: str) -> Path:
     return sockets.run_dir(config) / f"{stage}.state.json"
 
 
-def load(path: Path, check: Callable[[dict], None], log=None) -> dict:
-    """The saved state, checked by `check` (which raises BadState); {} when there is
-    none, or when it was malformed and has been set aside."""
+def load(path: Path, kind: type[T], log=None) -> T:
+    """The saved state as a `kind` record; a fresh `kind()` when there is none, or when
+    it was malformed and has been set aside."""
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise BadState(f"a {type(data).__name__}, not a map")
-        check(data)
-        return data
+        record = records.typed(kind, json.loads(path.read_text()), "state")
+        if hasattr(record, "check"):
+            record.check()
+        return record
     except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        return kind()
+    except (OSError, ValueError) as error:  # RecordError and JSON's errors are ValueErrors
         aside = _set_aside(path)
         if log is not None:
             log.warning(
                 "state file malformed: set aside, starting clean", path=str(path), aside=str(aside), error=str(error)
             )
-        return {}
+        return kind()
 
 
-def save(path: Path, data: dict) -> None:
+def save(path: Path, record) -> None:
     temporary = path.with_suffix(".tmp")
     with open(temporary, "w") as file:
-        json.dump(data, file)
+        json.dump(records.plain(record), file)
     os.replace(temporary, path)
 
 
@@ -68,9 +68,3 @@ def _set_aside(path: Path) -> Path:
     except OSError:
         pass
     return aside
-
-
-def expect(condition: bool, what: str) -> None:
-    """For `check` functions: raise BadState naming what is wrong."""
-    if not condition:
-        raise BadState(what)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bus import models
+from bus.delivery import partial_key
 from bus.frames import Frame, Guess, Speech, Transcript, now_ns
 from bus.stage import Stage, StageError, main, mark
 from bus.text import plain, words
@@ -117,7 +118,6 @@ def guess_is_stale(guess: Frame, waiting: list[Frame]) -> bool:
 
 class Asr(Stage):
     name = "asr"
-    topics = (Speech.TOPIC, Guess.TOPIC)
 
     def setup(self) -> None:
         from faster_whisper import WhisperModel
@@ -196,7 +196,7 @@ class Asr(Stage):
             last_part=speech.last_part,
         )
         marks = {**mark(frame.marks, "asr"), "recognised": recognised.finished_ns}
-        self.publish(transcript, utt=frame.utt, marks=marks, to="router", key=frame.utt)
+        self.publish(transcript, utt=frame.utt, marks=marks, key=frame.utt)
         self.log.info("transcript", utt=frame.utt, text=text, dropped=dropped, raw=" ".join(s.text for s in segments))
         if self._spoken(frame):
             self.hypotheses = None  # the utterance is done
@@ -222,7 +222,7 @@ class Asr(Stage):
         committed = self.hypotheses.committed
         transcript = Transcript(text=" ".join(committed), part=frame.body.part, partial=True)
         self.publish(
-            transcript, utt=frame.utt, marks=mark(frame.marks, "asr"), to="router", key=f"{frame.utt}~{len(committed)}"
+            transcript, utt=frame.utt, marks=mark(frame.marks, "asr"), key=partial_key(frame.utt, len(committed))
         )
         self.log.info("partial", utt=frame.utt, text=transcript.text, new=" ".join(new))
 

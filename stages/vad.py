@@ -40,8 +40,10 @@ from bus.frames import (
     Voice,
     now_ns,
 )
+from bus.progress import VadProgress
+from bus.records import RecordError, require
 from bus.stage import Stage, StageError, main
-from bus.state import expect
+from bus.wiring import consumer_of
 
 WINDOW = 512  # Silero v6 at 16 kHz
 CONTEXT = 64
@@ -228,20 +230,31 @@ def utterance_id(stream: str, start_sample: int) -> str:
     return f"{stream}@{start_sample * 1000 // SAMPLE_RATE:09d}ms"
 
 
-def check_state(saved: dict) -> None:
-    expect(isinstance(saved.get("stream"), str), "stream is not a name")
-    for name in ("resume_at", "utterances"):
-        expect(isinstance(saved.get(name), int) and saved[name] >= 0, f"{name} is not a count")
-    expect(isinstance(saved.get("live"), bool) and isinstance(saved.get("ended"), bool), "live/ended are not flags")
-    expect(isinstance(saved.get("outbox"), list), "outbox is not a list")
-    for text in saved["outbox"]:
-        thaw(text)
+@dataclass
+class VadState:
+    """What vad keeps in its state file: where its stream stands, and the utterances asr
+    has not acknowledged (frozen frames, bus/delivery.py), so none is lost in a crash."""
+
+    stream: str = ""
+    live: bool = True
+    ended: bool = False
+    utterances: int = 0
+    resume_at: int = 0  # the first sample vad still needs from capture
+    outbox: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        require(self.utterances >= 0 and self.resume_at >= 0, "utterances and resume_at are counts")
+        for text in self.outbox:
+            try:
+                thaw(text)
+            except (FrameRejected, ValueError) as error:
+                raise RecordError(f"outbox holds no frame ({error})") from None
 
 
 class Vad(Stage):
     name = "vad"
-    topics = (StreamStart.TOPIC, AudioChunk.TOPIC, StreamStop.TOPIC)
-    by_position = topics  # the audio vad no longer needs is acknowledged by its first sample
+    # The audio vad no longer needs is acknowledged by its first sample.
+    by_position = (StreamStart.TOPIC, AudioChunk.TOPIC, StreamStop.TOPIC)
 
     def setup(self) -> None:
         try:
@@ -251,22 +264,20 @@ class Vad(Stage):
         self.model = StreamingSilero(path)
         self.pre_roll = int(self.settings["pre_roll_ms"]) * SAMPLE_RATE // 1000
         self.ack_every = SAMPLE_RATE // 2  # acknowledging audio writes the state file: twice a second at most
-        saved = self.load_state(check_state)
-        self.stream = saved.get("stream", "")
-        self.live = saved.get("live", True)
-        self.ended = saved.get("ended", False)
-        self.utterances = saved.get("utterances", 0)
-        self.acknowledged = saved.get("resume_at", 0)
+        saved = self.load_state(VadState)
+        self.stream = saved.stream
+        self.live = saved.live
+        self.ended = saved.ended
+        self.utterances = saved.utterances
+        self.acknowledged = saved.resume_at
         # After a restart the stream is taken up where audio is still needed: capture sends
         # again, in order, everything from there (what it sent the old process is dropped).
         self._new_stream_state(self.acknowledged)
-        restored = [thaw(text) for text in saved.get("outbox", [])]
+        restored = [thaw(text) for text in saved.outbox]
         self.delivery.restore(restored)
-        self._freezes = {frame.key: text for frame, text in zip(restored, saved.get("outbox", []))}
-        if saved:
-            self.log.info(
-                "state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(saved["outbox"])
-            )
+        self._freezes = {frame.key: text for frame, text in zip(restored, saved.outbox)}
+        if saved != VadState():
+            self.log.info("state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(saved.outbox))
         self._publish_progress()
 
     def _new_stream_state(self, offset: int) -> None:
@@ -370,7 +381,7 @@ class Vad(Stage):
             utterance.onset_sample,
             utterance.end_sample,
         )
-        self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to="asr", key=utt), send=False)
+        self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to=consumer_of(self.name, Speech.TOPIC), key=utt), send=False)
         self.utterances += 1
         self.log.info("utterance", utt=utt, seconds=round(len(utterance.audio) / SAMPLE_RATE, 2), part=utterance.part)
         self._acknowledge_audio()  # written down before it leaves: a crash cannot lose it
@@ -401,14 +412,14 @@ class Vad(Stage):
 
     def _save(self) -> None:
         self.save_state(
-            {
-                "stream": self.stream,
-                "live": self.live,
-                "ended": self.ended,
-                "utterances": self.utterances,
-                "resume_at": self.acknowledged,
-                "outbox": [self._frozen(frame) for frame in self.delivery.pending("asr")],
-            }
+            VadState(
+                stream=self.stream,
+                live=self.live,
+                ended=self.ended,
+                utterances=self.utterances,
+                resume_at=self.acknowledged,
+                outbox=[self._frozen(frame) for frame in self.delivery.pending("asr")],
+            )
         )
 
     def _frozen(self, frame: Frame) -> str:
@@ -419,7 +430,7 @@ class Vad(Stage):
         return self._freezes[frame.key]
 
     def _publish_progress(self) -> None:
-        self.progress = {"stream": self.stream, "utterances": self.utterances, "ended": self.ended}
+        self.progress = VadProgress(stream=self.stream, utterances=self.utterances, ended=self.ended)
 
 
 if __name__ == "__main__":

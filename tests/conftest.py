@@ -81,6 +81,7 @@ class LoneStage:
         import structlog
 
         from bus import config as configuration
+        from bus import wiring
         from bus.peer import Peer
 
         self.run_dir = Path(tempfile.mkdtemp(prefix="voxkey-test-"))
@@ -92,13 +93,13 @@ class LoneStage:
                 overrides=[
                     f'bus.run_dir="{self.run_dir}"',
                     "bus.heartbeat_s=0.2",
-                    f"stages.{stage}.listen={neighbours!r}".replace("'", '"'),
                     *overrides,
                 ]
             )
             self.config_path = self.run_dir / "run.toml"
             self.config_path.write_text(configuration.dumps(self.config))
             log = structlog.get_logger()
+            neighbours = sorted({*neighbours, *wiring.listens_to(stage)})
             self.neighbours = {name: Peer(name, self.config, [stage], self.TOPICS, log) for name in neighbours}
             self.handed = {name: [] for name in neighbours}  # reliable frames each neighbour was handed
             self.downstream = Peer("listener", self.config, [stage], self.TOPICS, log)

@@ -66,7 +66,7 @@ class Harness:
 
     def _start(self):
         stage = self.stage_class(self.config)
-        stage.attach(StandInPeer(stage.name, list(stage.settings.get("listen", []))))
+        stage.attach(StandInPeer(stage.name, stage.listens_to()))
         stage.setup()
         stage.loaded = True
         return stage

@@ -19,7 +19,7 @@ from bus.config import ConfigError
         ),
         (
             "stages=1",
-            "stages is a section ([stages]), not a setting: set one of its settings, e.g. stages.capture.listen=...",
+            "stages is a section ([stages]), not a setting: set one of its settings, e.g. stages.capture.source=...",
         ),
         ("cli.stall_timeout_s=abc", 'cli.stall_timeout_s must be a number (default 120.0), not "abc"'),
         ("stages.asr.beam_size=2.5", "stages.asr.beam_size must be a whole number (default 1), not 2.5"),
@@ -33,7 +33,12 @@ from bus.config import ConfigError
         ),
         (
             "stages.capture.listen=vad",
-            'stages.capture.listen must be a list, e.g. [0, 1] or ["a", "b"] (default ["vad"]), not "vad"',
+            'stages.capture.listen must be a list, e.g. [0, 1] or ["a", "b"] (default []), not "vad"',
+        ),
+        (
+            'stages.capture.listen=["vad", "ears"]',
+            "stages.capture.listen: no participant 'ears' on the bus "
+            "(known: capture, vad, asr, router, instruct, thinking, keys, cli)",
         ),
     ],
 )

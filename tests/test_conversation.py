@@ -13,11 +13,13 @@ import llama_cpp
 import pytest
 from harness import Harness
 
+from bus import records
 from bus.frames import Generation, Request, Transcript
-from bus.state import BadState
+from bus.records import RecordError
 from stages.instruct import Instruct
-from stages.llm.conversation import Conversation, check_saved, latest_that_fit, window
-from stages.router.stage import Router, decide
+from stages.llm.conversation import Conversation, Conversations, latest_that_fit, window
+from stages.router.meaning import decide
+from stages.router.stage import Router
 from stages.thinking.stage import Thinking
 
 CAPITAL = "What is the capital of France?"
@@ -179,13 +181,13 @@ def test_conversation_turns_and_saved_state():
     talk = Conversation(0)
     talk.remember("u1", "q1", "a1")
     talk.remember("u2", "q2", "a2")
-    assert [turn["utt"] for turn in talk.before("u2")] == ["u1"]
+    assert [turn.utt for turn in talk.before("u2")] == ["u1"]
     talk.remember("u2", "q2", "a2 again")  # answered again: replaces itself
-    assert [turn["answer"] for turn in talk.turns] == ["a1", "a2 again"]
+    assert [turn.answer for turn in talk.turns] == ["a1", "a2 again"]
     assert talk.for_request(0) is talk and talk.for_request(1).turns == []
     assert latest_that_fit(talk.turns, lambda kept: len(kept) <= 1) == talk.turns[1:]
     assert latest_that_fit(talk.turns, lambda kept: False) == []
-    assert talk.turns[0]["since"] == "u1" and talk.turns[1]["since"] == "u2"  # remembered with no window
+    assert talk.turns[0].since == "u1" and talk.turns[1].since == "u2"  # remembered with no window
 
 
 def test_the_window_stays_while_it_fits_then_moves_to_half_the_budget():
@@ -193,7 +195,7 @@ def test_the_window_stays_while_it_fits_then_moves_to_half_the_budget():
     fits, fits_half = (lambda kept: len(kept) <= 4), (lambda kept: len(kept) <= 2)
     for n in range(10):
         held = window(talk.before(f"u{n}"), fits, fits_half)
-        windows.append([turn["utt"] for turn in held])
+        windows.append([turn.utt for turn in held])
         talk.remember(f"u{n}", f"q{n}", f"a{n}", held)
         assert window(talk.before(f"u{n}"), fits, fits_half) == held  # answered again: the same window
     assert windows == [
@@ -208,9 +210,9 @@ def test_the_window_stays_while_it_fits_then_moves_to_half_the_budget():
         ["u6", "u7"],
         ["u6", "u7", "u8"],
     ]
-    check_saved({"conversations": {"chat": vars(talk)}})
-    with pytest.raises(BadState):
-        check_saved({"conversations": {"chat": {"number": 0, "turns": [{"utt": "u1"}]}}})
+    assert records.typed(Conversations, records.plain(Conversations({"chat": talk}))) == Conversations({"chat": talk})
+    with pytest.raises(RecordError):
+        records.typed(Conversations, {"conversations": {"chat": {"number": 0, "turns": [{"utt": "u1"}]}}})
 
 
 def test_new_conversation_is_a_spoken_command_and_a_control_command(tmp_path):

@@ -12,6 +12,7 @@ from harness import Harness
 
 from bus.delivery import Delivery, freeze, thaw
 from bus.frames import Ack, AudioChunk, Frame, Keystrokes, Speech, StreamStart, StreamStop, Transcript, Voice
+from bus.progress import VadProgress
 from stages.keys.stage import Keys
 from stages.router.stage import Router
 from stages.vad import Vad
@@ -308,7 +309,7 @@ def test_an_utterance_asr_never_acknowledged_is_sent_again_after_a_vad_crash(tmp
     vad.send("capture", StreamStop(stream="s", samples=len(speech_audio)), key="stop@s", pos=len(speech_audio) + 1)
     later = [f.utt for f in vad.published("speech")][1:]
     assert len(later) == 3 and first[1].utt not in later and first[0].utt not in later
-    assert vad.stage.progress == {"stream": "s", "utterances": 5, "ended": True}
+    assert vad.stage.progress == VadProgress(stream="s", utterances=5, ended=True)
     assert vad.stage.peer.counters["audio_gaps"] == 0 and vad.stage.peer.counters["meant_for_a_predecessor"] == 8
 
 

@@ -21,7 +21,8 @@ from usb_host import split, typed
 
 from bus.frames import Keystrokes
 from stages.keys import hid, layouts
-from stages.keys.sinks import SinkError, SinkUnavailable, open_sink
+from stages.keys.choice import open_sink
+from stages.keys.sinks import SinkError, SinkUnavailable
 
 PRINTABLE_ASCII = string.printable[:-5] + "\n"  # without \t\r\x0b\x0c, with Return
 # Characters each layout's own language writes, beyond ASCII.

@@ -18,12 +18,14 @@ from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 from harness import Harness
 
 from bus import config as configuration
+from bus.control import ask
 from bus.frames import SAMPLE_RATE, now_ns
 from bus.peer import Peer
 from bus.stage import StageError
 from stages.capture import audio
-from stages.capture.stage import Capture, Listening, hotkey_command, listen
-from voxkey.cli import control
+from stages.capture.hotkey import hotkey_command
+from stages.capture.listening import Listening, listen
+from stages.capture.stage import Capture
 
 
 @pytest.mark.parametrize(
@@ -192,7 +194,7 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
         given_ns = now_ns()
         play("dictate_report.wav")
         heard_past(SAMPLE_RATE // 2)
-        assert control(config, "capture", "listen", {"how": "hold", "since_ns": given_ns}) == "listening"
+        assert ask(config, "capture", "listen", {"how": "hold", "since_ns": given_ns}) == "listening"
         wait_until(lambda: typed.exists() and typed.read_text().endswith("."), 60, "the sentence to be typed")
         assert voxkey("listen", "release", *at).returncode == 0
         assert words(typed.read_text()) == words(spoken("dictate_report.wav"))

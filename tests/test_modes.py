@@ -10,7 +10,7 @@ from conftest import AUDIO, spoken, voxkey, words
 
 from stages.capture import audio
 from stages.instruct import is_rewrite
-from stages.router.stage import decide
+from stages.router.meaning import decide
 
 
 def traced_replay(path, tmp_path, *args) -> tuple[str, list[dict]]:
@@ -110,5 +110,5 @@ def test_mode_words_as_whisper_really_writes_them():
     assert decide(" Switch to clarify mode.", "dictate", mode_words, set()).sticky == "clarify"
     assert decide("Switch to Clarify mode", "chat", mode_words, set()).sticky == "clarify"
     assert decide("go back to dictate mode", "chat", mode_words, set()).sticky == "dictate"
-    assert decide("Stop.", "chat", mode_words, {"stop"}).cancel
+    assert decide("Stop.", "chat", mode_words, {"stop"}).stop
     assert decide("Scratch that.", "chat", mode_words, set()).mode == "dictate"  # editing works in every mode

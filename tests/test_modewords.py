@@ -8,8 +8,9 @@ from conftest import AUDIO
 from harness import Harness
 
 from bus.frames import Transcript
+from stages.router.meaning import decide, plainly_dictated
 from stages.router.modewords import distance, may_name_a_mode, mode_prefix, named_alone, sound_key, sounds_like
-from stages.router.stage import Router, decide, plainly_dictated
+from stages.router.stage import Router
 
 
 def test_sound_keys_hear_spellings_alike():

@@ -12,7 +12,8 @@ from test_vad import segment
 from bus.frames import SAMPLE_RATE, Transcript
 from stages.asr import Asr, Hypotheses
 from stages.capture import audio
-from stages.router.stage import Router, plainly_dictated
+from stages.router.meaning import plainly_dictated
+from stages.router.stage import Router
 from stages.vad import WINDOW
 
 SENTENCE = "Please send the quarterly report to Maria before Friday afternoon."

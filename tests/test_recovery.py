@@ -62,7 +62,7 @@ def test_killed_stage_loses_nothing_and_types_nothing_twice(recordings, recordin
 
 def test_swap_restarts_only_that_stage_and_loses_nothing(recordings):
     """`voxkey swap asr --set beam_size=1` in the middle of a replay."""
-    from voxkey.cli import swap_stage
+    from voxkey.swap import swap_stage
 
     path, undisturbed, _ = recordings["session"]
     seen = {}

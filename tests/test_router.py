@@ -1,6 +1,6 @@
 """Dictate mode's text decisions, as pure functions."""
 
-from stages.router.stage import Dictation, join_to, spoken_command
+from stages.router.dictation import Dictation, join_to, spoken_command
 
 
 def type_all(dictation: Dictation, utterances: list[str]) -> str:

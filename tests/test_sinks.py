@@ -10,24 +10,11 @@ import subprocess
 import pytest
 
 from bench.sessions import XTERM_PASTES_ON_CTRL_V, Xterm
-from stages.keys.sinks import (
-    PIECE,
-    RECYCLE_AFTER_S,
-    ClipboardSink,
-    FileSink,
-    SinkError,
-    SinkUnavailable,
-    StdoutSink,
-    WtypeSink,
-    XdotoolSink,
-    bindings_for,
-    choose_sink,
-    open_sink,
-    parse_chord,
-    parse_keymap,
-    preferred_type,
-    wtype_calls,
-)
+from stages.keys.choice import choose_sink, open_sink
+from stages.keys.clipboard import ClipboardSink, preferred_type
+from stages.keys.sinks import PIECE, FileSink, SinkError, SinkUnavailable, StdoutSink, parse_chord
+from stages.keys.wtype import WtypeSink, wtype_calls
+from stages.keys.xdotool import RECYCLE_AFTER_S, XdotoolSink, bindings_for, parse_keymap
 
 
 def require(*tools: str) -> None:

@@ -11,9 +11,10 @@ from harness import Harness
 
 from bus.frames import Frame, Heartbeat, Keystrokes, Transcript, Typed
 from stages.keys.stage import Keys
-from stages.router.stage import Router, replace_phrases, vocabulary
-from voxkey.cli import LiveView
+from stages.router.dictation import replace_phrases, vocabulary
+from stages.router.stage import Router
 from voxkey.status import Event, Live, notify, render
+from voxkey.up import LiveView
 
 STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
 

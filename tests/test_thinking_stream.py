@@ -12,7 +12,7 @@ from stages.thinking.stream import (
     BadToolCall,
     DoomLoopGuard,
     StreamParser,
-    Thinking,
+    Thought,
     ToolCall,
     parse_tool_calls,
 )
@@ -31,7 +31,7 @@ def merged(events: list) -> list:
     """The events with neighbouring text of one kind joined: what no split may change."""
     out: list = []
     for event in events:
-        if out and type(event) is type(out[-1]) and isinstance(event, (Thinking, Answer)):
+        if out and type(event) is type(out[-1]) and isinstance(event, (Thought, Answer)):
             out[-1] = type(event)(out[-1].text + event.text)
         else:
             out.append(event)
@@ -193,7 +193,7 @@ def expected_events(parts) -> list:
         if kind == "answer" and body:
             events.append(Answer(body))
         elif kind == "thinking" and body:
-            events.append(Thinking(body))
+            events.append(Thought(body))
         elif kind == "call":
             events += [(name, args) for name, args in body]
     return events

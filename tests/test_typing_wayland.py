@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import AUDIO, voxkey, words
 
-from stages.keys.sinks import WtypeSink
+from stages.keys.wtype import WtypeSink
 
 UNICODE = [
     'stages.router.replacements={"maria" = "Zoë ✓", "report" = "café report", "afternoon" = "après-midi, naïve"}'

@@ -4,7 +4,7 @@ import pytest
 from conftest import replay, spoken, words
 
 from bench.sessions import Xterm
-from stages.keys.sinks import XdotoolSink
+from stages.keys.xdotool import XdotoolSink
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ import os
 import pytest
 
 from stages.keys import layouts
+from stages.keys.choice import choose_sink, open_sink
 from stages.keys.layouts import KEY_ENTER, KEY_SPACE
 from stages.keys.layouts import KEY_LEFTSHIFT as SHIFT
 from stages.keys.layouts import KEY_RIGHTALT as ALTGR
-from stages.keys.sinks import SinkUnavailable, UinputSink, choose_sink, open_sink
+from stages.keys.sinks import SinkUnavailable
+from stages.keys.uinput import UinputSink
 
 # Linux key codes, as the kernel numbers them.
 KEY = {

@@ -18,7 +18,6 @@ from pathlib import Path
 from bus import config as configuration
 from bus import sockets
 from voxkey import models, settings
-from voxkey.supervise import Supervisor
 
 MB = 1024 * 1024
 STAGE_RUNTIME_MB = 70  # a stage process before its model: Python, numpy, zmq (measured: 55-75 MB RSS)
@@ -53,7 +52,8 @@ def judge_level(rms: float, peak: float, clipped: float = 0.0) -> tuple[str, str
         return (
             "warn",
             f"{detail}: silent",
-            "the input is muted or is the wrong device: unmute it, or choose another with stages.capture.source=mic:NAME",
+            "the input is muted or is the wrong device: unmute it, "
+            "or choose another with stages.capture.source=mic:NAME",
         )
     if clipped > 0.001:
         return "warn", f"{detail}: clipping", "lower the input gain (alsamixer, or the desktop's sound settings)"
@@ -63,7 +63,10 @@ def judge_level(rms: float, peak: float, clipped: float = 0.0) -> tuple[str, str
 def judge_memory(model_mb: dict[str, float], stages: int, total_mb: float) -> tuple[str, str, str]:
     """(verdict, detail, fix): the models and the stage processes against the RAM."""
     need = sum(model_mb.values()) + stages * STAGE_RUNTIME_MB
-    detail = f"about {need:.0f} MB of {total_mb:.0f} MB RAM (models {sum(model_mb.values()):.0f} MB, {stages} stages x {STAGE_RUNTIME_MB} MB)"
+    detail = (
+        f"about {need:.0f} MB of {total_mb:.0f} MB RAM "
+        f"(models {sum(model_mb.values()):.0f} MB, {stages} stages x {STAGE_RUNTIME_MB} MB)"
+    )
     biggest = max(model_mb, key=model_mb.get) if model_mb else ""
     if need > total_mb * 0.9:
         return "FAIL", detail, f"choose smaller models (the largest: {biggest}) or run some stages on another host"
@@ -77,7 +80,7 @@ def judge_memory(model_mb: dict[str, float], stages: int, total_mb: float) -> tu
 
 def check_microphone(config: dict, listen: bool) -> Check:
     from bus.stage import StageError
-    from stages.capture.stage import Microphone
+    from stages.capture.microphone import Microphone
 
     source = str(config["stages"]["capture"]["source"])
     if not (source == "mic" or source.startswith("mic:")):
@@ -121,7 +124,7 @@ def harmless_key(kind: str) -> list[str] | None:
 
 
 def check_typing(env) -> Check:
-    from stages.keys.sinks import choose_sink
+    from stages.keys.choice import choose_sink
 
     kind, reason = choose_sink(env)
     if kind == "stdout":
@@ -144,13 +147,14 @@ def check_typing(env) -> Check:
             "typing",
             "FAIL",
             f"auto would use {kind}, which could not press a key: {why}",
-            "on Wayland the compositor must offer the virtual-keyboard protocol (wlroots: labwc, sway); try --sink clipboard",
+            "on Wayland the compositor must offer the virtual-keyboard protocol (wlroots: labwc, sway); "
+            "try --sink clipboard",
         )
     return Check("typing", "ok", f"auto would use {kind} ({reason}); a test key (Shift) was pressed")
 
 
 def check_uinput() -> Check:
-    from stages.keys.sinks import UINPUT, uinput_problem
+    from stages.keys.uinput import UINPUT, uinput_problem
 
     problem = uinput_problem()
     if problem:
@@ -223,6 +227,8 @@ def total_memory_mb() -> float:
 
 
 def check_supervisor(config: dict) -> list[Check]:
+    from voxkey.supervise import Supervisor  # only here: every `voxkey` command imports this module
+
     found = shutil.which("supervisord", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     checks = [
         Check("supervisord", "ok", found)

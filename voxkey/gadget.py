@@ -92,7 +92,8 @@ def describe(found: GadgetState, layout: str) -> tuple[str, str, str]:
         return "warn", f"no USB gadget support (libcomposite) in this kernel; host layout {layout}", ENABLE
     detail = (
         f"configured {'yes' if found.configured else 'no'}, bound {found.udc or 'no'}, "
-        f"host {'connected' if found.host_connected else 'not connected'} (UDC state {found.udc_state or 'none'}), host layout {layout}"
+        f"host {'connected' if found.host_connected else 'not connected'} (UDC state {found.udc_state or 'none'}), "
+        f"host layout {layout}"
     )
     if not found.configured or not found.udc:
         there = (
@@ -153,7 +154,8 @@ def require_root(configfs: Path, action: str) -> None:
     if configfs == CONFIGFS and os.geteuid() != 0:
         voxkey = Path(sys.executable).with_name("voxkey")
         raise GadgetError(
-            f"gadget {action} changes the kernel's USB devices and needs root: sudo {voxkey if voxkey.exists() else 'voxkey'} gadget {action}"
+            f"gadget {action} changes the kernel's USB devices and needs root: "
+            f"sudo {voxkey if voxkey.exists() else 'voxkey'} gadget {action}"
         )
 
 

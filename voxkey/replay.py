@@ -14,11 +14,12 @@ from bus import config as configuration
 from bus import log as logging
 from bus.frames import Frame, Generation, Heartbeat, Speech, Start, Typed
 from bus.peer import Peer
+from bus.progress import CaptureProgress, VadProgress, progress_of
+from bus.wiring import CLI, MODEL_STAGES
 from stages.capture import audio
 from voxkey import status
 from voxkey.supervise import Health, Supervisor
 
-MODEL_STAGES = ("instruct", "thinking")  # they report each request in a `generation`
 
 
 class ReplayError(Exception):
@@ -87,10 +88,14 @@ class Replay:
             self.on_generation(frame)
         elif isinstance(frame.body, Speech):
             self.on_speech(frame)
-        elif isinstance(frame.body, Heartbeat) and frame.src == "vad" and frame.body.progress.get("ended"):
-            self.utterances = int(frame.body.progress.get("utterances", 0))
-        elif isinstance(frame.body, Heartbeat) and frame.src == "capture":
-            self.stream_started_ns = int(frame.body.progress.get("stream_started_ns", 0))
+        elif isinstance(frame.body, Heartbeat):
+            self.on_progress(progress_of(frame.src, frame.body.progress))
+
+    def on_progress(self, said) -> None:
+        if isinstance(said, VadProgress) and said.ended:
+            self.utterances = said.utterances
+        elif isinstance(said, CaptureProgress):
+            self.stream_started_ns = said.stream_started_ns
 
     @property
     def finished(self) -> bool:
@@ -99,7 +104,7 @@ class Replay:
         the answer's final piece, so it is on its way)."""
         rows = self.rows.values()
         final = sum(bool(row.get("final")) for row in rows)
-        reported = all(row.get("typed_by") not in MODEL_STAGES or "outcome" in row for row in rows)
+        reported = all(row.get("typed_by") not in MODEL_STAGES.values() or "outcome" in row for row in rows)
         return self.utterances >= 0 and final >= self.utterances and reported
 
 
@@ -172,10 +177,10 @@ def run(
         source=str(Path(recording).resolve()),
         realtime=realtime,
         wait_for_start=True,
-        listen=[*capture["listen"], "cli"],
+        listen=[*capture.get("listen", []), CLI],  # capture waits for this replay's `start`
     )
     # keys types nothing before this replay hears it: no report of what was typed is lost
-    config["stages"]["keys"]["audience"] = [*config["stages"]["keys"].get("audience", []), "cli"]
+    config["stages"]["keys"]["audience"] = [*config["stages"]["keys"].get("audience", []), CLI]
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-"))  # mode 0700
     stall_timeout = float(config["cli"]["stall_timeout_s"])
     state = Replay(run_dir=run_dir)

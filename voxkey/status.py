@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from bus import config as configuration
 from bus.frames import Frame, Heartbeat, Transcript, Typed
+from bus.progress import CaptureProgress, KeysProgress, RouterProgress, progress_of
 
 SHOWN_TEXT = 60  # characters of heard or typed text a one-line view has room for
 RECENT = 10  # utterances whose typed text the live view keeps
@@ -143,19 +144,21 @@ class Live:
         return []
 
     def _on_heartbeat(self, stage: str, progress: dict) -> list[Event]:
-        if stage == "capture" and progress.get("hotkey") and progress["hotkey"] != self.hotkey_problem:
-            self.hotkey_problem = progress["hotkey"]
-            return [Event(self.hotkey_problem, desktop=True)]
-        if stage == "capture" and "listening" in progress and progress["listening"] != self.listening:
-            self.listening = bool(progress["listening"])
-            # Said once everything is loaded: "listening" before then would be untrue.
-            return [Event("listening" if self.listening else "not listening")] if self.loading.all_ready else []
-        if stage == "router" and progress.get("mode") and progress["mode"] != self.mode:
-            first, self.mode = not self.mode, progress["mode"]
+        said = progress_of(stage, progress)
+        if isinstance(said, CaptureProgress):
+            if said.hotkey and said.hotkey != self.hotkey_problem:
+                self.hotkey_problem = said.hotkey
+                return [Event(self.hotkey_problem, desktop=True)]
+            if said.listening != self.listening:
+                self.listening = said.listening
+                # Said once everything is loaded: "listening" before then would be untrue.
+                return [Event("listening" if self.listening else "not listening")] if self.loading.all_ready else []
+        if isinstance(said, RouterProgress) and said.mode and said.mode != self.mode:
+            first, self.mode = not self.mode, said.mode
             return [Event(f"mode: {self.mode}", desktop=not first)]
-        if stage == "keys" and progress.get("sink") and progress["sink"] != self.sink:
-            self.sink = progress["sink"]
-            return [Event(f"typing with {self.sink}: {progress.get('reason', '')}")]
+        if isinstance(said, KeysProgress) and said.sink and said.sink != self.sink:
+            self.sink = said.sink
+            return [Event(f"typing with {self.sink}: {said.reason}")]
         return []
 
     def _on_typed(self, frame: Frame, typed: Typed) -> list[Event]:

@@ -186,7 +186,8 @@ class Health:
             if count:
                 reason = last_error(self.supervisor.run_dir / f"{stage}.log")
                 found.append(
-                    f"stage {stage} keeps crashing ({count} crashes in {self.loops.window_s:.0f} s, last {how}): {reason}"
+                    f"stage {stage} keeps crashing ({count} crashes in {self.loops.window_s:.0f} s, "
+                    f"last {how}): {reason}"
                 )
         return found
 

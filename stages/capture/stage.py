@@ -29,7 +29,6 @@ cannot wait, and audio older than that is dropped and counted (`retention_overfl
 """
 
 import os
-import queue
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,100 +36,29 @@ from pathlib import Path
 import numpy as np
 
 from bus.frames import SAMPLE_RATE, AudioChunk, Frame, Start, StreamStart, StreamStop, now_ns
+from bus.progress import CaptureProgress
 from bus.stage import POLL_CAP_S, Stage, StageError
-from bus.state import expect
 from stages.capture import audio
+from stages.capture.hotkey import Hotkey, HotkeyUnavailable
+from stages.capture.listening import Listening, listen
+from stages.capture.microphone import Microphone
 
 FAST_BATCH = 32  # frames sent per loop turn when replaying as fast as possible
 # Audio kept while not listening, for a `listen on` that was given before it arrived.
 # A key binding that starts a Python process takes a few hundred ms on a Pi 5.
 KEPT_WHILE_OFF_S = 10.0
-LISTEN_COMMANDS = ("on", "off", "toggle", "hold", "release")
 
 
-@dataclass(frozen=True)
-class Listening:
-    on: bool = True
-    held: bool = False  # on only until `release` (push-to-talk)
+@dataclass
+class CaptureState:
+    """What capture keeps in its state file: whether it listens (None: never told, so
+    `listening` in the configuration says)."""
 
-
-def listen(current: Listening, command: str) -> Listening:
-    """The listening state after a command. A release ends a hold, never a plain `on`:
-    a push-to-talk key used while listening anyway must not turn listening off."""
-    if command == "on":
-        return Listening(True)
-    if command == "off":
-        return Listening(False)
-    if command == "toggle":
-        return Listening(not current.on)
-    if command == "hold":
-        return current if current.on else Listening(True, held=True)
-    if command == "release":
-        return Listening(False) if current.held else current
-    raise ValueError(f"unknown listen command {command!r}: use {', '.join(LISTEN_COMMANDS)}")
-
-
-def hotkey_command(value: int, action: str) -> str:
-    """The listen command for a key event (value 1 down, 0 up, 2 auto-repeat)."""
-    if action == "hold":
-        return {1: "hold", 0: "release"}.get(value, "")
-    return "toggle" if value == 1 else ""
-
-
-class HotkeyUnavailable(Exception):
-    pass
-
-
-class Hotkey:
-    """One key on every local keyboard that has it, read without the desktop's help:
-    the user must be able to read /dev/input (the `input` group)."""
-
-    def __init__(self, key: str, action: str):
-        if action not in ("hold", "toggle"):
-            raise StageError(f"unknown hotkey_action {action!r}: use hold or toggle")
-        try:
-            import evdev
-        except ImportError:
-            raise HotkeyUnavailable("the evdev package is missing: reinstall voxkey (./install)") from None
-        name = key.upper() if key.upper().startswith("KEY_") else f"KEY_{key.upper()}"
-        self.code = evdev.ecodes.ecodes.get(name)
-        if self.code is None:
-            raise StageError(f"unknown hotkey {key!r}: use a key name such as F9, RIGHTCTRL or KEY_PAUSE")
-        self.action = action
-        self.key = name
-        paths = evdev.list_devices()
-        if not paths:
-            raise HotkeyUnavailable(
-                "no keyboard can be read in /dev/input: add yourself to the input group "
-                "(sudo usermod -aG input $USER, then log in again)"
-            )
-        devices = [evdev.InputDevice(path) for path in paths]
-        self.devices = [d for d in devices if self.code in d.capabilities().get(evdev.ecodes.EV_KEY, [])]
-        if not self.devices:
-            raise HotkeyUnavailable(f"no keyboard in /dev/input has {name}: choose another hotkey")
-
-    def commands(self) -> list[str]:
-        """The listen commands of the key events since the last call (never waits)."""
-        commands = []
-        for device in list(self.devices):
-            try:
-                events = list(device.read())
-            except BlockingIOError:
-                continue
-            except OSError:  # unplugged
-                self.devices.remove(device)
-                continue
-            commands += [hotkey_command(e.value, self.action) for e in events if e.type == 1 and e.code == self.code]
-        return [command for command in commands if command]
-
-
-def check_state(saved: dict) -> None:
-    expect(isinstance(saved.get("on"), bool) and isinstance(saved.get("held"), bool), "on/held are not flags")
+    listening: Listening | None = None
 
 
 class Capture(Stage):
     name = "capture"
-    topics = (Start.TOPIC,)
 
     def setup(self) -> None:
         source = str(self.settings["source"])
@@ -141,8 +69,8 @@ class Capture(Stage):
         # in it, and audio not listened to takes its place too, so positions only grow.
         self.offset = 0
         self.started_ns = 0
-        saved = self.load_state(check_state)
-        self.listening = Listening(**saved) if saved else Listening(bool(self.settings["listening"]))
+        saved = self.load_state(CaptureState).listening
+        self.listening = saved or Listening(bool(self.settings["listening"]))
         self.stream = ""
         self.stopped_at = -1  # the delivery position of the last stream-stop
         self.kept_off: deque = deque(maxlen=max(1, int(KEPT_WHILE_OFF_S * SAMPLE_RATE / self.frame_samples)))
@@ -213,7 +141,7 @@ class Capture(Stage):
         was_on, self.listening = self.listening.on, new
         if isinstance(self.source, Microphone):
             self.source.wake_on_audio = new.on
-        self.save_state(vars(new))
+        self.save_state(CaptureState(new))
         self._publish_progress()
         self.log.info("listening" if new.on else "not listening", held=new.held)
         if was_on == new.on or self.state != "streaming":
@@ -238,7 +166,6 @@ class Capture(Stage):
             self.stream = self.recording
         self.publish(
             StreamStart(stream=self.stream, offset=self.offset, live=self.realtime),
-            to="vad",
             key=f"start@{self.stream}",
             position=self.offset,
         )
@@ -249,7 +176,6 @@ class Capture(Stage):
         self.publish(
             StreamStop(stream=self.stream, samples=self.offset),
             marks={"capture": now_ns()},
-            to="vad",
             key=f"stop@{self.stream}",
             position=self.stopped_at,
         )
@@ -263,13 +189,14 @@ class Capture(Stage):
             self.paused_ns = now_ns()
 
     def _publish_progress(self) -> None:
-        self.progress = {"listening": self.listening.on, "held": self.listening.held}
-        if self.started_ns and not isinstance(self.source, Microphone):
+        self.progress = CaptureProgress(
+            listening=self.listening.on,
+            held=self.listening.held,
             # When a recording's sample 0 was due (moved on by pauses): a trace can
             # then tell where in the recording speech really ended, and when that was.
-            self.progress["stream_started_ns"] = self.started_ns
-        if self.hotkey_problem:
-            self.progress["hotkey"] = self.hotkey_problem
+            stream_started_ns=0 if isinstance(self.source, Microphone) else self.started_ns,
+            hotkey=self.hotkey_problem,
+        )
         self.announce()  # `voxkey up` shows a push-to-talk press as it happens
 
     def tick(self) -> float:
@@ -328,7 +255,6 @@ class Capture(Stage):
             AudioChunk(stream=self.stream, offset=self.offset),
             marks={"capture": captured_ns},
             payload=payload,
-            to="vad",
             key=str(self.offset),
             position=self.offset + len(block),
         )
@@ -349,84 +275,3 @@ class Capture(Stage):
     def teardown(self) -> None:
         if isinstance(self.source, Microphone):
             self.source.close()
-
-
-class Microphone:
-    """A PortAudio input stream at the device's own rate, re-cut to 16 kHz frames.
-
-    The callback only queues raw blocks and signals `wake_fd`: PortAudio's thread must
-    never wait on us, and the stage sleeps until audio comes rather than polling. Each
-    block is one frame's worth of audio at the device's rate: fewer wake-ups, and no
-    later than a frame could leave anyway.
-    """
-
-    def __init__(self, device: str | None, frame_samples: int, counters):
-        try:
-            import sounddevice
-        except OSError as error:  # libportaudio2 missing
-            raise StageError(f"cannot load PortAudio ({error}): install libportaudio2") from None
-        self.sd = sounddevice
-        self.counters = counters
-        self.frame_samples = frame_samples
-        try:
-            info = sounddevice.query_devices(device, kind="input")
-        except (ValueError, sounddevice.PortAudioError) as error:
-            raise StageError(
-                f"no usable input device {device or '(default)'} ({error}); devices: {self.list_devices()}"
-            ) from None
-        self.device = device
-        self.name = str(info["name"])
-        self.rate = int(info["default_samplerate"])
-        self.channels = min(int(info["max_input_channels"]), 2) or 1
-        self.resample = audio.Resampler(self.rate, self.channels)
-        self.blocks: queue.Queue = queue.Queue()
-        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        # Off while not listening: the audio is only kept then, and taken a few times a
-        # second (at the loop's poll cap) rather than woken for frame by frame.
-        self.wake_on_audio = True
-        self.pending = np.zeros(0, np.int16)
-        self.stream = None
-
-    def list_devices(self) -> str:
-        try:
-            names = [f"{i}: {d['name']}" for i, d in enumerate(self.sd.query_devices()) if d["max_input_channels"] > 0]
-        except Exception:
-            names = []
-        return "; ".join(names) or "none found"
-
-    def open(self) -> None:
-        def callback(block, frames, time_info, status):
-            if status.input_overflow:
-                self.counters["overflows"] += 1
-            self.blocks.put((block.copy(), now_ns()))
-            if self.wake_on_audio:
-                os.eventfd_write(self.wake_fd, 1)
-
-        try:
-            self.stream = self.sd.InputStream(
-                device=self.device,
-                samplerate=self.rate,
-                channels=self.channels,
-                dtype="int16",
-                callback=callback,
-                blocksize=round(self.frame_samples * self.rate / SAMPLE_RATE),
-            )
-            self.stream.start()
-        except self.sd.PortAudioError as error:
-            raise StageError(f"cannot open microphone ({error}); devices: {self.list_devices()}") from None
-
-    def drain(self):
-        while True:
-            try:
-                block, captured_ns = self.blocks.get_nowait()
-            except queue.Empty:
-                return
-            self.pending = np.concatenate([self.pending, self.resample(block)])
-            while len(self.pending) >= self.frame_samples:
-                yield self.pending[: self.frame_samples], captured_ns
-                self.pending = self.pending[self.frame_samples :]
-
-    def close(self) -> None:
-        if self.stream is not None:
-            self.stream.close()
-        os.close(self.wake_fd)

@@ -172,7 +172,8 @@ class HidSink:
             self.table = keys_table(layout)
         except layouts.UnknownLayout:
             raise SinkUnavailable(
-                f"host keyboard layout {layout!r} is not known to the hid sink: set stages.keys.hid_layout to one of {layouts.SUPPORTED}"
+                f"host keyboard layout {layout!r} is not known to the hid sink: "
+                f"set stages.keys.hid_layout to one of {layouts.SUPPORTED}"
             ) from None
         self.path, self.layout = path, layout
         self.delay_s = delay_ms / 1000
@@ -303,7 +304,10 @@ class HidSink:
 
 def host_gone(path: str, error: OSError) -> str:
     if error.errno == errno.ESHUTDOWN:
-        return f"no USB host is using the keyboard {path}: plug the Pi's USB-C port into a computer (voxkey gadget status says more); {NOT_TYPED}"
+        return (
+            f"no USB host is using the keyboard {path}: plug the Pi's USB-C port into a computer "
+            f"(voxkey gadget status says more); {NOT_TYPED}"
+        )
     if error.errno == errno.EPIPE:
         return f"nobody reads {path} any more: start its reader again; {NOT_TYPED}"
     return f"cannot write to {path} ({error.strerror}): see voxkey gadget status"
@@ -329,12 +333,14 @@ def open_device(path: str) -> tuple[int, bool]:
     except FileNotFoundError:
         if path == DEVICE:
             raise SinkUnavailable(
-                f"{DEVICE} does not exist: sudo voxkey gadget setup (needs USB device mode: see the README, Use it as a USB keyboard)"
+                f"{DEVICE} does not exist: sudo voxkey gadget setup "
+                "(needs USB device mode: see the README, Use it as a USB keyboard)"
             ) from None
         return open_new_file(path), False
     except PermissionError:
         raise SinkUnavailable(
-            f'{path} is not writable: add the udev rule KERNEL=="hidg[0-9]*", GROUP="input", MODE="0660" and join the input group'
+            f'{path} is not writable: add the udev rule KERNEL=="hidg[0-9]*", GROUP="input", MODE="0660" '
+            "and join the input group"
         ) from None
     except OSError as error:
         if error.errno == errno.ENXIO:

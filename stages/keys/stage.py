@@ -5,7 +5,7 @@ were spoken (dictation, and the pieces of a model's answer).
 Produces: one `typed` per keystrokes frame, marked `first_key` (the sink was handed the
 first keystroke) and `last_key` (the sink returned), carrying what was typed or the
 error that stopped it.
-Sinks (`sink` in config, stages/keys/sinks.py): "auto" (chosen from the session and what is
+Sinks (`sink` in config, stages/keys/choice.py): "auto" (chosen from the session and what is
 installed; the log says which and why), "wtype" (Wayland), "xdotool" (X11),
 "clipboard" (paste, then the clipboard put back), "uinput" (a kernel virtual keyboard,
 pressing what `layout` needs), "hid" (the Pi as another computer's USB keyboard,
@@ -28,19 +28,21 @@ between writing down and typing (microseconds), the piece is lost from the sink
 rather than typed twice: keys cannot ask the sink what it got.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bus.frames import Frame, Keystrokes, Typed
+from bus.progress import KeysProgress
+from bus.records import require
 from bus.stage import Stage, StageError, mark
-from bus.state import expect
 from bus.text import safe_text
-from stages.keys.sinks import SinkError, SinkUnavailable, open_sink
+from stages.keys.choice import open_sink
+from stages.keys.sinks import SinkError, SinkUnavailable
 
 RECENT_UTTERANCES = 50
 
 
 @dataclass
-class Progress:
+class Typing:
     """How far one utterance was typed."""
 
     source: str = ""  # the producer's text typed so far (offsets count in it)
@@ -51,7 +53,7 @@ class Progress:
     diverged: bool = False  # a piece came again different: nothing more is typed
 
 
-def still_to_type(strokes: Keystrokes, done: Progress) -> tuple[int, str, bool]:
+def still_to_type(strokes: Keystrokes, done: Typing) -> tuple[int, str, bool]:
     """What of a keystrokes frame is not typed yet: (backspaces, text, agrees), where
     `agrees` is False when the frame contradicts what was already typed at its place."""
     known = done.source[strokes.offset : strokes.offset + len(strokes.text)]
@@ -60,18 +62,18 @@ def still_to_type(strokes: Keystrokes, done: Progress) -> tuple[int, str, bool]:
     return backspaces, strokes.text[len(known) :] if agrees else "", agrees
 
 
-def check_state(saved: dict) -> None:
-    names = set(Progress.__dataclass_fields__)
-    for utt, done in saved.items():
-        expect(isinstance(done, dict) and set(done) <= names, f"progress of {utt} is malformed")
-        expect(all(isinstance(done.get(n, ""), str) for n in ("source", "given")), f"progress of {utt} holds no text")
-        expect(isinstance(done.get("backspaces", 0), int) and done.get("backspaces", 0) >= 0, f"backspaces of {utt}")
-        expect(all(isinstance(done.get(n, False), bool) for n in ("erased", "final", "diverged")), f"flags of {utt}")
+@dataclass
+class KeysState:
+    """What keys keeps in its state file: how far each recent utterance was typed."""
+
+    typed: dict[str, Typing] = field(default_factory=dict)
+
+    def check(self) -> None:
+        require(all(done.backspaces >= 0 for done in self.typed.values()), "backspaces must not be negative")
 
 
 class Keys(Stage):
     name = "keys"
-    topics = (Keystrokes.TOPIC,)
 
     def setup(self) -> None:
         try:
@@ -86,14 +88,14 @@ class Keys(Stage):
         except SinkUnavailable as error:
             raise StageError(str(error)) from None
         self.state = self.sink.name
-        self.progress = {"sink": self.sink.name, "reason": self.sink.reason}
+        self.progress = KeysProgress(sink=self.sink.name, reason=self.sink.reason)
         self.log.info("typing sink", sink=self.sink.name, reason=self.sink.reason)
-        self.done: dict[str, Progress] = {utt: Progress(**done) for utt, done in self.load_state(check_state).items()}
+        self.done: dict[str, Typing] = self.load_state(KeysState).typed
 
     def handle(self, frame: Frame) -> None:
         strokes: Keystrokes = frame.body
         by = strokes.by or frame.src
-        done = self.done.setdefault(frame.utt, Progress())
+        done = self.done.setdefault(frame.utt, Typing())
         if done.final:  # typed whole before: reported again, typing nothing
             self.publish(report(done, "", by, repeated=True), utt=frame.utt, marks=frame.marks)
             return
@@ -136,31 +138,27 @@ class Keys(Stage):
             self._save()
         typed = replace(report(done, reached, by, repeated, erased), error=error)
         self.publish(typed, utt=frame.utt, marks=mark(marks, "last_key"))
-        self.progress.update(last_typed(self.progress, frame.utt, done, by, marks, typed.error))
+        self.progress = last_typed(self.progress, frame.utt, done, by, marks, typed.error)
 
     def _save(self) -> None:
         self.done = dict(list(self.done.items())[-RECENT_UTTERANCES:])
-        self.save_state({utt: vars(done) for utt, done in self.done.items()})
+        self.save_state(KeysState(self.done))
 
 
-def last_typed(progress: dict, utt: str, done: Progress, by: str, marks: dict, error: str) -> dict:
-    """What `voxkey status` shows of the utterance typed last (flat: it goes in
-    heartbeats). Its latency is the one users feel, from the end of speech to its first
-    key, not to a later piece's; -1 when unknown."""
+def last_typed(progress: KeysProgress, utt: str, done: Typing, by: str, marks: dict, error: str) -> KeysProgress:
+    """keys' progress with the utterance typed last, as `voxkey status` shows it. Its
+    latency is the one users feel, from the end of speech to its first key, not to a
+    later piece's; -1 when unknown."""
     speech_end, first_key = marks.get("speech_end"), marks.get("first_key")
     latency_ms = round((first_key - speech_end) / 1e6) if speech_end and first_key else -1
-    if progress.get("last_utt") == utt:
-        latency_ms = progress["last_latency_ms"]
-    return {
-        "last_utt": utt,
-        "last_typed": done.given[-200:],
-        "last_by": by,
-        "last_latency_ms": latency_ms,
-        "last_error": error,
-    }
+    if progress.last_utt == utt:
+        latency_ms = progress.last_latency_ms
+    return replace(
+        progress, last_utt=utt, last_typed=done.given[-200:], last_by=by, last_latency_ms=latency_ms, last_error=error
+    )
 
 
-def report(done: Progress, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:
+def report(done: Typing, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:
     """The `typed` for a piece whose `text` the sink was just given (`done` already
     counts it). A repeated piece also says what the sink had before it, and how many
     backspaces the utterance began with, for a listener that missed them."""

@@ -18,75 +18,72 @@ turns into the prompt, and record each answer. Guarantees:
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bus.state import expect
-
 # Far more than any context holds: only bounds the state file.
 MAX_TURNS = 64
 
 
 @dataclass
+class Turn:
+    """A question and the answer the model typed for it (never its thinking)."""
+
+    utt: str
+    user: str
+    answer: str
+    # The utterance whose turn began the window the answer was given with (its own
+    # when the window was empty): where the next prompt's window starts.
+    since: str = ""
+
+
+@dataclass
 class Conversation:
     number: int = 0  # the router's count of conversations started
-    # {"utt", "user", "answer", "since"}, oldest first; "since": the utterance whose turn
-    # began the window the answer was given with (its own when the window was empty).
-    turns: list[dict] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)  # oldest first
 
-    def before(self, utt: str) -> list[dict]:
+    def before(self, utt: str) -> list[Turn]:
         """The turns a request's prompt may hold: those before its own utterance."""
         for index, turn in enumerate(self.turns):
-            if turn["utt"] == utt:
+            if turn.utt == utt:
                 return self.turns[:index]
         return list(self.turns)
 
-    def remember(self, utt: str, user: str, answer: str, window: list[dict] = ()) -> None:
-        since = window[0]["utt"] if window else utt
-        self.turns = [*self.before(utt), {"utt": utt, "user": user, "answer": answer, "since": since}][-MAX_TURNS:]
+    def remember(self, utt: str, user: str, answer: str, window: list[Turn] = ()) -> None:
+        since = window[0].utt if window else utt
+        self.turns = [*self.before(utt), Turn(utt, user, answer, since)][-MAX_TURNS:]
 
     def for_request(self, number: int) -> "Conversation":
         """This conversation, or a fresh one if the request belongs to another."""
         return self if number == self.number else Conversation(number)
 
 
-def as_messages(turns: list[dict], asked: Callable[[str], dict]) -> list[dict]:
+@dataclass
+class Conversations:
+    """A model stage's state file: the conversation of each mode it serves."""
+
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+
+
+def as_messages(turns: list[Turn], asked: Callable[[str], dict]) -> list[dict]:
     """The turns as chat messages: each question as `asked` lays it out, then the answer."""
-    return [
-        message for turn in turns for message in (asked(turn["user"]), {"role": "assistant", "content": turn["answer"]})
-    ]
+    return [message for turn in turns for message in (asked(turn.user), {"role": "assistant", "content": turn.answer})]
 
 
 def window(
-    turns: list[dict], fits: Callable[[list[dict]], bool], fits_half: Callable[[list[dict]], bool]
-) -> list[dict]:
+    turns: list[Turn], fits: Callable[[list[Turn]], bool], fits_half: Callable[[list[Turn]], bool]
+) -> list[Turn]:
     """The turns a prompt holds: from where the last answer's window began while that
     `fits`, else the latest turns that `fits_half`. A function of the turns alone, so a
     request answered again gets the window it had."""
     if not turns:
         return []
-    since = turns[-1].get("since")
-    start = next((index for index, turn in enumerate(turns) if turn["utt"] == since), 0)
+    since = turns[-1].since
+    start = next((index for index, turn in enumerate(turns) if turn.utt == since), 0)
     return turns[start:] if fits(turns[start:]) else latest_that_fit(turns, fits_half)
 
 
-def latest_that_fit(turns: list[dict], fits: Callable[[list[dict]], bool]) -> list[dict]:
+def latest_that_fit(turns: list[Turn], fits: Callable[[list[Turn]], bool]) -> list[dict]:
     """The longest run of the latest turns that `fits`, oldest dropped first."""
     for start in range(len(turns) + 1):
         if fits(turns[start:]):
             return turns[start:]
     return []
 
-
-def check_saved(saved: dict) -> None:
-    """For Stage.load_state: {mode: {"number": int, "turns": [{"utt", "user", "answer"}]}}."""
-    for mode, conversation in saved.get("conversations", {}).items():
-        expect(
-            isinstance(conversation, dict) and isinstance(conversation.get("number"), int),
-            f"conversation {mode} is malformed",
-        )
-        expect(isinstance(conversation.get("turns"), list), f"conversation {mode} has no list of turns")
-        for turn in conversation["turns"]:
-            expect(
-                isinstance(turn, dict)
-                and set(turn) - {"since"} == {"utt", "user", "answer"}
-                and all(isinstance(value, str) for value in turn.values()),
-                f"conversation {mode} holds a bad turn",
-            )

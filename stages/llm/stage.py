@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bus import models
+from bus.delivery import piece_key
 from bus.frames import Cancel, Frame, Generation, Keystrokes, Request, now_ns
 from bus.stage import Stage, StageError
 from bus.text import safe_text
 from stages.llm import scripted_engine
-from stages.llm.conversation import Conversation, as_messages, check_saved, window
+from stages.llm.conversation import Conversation, Conversations, Turn, as_messages, window
 
-PROMPTS_PATH = Path(__file__).resolve().parent.parent / "models" / "prompts.toml"
+PROMPTS_PATH = Path(__file__).resolve().parents[2] / "models" / "prompts.toml"
 EMBEDDED_MODEL = "smollm2-135m"
 
 
@@ -165,7 +166,6 @@ class ModeStates:
 
 
 class LlmStage(Stage):
-    topics = (Request.TOPIC, Cancel.TOPIC)
     modes: tuple[str, ...] = ()
 
     def setup(self) -> None:
@@ -176,8 +176,7 @@ class LlmStage(Stage):
         self.mode_prompts = prompts["modes"]
         self.cancelled: collections.deque[str] = collections.deque(maxlen=100)
         self.allow_newlines = bool(self.settings.get("allow_newlines", False))
-        saved = self.load_state(check_saved)
-        self.conversations = {mode: Conversation(**kept) for mode, kept in saved.get("conversations", {}).items()}
+        self.conversations = self.load_state(Conversations).conversations
         self.mode_states = (
             ModeStates(self.llm)
             if len(self.modes) > 1 and not scripted_engine.is_scripted(str(self.settings["model"]))
@@ -230,7 +229,7 @@ class LlmStage(Stage):
         self.typed_any = False
         self.offset = 0
         self.answer_text = ""  # the model's answer as it wrote it, for the conversation
-        self.window: list[dict] = []  # the earlier turns its prompt held
+        self.window: list[Turn] = []  # the earlier turns its prompt held
         try:
             outcome, detail = self.answer(frame, metrics)
         except Cancelled:
@@ -332,7 +331,7 @@ class LlmStage(Stage):
         conversation = self.conversation(request)
         conversation.remember(frame.utt, request.text, self.answer_text.strip(), self.window)
         self.conversations[request.mode] = conversation
-        self.save_state({"conversations": {mode: vars(kept) for mode, kept in self.conversations.items()}})
+        self.save_state(Conversations(self.conversations))
 
     def generate(self, frame: Frame, metrics: Metrics, prompt: str, timeout_s: float = 0.0) -> Iterator[str]:
         """Stream text pieces. Between any two tokens a cancel stops it (Cancelled), as
@@ -389,7 +388,6 @@ class LlmStage(Stage):
             Keystrokes(text=text, final=final, offset=self.offset),
             utt=frame.utt,
             marks=marks,
-            to="router",
-            key=f"{frame.utt}+{self.offset}",
+            key=piece_key(frame.utt, self.offset),
         )
         self.offset += len(text)

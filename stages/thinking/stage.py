@@ -15,8 +15,7 @@ run in-process as plain functions (tools.py), never a shell or eval.
 
 from bus.frames import Frame
 from stages.llm.stage import LlmStage, Metrics
-from stages.thinking.stream import Answer, BadToolCall, DoomLoopGuard, StreamParser, ToolCall
-from stages.thinking.stream import Thinking as Reasoning
+from stages.thinking.stream import Answer, BadToolCall, DoomLoopGuard, StreamParser, Thought, ToolCall
 from stages.thinking.tools import run_tool, tool_specs
 
 END_THINKING = "\n</think>\n"
@@ -78,7 +77,7 @@ class Thinking(LlmStage):
 
     def take(self, frame: Frame, metrics: Metrics, events: list, guard: DoomLoopGuard) -> tuple[str, str] | None:
         for event in events:
-            if isinstance(event, Reasoning):
+            if isinstance(event, Thought):
                 self.log.info("thinking", utt=frame.utt, text=event.text)
                 reason = guard.observe_thinking(event.text)
                 if reason:

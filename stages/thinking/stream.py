@@ -6,7 +6,7 @@ The model writes its reasoning inside `<think>` ... `</think>` before the answer
 calls tools as a Python list of calls inside `<|tool_call_start|>` ... `<|tool_call_end|>`,
 e.g. `[set_timer(minutes=5), say(text="done")]`.
 
-Produces events: `Answer` (text to type), `Thinking` (reasoning, never to be typed),
+Produces events: `Answer` (text to type), `Thought` (reasoning, never to be typed),
 `ToolCall` (one parsed call) and `BadToolCall` (a call that could not be parsed: report
 it, do not type it).
 
@@ -33,7 +33,7 @@ from enum import Enum
 
 
 @dataclass(frozen=True)
-class Thinking:
+class Thought:
     text: str
 
 
@@ -55,7 +55,7 @@ class BadToolCall:
     error: str
 
 
-Event = Thinking | Answer | ToolCall | BadToolCall
+Event = Thought | Answer | ToolCall | BadToolCall
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -143,7 +143,7 @@ class StreamParser:
         if self._mode is Mode.CALL:
             return parse_tool_calls(text)
         if self._mode is Mode.THINKING:
-            return [Thinking(text)] if text else []
+            return [Thought(text)] if text else []
         if not self._answer_started:
             text = text.lstrip()
             self._answer_started = bool(text)

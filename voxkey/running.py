@@ -1,0 +1,31 @@
+"""What the subcommands that talk to a running voxkey share: finding its run directory,
+telling one of its stages a command, and CliError, the failure the command reports as
+one line (`voxkey: ...`, exit status 1)."""
+
+import sys
+from pathlib import Path
+
+from bus import control, sockets
+from voxkey import settings
+
+
+class CliError(Exception):
+    pass
+
+
+def running_dir(run_dir: Path) -> Path:
+    """The run directory of a running voxkey, checked to be private."""
+    if not (run_dir / "run.toml").is_file():
+        raise CliError(f"no running voxkey in {run_dir}: start one with voxkey up")
+    sockets.check_private_dir(run_dir)
+    return run_dir
+
+
+def tell(args, stage: str, command: str, command_args: dict) -> int:
+    """Send one control command to a stage of the voxkey that `args` (--config, --set)
+    configure, and print its answer; ControlError if it is not carried out."""
+    config = settings.load(args.config, args.set)
+    running_dir(sockets.run_dir(config))
+    reply = control.ask(config, stage, command, command_args)
+    print(f"voxkey: {reply}", file=sys.stderr)
+    return 0

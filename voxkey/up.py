@@ -1,0 +1,130 @@
+"""voxkey up: listen to the microphone and type, until stopped.
+
+    voxkey up [--sink auto|wtype|xdotool|clipboard|uinput|hid|hid:PATH|stdout|file:PATH]
+              [--config FILE] [--set section.key=value ...]
+
+Every stage runs as its own process under supervisord (supervisord.conf); logs stay in
+the run directory. What happens is shown as it happens (LiveView) and told to a service
+manager that started us (READY=1, STATUS=, STOPPING=1). A stage that fails before all
+were ready, or supervisord gone, stops every stage (exit status 1); a later failure is
+shown and the others go on. SIGINT, SIGTERM or SIGHUP stops every stage (exit status 0).
+"""
+
+import shutil
+import signal
+import sys
+import time
+
+from bus import sockets
+from bus.frames import Transcript, Typed
+from bus.peer import Peer
+from bus.wiring import CLI, STAGES
+from voxkey import service, settings, status
+from voxkey.running import CliError
+
+
+def add_cli(commands):
+    live = commands.add_parser("up", help="listen to the microphone and type")
+    live.add_argument(
+        "--sink",
+        default="auto",
+        help=(
+            "auto (default: from the session), wtype, xdotool, clipboard, uinput, hid (a USB keyboard), "
+            "stdout or file:PATH"
+        ),
+    )
+    live.set_defaults(run=run)
+    return live
+
+
+def run(args) -> int:
+    # Imported here, not above: `voxkey --help` and `voxkey listen` do without them.
+    from bus import log as logging
+    from voxkey.replay import prepare_run
+    from voxkey.supervise import Health, Supervisor
+
+    config = settings.load(args.config, args.set)
+    config["stages"]["keys"]["sink"] = args.sink
+    run_dir = sockets.make_private_dir(sockets.run_dir(config))
+    running = Supervisor(run_dir, run_dir / "run.toml").states()
+    if running:  # checked before anything of the running one is touched
+        raise CliError(
+            f"voxkey is already running in {run_dir} ({len(running)} stages): stop it first "
+            "(Ctrl-C in its terminal, or systemctl --user stop voxkey), or give this one another bus.run_dir"
+        )
+    for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
+        memory.unlink()
+    supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
+    health = Health(supervisor)
+    # A service manager stops us with SIGTERM, a closed terminal with SIGHUP, Ctrl-C or
+    # `kill -INT` with SIGINT -- which Python leaves ignored when started ignoring it (in
+    # the background of a script): the stages go with us in every case.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    supervisor.start()
+    print(f"voxkey: starting; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
+    watch = Peer(CLI, config, list(STAGES), [Transcript.TOPIC, Typed.TOPIC], logging.setup(CLI))
+    view = LiveView(sys.stderr, desktop=bool(config["cli"]["notify"]))
+    ever_ready = False
+    try:
+        next_check = 0.0
+        while True:
+            frame = watch.receive(250)
+            if frame is not None:
+                events = view.live.on_frame(frame)
+                view.show(events)
+                if events:
+                    service.tell_service_manager(f"STATUS={events[-1].message}")
+                if view.live.loading.all_ready and not ever_ready:
+                    ever_ready = True
+                    service.tell_service_manager("READY=1")
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1.0
+                for problem in health.problems(time.monotonic()):
+                    # Before the first "ready" nothing works yet: fail, so a service
+                    # manager sees it. Later the others go on, and the user is told.
+                    if not ever_ready or not supervisor.alive():
+                        if view.desktop:
+                            status.notify(problem, urgent=True)
+                        raise CliError(problem + "; every stage stopped")
+                    view.show([status.Event(problem, desktop=True)])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # stopping is not to be cut short
+            signal.signal(stop, signal.SIG_IGN)
+        service.tell_service_manager("STOPPING=1")
+        view.close()
+        watch.close()
+        supervisor.stop()
+    return 0
+
+
+class LiveView:
+    """`voxkey up`'s output: each event on its own line (what was heard and typed, mode
+    and listening changes, errors), and in a terminal a status line kept under them."""
+
+    def __init__(self, stream, desktop: bool):
+        self.stream = stream
+        self.desktop = desktop
+        self.live = status.Live()
+        self.tty = stream.isatty()
+
+    def show(self, events: list) -> None:
+        for event in events:
+            self._write(f"voxkey: {event.message}\n")
+            if event.desktop and self.desktop:
+                status.notify(event.message, urgent=event.message.startswith(("typing failed", "stage")))
+        if self.tty:
+            self._write(status.clip(self.live.line(), shutil.get_terminal_size().columns - 1))
+
+    def _write(self, text: str) -> None:
+        if self.tty:
+            text = "\r\x1b[K" + text  # over the status line
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self._write("")
