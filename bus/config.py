@@ -74,7 +74,8 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
         if isinstance(expected, dict):
             if not isinstance(value, dict):
                 raise ConfigError(
-                    f"{name} is a section ([{name}]), not a setting: set one of its settings, e.g. {first_setting(expected, name)}=..."
+                    f"{name} is a section ([{name}]), not a setting: "
+                    f"set one of its settings, e.g. {first_setting(expected, name)}=..."
                 )
             if name in USER_TABLES:
                 for heard, typed in value.items():

@@ -46,9 +46,13 @@ def answer(socket: zmq.Socket, on_control: Callable[[str, dict], Any]) -> None:
     """Take the request waiting on the REP `socket` and send its reply."""
     try:
         request = typed(ControlRequest, msgpack.unpackb(socket.recv(), raw=False))
-        reply = ControlReply(True, on_control(request.command, request.args))
-    except (ValueError, KeyError, TypeError, msgpack.UnpackException) as error:  # RecordError is a ValueError
-        reply = ControlReply(False, str(error))
+    except (ValueError, TypeError, msgpack.UnpackException) as error:  # RecordError is a ValueError
+        reply = ControlReply(False, f"not a control request: {str(error) or type(error).__name__}")
+    else:
+        try:
+            reply = ControlReply(True, on_control(request.command, request.args))
+        except (ValueError, KeyError, TypeError) as error:
+            reply = ControlReply(False, str(error))
     socket.send(msgpack.packb(plain(reply)))
 
 

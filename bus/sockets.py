@@ -141,6 +141,7 @@ def check_endpoint(address: str, curve_dir: str = "") -> None:
         raise ConfigError(f"endpoint {address}: only ipc:// and tcp:// (with CURVE keys) endpoints are supported")
     if not curve_dir:
         raise ConfigError(
-            f'endpoint {address} needs CURVE keys: create them with `python -m bus.curve DIR` and set [bus] curve_dir = "DIR"'
+            f"endpoint {address} needs CURVE keys: create them with `python -m bus.curve DIR` "
+            'and set [bus] curve_dir = "DIR"'
         )
     check_private_dir(Path(curve_dir), "CURVE key directory")

@@ -381,7 +381,8 @@ class Vad(Stage):
             utterance.onset_sample,
             utterance.end_sample,
         )
-        self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to=consumer_of(self.name, Speech.TOPIC), key=utt), send=False)
+        asr = consumer_of(self.name, Speech.TOPIC)
+        self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to=asr, key=utt), send=False)
         self.utterances += 1
         self.log.info("utterance", utt=utt, seconds=round(len(utterance.audio) / SAMPLE_RATE, 2), part=utterance.part)
         self._acknowledge_audio()  # written down before it leaves: a crash cannot lose it

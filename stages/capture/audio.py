@@ -32,7 +32,8 @@ def probe(path: str | Path) -> float:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 raise UnreadableAudio(
-                    f"recording {path} cannot be decoded as audio: it reads as {container.format.name}, with no audio stream"
+                    f"recording {path} cannot be decoded as audio: "
+                    f"it reads as {container.format.name}, with no audio stream"
                 )
             stream = container.streams.audio[0]
             if not _first_samples(container, stream):

@@ -86,4 +86,3 @@ def latest_that_fit(turns: list[Turn], fits: Callable[[list[Turn]], bool]) -> li
         if fits(turns[start:]):
             return turns[start:]
     return []
-

@@ -98,7 +98,10 @@ class Metrics:
 
     def report(self, outcome: str, detail: str = "") -> Generation:
         end = now_ns()
-        ms = lambda t: round((t - self.started_ns) / 1e6, 2) if t else 0.0
+
+        def ms(t: int) -> float:
+            return round((t - self.started_ns) / 1e6, 2) if t else 0.0
+
         # Decoding ends at the last token: what follows (saving the conversation, the
         # report) is not the engine's speed.
         decoding_s = (self.last_token_ns - self.first_token_ns) / 1e9 if self.first_token_ns else 0.0
@@ -312,10 +315,13 @@ class LlmStage(Stage):
             int(self.settings["conversation_tokens"]),
             int(self.settings["context_tokens"]) - self.answer_reserve(request.mode),
         )
-        asked = lambda text: self.user_message(request.mode, text)
-        tokens = lambda kept: self.count_tokens(
-            self.prompt(request.mode, [*as_messages(kept, asked), question], self.tools())
-        )
+
+        def asked(text: str) -> dict:
+            return self.user_message(request.mode, text)
+
+        def tokens(kept: list[Turn]) -> int:
+            return self.count_tokens(self.prompt(request.mode, [*as_messages(kept, asked), question], self.tools()))
+
         self.window = window(turns, lambda kept: tokens(kept) <= room, lambda kept: tokens(kept) <= room // 2)
         return [*as_messages(self.window, asked), question]
 

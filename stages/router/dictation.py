@@ -48,7 +48,7 @@ def vocabulary(replacements: dict) -> Vocabulary:
 
 def replace_phrases(text: str, words: Vocabulary) -> str:
     for pattern, typed in words:
-        text = pattern.sub(lambda _: typed, text)
+        text = pattern.sub(lambda _, typed=typed: typed, text)  # the replacement as it is: no \1 or \g<>
     return text
 
 

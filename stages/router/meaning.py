@@ -1,6 +1,14 @@
-"""What an utterance means: dictation, a command, a mode for it, a switch of the sticky
-mode, a new conversation. Pure, tested on what Whisper really writes; mode names are
-heard by their sound (stages/router/modewords.py)."""
+"""What an utterance means: dictation, an editing command, a mode for it alone, a switch
+of the sticky mode, a stop word, a new conversation. Pure, tested on what Whisper
+really writes.
+
+A spoken prefix picks the mode for one utterance ("Chat. What is..."); a mode's name
+said on its own ("Chat." then a pause vad ends the utterance at) picks it for the next
+one; "switch to X mode" makes it stick. Names are recognised by how they sound, as
+Whisper really writes them ("yet,", "Conders,": stages/router/modewords.py), and
+`mode_words` are a user's own aliases. "New conversation" counts the conversation up:
+the model stages start chat and converse afresh.
+"""
 
 import re
 from dataclasses import dataclass

@@ -1,36 +1,20 @@
-"""router: `transcript`s -> `keystrokes` or model `request`s, deciding what each utterance means,
-and typing utterances in the order they were spoken.
+"""router: `transcript`s -> `keystrokes` or model `request`s, one utterance at a time,
+in the order spoken.
 
 Consumes: `transcript` from asr, one at a time (the next waits until keys has typed the
-last piece of the one before: one utterance at the keyboard, so order is kept); the
-pieces of a model's answer (`keystrokes` from instruct and thinking); `voice` from vad.
-Produces: `keystrokes` for keys (dictation, and each piece of a model's answer passed
-on; empty and final when an utterance types nothing, so every utterance is answered),
-a `request` for the model stage of its mode, and `cancel` for an answer being given
-when the user speaks again (barge-in: chat and converse only -- dictated and clarified
-speech is always typed).
-Modes:
-* *dictate* types what was said, joined to what came before (spacing, capitals), and
-  obeys "new line", "new paragraph" and "scratch that" (erase the previous utterance);
-* *clarify*, *chat* and *converse* hand the utterance to a model stage.
-Dictation types `replacements` (config: what is heard -> what is typed) in place of
-what Whisper wrote: names, jargon, "at sign" -> "@".
-A spoken prefix picks the mode for one utterance ("Chat. What is..."; a name said on
-its own, "Chat." then a pause vad ends the utterance at, picks it for the next one),
-"switch to X mode" makes it stick, and so does `voxkey mode X` (control command `mode`).
-Mode names are recognised by how they sound, as Whisper really writes them ("yet,",
-"Conders,"): stages/router/modewords.py; `mode_words` in config are a user's own aliases. A long utterance
-cut in parts by vad keeps the mode of its first part; a model hears it whole.
-Partials (asr's words that have stopped changing while the speaker goes on) are typed
-ahead in dictation only, and only once they cannot be the start of a command, a mode's
-name or a switch; the utterance's final transcript then types what follows them (it
-begins with them: asr makes it). Nothing typed ahead is ever erased.
-"New conversation" (and `voxkey conversation new`, control command `new-conversation`)
-counts the conversation up: each request carries the count, and the model stages start
-chat and converse afresh when it changes.
+last piece of the one before); the pieces of a model's answer (`keystrokes` from
+instruct and thinking); `voice` from vad (barge-in).
+Produces: `keystrokes` for keys (dictation, each piece of an answer passed on, and an
+empty final piece when an utterance types nothing, so every utterance is answered); a
+`request` for the model stage of its mode; `cancel` for a chat or converse answer
+being typed when the user speaks again (dictated and clarified speech is always typed).
+What an utterance means (mode prefixes, "switch to X mode", commands) is
+stages/router/meaning.py; how dictation is typed, stages/router/dictation.py. Partials
+are typed ahead in dictation only, once they cannot become a command or a mode's name,
+and are never erased. A long utterance cut in parts keeps the mode of its first part.
 Guarantees: a transcript that comes again gets the decision it got the first time; the
-mode, the document, the decisions and the conversation count survive a restart (the
-state file).
+mode, the document, the recent decisions and the conversation count survive a restart
+(`RouterState`, the state file).
 """
 
 from dataclasses import dataclass, field
