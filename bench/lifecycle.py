@@ -25,7 +25,7 @@ from pathlib import Path
 import structlog
 
 from bench import procs, report, sessions
-from bus import config as configuration
+from bus import wiring
 from bus.peer import Peer
 from voxkey import settings as configured
 from voxkey.supervise import Supervisor
@@ -61,7 +61,7 @@ class Up:
         self.supervisor = Supervisor(self.run_dir, self.run_dir / "run.toml")
 
     def wait_ready(self, seconds: float = 180) -> None:
-        watcher = Peer("bench", self.config, list(configuration.STAGES), [], structlog.get_logger())
+        watcher = Peer("bench", self.config, list(wiring.STAGES), [], structlog.get_logger())
         try:
 
             def all_ready():
@@ -174,7 +174,7 @@ def markdown(results: dict) -> str:
 
 
 def _order(name: str) -> int:
-    order = [*configuration.STAGES, "supervisord", "up"]
+    order = [*wiring.STAGES, "supervisord", "up"]
     return order.index(name) if name in order else len(order)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from bench import pipeline
 from bench.stats import interval_overlap_ms, ms_between, percentile, summarize
-from bus.config import STAGES
+from bus.wiring import STAGES
 from stages.capture import audio
 
 LIGHT_STAGES = ("capture", "vad", "router", "keys")

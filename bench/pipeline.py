@@ -24,8 +24,7 @@ import zmq
 
 from bench import procs
 from bench.stats import sequence_gaps
-from bus import config as configuration
-from bus import frames, sockets
+from bus import frames, sockets, wiring
 from stages.capture import audio
 from voxkey import replay
 
@@ -48,7 +47,7 @@ class Tap(threading.Thread):
 
     def __init__(self, config: dict):
         super().__init__(daemon=True, name="bench-tap")
-        self.endpoints = [sockets.endpoint(config, stage) for stage in configuration.STAGES]
+        self.endpoints = [sockets.endpoint(config, stage) for stage in wiring.STAGES]
         self.stopping = threading.Event()
         self.wire: dict[str, list[tuple[int, float]]] = {}  # "sender/topic" -> (sent ns, ms to arrive)
         self.requests: list[dict] = []
@@ -119,7 +118,7 @@ class Observer:
         if supervisor.process is not None:
             pids["supervisord"] = supervisor.process.pid
         self.sampler.take(pids)
-        ready = [self.heartbeats.get(stage) for stage in configuration.STAGES]
+        ready = [self.heartbeats.get(stage) for stage in wiring.STAGES]
         if not self.all_ready and all(beat is not None and beat.ready for beat in ready):
             self.all_ready = True
             self.sampler.mark_baseline()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import pipeline, procs, workload
 from bench.stats import ms_between, summarize
-from bus import config as configuration
+from bus import wiring
 from bus.frames import Heartbeat, Typed
 from voxkey import replay
 
@@ -56,7 +56,7 @@ class Timeline:
             if isinstance(frame.body, Heartbeat):
                 self.heartbeats[frame.src] = frame.body
                 if self.ready_at is None and all(
-                    getattr(self.heartbeats.get(stage), "ready", False) for stage in configuration.STAGES
+                    getattr(self.heartbeats.get(stage), "ready", False) for stage in wiring.STAGES
                 ):
                     self.ready_at = now - self.started
             return

@@ -9,7 +9,6 @@ from pathlib import Path
 from bus import wiring
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
-STAGES = wiring.STAGES  # the names `[stages.*]` sections take
 
 
 class ConfigError(Exception):

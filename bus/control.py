@@ -7,6 +7,9 @@ args)`. On the wire each message is one msgpack map, the plain form of its recor
 
     ControlRequest {command, args}  ->  ControlReply {ok, message}
 
+Every stage answers `status` with a StageStatus; the others are the stages' own
+(capture `listen`, the router `mode` and `new-conversation`).
+
 `on_control(command, args)` returns the reply's message (any msgpack value); a ValueError,
 KeyError or TypeError it raises, or a request that is not a ControlRequest, is a refusal
 (`ok` false, the message says why). `ask` returns the message of an accepted request and
@@ -36,6 +39,16 @@ class ControlRequest:
 class ControlReply:
     ok: bool
     message: Any = ""
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """Every stage's answer to `status`: what its heartbeats say of it."""
+
+    state: str
+    ready: bool
+    pid: int
+    progress: dict[str, Any] = field(default_factory=dict)  # its record of bus/progress.py, plain
 
 
 class ControlError(Exception):

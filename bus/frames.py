@@ -195,19 +195,20 @@ class Generation:
 
 @dataclass
 class Typed:
-    """keys -> anyone: what the sink really typed for an utterance.
+    """keys -> anyone: what the sink really typed for an utterance (a report, not a
+    delivery `Ack`).
 
-    Acknowledgements are idempotent: a listener rebuilds each utterance's output by
-    position. `text` begins at `offset` in what the sink received for the utterance;
-    the acknowledgement of a piece that arrived again (re-sent after a restart) also
-    carries, in `already`, all the sink had received for the utterance before `text`.
-    A listener that missed the first acknowledgement can still learn the text, and one
-    that has it ignores what it already knows."""
+    Reports are idempotent: a listener rebuilds each utterance's output by position.
+    `text` begins at `offset` in what the sink received for the utterance; the report
+    of a piece that arrived again (re-sent after a restart) also carries, in `already`,
+    all the sink had received for the utterance before `text`. A listener that missed
+    the first report can still learn the text, and one that has it ignores what it
+    already knows."""
 
     TOPIC: ClassVar[str] = "typed"
     text: str  # typed just now
-    # Erased before the utterance's text. keys erases once per utterance; an
-    # acknowledgement of a repeated piece says again how many were erased.
+    # Erased before the utterance's text. keys erases once per utterance; the report
+    # of a repeated piece says again how many were erased.
     backspaces: int = count()
     error: str = ""
     by: str = ""  # the stage whose keystrokes these were
@@ -216,10 +217,9 @@ class Typed:
     already: str = ""  # a repeated piece: what the sink had received for the utterance before `text`
 
     def unseen(self, known: str) -> str:
-        """What this acknowledgement adds to the `known` output of its utterance: the
-        part of `already` + `text` past the end of `known`. If it begins beyond `known`
-        (an acknowledgement was missed and not repeated), it is all added, as the sink
-        had it."""
+        """What this report adds to the `known` output of its utterance: the part of
+        `already` + `text` past the end of `known`. If it begins beyond `known` (a report
+        was missed and not repeated), it is all added, as the sink had it."""
         start = self.offset - len(self.already)
         return (self.already + self.text)[max(0, len(known) - start) :]
 

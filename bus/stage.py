@@ -43,10 +43,9 @@ import zmq
 from bus import config as configuration
 from bus import control as control_socket
 from bus import log as logging
-from bus import records
-from bus import sockets
+from bus import records, sockets, wiring
 from bus import state as persistence
-from bus import wiring
+from bus.control import StageStatus
 from bus.delivery import Delivery, input_of
 from bus.frames import Ack, Cancel, Frame, FrameRejected, Heartbeat, Start, Voice, now_ns
 from bus.lifetime import stop_when_parent_dies
@@ -117,9 +116,10 @@ class Stage:
         pass
 
     def on_control(self, command: str, args: dict):
-        """Answer a control command (any msgpack value); raise ValueError to refuse it."""
+        """Answer a control command (any msgpack value); raise ValueError (KeyError,
+        TypeError) to refuse it (bus/control.py)."""
         if command == "status":
-            return {"state": self.state, "ready": self.ready, "pid": os.getpid(), **self._progress_data()}
+            return records.plain(StageStatus(self.state, self.ready, os.getpid(), self._progress_data()))
         raise ValueError(f"unknown command {command!r} for stage {self.name}")
 
     # --- services ------------------------------------------------------------

@@ -203,7 +203,8 @@ class LoneStage:
                 if until(frame):
                     return got
         raise AssertionError(
-            f"{self.name} did not finish in {seconds} s; got {[f.topic for f in got]}; last beat {self.beat()}; listener {dict(self.downstream.counters)}"
+            f"{self.name} did not finish in {seconds} s; got {[f.topic for f in got]}; "
+            f"last beat {self.beat()}; listener {dict(self.downstream.counters)}"
         )
 
     def close(self) -> str:

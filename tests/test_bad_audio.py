@@ -7,7 +7,8 @@ and exits non-zero, or, when part of the audio can be decoded, types that part.
 | text, random bytes, a PNG, half a header | one-line error: cannot be decoded as audio       |
 | a valid WAV header and no samples      | one-line error: holds no audio samples             |
 | a WAV cut short (header says more)     | what is there is typed, exit 0                     |
-| a FLAC cut short (last frame broken)   | what decodes is typed, exit 0; capture counts and logs the rest as `undecodable` |
+| a FLAC cut short (last frame broken)   | what decodes is typed, exit 0; capture counts and     |
+|                                        | logs the rest as `undecodable`                     |
 
 And hours of audio stream through in bounded memory.
 """

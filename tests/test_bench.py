@@ -10,7 +10,7 @@ import pytest
 from conftest import AUDIO, REPO
 
 from bench import memory, pinning, procs, stats
-from bus import config as configuration
+from bus import wiring
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED_KEYS = {
@@ -203,7 +203,7 @@ def test_the_lifecycle_bench_reads_every_process_and_times_every_signal(tmp_path
     assert result.returncode == 0, result.stderr[-2000:]
     [written] = list(tmp_path.glob("*-lifecycle.json"))
     results = json.loads(written.read_text())
-    processes = {*configuration.STAGES, "supervisord", "up"}
+    processes = {*wiring.STAGES, "supervisord", "up"}
     for window in ("listening", "paused"):
         assert set(results[window]) == processes
         assert all(share >= 0 for share in results[window].values())

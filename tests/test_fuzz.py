@@ -104,7 +104,8 @@ def fuzz(peer: Peer, strategy, build, messages: int) -> tuple[int, int]:
     assert seen["messages"] >= messages
     assert rejections(peer) - before == seen["rejected"]
     print(
-        f"{seen['messages']} messages ({seen['rejected']} rejected) in {elapsed:.1f} s: {seen['messages'] / elapsed:.0f}/s"
+        f"{seen['messages']} messages ({seen['rejected']} rejected) in {elapsed:.1f} s: "
+        f"{seen['messages'] / elapsed:.0f}/s"
     )
     return seen["messages"], seen["rejected"]
 

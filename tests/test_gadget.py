@@ -33,8 +33,8 @@ def test_setup_lays_out_a_boot_keyboard_bound_to_the_controller(system):
     done = gadget_command("setup", configfs, udc_class)
     assert done.returncode == 0, done.stderr
     assert (
-        done.stdout
-        == f"voxkey: the voxkey keyboard gadget is set up and bound to {UDC}: plug the Pi's USB-C port into a computer\n"
+        done.stdout == f"voxkey: the voxkey keyboard gadget is set up and bound to {UDC}: "
+        "plug the Pi's USB-C port into a computer\n"
     )
     root = configfs / "usb_gadget" / "voxkey"
     values = {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*") if path.is_file()}

@@ -18,7 +18,7 @@ from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 
 from bench import sessions
 from bench.procs import alive
-from bus import config as configuration
+from bus import wiring
 from bus.frames import Heartbeat
 from voxkey.status import Loading
 from voxkey.supervise import CrashLoops, Supervisor, last_error
@@ -76,13 +76,13 @@ def test_a_stage_killed_by_a_signal_is_told_by_supervisords_account(tmp_path):
 def test_loading_is_told_stage_by_stage_then_ready_once():
     loading = Loading()
     said = []
-    for stage in configuration.STAGES:
+    for stage in wiring.STAGES:
         said += [event.message for event in loading.on_heartbeat(stage, Heartbeat(ready=True, pid=1))]
         said += [
             event.message for event in loading.on_heartbeat(stage, Heartbeat(ready=True, pid=1))
         ]  # again: nothing new
-    assert said[0] == f"loading: 1 of 7 stages ready, waiting for {', '.join(configuration.STAGES[1:])}"
-    assert len(said) == len(configuration.STAGES) and said[-1] == "ready: speak, and it is typed"
+    assert said[0] == f"loading: 1 of 7 stages ready, waiting for {', '.join(wiring.STAGES[1:])}"
+    assert len(said) == len(wiring.STAGES) and said[-1] == "ready: speak, and it is typed"
     assert loading.on_heartbeat("asr", Heartbeat(ready=False, pid=2))[0].message.startswith("asr is not ready")
     assert [e.message for e in loading.on_heartbeat("asr", Heartbeat(ready=True, pid=2))] == [
         "ready: speak, and it is typed"

@@ -18,6 +18,7 @@ from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 from harness import Harness
 
 from bus import config as configuration
+from bus import wiring
 from bus.control import ask
 from bus.frames import SAMPLE_RATE, now_ns
 from bus.peer import Peer
@@ -140,7 +141,7 @@ def test_listening_survives_a_restart(tmp_path):
     capture.stage.on_control("listen", {"how": "off"})
     capture.crash()
     assert capture.stage.listening == Listening(False)
-    assert capture.stage.on_control("status", {})["listening"] is False
+    assert capture.stage.on_control("status", {})["progress"]["listening"] is False
     assert capture.stage.on_control("listen", {"how": "toggle"}) == "listening"
     capture.crash()
     assert capture.stage.listening == Listening(True)
@@ -164,7 +165,7 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
         text=True,
     )
     config = configuration.load(overrides=[f"bus.run_dir={run_dir}"])
-    watcher = Peer("watcher", config, list(configuration.STAGES), [], structlog.get_logger())
+    watcher = Peer("watcher", config, list(wiring.STAGES), [], structlog.get_logger())
 
     def not_listened() -> int:
         watcher.receive(100)
@@ -204,7 +205,7 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
         assert "listening: off" in status.stdout and "mode:      dictate" in status.stdout
         assert "Maria" in status.stdout.split("heard:")[1].splitlines()[0]
         assert "ms after speech ended" in status.stdout and "typing:    file" in status.stdout
-        for stage in configuration.STAGES:
+        for stage in wiring.STAGES:
             assert f"  {stage} " in status.stdout and "RUNNING" in status.stdout
 
         # A second voxkey up on the same run directory is refused and changes nothing.
@@ -244,7 +245,7 @@ def test_a_hotkey_without_readable_keyboards_says_how_to_get_them_and_capture_ru
     """No /dev/input exists on this machine: the key itself is not exercised here."""
     recording = AUDIO / "dictate_meeting.wav"
     capture = Harness(Capture, tmp_path, f'stages.capture.source="{recording}"', 'stages.capture.hotkey="F9"')
-    status = capture.stage.on_control("status", {})
+    status = capture.stage.on_control("status", {})["progress"]
     assert "hotkey F9 unavailable" in status["hotkey"] and "input group" in status["hotkey"]
     assert capture.stage.peer.counters["hotkey_unavailable"] == 1
     assert capture.stage.on_control("listen", {"how": "off"}) == "not listening"  # commands still work

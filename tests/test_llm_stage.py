@@ -74,7 +74,10 @@ def test_a_request_is_acknowledged_once_its_pieces_are():
         instruct.send("router", frames.Request(mode="chat", text="Say hello."), utt="ours", key="ours")
         got = instruct.frames(final_piece)
         router = instruct.neighbours["router"]
-        acked = lambda: [f for f in instruct.frames(lambda f: f.topic == "ack", seconds=2) if f.topic == "ack"]
+
+        def acked() -> list:
+            return [f for f in instruct.frames(lambda f: f.topic == "ack", seconds=2) if f.topic == "ack"]
+
         assert not any(f.topic == "ack" for f in got)
         for piece in [f for f in got if f.topic == "keystrokes"]:
             router.send(

@@ -172,7 +172,8 @@ def test_offline_every_model_is_checked_and_the_copy_by_hand_named(hub, manifest
     assert "voxkey: tiny/tiny-Q4_0.gguf: already installed and verified" in lines  # checked, not fetched
     for name in ASR:  # every missing file, with where it comes from and where it goes
         assert (
-            f"voxkey: asr/{name}: not installed: without a network, download {offline}/acme/whisper-tiny/resolve/main/{name} "
+            f"voxkey: asr/{name}: not installed: without a network, download "
+            f"{offline}/acme/whisper-tiny/resolve/main/{name} "
             f"elsewhere and copy it to {dest / 'asr' / name}"
         ) in lines
     assert not (dest / "asr").exists()  # no empty folder left behind
@@ -228,7 +229,7 @@ def test_status_reports_each_model(hub, manifest, dest):
 
 
 def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, dest, monkeypatch, capsys):
-    monkeypatch.setattr(models, "MANIFEST", manifest)
+    monkeypatch.setattr(lookup, "MANIFEST", manifest)  # where the default manifest is named
     monkeypatch.setenv("VOXKEY_MODELS_DIR", str(dest))
     monkeypatch.setenv("VOXKEY_MODELS_BASE_URL", hub.url)
     root = argparse.ArgumentParser(prog="voxkey")
@@ -254,8 +255,8 @@ def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, des
     assert run("models", "fetch", "asr", "--base-url", hub.url + "/nowhere", "--dir", str(dest / "other")) == 1
     error = capsys.readouterr().err
     assert (
-        error
-        == f"voxkey: cannot download {hub.url}/nowhere/acme/whisper-tiny/resolve/main/model.bin: HTTP 404 File not found\n"
+        error == f"voxkey: cannot download {hub.url}/nowhere/acme/whisper-tiny/resolve/main/model.bin: "
+        "HTTP 404 File not found\n"
     )
 
 

@@ -19,7 +19,8 @@ def test_the_session_types_what_the_manifest_says():
         "Scratch that.",
         "Please send the quarterly report to Maria before Friday afternoon.",
     ]
-    expected = "Please send the quarterly report to Maria before Friday afternoon.\nPlease send the quarterly report to Maria before Friday afternoon."
+    sentence = "Please send the quarterly report to Maria before Friday afternoon."
+    expected = f"{sentence}\n{sentence}"
     assert type_all(Dictation(), said) == expected
 
 

@@ -9,6 +9,7 @@ import time
 
 from harness import Harness
 
+from bus.control import StageStatus
 from bus.frames import Frame, Heartbeat, Keystrokes, Transcript, Typed
 from stages.keys.stage import Keys
 from stages.router.dictation import replace_phrases, vocabulary
@@ -71,29 +72,28 @@ def test_the_live_view_tells_readiness_listening_mode_and_what_was_typed():
 
 def test_status_renders_each_stage_and_the_last_utterance():
     stages = {
-        "capture": {"state": "streaming", "ready": True, "pid": 1, "listening": True, "held": True},
-        "router": {
-            "state": "dictate",
-            "ready": True,
-            "pid": 2,
-            "mode": "dictate",
-            "heard_utt": "u1",
-            "heard_text": "Please send it.",
-            "heard_mode": "dictate",
-        },
-        "keys": {
-            "state": "xdotool",
-            "ready": True,
-            "pid": 3,
-            "sink": "xdotool",
-            "reason": "X11 session",
-            "last_utt": "u1",
-            "last_typed": "Please send it.",
-            "last_by": "router",
-            "last_latency_ms": 980,
-            "last_error": "",
-        },
-        "asr": {"error": "stage asr did not answer in 1 s"},
+        "capture": StageStatus("streaming", True, 1, {"listening": True, "held": True}),
+        "router": StageStatus(
+            "dictate",
+            True,
+            2,
+            {"mode": "dictate", "heard_utt": "u1", "heard_text": "Please send it.", "heard_mode": "dictate"},
+        ),
+        "keys": StageStatus(
+            "xdotool",
+            True,
+            3,
+            {
+                "sink": "xdotool",
+                "reason": "X11 session",
+                "last_utt": "u1",
+                "last_typed": "Please send it.",
+                "last_by": "router",
+                "last_latency_ms": 980,
+                "last_error": "",
+            },
+        ),
+        "asr": "stage asr did not answer in 1 s",
     }
     processes = {"capture": {"statename": "RUNNING", "pid": 1}, "asr": {"statename": "BACKOFF", "pid": 0}}
     shown = render(stages, processes)
@@ -123,7 +123,7 @@ def test_the_router_applies_replacements_to_dictation_only_and_reports_what_it_h
     router.send("asr", Transcript("Write to anna at sign example dot com."), utt="u1", reliable=True)
     [strokes] = router.published("keystrokes")
     assert strokes.body.text == "Write to anna@example.com."
-    status = router.stage.on_control("status", {})
+    status = router.stage.on_control("status", {})["progress"]
     assert (status["mode"], status["heard_text"], status["heard_mode"]) == (
         "dictate",
         "Write to anna at sign example dot com.",
@@ -131,7 +131,7 @@ def test_the_router_applies_replacements_to_dictation_only_and_reports_what_it_h
     )
     router.ack(strokes)
     router.send("asr", Transcript("", dropped="no speech"), utt="u2", reliable=True)
-    assert router.stage.on_control("status", {})["heard_dropped"] == "no speech"
+    assert router.stage.on_control("status", {})["progress"]["heard_dropped"] == "no speech"
     router.ack(*router.published("keystrokes")[1:])
     router.send("asr", Transcript("Clarify. Mail anna at sign example dot com."), utt="u3", reliable=True)
     [request] = router.published("request")
@@ -144,7 +144,7 @@ def test_keys_reports_its_backend_and_the_last_utterance_typed(tmp_path):
     marks = {"speech_end": 5_000_000_000}
     keys.send("router", Keystrokes("Hello", final=False), utt="u1", key="u1+0", reliable=True, marks=marks)
     keys.send("router", Keystrokes(" world.", offset=5), utt="u1", key="u1+5", reliable=True, marks=marks)
-    status = keys.stage.on_control("status", {})
+    status = keys.stage.on_control("status", {})["progress"]
     assert status["sink"] == "file" and status["last_typed"] == "Hello world." and status["last_utt"] == "u1"
     first_key = keys.published("typed")[0].marks["first_key"]
     assert status["last_latency_ms"] == round(

@@ -12,6 +12,7 @@ import structlog
 from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
 
 from bus import config as configuration
+from bus import wiring
 from bus.peer import Peer
 from voxkey.supervise import Supervisor
 
@@ -40,10 +41,10 @@ def test_sigkilled_stage_is_restarted_while_the_others_keep_running():
         def all_running():
             states = supervisor.states()
             running = {name: info["pid"] for name, info in states.items() if info["statename"] == "RUNNING"}
-            return running if set(running) == set(configuration.STAGES) else None
+            return running if set(running) == set(wiring.STAGES) else None
 
         before = wait_for(all_running, 60, "every stage RUNNING")
-        assert len(set(before.values())) == len(configuration.STAGES)  # one process each
+        assert len(set(before.values())) == len(wiring.STAGES)  # one process each
         os.kill(before["asr"], signal.SIGKILL)
         after = wait_for(lambda: (r := all_running()) and r["asr"] != before["asr"] and r, 30, "asr restarted")
         assert {k: v for k, v in after.items() if k != "asr"} == {k: v for k, v in before.items() if k != "asr"}
@@ -74,7 +75,7 @@ def test_a_killed_up_leaves_no_stage_behind():
     running = wait_for(
         lambda: (
             (states := supervisor.states())
-            and len(states) == len(configuration.STAGES)
+            and len(states) == len(wiring.STAGES)
             and all(info["pid"] for info in states.values())
             and states
         ),
@@ -139,7 +140,7 @@ def test_up_types_what_the_microphone_hears(microphone, tmp_path):
         text=True,
     )
     config = configuration.load(overrides=[f"bus.run_dir={run_dir}"])
-    watcher = Peer("watcher", config, list(configuration.STAGES), [], structlog.get_logger())
+    watcher = Peer("watcher", config, list(wiring.STAGES), [], structlog.get_logger())
     try:
 
         def all_ready():

@@ -55,7 +55,8 @@ CALLS_THE_CALCULATOR = {
 ANSWERS_FROM_THE_RESULT = {
     "when": [QUESTION, TOOL_RESULT],
     "pieces": tokens(
-        f"<think>\nThe calculator says 391, {MARKER} over: that is the answer.\n</think>\n\n17 times 23 is 391.<|im_end|>"
+        f"<think>\nThe calculator says 391, {MARKER} over: that is the answer.\n</think>\n\n"
+        "17 times 23 is 391.<|im_end|>"
     ),
 }
 # A doom loop as LFM2.5 falls into it: checking again and again, never closing its

@@ -15,8 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bus import config as configuration
-from bus import sockets
+from bus import sockets, wiring
 from voxkey import models, settings
 
 MB = 1024 * 1024
@@ -272,7 +271,7 @@ def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
         check_gadget(config),
     ]
     model_checks, sizes = check_models(config, verify)
-    verdict, detail, fix = judge_memory(sizes, len(configuration.STAGES), total_memory_mb())
+    verdict, detail, fix = judge_memory(sizes, len(wiring.STAGES), total_memory_mb())
     return checks + model_checks + [Check("memory", verdict, detail, fix)] + check_supervisor(config)
 
 

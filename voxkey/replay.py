@@ -12,6 +12,7 @@ from typing import TextIO
 
 from bus import config as configuration
 from bus import log as logging
+from bus import wiring
 from bus.frames import Frame, Generation, Heartbeat, Speech, Start, Typed
 from bus.peer import Peer
 from bus.progress import CaptureProgress, VadProgress, progress_of
@@ -19,7 +20,6 @@ from bus.wiring import CLI, MODEL_STAGES
 from stages.capture import audio
 from voxkey import status
 from voxkey.supervise import Health, Supervisor
-
 
 
 class ReplayError(Exception):
@@ -192,7 +192,7 @@ def run(
         peer = Peer(
             "cli",
             config,
-            list(configuration.STAGES),
+            list(wiring.STAGES),
             [Typed.TOPIC, Generation.TOPIC, Speech.TOPIC],
             logging.setup("cli"),
         )

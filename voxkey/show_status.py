@@ -8,7 +8,8 @@ per stage. A stage that does not answer is shown with why; then the exit status 
 """
 
 from bus import sockets
-from bus.control import ControlError, ask
+from bus.control import ControlError, StageStatus, ask
+from bus.records import RecordError, typed
 from bus.wiring import STAGES
 from voxkey import settings, status
 from voxkey.running import running_dir
@@ -27,12 +28,12 @@ def run(args) -> int:
 
     config = settings.load(args.config, args.set)
     run_dir = running_dir(sockets.run_dir(config))
-    answers = {}
+    answers: dict[str, StageStatus | str] = {}
     for stage in STAGES:
         try:
-            answers[stage] = ask(config, stage, "status", {}, timeout_s=1.0)
-        except ControlError as error:
-            answers[stage] = {"error": str(error).removeprefix(f"{stage}: ")}
+            answers[stage] = typed(StageStatus, ask(config, stage, "status", {}, timeout_s=1.0))
+        except (ControlError, RecordError) as error:
+            answers[stage] = str(error).removeprefix(f"{stage}: ")  # why it gave no status
     processes = Supervisor(run_dir, run_dir / "run.toml").states()
     print(status.render(answers, processes))
-    return 0 if all("error" not in answer for answer in answers.values()) else 1
+    return 0 if all(isinstance(answer, StageStatus) for answer in answers.values()) else 1

@@ -12,7 +12,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from bus import config as configuration
+from bus import wiring
+from bus.control import StageStatus
 from bus.frames import Frame, Heartbeat, Transcript, Typed
 from bus.progress import CaptureProgress, KeysProgress, RouterProgress, progress_of
 
@@ -28,45 +29,48 @@ def clip(text: str, room: int = SHOWN_TEXT) -> str:
 # --- voxkey status ---------------------------------------------------------------------
 
 
-def render(stages: dict[str, dict], processes: dict[str, dict]) -> str:
-    """`voxkey status` from each stage's answer (or {"error": why}) and supervisord's
+def render(stages: dict[str, StageStatus | str], processes: dict[str, dict]) -> str:
+    """`voxkey status` from each stage's answer (or why it gave none) and supervisord's
     view of its process. Pure."""
-    capture, router, keys = (stages.get(name, {}) for name in ("capture", "router", "keys"))
+
+    def said(name: str):
+        answer = stages.get(name)
+        return progress_of(name, answer.progress) if isinstance(answer, StageStatus) else None
+
+    capture = said("capture")
+    router = said("router") or RouterProgress(mode="?")
+    keys = said("keys") or KeysProgress(sink="?")
     lines = [
-        f"listening: {listening_word(capture)}" + (f" -- {capture['hotkey']}" if capture.get("hotkey") else ""),
-        f"mode:      {router.get('mode', '?')}",
-        f"typing:    {keys.get('sink', '?')}" + (f" ({keys['reason']})" if keys.get("reason") else ""),
+        f"listening: {listening_word(capture)}" + (f" -- {capture.hotkey}" if capture and capture.hotkey else ""),
+        f"mode:      {router.mode}",
+        f"typing:    {keys.sink}" + (f" ({keys.reason})" if keys.reason else ""),
     ]
-    if "heard_utt" in router:
-        said = f'"{clip(router["heard_text"])}"' if router.get("heard_text") else "(nothing)"
-        why = (
-            f" -- dropped: {router['heard_dropped']}"
-            if router.get("heard_dropped")
-            else f" ({router.get('heard_mode', '')})"
-        )
-        lines.append(f"heard:     {said}{why}")
-    if "last_utt" in keys:
-        latency = f", {keys['last_latency_ms']} ms after speech ended" if keys.get("last_latency_ms", -1) >= 0 else ""
-        outcome = f"FAILED: {keys['last_error']}" if keys.get("last_error") else f'"{clip(keys.get("last_typed", ""))}"'
-        lines.append(f"typed:     {outcome} (by {keys.get('last_by', '?')}{latency})")
+    if router.heard_utt:
+        heard = f'"{clip(router.heard_text)}"' if router.heard_text else "(nothing)"
+        why = f" -- dropped: {router.heard_dropped}" if router.heard_dropped else f" ({router.heard_mode})"
+        lines.append(f"heard:     {heard}{why}")
+    if keys.last_utt:
+        latency = f", {keys.last_latency_ms} ms after speech ended" if keys.last_latency_ms >= 0 else ""
+        outcome = f"FAILED: {keys.last_error}" if keys.last_error else f'"{clip(keys.last_typed)}"'
+        lines.append(f"typed:     {outcome} (by {keys.last_by or '?'}{latency})")
     lines.append("stages:")
-    for name in configuration.STAGES:
-        answer, process = stages.get(name, {}), processes.get(name, {})
+    for name in wiring.STAGES:
+        answer, process = stages.get(name), processes.get(name, {})
         running = process.get("statename", "not running")
-        if "error" in answer:
-            detail = answer["error"]
+        if isinstance(answer, StageStatus):
+            detail, pid = f"{'ready' if answer.ready else 'not ready'}, {answer.state}", answer.pid
         else:
-            detail = f"{'ready' if answer.get('ready') else 'not ready'}, {answer.get('state', '')}"
-        lines.append(f"  {name:<9} {running:<8} pid {process.get('pid') or answer.get('pid') or '-':<8} {detail}")
+            detail, pid = answer or "", None
+        lines.append(f"  {name:<9} {running:<8} pid {process.get('pid') or pid or '-':<8} {detail}")
     return "\n".join(lines)
 
 
-def listening_word(capture: dict) -> str:
-    if "listening" not in capture:
+def listening_word(capture: CaptureProgress | None) -> str:
+    if capture is None:
         return "?"
-    if not capture["listening"]:
+    if not capture.listening:
         return "off"
-    return "on (held)" if capture.get("held") else "on"
+    return "on (held)" if capture.held else "on"
 
 
 # --- voxkey up: the live line and notifications ----------------------------------------
@@ -88,10 +92,10 @@ class Loading:
 
     @property
     def all_ready(self) -> bool:
-        return set(self.ready) >= set(configuration.STAGES)
+        return set(self.ready) >= set(wiring.STAGES)
 
     def waiting(self) -> list[str]:
-        return [name for name in configuration.STAGES if name not in self.ready]
+        return [name for name in wiring.STAGES if name not in self.ready]
 
     def on_heartbeat(self, stage: str, beat: Heartbeat) -> list[Event]:
         was_ready = self.all_ready
@@ -106,7 +110,7 @@ class Loading:
         if not known and not self.all_ready:
             return [
                 Event(
-                    f"loading: {len(self.ready)} of {len(configuration.STAGES)} stages ready, "
+                    f"loading: {len(self.ready)} of {len(wiring.STAGES)} stages ready, "
                     f"waiting for {', '.join(self.waiting())}"
                 )
             ]
@@ -183,7 +187,7 @@ class Live:
         """One line for a terminal: listening, mode, backend, last heard and typed."""
         listening = {None: "starting", True: "listening", False: "paused"}[self.listening]
         if not self.loading.all_ready:
-            listening = f"loading ({len(self.loading.ready)}/{len(configuration.STAGES)} ready)"
+            listening = f"loading ({len(self.loading.ready)}/{len(wiring.STAGES)} ready)"
         parts = [listening, self.mode or "?", self.sink or "?"]
         if self.heard:
             parts.append(f'heard "{clip(self.heard, 40)}"')

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from bus import config as configuration
+from bus import wiring
 from bus.lifetime import stop_when_parent_dies
 from bus.stage import CANNOT_RUN
 
@@ -77,7 +77,7 @@ class Supervisor:
         return {
             name: last_error(self.run_dir / f"{name}.log")
             for name, info in states.items()
-            if name in configuration.STAGES and gave_up(info)
+            if name in wiring.STAGES and gave_up(info)
         }
 
     def alive(self) -> bool:
@@ -203,7 +203,7 @@ class Health:
         return [
             match.groups()
             for match in map(UNEXPECTED_EXIT.search, complete.decode(errors="replace").splitlines())
-            if match and match.group(1) in configuration.STAGES
+            if match and match.group(1) in wiring.STAGES
         ]
 
 

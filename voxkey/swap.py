@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from bus import config as configuration
 from bus import sockets
-from bus.control import ControlError, ask
+from bus.control import ControlError, StageStatus, ask
+from bus.records import typed
 from bus.wiring import STAGES
 from voxkey import settings
 from voxkey.running import CliError, running_dir
@@ -97,10 +98,10 @@ def wait_until_ready(config: dict, supervisor: "Supervisor", stage: str, pid: in
         if info.get("pid") != pid or info.get("statename") != "RUNNING":
             raise CliError(f"{stage} cannot start: {last_error(supervisor.run_dir / f'{stage}.log')}")
         try:
-            answer = ask(config, stage, "status", {}, timeout_s=1.0)
+            answer = typed(StageStatus, ask(config, stage, "status", {}, timeout_s=1.0))
         except ControlError:
-            answer = {}  # not answering yet: still loading its imports
-        if answer.get("ready") and answer.get("pid") == pid:
+            answer = None  # not answering yet: still loading its imports
+        if answer and answer.ready and answer.pid == pid:
             return
         time.sleep(0.2)
     raise CliError(

@@ -1,5 +1,5 @@
-"""keys' acknowledgements (`typed`) across a restart of keys: whoever listens can rebuild
-exactly what was typed, even when it missed an acknowledgement, and nothing is typed
+"""keys' reports (`typed`) across a restart of keys: whoever listens can rebuild
+exactly what was typed, even when it missed a report, and nothing is typed
 twice. The keys stage runs as a real process on real sockets, the test playing the
 router and the model stages, and the replay's `Replay` rebuilding the document."""
 
@@ -21,7 +21,7 @@ def ack(utt: str, text: str = "", **fields) -> Frame:
     return Frame(body=Typed(text=text, **fields), src="keys", utt=utt)
 
 
-def test_an_acknowledgement_adds_only_what_its_listener_does_not_know():
+def test_a_report_adds_only_what_its_listener_does_not_know():
     assert Typed(text="Hello").unseen("") == "Hello"
     assert Typed(text=" world", offset=5).unseen("Hello") == " world"
     assert Typed(text="", offset=11, already="Hello world").unseen("Hello world") == ""
@@ -31,7 +31,7 @@ def test_an_acknowledgement_adds_only_what_its_listener_does_not_know():
     assert Typed(text=" world", offset=5).unseen("Hel") == " world"  # a gap: added as the sink had it
 
 
-def test_the_document_is_rebuilt_from_repeated_and_missed_acknowledgements():
+def test_the_document_is_rebuilt_from_repeated_and_missed_reports():
     first = [
         ack("u1", "Keep this."),
         ack("u2", " Paris", offset=0, final=False),
@@ -45,7 +45,7 @@ def test_the_document_is_rebuilt_from_repeated_and_missed_acknowledgements():
     ]
     expected = "Keep this. Paris is the capital."
     assert rebuilt(first + again) == expected
-    assert rebuilt(first[:1] + again) == expected  # the first acknowledgements of u2 were missed
+    assert rebuilt(first[:1] + again) == expected  # the first reports of u2 were missed
     assert rebuilt(first + again + again) == expected
 
 
