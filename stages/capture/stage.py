@@ -1,31 +1,22 @@
-"""capture: microphone or recording -> `audio` frames.
+"""capture: a microphone or a recording -> `audio` frames.
 
-Consumes: `start` from the CLI when `wait_for_start` is set (replay waits until every
+Consumes: `start` from the CLI when `wait_for_start` is set (a replay waits until every
 stage is ready, so nothing is sent before anyone listens).
-Produces, handed over reliably to vad (bus/delivery.py): `stream-start` with the
-audio format; `audio` frames of exactly `frame_samples` 16 kHz mono int16 samples,
-each marked `capture`: when it was spoken (for a recording replayed as fast as
-possible, when it would have been, had it been spoken from the start of the replay:
-latency figures need --realtime); after a recording's last frame, `stream-stop`.
-Listening (control command `listen`: on, off, toggle, hold, release -- `voxkey listen`):
-while off, no audio leaves capture. Turning a microphone off ends its stream
-(`stream-stop`: vad completes the utterance in progress, which is typed: it was said
-while listening); turning it on begins a new one, from the moment the command was
-given: the last seconds heard while off are kept, so the first word survives however
-long the command took to arrive (a key binding starting `voxkey listen hold`). A
-recording is paused instead, like a tape. `hold` turns listening on until `release`
-(push-to-talk); `on` and `off` end a hold. The state survives a restart (state file).
-`hotkey` (e.g. "F9") does the same from a key on a local keyboard, read through evdev,
-for a desktop without key bindings: held down it is push-to-talk (`hotkey_action =
-"hold"`), or each press toggles ("toggle"). Without access to /dev/input it says how
-to get it (`hotkey_unavailable`), and listening is controlled by command alone.
-Guarantees: any rate and channel count is converted; a live microphone's overflows
-are counted (`overflows`), never silently skipped; so is a recording's audio that
-cannot be decoded (`undecodable`: a damaged or truncated file is typed as far as it
-can be read). Audio stays here until vad acknowledges the sample it no longer needs,
-and goes again to a restarted vad, so a VAD crash loses no speech. A recording is
-never sent more than `retain_s` ahead of what vad has acknowledged; a microphone
-cannot wait, and audio older than that is dropped and counted (`retention_overflow`).
+Produces, handed over reliably to vad (bus/delivery.py): `stream-start` with the audio
+format; `audio` frames of exactly `frame_samples` 16 kHz mono int16 samples, each
+marked `capture` (when it was spoken; for a recording replayed as fast as possible,
+when it would have been); `stream-stop` after a recording's last frame.
+Listening (control command `listen`, or the `hotkey`; stages/capture/listening.py):
+while off, no audio leaves capture. Turning a microphone off ends its stream (vad
+completes the utterance in progress, which is typed: it was said while listening);
+turning it on begins a new one from the moment the command was given, from the last
+seconds kept while off, so the first word survives a slow key binding. A recording is
+paused instead, like a tape. Listening survives a restart (`CaptureState`).
+Guarantees: any rate and channel count is converted; a microphone's overflows and a
+recording's undecodable audio are counted, never silently skipped. Audio stays here
+until vad acknowledges the sample it no longer needs and goes again to a restarted
+vad; a recording is never sent more than `retain_s` ahead of that, and a microphone,
+which cannot wait, drops and counts what is older (`retention_overflow`).
 """
 
 import os
