@@ -6,6 +6,8 @@ import os
 import tomllib
 from pathlib import Path
 
+import tomli_w
+
 from bus import wiring
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
@@ -126,9 +128,12 @@ def expect_type(name: str, value, default) -> None:
 
 
 def dumps_value(value) -> str:
+    """A value as TOML writes it, on one line, for a message."""
+    if isinstance(value, list):
+        return "[" + ", ".join(dumps_value(item) for item in value) + "]"
     try:
-        return _toml_value(value)
-    except ConfigError:
+        return tomli_w.dumps({"v": value}).removeprefix("v = ").strip()
+    except TypeError:
         return repr(value)
 
 
@@ -175,31 +180,6 @@ def stage_section(config: dict, stage: str) -> dict:
 
 
 def dumps(config: dict) -> str:
-    """Write a config back as TOML (the subset voxkey uses: tables, scalars, lists)."""
-    lines: list[str] = []
-    _dump_table(config, [], lines)
-    return "\n".join(lines) + "\n"
-
-
-def _dump_table(table: dict, prefix: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
-    if prefix and scalars:
-        lines.append(f"[{'.'.join(prefix)}]")
-    for key, value in scalars.items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    for key, value in table.items():
-        if isinstance(value, dict):
-            _dump_table(value, prefix + [key], lines)
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise ConfigError(f"cannot write {type(value).__name__} to TOML")
+    """A configuration written back as TOML that reads back the same (tomli-w quotes
+    what must be quoted: a replacement's key "at sign", a path, any Unicode)."""
+    return tomli_w.dumps(config)

@@ -1,6 +1,8 @@
 """Settings are checked against bus/defaults.toml before anything starts: one line
 naming the setting, the closest one that exists, and what is expected."""
 
+import tomllib
+
 import pytest
 from conftest import voxkey
 
@@ -69,3 +71,26 @@ def test_up_refuses_a_wrong_setting_before_starting_anything(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == "voxkey: unknown setting stages.asr.beam: did you mean stages.asr.beam_size?"
     assert not run_dir.exists()
+
+
+def test_a_configuration_written_back_reads_back_the_same():
+    """run.toml is what every stage starts from: each default setting, and table keys
+    of the user's own words (multi-word, quotes, Unicode), read back unchanged."""
+    config = configuration.load(overrides=['stages.capture.source="/tmp/a \\"recording\\" [1].wav"'])
+    config["stages"]["router"]["replacements"] = {
+        "at sign": "@",
+        "dot com": ".com",
+        'say "hi"': "hi",
+        "café au lait": "☕",
+        "new.line": "\n",
+    }
+    written = configuration.dumps(config)
+    assert tomllib.loads(written) == config
+    configuration.check(tomllib.loads(written), configuration.load())
+
+
+def test_a_replay_with_a_multi_word_replacement_types_it():
+    """The README's example shape ("at sign" = "@"): a key that must be quoted in run.toml."""
+    result = voxkey("replay", "tests/audio/jfk.flac", "--set", 'stages.router.replacements={"ask not" = "ASK NOT"}')
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ASK NOT" in result.stdout, result.stdout

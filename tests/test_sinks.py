@@ -5,6 +5,7 @@ file at its Return, and BackSpace erases within the line, as the tty does."""
 
 import os
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -256,3 +257,17 @@ def test_a_failing_tool_raises_a_one_line_sink_error():
             sink.type(1, "x")
         assert "cannot connect to the Wayland display '/nonexistent/wayland-9'" in one_line(failed.value)
         assert not isinstance(failed.value, SinkUnavailable)
+
+
+@pytest.mark.parametrize("spec", ["file", "hid"])
+def test_a_file_sink_keeps_what_was_said_private_and_follows_no_link(tmp_path, spec):
+    """What was typed is the user's: the file a sink creates is readable by its owner
+    alone, and a symbolic link planted at the path is refused, not followed."""
+    document = tmp_path / "typed"
+    open_sink(f"{spec}:{document}", hid_layout="us", hid_delay_ms=0).type(0, "secret plans")
+    assert stat.S_IMODE(document.stat().st_mode) == 0o600
+    elsewhere, planted = tmp_path / "elsewhere", tmp_path / "planted"
+    planted.symlink_to(elsewhere)
+    with pytest.raises(SinkUnavailable):
+        open_sink(f"{spec}:{planted}", hid_layout="us", hid_delay_ms=0).type(0, "secret plans")
+    assert not elsewhere.exists()

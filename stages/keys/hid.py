@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 
 from stages.keys import layouts
-from stages.keys.sinks import SinkError, SinkUnavailable
+from stages.keys.sinks import SinkError, SinkUnavailable, open_private
 
 DEVICE = "/dev/hidg0"
 REPORT_BYTES = 8
@@ -315,7 +315,7 @@ def host_gone(path: str, error: OSError) -> str:
 
 def open_new_file(path: str) -> int:
     try:
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        return open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     except OSError as error:
         raise SinkUnavailable(f"cannot create {path}: {error.strerror}") from None
 
@@ -328,8 +328,8 @@ def open_device(path: str) -> tuple[int, bool]:
         if stat.S_ISCHR(kind):
             return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC), True
         if stat.S_ISFIFO(kind):
-            return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC), False
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC), False
+            return open_private(path, os.O_WRONLY | os.O_NONBLOCK), False
+        return open_private(path, os.O_WRONLY | os.O_APPEND), False
     except FileNotFoundError:
         if path == DEVICE:
             raise SinkUnavailable(

@@ -149,6 +149,13 @@ class StdoutSink:
         self.out.flush()
 
 
+def open_private(path: str | Path, flags: int) -> int:
+    """A descriptor for a file that receives what the user said: made readable by its
+    owner alone, and never through a symbolic link (one planted there would send the
+    text elsewhere)."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
 class FileSink:
     """Appends to a file; a backspace removes the file's last character, as it would in
     an editor (so it works the same after keys restarts)."""
@@ -158,13 +165,15 @@ class FileSink:
     def __init__(self, path: str):
         self.path = Path(path)
         try:
-            self.path.open("a", encoding="utf-8").close()
+            os.close(open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
         except OSError as error:
             raise SinkUnavailable(f"cannot open typing sink file {path}: {error.strerror}") from None
 
     def type(self, backspaces: int, text: str) -> None:
         if backspaces:
-            kept = self.path.read_text(encoding="utf-8")[:-backspaces]
-            self.path.write_text(kept, encoding="utf-8")
-        with self.path.open("a", encoding="utf-8") as file:
+            with open(open_private(self.path, os.O_RDONLY), encoding="utf-8") as file:
+                kept = file.read()[:-backspaces]
+            with open(open_private(self.path, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as file:
+                file.write(kept)
+        with open(open_private(self.path, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8") as file:
             file.write(text)
