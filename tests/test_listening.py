@@ -55,6 +55,25 @@ def test_an_unknown_command_names_the_valid_ones():
         listen(Listening(), "pause")
 
 
+def test_listen_commands_are_taken_in_the_order_given_not_the_order_they_arrived(tmp_path):
+    """A quick push-to-talk whose `hold` process started late: its `release` arrives
+    first. The hold, given before it, is ignored, so the microphone is not left on;
+    the order survives a restart of capture."""
+    capture = Harness(
+        Capture, tmp_path, f'stages.capture.source="{AUDIO / "jfk.flac"}"', "stages.capture.listening=false"
+    )
+    pressed_ns = now_ns()
+    released_ns = pressed_ns + 80_000_000
+    assert capture.stage.on_control("listen", {"how": "release", "since_ns": released_ns}) == "not listening"
+    late = capture.stage.on_control("listen", {"how": "hold", "since_ns": pressed_ns})
+    assert late == "not listening (hold was given before the last listen command: ignored)"
+    assert capture.stage.peer.counters["listen_commands_out_of_order"] == 1
+    capture.crash()
+    assert capture.stage.on_control("listen", {"how": "hold", "since_ns": pressed_ns}).endswith("ignored)")
+    assert capture.stage.on_control("status", {})["progress"]["listening"] is False
+    assert capture.stage.on_control("listen", {"how": "hold", "since_ns": released_ns + 1}) == "listening"
+
+
 def wait_until(condition, seconds: float, what: str, step=None):
     deadline = time.monotonic() + seconds
     while not (result := condition()):

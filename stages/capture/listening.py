@@ -11,6 +11,12 @@ class Listening:
     held: bool = False  # on only until `release` (push-to-talk)
 
 
+def in_order(given_ns: int, last_given_ns: int) -> bool:
+    """Whether a command given at `given_ns` comes after the last one applied: listen
+    commands are taken in the order they were given (monotonic nanoseconds)."""
+    return given_ns >= last_given_ns
+
+
 def listen(current: Listening, command: str) -> Listening:
     """The listening state after a command. A release ends a hold, never a plain `on`:
     a push-to-talk key used while listening anyway must not turn listening off."""

@@ -31,7 +31,7 @@ from bus.progress import CaptureProgress
 from bus.stage import POLL_CAP_S, Stage, StageError
 from stages.capture import audio
 from stages.capture.hotkey import Hotkey, HotkeyUnavailable
-from stages.capture.listening import Listening, listen
+from stages.capture.listening import Listening, in_order, listen
 from stages.capture.microphone import Microphone
 
 FAST_BATCH = 32  # frames sent per loop turn when replaying as fast as possible
@@ -46,6 +46,7 @@ class CaptureState:
     `listening` in the configuration says)."""
 
     listening: Listening | None = None
+    given_ns: int = 0  # when the last listen command applied was given (CLOCK_MONOTONIC)
 
 
 class Capture(Stage):
@@ -60,8 +61,9 @@ class Capture(Stage):
         # in it, and audio not listened to takes its place too, so positions only grow.
         self.offset = 0
         self.started_ns = 0
-        saved = self.load_state(CaptureState).listening
-        self.listening = saved or Listening(bool(self.settings["listening"]))
+        saved = self.load_state(CaptureState)
+        self.listening = saved.listening or Listening(bool(self.settings["listening"]))
+        self.given_ns = saved.given_ns
         self.stream = ""
         self.stopped_at = -1  # the delivery position of the last stream-stop
         self.kept_off: deque = deque(maxlen=max(1, int(KEPT_WHILE_OFF_S * SAMPLE_RATE / self.frame_samples)))
@@ -120,9 +122,24 @@ class Capture(Stage):
     def on_control(self, command: str, args: dict):
         if command != "listen":
             return super().on_control(command, args)
-        since_ns = int(args.get("since_ns") or now_ns())
-        self._apply(listen(self.listening, str(args.get("how", ""))), since_ns)
-        return "listening" if self.listening.on else "not listening"
+        how = str(args.get("how", ""))
+        taken = self._command(how, int(args.get("since_ns") or now_ns()))
+        said = "listening" if self.listening.on else "not listening"
+        return said if taken else f"{said} ({how} was given before the last listen command: ignored)"
+
+    def _command(self, how: str, given_ns: int) -> bool:
+        """Apply a listen command in the order commands were given, not the order they
+        arrived: a push-to-talk `hold` whose process started late, and so came after its
+        `release`, must not leave the microphone on. False for one given too early."""
+        new = listen(self.listening, how)
+        if not in_order(given_ns, self.given_ns):
+            self.peer.counters["listen_commands_out_of_order"] += 1
+            self.log.warning("listen command given before the last one: ignored", how=how)
+            return False
+        self.given_ns = given_ns
+        self._apply(new, given_ns)
+        self.save_state(CaptureState(self.listening, self.given_ns))
+        return True
 
     def _apply(self, new: Listening, since_ns: int) -> None:
         if new == self.listening:
@@ -132,7 +149,6 @@ class Capture(Stage):
         was_on, self.listening = self.listening.on, new
         if isinstance(self.source, Microphone):
             self.source.wake_on_audio = new.on
-        self.save_state(CaptureState(new))
         self._publish_progress()
         self.log.info("listening" if new.on else "not listening", held=new.held)
         if was_on == new.on or self.state != "streaming":
@@ -193,7 +209,7 @@ class Capture(Stage):
     def tick(self) -> float:
         if self.hotkey is not None:
             for command in self.hotkey.commands():
-                self._apply(listen(self.listening, command), now_ns())
+                self._command(command, now_ns())
         if self.state != "streaming":
             return 0.2
         if isinstance(self.source, Microphone):
