@@ -7,10 +7,13 @@ import wave
 
 import numpy as np
 from conftest import AUDIO, spoken, voxkey, words
+from harness import Harness
 
+from bus.frames import Transcript, now_ns
 from stages.capture import audio
 from stages.instruct import is_rewrite
 from stages.router.meaning import decide
+from stages.router.stage import Router
 
 
 def traced_replay(path, tmp_path, *args) -> tuple[str, list[dict]]:
@@ -112,3 +115,23 @@ def test_mode_words_as_whisper_really_writes_them():
     assert decide("go back to dictate mode", "chat", mode_words, set()).sticky == "dictate"
     assert decide("Stop.", "chat", mode_words, {"stop"}).stop
     assert decide("Scratch that.", "chat", mode_words, set()).mode == "dictate"  # editing works in every mode
+
+
+def test_a_mode_set_by_command_applies_to_what_is_said_after_it(tmp_path):
+    """`voxkey mode chat` given while a dictated sentence still waits (its pause, its
+    recognition): that sentence is typed; what is said after the command goes to chat.
+    A restart of the router in between changes nothing."""
+    router = Harness(Router, tmp_path)
+    said_ns = now_ns()
+    assert router.stage.on_control("mode", {"mode": "chat", "since_ns": said_ns + 1}) == "mode chat"
+    router.crash()
+    waiting = Transcript("Please send the report.")
+    router.send("asr", waiting, utt="u1", reliable=True, marks={"speech_end": said_ns})
+    [typed] = router.published("keystrokes")
+    assert typed.body.text == "Please send the report."
+    router.ack(typed)
+    router.send(
+        "asr", Transcript("What is the capital of France?"), utt="u2", reliable=True, marks={"speech_end": said_ns + 2}
+    )
+    [asked] = router.published("request")
+    assert (asked.body.mode, asked.body.text) == ("chat", "What is the capital of France?")

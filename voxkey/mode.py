@@ -2,10 +2,13 @@
 
     voxkey mode dictate|clarify|chat|converse [--config FILE] [--set section.key=value ...]
 
-Prints the router's answer.
+The mode applies to what is said after the command was given: an utterance already
+spoken, still waiting for its pause to end or to be recognised, keeps the mode it was
+said in. Prints the router's answer.
 """
 
 from stages.router.modewords import MODES
+from voxkey import INVOKED_NS
 from voxkey.running import tell
 
 
@@ -17,4 +20,4 @@ def add_cli(commands):
 
 
 def run(args) -> int:
-    return tell(args, "router", "mode", {"mode": args.mode})
+    return tell(args, "router", "mode", {"mode": args.mode, "since_ns": INVOKED_NS})

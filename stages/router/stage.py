@@ -20,7 +20,7 @@ mode, the document, the recent decisions and the conversation count survive a re
 from dataclasses import dataclass, field
 
 from bus.delivery import piece_key
-from bus.frames import Cancel, Frame, Keystrokes, Request, Transcript, Voice
+from bus.frames import Cancel, Frame, Keystrokes, Request, Transcript, Voice, now_ns
 from bus.progress import RouterProgress
 from bus.records import require
 from bus.stage import Stage, StageError, mark
@@ -62,9 +62,13 @@ class RouterState:
     parts: Parts | None = None
     conversation: int = 0  # counted up on "new conversation"
     next_mode: str = ""  # a mode's name said on its own: the next utterance's mode
+    # `voxkey mode`: speech that ended before the command was given keeps the mode before.
+    mode_before: str = ""
+    mode_since_ns: int = 0
 
     def check(self) -> None:
-        require(self.mode in ("", *MODES) and self.next_mode in ("", *MODES), "mode is not a mode")
+        modes = ("", *MODES)
+        require(self.mode in modes and self.next_mode in modes and self.mode_before in modes, "mode is not a mode")
         require(all(d.keystrokes or d.request for d in self.decided.values()), "a decision publishes nothing")
 
 
@@ -89,6 +93,7 @@ class Router(Stage):
         # A mode's name said on its own ("Chat." then a pause vad ended the utterance at):
         # the mode of the next utterance, unless that one names its own.
         self.next_mode = saved.next_mode
+        self.mode_before, self.mode_since_ns = saved.mode_before or self.mode, saved.mode_since_ns
         self.typing_answer: dict[str, str] = {}  # utterance id -> mode, while a model's answer is being typed
         self.heard: dict = {}  # the last utterance decided, for `voxkey status`: RouterProgress's heard_*
         self._set_mode(self.mode)
@@ -98,7 +103,16 @@ class Router(Stage):
     def _save(self) -> None:
         self.decided = dict(list(self.decided.items())[-RECENT_DECISIONS:])
         self.save_state(
-            RouterState(self.mode, self.document.typed, self.decided, self.parts, self.conversation, self.next_mode)
+            RouterState(
+                self.mode,
+                self.document.typed,
+                self.decided,
+                self.parts,
+                self.conversation,
+                self.next_mode,
+                self.mode_before,
+                self.mode_since_ns,
+            )
         )
 
     def _set_mode(self, mode: str) -> None:
@@ -116,10 +130,11 @@ class Router(Stage):
         if command != "mode":
             return super().on_control(command, args)
         try:
-            self.mode = self._valid_mode(str(args.get("mode", "")))
+            mode = self._valid_mode(str(args.get("mode", "")))
         except StageError as error:
             raise ValueError(str(error)) from None
-        self._set_mode(self.mode)
+        self.mode_before, self.mode_since_ns = self.mode, int(args.get("since_ns") or now_ns())
+        self._set_mode(mode)
         self._save()
         self.log.info("mode set", mode=self.mode, by="control")
         return f"mode {self.mode}"
@@ -156,7 +171,7 @@ class Router(Stage):
         utterance is plainly dictation."""
         transcript: Transcript = frame.body
         if (
-            self.mode != "dictate"
+            self._mode_spoken_in(frame) != "dictate"
             or self.next_mode
             or transcript.part
             or self.parts
@@ -180,7 +195,9 @@ class Router(Stage):
         continued = self._continued(transcript, transcript.text, frame.utt)
         if continued:
             return continued
-        decision = decide(transcript.text, self.next_mode or self.mode, self.mode_words, self.stop_words)
+        decision = decide(
+            transcript.text, self.next_mode or self._mode_spoken_in(frame), self.mode_words, self.stop_words
+        )
         self.next_mode = decision.next
         self.log.info(
             "routed",
@@ -192,6 +209,8 @@ class Router(Stage):
             next=decision.next,
         )
         self.heard = {"utt": frame.utt, "text": transcript.text.strip(), "mode": decision.sticky or decision.mode}
+        if decision.sticky:  # said in order: everything after it is in the new mode
+            self.mode_since_ns = 0
         self._set_mode(decision.sticky or self.mode)
         if decision.sticky or decision.stop or decision.next:
             return typing("")
@@ -203,6 +222,13 @@ class Router(Stage):
             if decision.mode != "dictate":  # a model hears the utterance whole, at its last part
                 return typing("")
         return self._for_mode(decision.mode, decision.text, frame.utt)
+
+    def _mode_spoken_in(self, frame: Frame) -> str:
+        """The sticky mode an utterance was said in: a mode set by command applies to
+        what is said after the command was given, not to speech that was waiting for
+        the end of its pause, its recognition or a model ahead of it."""
+        spoken_ns = frame.marks.get("speech_end", 0)
+        return self.mode_before if spoken_ns and spoken_ns < self.mode_since_ns else self.mode
 
     def _continued(self, transcript: Transcript, text: str, utt: str) -> Decided | None:
         """A later part of a long utterance: the mode of its first part."""
