@@ -195,3 +195,19 @@ def test_listening_is_not_claimed_before_everything_is_loaded():
     assert [e.message for e in live.on_frame(beat("capture", ready=False, listening=False))] == []
     said = [e.message for stage in STAGES for e in live.on_frame(beat(stage))]
     assert said[-2:] == ["ready: speak, and it is typed", "not listening: voxkey listen on (or the hotkey) starts"]
+
+
+def test_any_failure_of_a_sink_is_reported_in_typed_with_its_reason(tmp_path):
+    """Not only a SinkError: a file sink whose folder is gone fails with an OSError, and
+    the user still hears that typing failed (typed.error, the live view)."""
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    keys = Harness(Keys, tmp_path, f'stages.keys.sink="file:{folder / "doc.txt"}"')
+    (folder / "doc.txt").unlink()
+    folder.rmdir()  # the disk is gone from under the sink
+    keys.send("router", Keystrokes("Hello."), utt="u1", key="u1+0", reliable=True)
+    [typed] = keys.published("typed")
+    assert typed.body.error.startswith("the file sink failed: FileNotFoundError:"), typed.body.error
+    assert (typed.body.text, typed.body.final) == ("", True)  # nothing is counted as typed
+    [shown] = Live().on_frame(typed)
+    assert shown.message.startswith("typing failed: the file sink failed") and shown.desktop

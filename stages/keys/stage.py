@@ -129,10 +129,12 @@ class Keys(Stage):
         error = ""
         try:
             erased, reached = self.sink.type(backspaces, safe) or (backspaces, safe)
-        except SinkError as failure:
+        except Exception as failure:  # whatever a sink raises, the user hears that typing failed
             self.peer.counters["sink_errors"] += 1
-            self.log.error("typing failed", utt=frame.utt, error=str(failure))
-            error, (erased, reached) = str(failure), failure.reached
+            error = sink_failure(self.sink.name, failure)
+            self.log.error("typing failed", utt=frame.utt, error=error)
+            # What reached the app, when the sink knows; otherwise nothing is counted as typed.
+            erased, reached = failure.reached if isinstance(failure, SinkError) else (0, "")
         if (erased, reached) != (backspaces, safe):  # only what reached the app counts
             done.given, done.backspaces = given + reached, done.backspaces - backspaces + erased
             self._save()
@@ -156,6 +158,14 @@ def last_typed(progress: KeysProgress, utt: str, done: Typing, by: str, marks: d
     return replace(
         progress, last_utt=utt, last_typed=done.given[-200:], last_by=by, last_latency_ms=latency_ms, last_error=error
     )
+
+
+def sink_failure(sink: str, failure: Exception) -> str:
+    """One line saying why typing failed: a SinkError says it itself (problem and fix);
+    anything else is named with the sink it came from."""
+    if isinstance(failure, SinkError):
+        return str(failure)
+    return f"the {sink} sink failed: {type(failure).__name__}: {' '.join(str(failure).split())}"
 
 
 def report(done: Typing, text: str, by: str, repeated: bool, backspaces: int = 0) -> Typed:
