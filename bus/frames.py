@@ -175,6 +175,9 @@ class Keystrokes:
     final: bool = True  # the last keystrokes of this utterance
     offset: int = count()  # where `text` starts in this utterance's output, so a re-sent piece is typed once
     by: str = ""  # the stage whose words these are (router for dictation, or a model stage)
+    # The utterance whose text the backspaces erase ("scratch that"): keys erases no
+    # more of it than reached the app, so text the app never got costs the user none of theirs.
+    erases: str = ""
 
 
 @dataclass

@@ -226,6 +226,22 @@ def test_a_different_regeneration_after_a_crash_is_never_spliced(keys):
     assert keys.sink.read_text() == " Paris is the Next."
 
 
+def test_scratch_that_erases_only_what_reached_the_app(keys):
+    """An answer regenerated differently after a crash: the router recorded the answer it
+    passed on, keys typed only the first version's beginning. "Scratch that" then erases
+    that beginning, not the user's sentence before it."""
+    piece(keys, "u1", "Keep this.", 0, True, by="router")
+    piece(keys, "u2", " Paris is", 0, False)
+    keys.crash()
+    piece(keys, "u2", " Lyon is a city.", 0, True)  # diverged: nothing more is typed
+    assert keys.sink.read_text() == "Keep this. Paris is"
+    router_erases = len(" Paris is") + len(" city.")  # the router's record of u2
+    scratch = Keystrokes(text="", backspaces=router_erases, by="router", erases="u2")
+    keys.send("router", scratch, utt="u3", key="u3+0")
+    assert keys.sink.read_text() == "Keep this."
+    assert keys.published("typed")[-1].body.backspaces == len(" Paris is")
+
+
 def test_a_crash_between_typing_and_acknowledging_types_nothing_twice(keys):
     piece(keys, "u1", "Hello", 0, False)
     piece(keys, "u1", " world.", 5, True)

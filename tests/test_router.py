@@ -1,6 +1,6 @@
 """Dictate mode's text decisions, as pure functions."""
 
-from stages.router.dictation import Dictation, join_to, spoken_command
+from stages.router.dictation import Dictation, Edit, join_to, spoken_command
 
 
 def type_all(dictation: Dictation, utterances: list[str]) -> str:
@@ -60,3 +60,12 @@ def test_an_answer_acknowledged_again_after_a_keys_restart_is_recorded_once():
         document.record("b", ack.unseen(document.text_of("b")))
     assert document.typed == [("a", "Hello there."), ("b", " Paris.")]
     assert document.text_of("missing") == ""
+
+
+def test_scratch_that_names_the_utterance_it_erases():
+    dictation = Dictation()
+    dictation.hear("Keep this.", "u1")
+    dictation.hear("Not this.", "u2")
+    assert dictation.hear("Scratch that.", "u3") == Edit(len(" Not this."), "", erases="u2")
+    assert dictation.hear("Scratch that.", "u4") == Edit(len("Keep this."), "", erases="u1")
+    assert dictation.hear("Scratch that.", "u5") == Edit(0, "", erases="")  # nothing left to erase

@@ -10,6 +10,8 @@ installed; the log says which and why), "wtype" (Wayland), "xdotool" (X11),
 "clipboard" (paste, then the clipboard put back), "uinput" (a kernel virtual keyboard,
 pressing what `layout` needs), "hid" (the Pi as another computer's USB keyboard,
 pressing what `hid_layout` needs; stages/keys/hid.py), "stdout", or "file:PATH".
+"Scratch that" erases no more of an utterance than reached the app (`Keystrokes.erases`
+names it; keys' own record says what its sink got).
 Guarantees: types exactly what the router passed on, as text only (control characters
 never reach a sink); a failing sink is reported in `typed.error` and the log, never
 silently; when a sink typed only part of a piece (the hid sink skips what the host's
@@ -38,7 +40,8 @@ from bus.text import safe_text
 from stages.keys.choice import open_sink
 from stages.keys.sinks import SinkError, SinkUnavailable
 
-RECENT_UTTERANCES = 50
+# As many as "scratch that" can reach back through (the router's Dictation.memory).
+RECENT_UTTERANCES = 100
 
 
 @dataclass
@@ -51,6 +54,13 @@ class Typing:
     erased: bool = False  # its backspaces were pressed
     final: bool = False  # its last piece was typed
     diverged: bool = False  # a piece came again different: nothing more is typed
+
+
+def on_screen(typed: dict[str, Typing], utt: str) -> int:
+    """How many characters of an utterance reached the app (0 for one keys never typed,
+    or no longer remembers): as many as "scratch that" may erase of it."""
+    done = typed.get(utt)
+    return len(done.given) if done else 0
 
 
 def still_to_type(strokes: Keystrokes, done: Typing) -> tuple[int, str, bool]:
@@ -100,6 +110,8 @@ class Keys(Stage):
             self.publish(report(done, "", by, repeated=True), utt=frame.utt, marks=frame.marks)
             return
         backspaces, text, agrees = still_to_type(strokes, done)
+        if strokes.erases:
+            backspaces = min(backspaces, on_screen(self.done, strokes.erases))
         if not agrees and not done.diverged:
             done.diverged = True
             self.peer.counters["answers_regenerated_differently"] += 1

@@ -56,6 +56,7 @@ def replace_phrases(text: str, words: Vocabulary) -> str:
 class Edit:
     backspaces: int
     text: str
+    erases: str = ""  # the utterance whose text the backspaces erase
 
 
 def spoken_command(text: str) -> str:
@@ -95,8 +96,8 @@ class Dictation:
     def hear(self, text: str, utt: str = "") -> Edit:
         command = spoken_command(text)
         if command == self.SCRATCH:
-            _, erased = self.typed.pop() if self.typed else ("", "")
-            return Edit(len(erased), "")
+            erased_utt, erased = self.typed.pop() if self.typed else ("", "")
+            return Edit(len(erased), "", erases=erased_utt)
         chunk = self.COMMANDS.get(command)
         if chunk is None:
             return self.extend(utt, text)

@@ -248,7 +248,7 @@ class Router(Stage):
         if mode == "dictate":
             offset = len(self.document.text_of(utt))  # what partials typed ahead
             edit = self.document.hear(text, utt)
-            return typing(edit.text, backspaces=edit.backspaces, offset=offset)
+            return typing(edit.text, backspaces=edit.backspaces, offset=offset, erases=edit.erases)
         request = Request(mode=mode, text=text, lead=self.document.lead(), conversation=self.conversation)
         return Decided(request=request)
 
