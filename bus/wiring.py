@@ -58,6 +58,16 @@ LINKS = (
 )
 
 
+# (producer, topic) -> the one consumer of what it hands over: looked up for every
+# reliable frame (each audio frame, each piece of an answer), so made once here.
+_CONSUMER = {
+    (link.producer, topic): link.consumers[0]
+    for link in LINKS
+    if link.reliable and len(link.consumers) == 1
+    for topic in link.topics
+}
+
+
 def consumes(stage: str) -> tuple[str, ...]:
     """The topics `stage` subscribes to, in the order the links name them."""
     return tuple(dict.fromkeys(topic for link in LINKS if stage in link.consumers for topic in link.topics))
@@ -77,8 +87,7 @@ def consumer_of(producer: str, topic: str, mode: str = "") -> str:
     goes to the model stage of its `mode`."""
     if topic == Request.TOPIC:
         return MODEL_STAGES[mode]
-    for link in LINKS:
-        if link.producer == producer and topic in link.topics and link.reliable:
-            (consumer,) = link.consumers
-            return consumer
-    raise KeyError(f"{producer} hands over no {topic!r} frames (bus/wiring.py)")
+    try:
+        return _CONSUMER[producer, topic]
+    except KeyError:
+        raise KeyError(f"{producer} hands over no {topic!r} frames (bus/wiring.py)") from None
