@@ -14,6 +14,7 @@ A record may check what its types cannot say in `__post_init__`, raising RecordE
 """
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, TypeVar
@@ -31,13 +32,28 @@ def plain(record) -> dict:
 
 
 def _plain(value):
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {spec.name: _plain(getattr(value, spec.name)) for spec in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
-    return value
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    names, flat = _fields_of(type(value))
+    if flat:
+        return {name: getattr(value, name) for name in names}
+    return {name: _plain(getattr(value, name)) for name in names}
+
+
+_SCALARS = (str, int, float, bool)
+
+
+@functools.cache
+def _fields_of(kind: type) -> tuple[tuple[str, ...], bool]:
+    """A record type's fields, and whether all of them are plain already, found once:
+    keys' state is made plain for every piece it types."""
+    hints = typing.get_type_hints(kind)
+    names = tuple(spec.name for spec in dataclasses.fields(kind))
+    return names, all(hints[name] in _SCALARS for name in names)
 
 
 def typed(kind: type[T], data, where: str = "") -> T:
