@@ -54,7 +54,7 @@ def load(path: Path, kind: type[T], log=None) -> T:
 def save(path: Path, record) -> None:
     temporary = path.with_suffix(".tmp")
     with open(temporary, "w") as file:
-        json.dump(records.plain(record), file)
+        file.write(json.dumps(records.plain(record)))  # one write: json.dump encodes in pure-Python pieces
     os.replace(temporary, path)
 
 
