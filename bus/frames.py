@@ -100,6 +100,9 @@ class Speech:
     # against the recording with them, not against vad's own decision).
     onset_sample: int = count()
     end_sample: int = count()
+    # How much of the audio Silero judged speech, in ms: evidence asr weighs before it
+    # types a short transcript (Whisper invents words on breath and clicks, not on voice).
+    voiced_ms: int = count()
 
 
 @dataclass
@@ -139,6 +142,9 @@ class Transcript:
     # The words of an utterance still being spoken that two recognitions in a row agreed
     # on: typed ahead, and the utterance's final transcript begins with them.
     partial: bool = False
+    # The silence after each of the first words, in ms, from Whisper's word timings
+    # (at most three): a mode's name counts as a prefix only when it stands apart.
+    pauses_ms: list[int] = field(default_factory=list)
 
 
 @dataclass

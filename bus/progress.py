@@ -33,6 +33,8 @@ class RouterProgress:
     heard_text: str = ""  # ... what it said,
     heard_mode: str = ""  # the mode it went to,
     heard_dropped: str = ""  # or why nothing was typed for it
+    next_mode: str = ""  # a mode's name said on its own: the next utterance's mode ...
+    next_mode_until_ns: int = 0  # ... if it is said before this monotonic time
 
 
 @dataclass
@@ -44,6 +46,8 @@ class KeysProgress:
     last_by: str = ""  # who wrote it (router, instruct, thinking),
     last_latency_ms: int = -1  # end of speech -> its first key; -1 when unknown
     last_error: str = ""  # why typing it failed
+    held: int = 0  # utterances kept, not typed: said too long ago, or before every stage was ready
+    held_reason: str = ""  # why the latest of them was kept
 
 
 BY_STAGE = {"capture": CaptureProgress, "vad": VadProgress, "router": RouterProgress, "keys": KeysProgress}
