@@ -144,7 +144,7 @@ class Transcript:
     partial: bool = False
     # The silence after each of the first words, in ms, from Whisper's word timings
     # (at most three): a mode's name counts as a prefix only when it stands apart.
-    pauses_ms: list[int] = field(default_factory=list)
+    pauses_ms: list = field(default_factory=list)  # of int
 
 
 @dataclass

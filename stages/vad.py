@@ -92,6 +92,7 @@ class Utterance:
     end_sample: int = 0  # where the last speech window ends (before the post-roll)
     guess: bool = False  # not an utterance yet: what it will be if the pause goes on
     ongoing: bool = False  # a guess of speech that goes on: its audio so far
+    voiced_ms: int = 0  # how much of the audio Silero judged speech
 
 
 @dataclass
@@ -218,6 +219,7 @@ class Segmenter:
             end_sample=self.start_sample + min(end, self._last_speech + 1) * WINDOW,
             guess=guess,
             ongoing=ongoing,
+            voiced_ms=sum(prob >= self.threshold for prob in self._probs[:end]) * WINDOW * 1000 // SAMPLE_RATE,
         )
 
 
@@ -380,6 +382,7 @@ class Vad(Stage):
             utterance.last_part,
             utterance.onset_sample,
             utterance.end_sample,
+            utterance.voiced_ms,
         )
         asr = consumer_of(self.name, Speech.TOPIC)
         self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to=asr, key=utt), send=False)
