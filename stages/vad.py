@@ -14,12 +14,17 @@ whether it has ended (a replay counts them off).
 Guarantees: Silero's recurrent state and context carry from window to window (true
 streaming); an utterance longer than `max_utterance_s` is cut at its quietest point
 and sent in parts; bursts shorter than `min_speech_ms` are not sent.
-Across a restart: the utterances asr has not acknowledged, and the sample from which
-the audio is still needed, are kept in the state file before capture is told it may
-forget the audio before that sample; a restarted vad sends those utterances again and
-takes the stream up at that sample from capture's re-sent audio.
+Across a restart: the utterances asr has not acknowledged (each in a file of its own,
+written once when it is cut and removed when asr acknowledges it), and the sample from
+which the audio is still needed (the state file), are written down before capture is
+told it may forget the audio before that sample; a restarted vad sends those
+utterances again and takes the stream up at that sample from capture's re-sent audio.
+Bounded: while the utterances asr has not acknowledged hold `max_held_s` of audio or
+more (downstream stalled), new speech is refused -- heard, counted and reported, not
+kept -- and everything already taken stays until it is acknowledged (`Vad._hold`).
 """
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -27,6 +32,7 @@ import numpy as np
 import onnxruntime
 
 from bus import models
+from bus import state as persistence
 from bus.delivery import freeze, thaw
 from bus.frames import (
     SAMPLE_RATE,
@@ -113,6 +119,11 @@ class Segmenter:
     # (0: never), so that asr can type the words that have stopped changing.
     partial_every_ms: int = 0
     partial_after_s: float = 2.0
+    # No new utterance begins while this is set (vad holds as much as it may); speech
+    # already begun goes on to its end, parts and all, so no sentence is cut in two.
+    refusing: bool = False
+    refused_windows: int = field(default=0, init=False)  # speech windows heard and not taken
+    _refused_quiet: int = field(default=0, init=False)  # silent windows still due before an onset may be taken
     _pre_roll: deque = field(default_factory=deque, init=False)
     _windows: list = field(default_factory=list, init=False)
     _probs: list = field(default_factory=list, init=False)
@@ -132,6 +143,8 @@ class Segmenter:
     def push(self, window: np.ndarray, prob: float, offset: int, captured_ns: int) -> list[Utterance]:
         """Feed one window that starts at sample `offset`; returns utterances completed by it."""
         if not self.in_speech:
+            if self.refusing or self._refused_quiet:
+                return self._refuse(window, prob)
             if prob < self.threshold:
                 self._pre_roll.append(window)
                 return []
@@ -152,6 +165,18 @@ class Segmenter:
         if silent == 0 and self._partial_due():
             self._last_partial = len(self._windows)
             return [self._utterance(len(self._windows), last_part=True, guess=True, ongoing=True)]
+        return []
+
+    def _refuse(self, window: np.ndarray, prob: float) -> list[Utterance]:
+        """Speech heard while refusing is counted, not kept. A burst refused goes on being
+        refused, after refusing ends, until a pause as long as the end of speech: taking
+        it up mid-sentence would type its second half as if it had been said alone."""
+        self._pre_roll.append(window)  # the pre-roll is right for the first onset taken again
+        self.refused_windows += prob >= self.threshold
+        if prob >= self.threshold - HYSTERESIS and (prob >= self.threshold or self._refused_quiet):
+            self._refused_quiet = max(1, _windows_in(self.end_of_speech_ms))
+        elif self._refused_quiet:
+            self._refused_quiet -= 1
         return []
 
     def _partial_due(self) -> bool:
@@ -227,6 +252,9 @@ def _windows_in(ms: float) -> int:
     return round(ms * SAMPLE_RATE / 1000 / WINDOW)
 
 
+HELD_FILES = "vad.held-*.state.json"  # one per utterance asr has not acknowledged
+
+
 def utterance_id(stream: str, start_sample: int) -> str:
     """Deterministic from the audio itself, so a re-sent utterance keeps its id."""
     return f"{stream}@{start_sample * 1000 // SAMPLE_RATE:09d}ms"
@@ -242,15 +270,26 @@ class VadState:
     ended: bool = False
     utterances: int = 0
     resume_at: int = 0  # the first sample vad still needs from capture
-    outbox: list[str] = field(default_factory=list)
 
     def check(self) -> None:
         require(self.utterances >= 0 and self.resume_at >= 0, "utterances and resume_at are counts")
-        for text in self.outbox:
-            try:
-                thaw(text)
-            except (FrameRejected, ValueError) as error:
-                raise RecordError(f"outbox holds no frame ({error})") from None
+
+
+@dataclass
+class HeldSpeech:
+    """One utterance asr has not acknowledged (a frozen frame, bus/delivery.py), in a file
+    of its own (`vad.held-DIGEST.state.json`, so a new session's sweep of state files
+    takes it too): written once when it is cut and removed when it is acknowledged,
+    where one state file holding every utterance was rewritten whole twice a second
+    while audio flowed -- megabytes a second once downstream stalled."""
+
+    frame: str = ""
+
+    def check(self) -> None:
+        try:
+            thaw(self.frame)
+        except (FrameRejected, ValueError) as error:
+            raise RecordError(f"holds no frame ({error})") from None
 
 
 class Vad(Stage):
@@ -266,6 +305,10 @@ class Vad(Stage):
         self.model = StreamingSilero(path)
         self.pre_roll = int(self.settings["pre_roll_ms"]) * SAMPLE_RATE // 1000
         self.ack_every = SAMPLE_RATE // 2  # acknowledging audio writes the state file: twice a second at most
+        # Held audio is bounded: it lives in vad's memory and, written down, in the run
+        # directory, which is RAM (tmpfs) on the Pi, shared with every stage's state and logs.
+        self.max_held = int(float(self.settings["max_held_s"]) * SAMPLE_RATE)
+        self.refused_ms = 0  # speech refused in this process, for its progress
         saved = self.load_state(VadState)
         self.stream = saved.stream
         self.live = saved.live
@@ -275,11 +318,11 @@ class Vad(Stage):
         # After a restart the stream is taken up where audio is still needed: capture sends
         # again, in order, everything from there (what it sent the old process is dropped).
         self._new_stream_state(self.acknowledged)
-        restored = [thaw(text) for text in saved.outbox]
-        self.delivery.restore(restored)
-        self._freezes = {frame.key: text for frame, text in zip(restored, saved.outbox)}
-        if saved != VadState():
-            self.log.info("state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(saved.outbox))
+        held = [persistence.load(path, HeldSpeech, self.log) for path in sorted(self._held_dir().glob(HELD_FILES))]
+        self.delivery.restore([thaw(record.frame) for record in held if record.frame])
+        if saved != VadState() or held:
+            self.log.info("state restored", stream=self.stream, resume_at=self.acknowledged, pending=len(held))
+        self._hold()
         self._publish_progress()
 
     def _new_stream_state(self, offset: int) -> None:
@@ -294,7 +337,8 @@ class Vad(Stage):
             "partial_every_ms",
             "partial_after_s",
         )
-        self.segmenter = Segmenter(**{key: self.settings[key] for key in keys})
+        refusing = getattr(self, "segmenter", Segmenter()).refusing  # a new stream does not lift it
+        self.segmenter = Segmenter(**{key: self.settings[key] for key in keys}, refusing=refusing)
         self.model.reset()
         self.pending = np.zeros(0, np.int16)
         self.next_offset = offset
@@ -327,6 +371,7 @@ class Vad(Stage):
 
     def _listen(self, samples: np.ndarray, captured_ns: int) -> None:
         self.pending = np.concatenate([self.pending, samples])
+        refused = self.segmenter.refused_windows
         while len(self.pending) >= WINDOW:
             window, self.pending = self.pending[:WINDOW], self.pending[WINDOW:]
             prob = self.model(window.astype(np.float32) / 32768.0)
@@ -339,6 +384,11 @@ class Vad(Stage):
                     marks={"capture": captured_ns},
                 )
             self.next_offset += WINDOW
+        if self.segmenter.refused_windows > refused:
+            refused_ms = (self.segmenter.refused_windows - refused) * WINDOW * 1000 // SAMPLE_RATE
+            self.peer.counters["speech_refused_ms"] += refused_ms
+            self.refused_ms += refused_ms
+            self._publish_progress()
         if self._needed_from() - self.acknowledged >= self.ack_every:
             self._acknowledge_audio()
 
@@ -385,16 +435,62 @@ class Vad(Stage):
             utterance.voiced_ms,
         )
         asr = consumer_of(self.name, Speech.TOPIC)
-        self.delivery.put(Frame(body, self.name, utt=utt, marks=marks, payload=payload, to=asr, key=utt), send=False)
+        frame = Frame(body, self.name, utt=utt, marks=marks, payload=payload, to=asr, key=utt)
+        self.delivery.put(frame, send=False)  # first: it gives the frame its position, which is frozen with it
+        # Written down before capture may forget its audio and before it leaves: a crash
+        # cannot lose it. (Cut again after a crash before the state file says so, it has
+        # the same id and the same file, and goes once.)
+        persistence.save(self._held_path(utt), HeldSpeech(freeze(frame)))
         self.utterances += 1
         self.log.info("utterance", utt=utt, seconds=round(len(utterance.audio) / SAMPLE_RATE, 2), part=utterance.part)
-        self._acknowledge_audio()  # written down before it leaves: a crash cannot lose it
+        self._hold()
+        self._acknowledge_audio()
         self.delivery.flush("asr")
 
     def on_acknowledged(self, frames: list[Frame]) -> None:
         for frame in frames:
-            self._freezes.pop(frame.key, None)
-        self._save()
+            self._held_path(frame.key).unlink(missing_ok=True)
+        self._hold()
+
+    # --- how much is held ---
+
+    def _hold(self) -> None:
+        """Refuse new speech while what asr has not acknowledged holds `max_held_s` of audio.
+
+        The bound is kept at the door, not by dropping: every utterance taken stays held
+        (and written down) until it is acknowledged, however long downstream takes,
+        since dropping one, oldest or newest, would lose words voxkey had taken. Not
+        taking new speech loses words too, but openly: the log, a counter, vad's
+        progress and state (`voxkey status`) say so while it lasts. Holding new speech
+        elsewhere would only move the growth (capture drops a microphone's audio past
+        `retain_s` anyway). Speech already begun is taken to its end, parts and all, so
+        held audio may pass the bound by the utterance in progress."""
+        held = sum(len(frame.payload) for frame in self.delivery.pending(consumer_of(self.name, Speech.TOPIC))) // 2
+        full = held >= self.max_held
+        if full == self.segmenter.refusing:
+            return
+        self.segmenter.refusing = full
+        if full:
+            self.peer.counters["speech_refusals"] += 1
+            self.log.error(
+                "downstream stalled: new speech is refused",
+                held_s=round(held / SAMPLE_RATE, 1),
+                utterances=self.delivery.count(consumer_of(self.name, Speech.TOPIC)),
+                fix="see which stage does not get on (voxkey status, its log): asr, router or keys; "
+                "or raise stages.vad.max_held_s",
+            )
+        else:
+            self.log.info("speech taken again", held_s=round(held / SAMPLE_RATE, 1), refused_ms=self.refused_ms)
+        self.state = "refusing speech: downstream stalled" if full else "running"
+        self._publish_progress()
+        self.announce()
+
+    def _held_dir(self):
+        return persistence.path_for(self.config, self.name).parent
+
+    def _held_path(self, key: str):
+        digest = hashlib.sha256(key.encode()).hexdigest()[:24]  # ids hold a stream's name: not a file name
+        return self._held_dir() / HELD_FILES.replace("*", digest)
 
     # --- what capture may forget ---
 
@@ -422,19 +518,19 @@ class Vad(Stage):
                 ended=self.ended,
                 utterances=self.utterances,
                 resume_at=self.acknowledged,
-                outbox=[self._frozen(frame) for frame in self.delivery.pending("asr")],
             )
         )
 
-    def _frozen(self, frame: Frame) -> str:
-        """An utterance as written to the state file, encoded once: the file is written
-        twice a second while audio flows, and an utterance holds up to 30 s of audio."""
-        if frame.key not in self._freezes:
-            self._freezes[frame.key] = freeze(frame)
-        return self._freezes[frame.key]
-
     def _publish_progress(self) -> None:
-        self.progress = VadProgress(stream=self.stream, utterances=self.utterances, ended=self.ended)
+        self.progress = VadProgress(
+            stream=self.stream,
+            utterances=self.utterances,
+            ended=self.ended,
+            refusing="downstream stalled: vad holds as much speech as stages.vad.max_held_s allows"
+            if self.segmenter.refusing
+            else "",
+            refused_ms=self.refused_ms,
+        )
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """Silero v6 streaming and the segmenter, on real recordings with the real model."""
 
-import json
 import os
 import time
 
 import numpy as np
-from conftest import AUDIO
+from conftest import AUDIO, LoneStage
+from harness import Harness
 
-from bus.frames import SAMPLE_RATE
+from bus.frames import SAMPLE_RATE, Ack, AudioChunk, Frame, StreamStart, StreamStop
+from bus.progress import progress_of
 from stages.capture import audio
-from stages.vad import WINDOW, Segmenter, StreamingSilero, silero_path
+from stages.vad import HELD_FILES, WINDOW, Segmenter, StreamingSilero, Vad, silero_path
 
 
 def segment(samples: np.ndarray, with_guesses: bool = False, **settings) -> list:
@@ -19,6 +20,24 @@ def segment(samples: np.ndarray, with_guesses: bool = False, **settings) -> list
         window = samples[offset : offset + WINDOW]
         found += segmenter.push(window, model(window.astype(np.float32) / 32768), offset, offset)
     return [u for u in found + segmenter.flush() if with_guesses or not u.guess]
+
+
+def feed(vad, samples: np.ndarray, start: int = 0) -> None:
+    """Capture's audio of stream "s", from sample `start`, to a harnessed or a real vad
+    (both take frames the same way), handed over reliably and positioned by sample."""
+    for offset in range(start, start + len(samples) - WINDOW + 1, WINDOW):
+        chunk = samples[offset - start : offset - start + WINDOW]
+        vad.send(
+            "capture",
+            AudioChunk(stream="s", offset=offset),
+            payload=chunk.tobytes(),
+            key=str(offset),
+            pos=offset + WINDOW,
+        )
+
+
+def held_files(run_dir) -> list:
+    return sorted(run_dir.glob(HELD_FILES))
 
 
 def test_noise_gives_no_utterance():
@@ -74,23 +93,12 @@ def test_a_killed_vad_sends_again_what_asr_had_not_acknowledged():
     """The wiring of vad's delivery, process and sockets real: utterances go to asr
     reliably, audio is acknowledged to capture by position, and after a SIGKILL the
     new process sends the unacknowledged utterance again, with the same id."""
-    from conftest import LoneStage
-
-    from bus.frames import Ack, AudioChunk, Frame, StreamStart
-
     speech = audio.read_all(AUDIO / "dictate_report.wav")
     samples = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), speech, np.zeros(SAMPLE_RATE, np.int16)])
     vad = LoneStage("vad", ["capture", "asr"])
     try:
         vad.send("capture", StreamStart(stream="s", live=False), key="start@s", pos=0)
-        for offset in range(0, len(samples) - WINDOW + 1, WINDOW):
-            vad.send(
-                "capture",
-                AudioChunk(stream="s", offset=offset),
-                payload=samples[offset : offset + WINDOW].tobytes(),
-                key=str(offset),
-                pos=offset + WINDOW,
-            )
+        feed(vad, samples)
         seen = set()
 
         def speech_and_audio_acknowledged(frame) -> bool:
@@ -114,14 +122,100 @@ def test_a_killed_vad_sends_again_what_asr_had_not_acknowledged():
             vad.pump()
             vad.downstream.receive(20)
         vad.neighbours["asr"].send(Frame(body=Ack(topic="speech", keys=[again.key]), src="asr", to="vad"))
-        state = vad.run_dir / "vad.state.json"
         deadline = time.monotonic() + 30
-        while json.loads(state.read_text())["outbox"]:  # the acknowledgement is written down
+        while held_files(vad.run_dir):  # the acknowledgement is written down
             assert time.monotonic() < deadline, "vad never wrote down asr's acknowledgement"
             vad.pump()
             time.sleep(0.05)
         vad.kill_and_restart()
         vad.wait_ready()
-        assert json.loads(state.read_text())["outbox"] == [], "nothing left to send again"
+        assert held_files(vad.run_dir) == [], "nothing left to send again"
     finally:
         vad.close()
+
+
+# --- held speech is bounded: downstream stalled, new speech is refused -------------------
+
+
+def test_speech_refused_while_refusing_is_refused_to_its_end_not_taken_mid_sentence():
+    """Refusing lifted in the middle of an utterance: that utterance is not taken from
+    its middle on (its second half would be typed as if said alone); the next is."""
+    samples = audio.read_all(AUDIO / "session_dictation.wav")
+    taken = segment(samples)
+    lift_at = (taken[0].onset_sample + taken[0].end_sample) // 2
+    model, segmenter, found = StreamingSilero(silero_path()), Segmenter(refusing=True), []
+    for offset in range(0, len(samples) - WINDOW + 1, WINDOW):
+        segmenter.refusing = offset < lift_at
+        window = samples[offset : offset + WINDOW]
+        found += segmenter.push(window, model(window.astype(np.float32) / 32768), offset, offset)
+    found = [u for u in found + segmenter.flush() if not u.guess]
+    assert [u.start_sample for u in found] == [u.start_sample for u in taken[1:]]
+    assert segmenter.refused_windows * WINDOW >= (taken[0].end_sample - taken[0].onset_sample) // 2
+
+
+def test_a_stalled_downstream_makes_vad_refuse_new_speech_and_lose_nothing_it_took(tmp_path):
+    """asr never acknowledges: once vad holds max_held_s of speech it takes no more, says
+    so, and keeps every utterance it took; each is written once, the state file stays
+    small; acknowledged, they are forgotten and speech is taken again."""
+    session = audio.read_all(AUDIO / "session_dictation.wav")  # 5 utterances, ~12 s of held audio
+    vad = Harness(Vad, tmp_path, "stages.vad.max_held_s=5.0")
+    vad.send("capture", StreamStart(stream="s", live=True), key="start@s", pos=0)
+    feed(vad, session)
+    taken = vad.published("speech", to="asr")
+    held = sum(len(frame.payload) for frame in taken) / 2 / SAMPLE_RATE
+    assert 2 <= len(taken) < 5 and held >= 5.0 > held - len(taken[-1].payload) / 2 / SAMPLE_RATE
+    progress = vad.stage.progress
+    assert progress.refusing and progress.refused_ms > 1000 and progress.utterances == len(taken)
+    assert vad.stage.state.startswith("refusing speech")
+    assert dict(vad.stage.peer.counters)["speech_refusals"] == 1
+    assert vad.stage.peer.counters["speech_refused_ms"] == progress.refused_ms
+
+    # Nothing taken is dropped: all still held, each in its own file, written once.
+    assert [f.key for f in vad.stage.delivery.pending("asr")] == [f.key for f in taken]
+    files = {path: path.stat().st_ino for path in held_files(tmp_path)}  # a rewrite (tmp + rename) is a new inode
+    assert len(files) == len(taken)
+    feed(vad, session, start=len(session))  # still stalled: more speech, all refused
+    assert vad.published("speech", to="asr") == taken
+    assert {path: path.stat().st_ino for path in held_files(tmp_path)} == files
+    assert (tmp_path / "vad.state.json").stat().st_size < 300, "the stream's position only"
+
+    # A crash while stalled: the held utterances come back from their files, still refusing.
+    vad.crash()
+    assert [f.key for f in vad.stage.delivery.pending("asr")] == [f.key for f in taken]
+    assert vad.stage.progress.refusing
+
+    vad.ack(*taken)
+    assert held_files(tmp_path) == [] and not vad.stage.progress.refusing and vad.stage.state == "running"
+    vad.clear()
+    feed(vad, session, start=2 * len(session))
+    assert len(vad.published("speech", to="asr")) >= 2, "speech taken again"
+
+
+def test_a_real_vad_with_no_asr_acknowledging_refuses_speech_and_says_so():
+    """The process and sockets real, asr played by the test and never acknowledging:
+    the refusal reaches vad's heartbeat (what `voxkey up` and `voxkey status` read) and
+    its log, once; acknowledged, speech is taken again."""
+    vad = LoneStage("vad", ["capture", "asr"], "stages.vad.max_held_s=5.0")
+    try:
+        vad.send("capture", StreamStart(stream="s", live=True), key="start@s", pos=0)
+        session = audio.read_all(AUDIO / "session_dictation.wav")
+        feed(vad, session)
+        vad.send("capture", StreamStop(stream="s", samples=len(session)), key="stop@s", pos=len(session) + 1)
+
+        def progress():
+            vad.pump()
+            vad.downstream.receive(20)
+            return progress_of("vad", vad.beat().progress)
+
+        deadline = time.monotonic() + 30
+        while not progress().ended:  # the whole session heard (acknowledgements are taken ahead of audio)
+            assert time.monotonic() < deadline, f"vad never heard the session out: {vad.beat()}"
+        assert progress().refusing and progress().refused_ms > 1000
+        taken = vad.handed_to("asr", lambda frame: len(vad.handed["asr"]) >= 2)
+        assert vad.beat().state.startswith("refusing speech")
+        vad.neighbours["asr"].send(Frame(body=Ack(topic="speech", keys=[f.key for f in taken]), src="asr", to="vad"))
+        while progress().refusing:
+            assert time.monotonic() < deadline + 30, "vad never took speech again"
+    finally:
+        log = vad.close()
+    assert log.count("downstream stalled: new speech is refused") == 1 and "speech taken again" in log

@@ -1,4 +1,4 @@
-"""`voxkey gadget setup|teardown|status`: the Pi as a USB keyboard, through configfs.
+"""`voxkey gadget setup|teardown|status|install|uninstall`: the Pi as a USB keyboard, through configfs.
 
 The Linux USB gadget framework (libcomposite) builds a USB device from directories and
 files under /sys/kernel/config/usb_gadget: `setup` makes one named voxkey with a single
@@ -12,13 +12,22 @@ undoes it in reverse. Both need root.
 `state` only reads: whether the gadget exists, which UDC it is bound to, and that UDC's
 state ("configured" once a host has enumerated it, "not attached" when unplugged);
 `voxkey gadget status` and `voxkey doctor` show it.
+
+At boot the gadget is set up by root, so what root runs must be root's: `install` copies
+this module (standard library only at import) to /usr/local/libexec/voxkey-gadget, run by
+the system's python3, and writes a systemd unit running that copy; a unit running the
+user's `.venv` would let anything running as that user become root at the next boot.
+It refuses when the copy, the unit or the interpreter could be changed by anyone but root.
 """
 
+import argparse
 import errno
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,18 +159,17 @@ def serial_number() -> str:
     )
 
 
-def require_root(configfs: Path, action: str) -> None:
-    if configfs == CONFIGFS and os.geteuid() != 0:
+def require_root(action: str, needed: bool = True, why: str = "changes the kernel's USB devices") -> None:
+    if needed and os.geteuid() != 0:
         voxkey = Path(sys.executable).with_name("voxkey")
         raise GadgetError(
-            f"gadget {action} changes the kernel's USB devices and needs root: "
-            f"sudo {voxkey if voxkey.exists() else 'voxkey'} gadget {action}"
+            f"gadget {action} {why} and needs root: sudo {voxkey if voxkey.exists() else 'voxkey'} gadget {action}"
         )
 
 
 def setup(configfs: Path = CONFIGFS, udc_class: Path = UDC_CLASS, udc: str = "") -> str:
     """Makes the gadget and binds it; what was done, in one line."""
-    require_root(configfs, "setup")
+    require_root("setup", configfs == CONFIGFS)
     require_support(configfs)
     controller = choose_udc(udc_class, udc)
     gadget = gadget_dir(configfs)
@@ -203,7 +211,7 @@ def make(path: Path, value: str | bytes) -> None:
 
 
 def teardown(configfs: Path = CONFIGFS) -> str:
-    require_root(configfs, "teardown")
+    require_root("teardown", configfs == CONFIGFS)
     gadget = gadget_dir(configfs)
     if not gadget.is_dir():
         return "there is no voxkey keyboard gadget to remove"
@@ -241,19 +249,134 @@ def remove(directory: Path) -> None:
         directory.rmdir()
 
 
+# --- installing it for boot, root's own ---------------------------------------------------
+
+SCRIPT = Path("usr/local/libexec/voxkey-gadget")  # under the system's root
+UNIT = Path("etc/systemd/system/voxkey-gadget.service")
+SERVICE = UNIT.name
+# The system's interpreter, root's: never the user's virtual environment. `-I`: no
+# PYTHON* variables, no user site-packages, not the script's directory on the path.
+INTERPRETER = "/usr/bin/python3"
+
+
+def unit_text(script: Path, udc: str = "") -> str:
+    """The root unit that sets the gadget up at boot with the installed copy. Pure."""
+    bind = f" --udc {udc}" if udc else ""
+    return f"""[Unit]
+Description=voxkey USB keyboard gadget
+After=systemd-modules-load.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+# A root-owned copy of voxkey/gadget.py (voxkey gadget install): nothing the user can change runs as root.
+ExecStart={script} setup{bind}
+ExecStop={script} teardown
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def script_text() -> str:
+    """This module, to be run alone by the system's python3: it needs nothing but the
+    standard library, so the copy builds exactly the tree `voxkey gadget setup` builds."""
+    return (
+        f"#!{INTERPRETER} -I\n# Installed by `voxkey gadget install`; run as root by {SERVICE}.\n"
+        + Path(__file__).read_text()
+    )
+
+
+def unsafe(path: Path) -> str:
+    """Why someone other than root could change what `path` names (it, or any directory
+    above it, owned by another user or writable by group or others); "" when only root
+    can. A root-owned sticky directory (/tmp) above the parent is safe: nobody may rename
+    or remove what root put in it."""
+    resolved = path.resolve()
+    for place in [resolved, *resolved.parents]:
+        try:
+            found = place.stat()
+        except FileNotFoundError:
+            continue  # made by root, 0755, when installing
+        above = place not in (resolved, resolved.parent)
+        sticky = above and stat.S_ISDIR(found.st_mode) and found.st_mode & stat.S_ISVTX
+        if found.st_uid != 0:
+            return f"{place} belongs to uid {found.st_uid}, not root"
+        if found.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky:
+            return f"{place} is writable by {'group' if found.st_mode & stat.S_IWGRP else 'others'}"
+    return ""
+
+
+def place_root_owned(path: Path, text: str, mode: int) -> None:
+    """Writes `text` to `path` as root's (0:0, `mode`), replacing it in one step, making
+    root-owned 0755 directories as needed."""
+    missing = [parent for parent in reversed(path.parents) if not parent.exists()]
+    for directory in missing:
+        directory.mkdir(mode=0o755)
+        os.chown(directory, 0, 0)
+        directory.chmod(0o755)  # mkdir's mode passes through the umask
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as file:
+        file.write(text)
+    os.chown(file.name, 0, 0)
+    os.chmod(file.name, mode)
+    os.replace(file.name, path)
+
+
+def install(root: Path = Path("/"), udc: str = "") -> str:
+    """The root-owned copy and its unit; enabled and started when installing on this system."""
+    require_root("install", why="writes root's files")
+    script, unit = root / SCRIPT, root / UNIT
+    interpreter = root / INTERPRETER.lstrip("/")
+    if not interpreter.exists():
+        raise GadgetError(f"no {INTERPRETER} (the system's Python runs the gadget at boot): sudo apt install python3")
+    for path in (script, unit, interpreter):
+        why = unsafe(path)
+        if why:
+            raise GadgetError(f"refusing to install {script}: {why}, so a user could change what root runs at boot")
+    place_root_owned(script, script_text(), 0o755)
+    place_root_owned(unit, unit_text(Path("/") / SCRIPT, udc), 0o644)
+    if root != Path("/") or not shutil.which("systemctl"):
+        return f"installed {script} and {unit}"
+    for command in (["daemon-reload"], ["enable", "--now", SERVICE]):
+        done = subprocess.run(["systemctl", *command], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise GadgetError(
+                f"installed {script} and {unit}, but systemctl {' '.join(command)} failed: "
+                f"{done.stderr.strip().splitlines()[-1:] or ['no reason given']} (journalctl -u {SERVICE})"
+            )
+    return f"installed {script} and {unit}; {SERVICE} is enabled and set the gadget up"
+
+
+def uninstall(root: Path = Path("/")) -> str:
+    require_root("uninstall", why="removes root's files")
+    script, unit = root / SCRIPT, root / UNIT
+    if root == Path("/") and unit.exists() and shutil.which("systemctl"):
+        subprocess.run(["systemctl", "disable", "--now", SERVICE], capture_output=True)  # stopping it tears down
+    for path in (unit, script):
+        path.unlink(missing_ok=True)
+    if root == Path("/") and shutil.which("systemctl"):
+        subprocess.run(["systemctl", "daemon-reload"], capture_output=True)
+    return f"removed {unit} and {script}"
+
+
 # --- the command -----------------------------------------------------------------------
 
 
-def run(args) -> int:
-    from voxkey import settings  # only `status` reads the configuration
-
+def act(args) -> int:
+    """One action, for `voxkey gadget` and the installed copy alike."""
     configfs, udc_class = Path(args.configfs), Path(args.udc_class)
     try:
         if args.action == "setup":
             print(f"voxkey: {setup(configfs, udc_class, args.udc)}")
         elif args.action == "teardown":
             print(f"voxkey: {teardown(configfs)}")
+        elif args.action == "install":
+            print(f"voxkey: {install(Path(args.root), args.udc)}")
+        elif args.action == "uninstall":
+            print(f"voxkey: {uninstall(Path(args.root))}")
         else:
+            from voxkey import settings  # only `status` reads the configuration (not in the installed copy)
+
             layout = settings.load(args.config, args.set)["stages"]["keys"]["hid_layout"]
             verdict, detail, fix = describe(state(configfs, udc_class), layout)
             print(f"voxkey: usb gadget: {detail}" + (f"; fix: {fix}" if fix else ""))
@@ -267,20 +390,31 @@ def run(args) -> int:
     return 0
 
 
+def add_arguments(parser, actions: list[str]) -> None:
+    parser.add_argument("action", choices=actions)
+    parser.add_argument("--udc", default="", help="the USB device controller to bind to (default: the first)")
+    # Where configfs, the controllers and the system's root are: elsewhere only in tests.
+    parser.add_argument("--configfs", default=str(CONFIGFS), help=argparse.SUPPRESS)
+    parser.add_argument("--udc-class", default=str(UDC_CLASS), help=argparse.SUPPRESS)
+    parser.add_argument("--root", default="/", help=argparse.SUPPRESS)
+
+
 def add_cli(commands) -> None:
     gadget = commands.add_parser(
-        "gadget", help="the Pi as a USB keyboard: set up, remove or show the USB gadget (root)"
+        "gadget", help="the Pi as a USB keyboard: set up, remove or show the USB gadget, install it for boot (root)"
     )
-    gadget.add_argument("action", choices=["setup", "teardown", "status"])
-    gadget.add_argument("--udc", default="", help="the USB device controller to bind to (default: the first)")
-    gadget.add_argument("--configfs", default=str(CONFIGFS), help=argparse_hidden())
-    gadget.add_argument("--udc-class", default=str(UDC_CLASS), help=argparse_hidden())
+    add_arguments(gadget, ["setup", "teardown", "status", "install", "uninstall"])
     gadget.add_argument("--config", help="a TOML file laid over the defaults (status: the host layout)")
     gadget.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
-    gadget.set_defaults(run=run)
+    gadget.set_defaults(run=act)
 
 
-def argparse_hidden() -> str:
-    import argparse
+def main(argv: list[str]) -> int:
+    """The installed copy: `voxkey-gadget setup [--udc UDC]` or `voxkey-gadget teardown`."""
+    parser = argparse.ArgumentParser(prog=SCRIPT.name, description="the voxkey USB keyboard gadget, at boot")
+    add_arguments(parser, ["setup", "teardown"])
+    return act(parser.parse_args(argv))
 
-    return argparse.SUPPRESS
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

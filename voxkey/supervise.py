@@ -34,19 +34,23 @@ class Supervisor:
         self._rpc = None
         self.stage_pids: set[int] = set()  # every stage process seen, to check none is left
 
-    def start(self) -> None:
-        env = dict(
+    def environment(self) -> dict[str, str]:
+        """What supervisord.conf reads from its environment."""
+        return dict(
             os.environ,
             VOXKEY_RUN_DIR=str(self.run_dir),
             VOXKEY_CONFIG=str(self.config_path),
             VOXKEY_PYTHON=sys.executable,
             PYTHONUNBUFFERED="1",
         )
+
+    def start(self) -> None:
+        # Only what supervisord says before its own (rotated) log is open: it runs `silent`.
         self.log = open(self.run_dir / "supervisord.out", "ab")
         cli = os.getpid()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(SUPERVISORD_CONF)],
-            env=env,
+            env=self.environment(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -165,14 +169,19 @@ class Health:
     """What went wrong with the stages since the last look, each problem said once in
     one line: supervisord gone, a stage that cannot run, a stage crashing in a loop.
     Crashes are read from supervisord's log as it grows (from its size at creation:
-    the run directory may hold earlier runs' logs)."""
+    the run directory may hold earlier runs' logs), across its rotation (supervisord.conf:
+    `logfile_maxbytes`): a log that is another file than at the last look was renamed
+    supervisord.log.1, and the rest of it is read there first. (Rotated twice between
+    two looks, a second apart, the middle file would be missed: 1 MB of state changes.)"""
 
     def __init__(self, supervisor: Supervisor):
         self.supervisor = supervisor
         self.loops = CrashLoops()
         self.told: set[str] = set()  # stages said not to run, until they run again
         self.log_path = supervisor.run_dir / "supervisord.log"
-        self.log_read = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.log_file, self.log_read = _identity(self.log_path), 0
+        if self.log_file is not None:
+            self.log_read = self.log_path.stat().st_size
 
     def problems(self, now: float) -> list[str]:
         if not self.supervisor.alive():
@@ -192,19 +201,39 @@ class Health:
         return found
 
     def _new_crashes(self) -> list[tuple[str, str]]:
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(self.log_read)
-                text = log.read()
-        except OSError:
+        current, earlier = _identity(self.log_path), b""
+        if current is None:
             return []
+        if self.log_file is not None and current != self.log_file:  # rotated since the last look
+            earlier = _read_from(self.log_path.with_name(self.log_path.name + ".1"), self.log_read)
+            self.log_read = 0
+        self.log_file = current
+        text = _read_from(self.log_path, self.log_read)
         complete = text[: text.rfind(b"\n") + 1]  # a line still being written waits
         self.log_read += len(complete)
         return [
             match.groups()
-            for match in map(UNEXPECTED_EXIT.search, complete.decode(errors="replace").splitlines())
+            for match in map(UNEXPECTED_EXIT.search, (earlier + complete).decode(errors="replace").splitlines())
             if match and match.group(1) in wiring.STAGES
         ]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file `path` is (device, inode): a rotated log is a new file under the old name."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            return log.read()
+    except OSError:
+        return b""
 
 
 def last_error(log_path: Path) -> str:

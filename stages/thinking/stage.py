@@ -13,6 +13,8 @@ Guarantees: nothing inside <think> and no tool call ever reaches the keyboard; t
 run in-process as plain functions (tools.py), never a shell or eval.
 """
 
+from collections import Counter
+
 from bus.frames import Frame
 from stages.llm.stage import LlmStage, Metrics
 from stages.thinking.stream import Answer, BadToolCall, DoomLoopGuard, StreamParser, Thought, ToolCall
@@ -67,18 +69,29 @@ class Thinking(LlmStage):
 
     def turn(self, frame: Frame, metrics: Metrics, prompt: str, guard: DoomLoopGuard) -> tuple[str, tuple[str, str]]:
         """Generate until the model finishes, calls a tool or trips the guard."""
-        parser, generated = StreamParser(), ""
-        for piece in self.generate(frame, metrics, prompt):
-            generated += piece
-            step = self.take(frame, metrics, parser.feed(piece), guard)
-            if step:
-                return generated, step
-        return generated, self.take(frame, metrics, parser.finish(), guard) or ("done", "")
+        parser, generated, thought = StreamParser(), "", Counter()
+        try:
+            for piece in self.generate(frame, metrics, prompt):
+                generated += piece
+                step = self.take(frame, metrics, parser.feed(piece), guard, thought)
+                if step:
+                    return generated, step
+            return generated, self.take(frame, metrics, parser.finish(), guard, thought) or ("done", "")
+        finally:  # also when cancelled: how much it thought, never what (the model's words, the user's words)
+            if thought["pieces"]:
+                self.log.info("thought", utt=frame.utt, pieces=thought["pieces"], chars=thought["chars"])
 
-    def take(self, frame: Frame, metrics: Metrics, events: list, guard: DoomLoopGuard) -> tuple[str, str] | None:
+    def take(
+        self, frame: Frame, metrics: Metrics, events: list, guard: DoomLoopGuard, thought: Counter
+    ) -> tuple[str, str] | None:
         for event in events:
             if isinstance(event, Thought):
-                self.log.info("thinking", utt=frame.utt, text=event.text)
+                # The text only at debug level (not logged unless asked for): a log line per
+                # piece at info would fill the logs, which live in RAM, with the user's matter.
+                if not thought["pieces"]:
+                    self.log.info("thinking", utt=frame.utt)  # it began: the log says so while it goes on
+                thought.update(pieces=1, chars=len(event.text))
+                self.log.debug("thinking", utt=frame.utt, text=event.text)
                 reason = guard.observe_thinking(event.text)
                 if reason:
                     return "force", reason
@@ -89,7 +102,9 @@ class Thinking(LlmStage):
                     return "runaway", reason
             elif isinstance(event, ToolCall):
                 result = run_tool(event.name, event.arguments)
-                self.log.info("tool", utt=frame.utt, call=event.raw, ok=result.ok, result=result.text)
+                # Its arguments and result are the question's matter: their sizes at info only.
+                self.log.info("tool", utt=frame.utt, name=event.name, ok=result.ok, chars=len(result.text))
+                self.log.debug("tool", utt=frame.utt, call=event.raw, result=result.text)
                 return "tool", result.text if result.ok else f"error: {result.text}"
             elif isinstance(event, BadToolCall):
                 return "tool", f"error: the tool call {event.raw!r} is malformed ({event.error})"
