@@ -108,6 +108,23 @@ LOOKALIKES = [
     "Concerts, plays and films are on the list.",
     "Chad, the new intern, starts today.",
 ]
+# Sentences that begin with a mode's exact name used as an ordinary word, said straight
+# on: always dictation. Added after the set above (`--add-ordinary`, its own seed) and
+# all held out: no threshold is ever chosen on them.
+ORDINARY = [
+    "Chat logs show three errors in the build.",
+    "Chat rooms were quiet over the weekend.",
+    "Chat support closes at six on Fridays.",
+    "Converse with the team tomorrow about the launch.",
+    "Converse shoes are on sale this week.",
+    "Converse more with the people next door.",
+    "Dictate the letter to Anna before lunch.",
+    "Dictate your notes slowly and clearly.",
+    "Dictate the terms and they will sign.",
+    "Clarify the scope before we start the work.",
+    "Clarify which room the meeting is in.",
+    "Clarify your question for the panel.",
+]
 
 
 def sentences(rng: random.Random) -> list[dict]:
@@ -205,12 +222,11 @@ class Piper:
         return resample(joined, chunks[0].sample_rate)
 
 
-def generate(seed: int, out: Path, say) -> dict:
-    rng = random.Random(seed)
-    piper = Piper()
-    out.mkdir(parents=True, exist_ok=True)
+def speak_all(piper, rng: random.Random, seed: int, out: Path, say, found: list[dict], first: int = 0) -> list[dict]:
+    """Each sentence of `found` at every speed, once clean and once at each noise ratio,
+    written to `out`, numbered from `first`: the clips' manifest entries."""
     clips = []
-    for number, sentence in enumerate(sentences(rng)):
+    for number, sentence in enumerate(found, first):
         noises = rng.sample(NOISES, len(NOISES))  # each sentence: clean once, and once at each ratio
         for speed, snr in zip(SPEEDS, noises):
             noise = "clean" if snr is None else f"{snr:g}db"
@@ -228,8 +244,32 @@ def generate(seed: int, out: Path, say) -> dict:
                 }
             )
         say(f"modeset: {sentence['text']}")
+    return clips
+
+
+def generate(seed: int, out: Path, say) -> dict:
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = speak_all(Piper(), rng, seed, out, say, sentences(rng))
     manifest = {"_about": __doc__.split("\n\n")[0].strip(), "seed": seed, "clips": clips}
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def add_ordinary(seed: int, out: Path, say) -> dict:
+    """Append the ORDINARY sentences to the set in `out` (held out, their own seed),
+    replacing any added before; the clips already there are left as they are."""
+    path = out / "MANIFEST.json"
+    manifest = json.loads(path.read_text())
+    kept = [clip for clip in manifest["clips"] if clip.get("group") != "ordinary"]
+    first = max(int(clip["file"][:3]) for clip in kept) + 1
+    found = [
+        {"text": text, "mode": "dictate", "kind": "lookalike", "split": "held", "group": "ordinary"}
+        for text in ORDINARY
+    ]
+    added = speak_all(Piper(), random.Random(seed), seed, out, say, found, first)
+    manifest = {**manifest, "ordinary_seed": seed, "clips": kept + added}
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
@@ -237,10 +277,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.modeset", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=None, help="default: random, printed")
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument(
+        "--add-ordinary", action="store_true", help="only add the sentences that use a mode's name as an ordinary word"
+    )
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(100_000)
     print(f"modeset: seed {seed}", file=sys.stderr)
-    manifest = generate(seed, Path(args.out), lambda message: print(message, file=sys.stderr))
+    make = add_ordinary if args.add_ordinary else generate
+    manifest = make(seed, Path(args.out), lambda message: print(message, file=sys.stderr))
     print(f"modeset: {len(manifest['clips'])} clips in {args.out} (seed {seed})", file=sys.stderr)
 
 

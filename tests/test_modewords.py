@@ -8,7 +8,7 @@ from conftest import AUDIO
 from harness import Harness
 
 from bus.frames import Transcript
-from stages.router.meaning import decide, plainly_dictated
+from stages.router.meaning import Decision, decide, plainly_dictated
 from stages.router.modewords import distance, may_name_a_mode, mode_prefix, named_alone, sound_key, sounds_like
 from stages.router.stage import Router
 
@@ -38,7 +38,6 @@ def test_sound_keys_hear_spellings_alike():
         (" Clarifying. So the meeting is moved to Friday.", "clarify", "So the meeting is moved to Friday."),
         (" Clarified, um, so the meeting is moved.", "clarify", "Um, so the meeting is moved."),
         (" Dictate. Please send the report.", "dictate", "Please send the report."),
-        (" Chat what is the time", "chat", "What is the time"),  # the name itself needs no pause
     ],
 )
 def test_a_name_heard_as_something_like_it_picks_the_mode(heard, mode, rest):
@@ -73,6 +72,35 @@ def test_words_that_only_begin_like_a_name_are_dictated_as_said(said):
     assert decide(said, "dictate", {}, set()).text == said
 
 
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Chat logs show three errors in the build.",
+        "Converse with the team tomorrow.",
+        "Dictate the letter to Anna.",
+        "Clarify the scope before we start.",
+        "Chat. Logs show three errors.",  # Whisper wrote a period the audio does not have
+    ],
+)
+def test_a_name_said_straight_on_is_an_ordinary_word(said):
+    """The word timings say no pause follows the name: the sentence is typed whole."""
+    for pauses in ([0, 10, 0], [60, 0, 0], [119]):
+        assert decide(said, "dictate", {}, set(), pauses_ms=pauses) == Decision("dictate", said)
+
+
+def test_a_name_that_stands_apart_picks_the_mode_pause_written_or_not():
+    assert decide("Chat what is the time", "dictate", {}, set(), pauses_ms=[300, 0]) == Decision(
+        "chat", "What is the time"
+    )
+    assert decide("Chat what is the time", "dictate", {}, set()).mode == "dictate"  # no timings, no mark: no pause
+    assert decide("Chat, what is the time", "dictate", {}, set()).mode == "chat"  # no timings: the mark is the pause
+    assert mode_prefix("Con verse, why is the sky blue?", {}, pauses_ms=[0, 250])[0] == "converse"
+    assert mode_prefix("Con verse, why is the sky blue?", {}, pauses_ms=[0, 40])[0] == ""
+    # A sound-alike needs Whisper's mark as well as the pause: "Yet another" never switches.
+    assert mode_prefix("Yet another meeting is planned.", {}, pauses_ms=[400])[0] == ""
+    assert mode_prefix("Yet, we still need a plan.", {}, pauses_ms=[40])[0] == ""
+
+
 def test_a_near_sound_needs_a_pause_after_it():
     assert mode_prefix("Conders what is 17 times 23?", {}) == ("", "Conders what is 17 times 23?")
     assert mode_prefix("Conders, what is 17 times 23?", {})[0] == "converse"
@@ -81,7 +109,9 @@ def test_a_near_sound_needs_a_pause_after_it():
 
 def test_a_users_own_words_count_like_the_names():
     aliases = {"converse": ["think"]}
-    assert mode_prefix("Think what is 17 times 23?", aliases) == ("converse", "what is 17 times 23?")
+    assert mode_prefix("Think, what is 17 times 23?", aliases) == ("converse", "what is 17 times 23?")
+    assert mode_prefix("Think what is 17 times 23?", aliases, pauses_ms=[300]) == ("converse", "what is 17 times 23?")
+    assert mode_prefix("Think what is 17 times 23?", aliases, pauses_ms=[30])[0] == ""  # said straight on
     assert decide("Switch to think mode.", "dictate", aliases, set()).sticky == "converse"
     assert decide("Switch to conders mode.", "dictate", {}, set()).sticky == "converse"
 
@@ -136,3 +166,17 @@ def test_held_out_speech_through_real_tiny_en_is_routed_as_measured():
     assert scores["routed"] >= 12, scores["missed_joined"]
     assert scores["switched"] <= 2, scores["false_switches"]
     assert scores["routed_joined"] >= 12, scores["missed_joined"]  # the matcher alone: 13 of 16 measured
+
+
+def test_a_name_said_on_its_own_expires_and_is_shown_while_it_waits(tmp_path):
+    router = Harness(Router, tmp_path, "stages.router.next_mode_s=8.0")
+    said_ns = 50 * 10**9
+    router.send("asr", Transcript("Chat."), utt="u1", reliable=True, marks={"speech_end": said_ns})
+    progress = router.stage.progress
+    assert (progress.next_mode, progress.next_mode_until_ns) == ("chat", said_ns + 8 * 10**9)
+    router.ack(*router.published("keystrokes"), by="keys")
+    late = {"speech_start": said_ns + 9 * 10**9}  # begun after it expired: by when it was said, not heard
+    router.send("asr", Transcript("Tell me a joke."), utt="u2", reliable=True, marks=late)
+    assert not router.published("request")
+    assert [f.body.text for f in router.published("keystrokes") if f.utt == "u2"] == ["Tell me a joke."]
+    assert router.stage.peer.counters["next_mode_expired"] == 1 and router.stage.progress.next_mode == ""

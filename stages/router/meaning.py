@@ -2,7 +2,8 @@
 of the sticky mode, a stop word, a new conversation. Pure, tested on what Whisper
 really writes.
 
-A spoken prefix picks the mode for one utterance ("Chat. What is..."); a mode's name
+A spoken prefix picks the mode for one utterance ("Chat. What is..."), when the name
+stands apart from what follows (a pause after it in the audio); a mode's name
 said on its own ("Chat." then a pause vad ends the utterance at) picks it for the next
 one; "switch to X mode" makes it stick. Names are recognised by how they sound, as
 Whisper really writes them ("yet,", "Conders,": stages/router/modewords.py), and
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from bus.text import plain
 from stages.router.dictation import Dictation, spoken_command
-from stages.router.modewords import exactly, may_name_a_mode, mode_prefix, named_alone, sounds_like
+from stages.router.modewords import MIN_PAUSE_MS, exactly, may_name_a_mode, mode_prefix, named_alone, sounds_like
 
 SWITCH = re.compile(r"^(?:please )?(?:switch|change|go|set)(?: back)? (?:to|into) (\w+)(?: mode)?$")
 
@@ -35,19 +36,31 @@ class Decision:
     mode: str  # the mode that handles `text`
     text: str
     sticky: str = ""  # a mode to switch to (nothing to type)
-    stop: bool = False  # a stop word said alone: nothing to type (barge-in is what cuts an answer)
+    stop: bool = False  # a stop word said alone, with something to stop: nothing to type
     new_conversation: bool = False  # chat and converse start afresh; nothing to type
     next: str = ""  # a mode's name said on its own: the mode of the next utterance (nothing to type)
 
 
-def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decision:
+def decide(
+    text: str,
+    sticky: str,
+    mode_words: dict,
+    stop_words: set,
+    pauses_ms: list[int] = (),
+    min_pause_ms: int = MIN_PAUSE_MS,
+    stopping: bool = False,
+) -> Decision:
     """What an utterance asks for. Pure: tested on what Whisper really writes. A mode's
-    name is recognised by its sound (stages/router/modewords.py); `mode_words` are a user's
-    aliases, which count like the names themselves."""
+    name is recognised by its sound (stages/router/modewords.py) and counts as a prefix
+    only when the pause after it (`pauses_ms`, asr's word timings) sets it apart;
+    `mode_words` are a user's aliases, which count like the names themselves.
+    A stop word said alone stops a model's answer that was in progress when it was said
+    (`stopping`); with nothing to stop, it is dictation like any word in dictate mode,
+    and nothing to do in the model modes."""
     said = plain(text)
     if spoken_command(text) in (*Dictation.COMMANDS, Dictation.SCRATCH):
         return Decision("dictate", text.strip())  # editing commands work in every mode
-    if said in stop_words:
+    if said in stop_words and (stopping or sticky != "dictate"):
         return Decision(sticky, "", stop=True)
     if NEW_CONVERSATION.match(said):
         return Decision(sticky, "", new_conversation=True)
@@ -55,7 +68,7 @@ def decide(text: str, sticky: str, mode_words: dict, stop_words: set) -> Decisio
     named = switch and (exactly(switch.group(1), mode_words) or sounds_like(switch.group(1)))
     if named:
         return Decision(sticky, "", sticky=named)
-    mode, rest = mode_prefix(text, mode_words)
+    mode, rest = mode_prefix(text, mode_words, pauses_ms=pauses_ms, min_pause_ms=min_pause_ms)
     if mode:
         return Decision(mode, rest[0].upper() + rest[1:])
     alone = named_alone(text, mode_words)

@@ -11,12 +11,17 @@ longer word made from the name -- "conversely", "chatting", "clarity" -- is anot
 word, not a mishearing).
 
 The rules that keep dictation dictation:
-* the mode's own name always counts ("Chat what is..."), as do a user's `aliases`;
-* any other word counts only when a pause follows it (Whisper writes the pause as a
-  punctuation mark: "Conders, what is...") and it sounds close enough to a name;
+* a name counts only when it stands apart from what follows: a pause after it in the
+  audio (asr's word timings, `pauses_ms`), not only a comma Whisper may write. "Chat
+  logs show three errors." uses the word, said straight on, and is dictated whole;
+  "Chat. What is..." names the mode;
+* the mode's own name, or a user's `aliases`, needs nothing more than that pause;
+* any other word also needs Whisper to have heard the pause (a punctuation mark after
+  it: "Conders, what is...") and to sound close enough to a name;
 * two words heard for one name ("Con verse,") count like one word, under the same rule;
 * a name said on its own ("Jet.", cut off by vad at the pause after it) names the mode
   of the utterance that follows.
+Without word timings (a transcript from elsewhere), the punctuation mark is the pause.
 Pure: values in, values out.
 """
 
@@ -139,19 +144,43 @@ def exactly(word: str, aliases: dict) -> str:
 
 # The first word, or the first two, then the pause (punctuation) and the rest.
 PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
+# The silence after a name that sets it apart, in ms. Chosen on the `tune` half of
+# tests/audio/modes (voxkey bench --modes): see bus/defaults.toml's prefix_pause_ms.
+MIN_PAUSE_MS = 120
 
 
-def mode_prefix(text: str, aliases: dict, max_distance: float = MAX_DISTANCE) -> tuple[str, str]:
+def stands_apart(mark: str, pauses_ms: list[int], index: int, min_pause_ms: int) -> bool:
+    """Whether the word at `index` is followed by a pause: as the audio's word timings
+    measured it when asr gave them, else as the punctuation mark Whisper wrote."""
+    if index < len(pauses_ms):
+        return pauses_ms[index] >= min_pause_ms
+    return bool(mark)
+
+
+def mode_prefix(
+    text: str,
+    aliases: dict,
+    max_distance: float = MAX_DISTANCE,
+    pauses_ms: list[int] = (),
+    min_pause_ms: int = MIN_PAUSE_MS,
+) -> tuple[str, str]:
     """(mode, the rest of the utterance) if `text` begins by naming a mode, else ("", text)."""
     first = PREFIX.match(text)
     if not first or not first.group(3).strip():
         return "", text
-    word, pause, rest = first.groups()
-    mode = exactly(word, aliases) or (pause and sounds_like(word, max_distance))
-    if mode:
-        return mode, rest.strip()
+    word, mark, rest = first.groups()
+    if stands_apart(mark, pauses_ms, 0, min_pause_ms):
+        mode = exactly(word, aliases) or (mark and sounds_like(word, max_distance))
+        if mode:
+            return mode, rest.strip()
     second = PREFIX.match(rest)
-    if not pause and second and second.group(2) and second.group(3).strip():  # "Con verse, what..."
+    if (
+        not mark
+        and second
+        and second.group(2)
+        and second.group(3).strip()
+        and stands_apart(second.group(2), pauses_ms, 1, min_pause_ms)
+    ):  # "Con verse, what..."
         mode = sounds_like(f"{word} {second.group(1)}", max_distance)
         if mode:
             return mode, second.group(3).strip()

@@ -7,7 +7,10 @@ instruct and thinking); `voice` from vad (barge-in).
 Produces: `keystrokes` for keys (dictation, each piece of an answer passed on, and an
 empty final piece when an utterance types nothing, so every utterance is answered); a
 `request` for the model stage of its mode; `cancel` for a chat or converse answer
-being typed when the user speaks again (dictated and clarified speech is always typed).
+being typed when the user speaks again (dictated and clarified speech is always typed),
+and for every answer in progress when the user says a stop word ("cancel") or runs
+`voxkey cancel`: the stop word is heard while it waits behind the answer, not after it,
+and nothing more of a cancelled answer is passed on to keys.
 What an utterance means (mode prefixes, "switch to X mode", commands) is
 stages/router/meaning.py; how dictation is typed, stages/router/dictation.py. Partials
 are typed ahead in dictation only, once they cannot become a command or a mode's name,
@@ -65,6 +68,11 @@ class RouterState:
     # `voxkey mode`: speech that ended before the command was given keeps the mode before.
     mode_before: str = ""
     mode_since_ns: int = 0
+    next_mode_until_ns: int = 0  # the next utterance must begin before this to take next_mode
+    answering: dict[str, str] = field(default_factory=dict)  # utterance -> mode: requests not answered yet
+    cancelled: list[str] = field(default_factory=list)  # the recent utterances whose answers were cancelled
+    stops_heard: list[str] = field(default_factory=list)  # stop words taken as a cancel while they waited
+    answer_ended_ns: int = 0  # when the last answer's final piece was passed on
 
     def check(self) -> None:
         modes = ("", *MODES)
@@ -94,6 +102,11 @@ class Router(Stage):
         # the mode of the next utterance, unless that one names its own.
         self.next_mode = saved.next_mode
         self.mode_before, self.mode_since_ns = saved.mode_before or self.mode, saved.mode_since_ns
+        self.next_mode_until_ns = saved.next_mode_until_ns
+        self.next_mode_ns = int(float(self.settings["next_mode_s"]) * 1e9)
+        self.prefix_pause_ms = int(self.settings["prefix_pause_ms"])
+        self.answering, self.cancelled, self.stops_heard = saved.answering, saved.cancelled, saved.stops_heard
+        self.answer_ended_ns = saved.answer_ended_ns
         self.typing_answer: dict[str, str] = {}  # utterance id -> mode, while a model's answer is being typed
         self.heard: dict = {}  # the last utterance decided, for `voxkey status`: RouterProgress's heard_*
         self._set_mode(self.mode)
@@ -102,22 +115,34 @@ class Router(Stage):
 
     def _save(self) -> None:
         self.decided = dict(list(self.decided.items())[-RECENT_DECISIONS:])
+        self.cancelled = self.cancelled[-RECENT_DECISIONS:]
+        self.stops_heard = self.stops_heard[-RECENT_DECISIONS:]
         self.save_state(
             RouterState(
-                self.mode,
-                self.document.typed,
-                self.decided,
-                self.parts,
-                self.conversation,
-                self.next_mode,
-                self.mode_before,
-                self.mode_since_ns,
+                mode=self.mode,
+                typed=self.document.typed,
+                decided=self.decided,
+                parts=self.parts,
+                conversation=self.conversation,
+                next_mode=self.next_mode,
+                mode_before=self.mode_before,
+                mode_since_ns=self.mode_since_ns,
+                next_mode_until_ns=self.next_mode_until_ns,
+                answering=self.answering,
+                cancelled=self.cancelled,
+                stops_heard=self.stops_heard,
+                answer_ended_ns=self.answer_ended_ns,
             )
         )
 
     def _set_mode(self, mode: str) -> None:
         self.mode = self.state = mode
-        self.progress = RouterProgress(mode=mode, **{f"heard_{name}": value for name, value in self.heard.items()})
+        self.progress = RouterProgress(
+            mode=mode,
+            **{f"heard_{name}": value for name, value in self.heard.items()},
+            next_mode=self.next_mode,
+            next_mode_until_ns=self.next_mode_until_ns if self.next_mode else 0,
+        )
 
     def _valid_mode(self, mode: str) -> str:
         if mode not in MODES:
@@ -127,6 +152,9 @@ class Router(Stage):
     def on_control(self, command: str, args: dict) -> str:
         if command == "new-conversation":
             return self._new_conversation("control")
+        if command == "cancel":
+            cancelled = self._cancel_answers("voxkey cancel")
+            return f"cancelled {len(cancelled)} answer(s)" if cancelled else "nothing to cancel"
         if command != "mode":
             return super().on_control(command, args)
         try:
@@ -196,9 +224,18 @@ class Router(Stage):
         if continued:
             return continued
         decision = decide(
-            transcript.text, self.next_mode or self._mode_spoken_in(frame), self.mode_words, self.stop_words
+            transcript.text,
+            self._next_mode_for(frame) or self._mode_spoken_in(frame),
+            self.mode_words,
+            self.stop_words,
+            pauses_ms=transcript.pauses_ms,
+            min_pause_ms=self.prefix_pause_ms,
+            stopping=self._something_to_stop(frame),
         )
         self.next_mode = decision.next
+        # A name said on its own picks the mode of the next utterance only if that one
+        # follows soon: minutes later, the user has forgotten it.
+        self.next_mode_until_ns = frame.marks.get("speech_end", now_ns()) + self.next_mode_ns if decision.next else 0
         self.log.info(
             "routed",
             utt=frame.utt,
@@ -222,6 +259,53 @@ class Router(Stage):
             if decision.mode != "dictate":  # a model hears the utterance whole, at its last part
                 return typing("")
         return self._for_mode(decision.mode, decision.text, frame.utt)
+
+    def _next_mode_for(self, frame: Frame) -> str:
+        """The mode a name said on its own gave this utterance: "" if none was said, or
+        this one began after it expired (by when it was said, not when it was heard)."""
+        if not self.next_mode:
+            return ""
+        if frame.marks.get("speech_start", 0) <= self.next_mode_until_ns:
+            return self.next_mode
+        self.peer.counters["next_mode_expired"] += 1
+        self.log.info("a mode said on its own expired", mode=self.next_mode, utt=frame.utt)
+        return ""
+
+    def _something_to_stop(self, frame: Frame) -> bool:
+        """Whether a stop word in this utterance has something to stop: it was taken as a
+        cancel while it waited, an answer is still in progress, or one was when it was said."""
+        key = frame.key or frame.utt
+        said_ns = frame.marks.get("speech_start", 0)
+        return key in self.stops_heard or bool(self.answering) or (0 < said_ns < self.answer_ended_ns)
+
+    def tick(self) -> float:
+        """A stop word is heard while it waits behind the answer it stops: transcripts
+        are taken one at a time, so handled in turn it would come after the answer."""
+        if self.answering:
+            for frame in self.waiting():
+                body = frame.body
+                if (
+                    isinstance(body, Transcript)
+                    and not (body.partial or body.dropped)
+                    and plain(body.text) in self.stop_words
+                    and (frame.key or frame.utt) not in self.stops_heard
+                ):
+                    self.stops_heard.append(frame.key or frame.utt)
+                    self._cancel_answers("stop word")
+        return super().tick()
+
+    def _cancel_answers(self, reason: str) -> list[str]:
+        """Cancel every answer in progress: the model stops before its next token, and
+        nothing more of it is passed on (its final piece still is, so keys closes it)."""
+        cancelled = [utt for utt in self.answering if utt not in self.cancelled]
+        for utt in cancelled:
+            self.log.info("cancelling the answer", utt=utt, by=reason)
+            self.publish(Cancel(reason=reason), utt=utt)
+            self.typing_answer.pop(utt, None)
+        self.cancelled += cancelled
+        self.peer.counters["answers_cancelled"] += len(cancelled)
+        self._save()
+        return cancelled
 
     def _mode_spoken_in(self, frame: Frame) -> str:
         """The sticky mode an utterance was said in: a mode set by command applies to
@@ -250,6 +334,7 @@ class Router(Stage):
             edit = self.document.hear(text, utt)
             return typing(edit.text, backspaces=edit.backspaces, offset=offset, erases=edit.erases)
         request = Request(mode=mode, text=text, lead=self.document.lead(), conversation=self.conversation)
+        self.answering[utt] = mode
         return Decided(request=request)
 
     def _pass_on_answer(self, frame: Frame) -> None:
@@ -257,10 +342,16 @@ class Router(Stage):
         types each place once, and never splices two different answers)."""
         piece: Keystrokes = frame.body
         known = self.document.text_of(frame.utt)
+        if frame.utt in self.cancelled:
+            if not piece.final:
+                return  # generated before the cancel reached the model: never typed
+            piece = Keystrokes(text="", final=True, offset=len(known))
         if piece.offset <= len(known):  # a piece that comes again is recorded once
             self.document.record(frame.utt, piece.text[len(known) - piece.offset :])
         if piece.final:
             self.typing_answer.pop(frame.utt, None)
+            if self.answering.pop(frame.utt, None):
+                self.answer_ended_ns = now_ns()
         elif piece.text and frame.utt in self.decided:
             self.typing_answer.setdefault(frame.utt, self.decided[frame.utt].request.mode)
         self._save()
