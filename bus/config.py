@@ -35,6 +35,8 @@ POSITIVE = {
     "retain_s",
     "clarify_timeout_s",
     "thinking_budget_tokens",
+    "max_held_s",
+    "next_mode_s",
 }
 # Numbers with bounds of their own: name -> (lowest, highest).
 RANGES = {"hid_key_delay_ms": (0, 1000)}

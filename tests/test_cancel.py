@@ -108,3 +108,15 @@ def finish(router: LoneStage, utt: str) -> None:
         keys.send(Frame(Ack(topic=frame.topic, keys=[frame.key]), src="keys", to="router"))
     request = next(f for f in router.handed["instruct"] if f.utt == utt)
     router.neighbours["instruct"].send(Frame(Ack(topic=request.topic, keys=[request.key]), src="instruct", to="router"))
+
+
+def test_a_cancelled_clarify_still_types_what_was_said(tmp_path):
+    router = Harness(Router, tmp_path)
+    router.send("asr", Transcript("Clarify. So um the meeting moved.", pauses_ms=[380]), utt="q", reliable=True)
+    assert router.published("request")[0].body.mode == "clarify"
+    router.stage.on_control("cancel", {})
+    assert [f.utt for f in router.published("cancel")] == ["q"]
+    answer_piece(router, "So um the meeting moved.", 0)  # instruct types the original when cancelled
+    answer_piece(router, "", 24, final=True)
+    typed = [f.body for f in router.published("keystrokes") if f.utt == "q"]
+    assert [(k.text, k.final) for k in typed] == [("So um the meeting moved.", False), ("", True)]

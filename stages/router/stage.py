@@ -296,7 +296,9 @@ class Router(Stage):
 
     def _cancel_answers(self, reason: str) -> list[str]:
         """Cancel every answer in progress: the model stops before its next token, and
-        nothing more of it is passed on (its final piece still is, so keys closes it)."""
+        nothing more of a chat or converse answer is passed on (its final piece still
+        is, so keys closes it). A clarify stops rewriting and types what was said
+        (stages/instruct.py): those pieces are the user's words, and go on."""
         cancelled = [utt for utt in self.answering if utt not in self.cancelled]
         for utt in cancelled:
             self.log.info("cancelling the answer", utt=utt, by=reason)
@@ -342,7 +344,7 @@ class Router(Stage):
         types each place once, and never splices two different answers)."""
         piece: Keystrokes = frame.body
         known = self.document.text_of(frame.utt)
-        if frame.utt in self.cancelled:
+        if frame.utt in self.cancelled and self.answering.get(frame.utt) in INTERRUPTIBLE:
             if not piece.final:
                 return  # generated before the cancel reached the model: never typed
             piece = Keystrokes(text="", final=True, offset=len(known))
