@@ -36,6 +36,7 @@ POSITIVE = {
     "clarify_timeout_s",
     "thinking_budget_tokens",
     "max_held_s",
+    "chunk_chars",
     "next_mode_s",
 }
 # Numbers with bounds of their own: name -> (lowest, highest).

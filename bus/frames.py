@@ -224,6 +224,12 @@ class Typed:
     final: bool = True
     offset: int = count()  # where `text` begins in what the sink received for this utterance
     already: str = ""  # a repeated piece: what the sink had received for the utterance before `text`
+    # Characters of what the sink received for the utterance that keys cannot vouch
+    # for: it was killed while typing them (one chunk), so the app may lack some of them.
+    in_doubt: int = count()
+    # Why this piece was kept, not typed ("said 14 s ago"): it is held until
+    # `voxkey held type`, `copy` or `drop`; empty for a piece typed or refused.
+    held: str = ""
 
     def unseen(self, known: str) -> str:
         """What this report adds to the `known` output of its utterance: the part of

@@ -24,6 +24,8 @@ class VadProgress:
     stream: str = ""
     utterances: int = 0  # cut from the stream so far
     ended: bool = False  # the stream stopped and its last utterance was cut
+    refusing: str = ""  # why new speech is not taken (downstream stalled); empty while it is
+    refused_ms: int = 0  # speech heard and not taken, since vad started
 
 
 @dataclass
@@ -46,8 +48,9 @@ class KeysProgress:
     last_by: str = ""  # who wrote it (router, instruct, thinking),
     last_latency_ms: int = -1  # end of speech -> its first key; -1 when unknown
     last_error: str = ""  # why typing it failed
-    held: int = 0  # utterances kept, not typed: said too long ago, or before every stage was ready
+    held: int = 0  # utterances kept, not typed: said too long ago (speech said while loading too)
     held_reason: str = ""  # why the latest of them was kept
+    held_said_ns: int = 0  # the end of speech (monotonic ns) of the oldest of them
 
 
 BY_STAGE = {"capture": CaptureProgress, "vad": VadProgress, "router": RouterProgress, "keys": KeysProgress}

@@ -10,7 +10,7 @@ import time
 from harness import Harness
 
 from bus.control import StageStatus
-from bus.frames import Frame, Heartbeat, Keystrokes, Transcript, Typed
+from bus.frames import Frame, Heartbeat, Keystrokes, Transcript, Typed, now_ns
 from stages.keys.stage import Keys
 from stages.router.dictation import replace_phrases, vocabulary
 from stages.router.stage import Router
@@ -25,10 +25,17 @@ def beat(stage: str, ready: bool = True, pid: int = 10, **progress) -> Frame:
 
 
 def typed(
-    utt: str, text: str, final: bool = True, error: str = "", offset: int = 0, already: str = "", **marks
+    utt: str,
+    text: str,
+    final: bool = True,
+    error: str = "",
+    offset: int = 0,
+    already: str = "",
+    in_doubt: int = 0,
+    **marks,
 ) -> Frame:
     return Frame(
-        Typed(text=text, final=final, error=error, by="router", offset=offset, already=already),
+        Typed(text=text, final=final, error=error, by="router", offset=offset, already=already, in_doubt=in_doubt),
         "keys",
         utt=utt,
         marks=marks,
@@ -141,15 +148,14 @@ def test_the_router_applies_replacements_to_dictation_only_and_reports_what_it_h
 def test_keys_reports_its_backend_and_the_last_utterance_typed(tmp_path):
     document = tmp_path / "doc.txt"
     keys = Harness(Keys, tmp_path, f'stages.keys.sink="file:{document}"')
-    marks = {"speech_end": 5_000_000_000}
+    speech_end = now_ns() - 1_000_000_000  # said a second ago: typed, not held
+    marks = {"speech_end": speech_end}
     keys.send("router", Keystrokes("Hello", final=False), utt="u1", key="u1+0", reliable=True, marks=marks)
     keys.send("router", Keystrokes(" world.", offset=5), utt="u1", key="u1+5", reliable=True, marks=marks)
     status = keys.stage.on_control("status", {})["progress"]
     assert status["sink"] == "file" and status["last_typed"] == "Hello world." and status["last_utt"] == "u1"
     first_key = keys.published("typed")[0].marks["first_key"]
-    assert status["last_latency_ms"] == round(
-        (first_key - 5_000_000_000) / 1e6
-    )  # to its first key, not a later piece's
+    assert status["last_latency_ms"] == round((first_key - speech_end) / 1e6)  # to its first key, not a later piece's
     assert document.read_text() == "Hello world."
 
 
@@ -211,3 +217,47 @@ def test_any_failure_of_a_sink_is_reported_in_typed_with_its_reason(tmp_path):
     assert (typed.body.text, typed.body.final) == ("", True)  # nothing is counted as typed
     [shown] = Live().on_frame(typed)
     assert shown.message.startswith("typing failed: the file sink failed") and shown.desktop
+
+
+def test_status_shows_what_keys_holds_and_the_next_utterances_mode():
+    now = 100 * 10**9
+    router = {"mode": "dictate", "next_mode": "chat", "next_mode_until_ns": now + 6 * 10**9}
+    keys = {"sink": "file", "held": 1, "held_said_ns": now - 14 * 10**9, "held_reason": "said 14 s ago"}
+    stages = {"router": StageStatus("dictate", True, 2, router), "keys": StageStatus("file", True, 3, keys)}
+    shown = render(stages, {}, now_ns=now).splitlines()
+    assert shown[1:5] == [
+        "mode:      dictate",
+        "next utterance: chat (for 6 s)",
+        "typing:    file",
+        "1 utterance held: said 14 s ago -- `voxkey held type` or `voxkey held copy`",
+    ]
+    later = render(stages, {}, now_ns=now + 7 * 10**9)
+    assert "next utterance" not in later  # expired: the next utterance is dictated again
+    two = {**keys, "held": 2, "held_said_ns": now - 40 * 10**9}
+    shown = render({**stages, "keys": StageStatus("file", True, 3, two)}, {}, now_ns=now)
+    assert "2 utterances held: the first said 40 s ago" in shown
+
+
+def test_the_live_view_tells_at_once_of_held_speech_the_next_mode_and_text_in_doubt():
+    live = Live()
+    for stage in STAGES:
+        live.on_frame(beat(stage))
+    until = now_ns() + 6 * 10**9
+    events = live.on_frame(beat("router", mode="dictate", next_mode="chat", next_mode_until_ns=until))
+    assert events[-1].message.startswith("next utterance: chat (for ")
+    assert live.on_frame(beat("router", mode="dictate", next_mode="chat", next_mode_until_ns=until)) == []
+    assert "next utterance: chat (for 6 s)" in live.line(now_ns=until - 6 * 10**9)
+    assert "next utterance" not in live.line(now_ns=until)
+
+    said = now_ns() - 14 * 10**9
+    [news] = live.on_frame(beat("keys", sink="file", held=1, held_said_ns=said))[-1:]
+    assert news.desktop and news.urgent and news.message.startswith("1 utterance held: said 1")
+    assert news.message.endswith("-- `voxkey held type` or `voxkey held copy`")
+    assert live.on_frame(beat("keys", sink="file", held=1, held_said_ns=said)) == []  # no news
+    assert "1 HELD" in live.line()
+    [more] = live.on_frame(beat("keys", sink="file", held=2, held_said_ns=said))
+    assert more.message.startswith("2 utterances held: the first said")
+    assert live.on_frame(beat("keys", sink="file", held=0)) == [] and "HELD" not in live.line()
+
+    [doubt] = live.on_frame(typed("u9", " the rest.", offset=64, already="x" * 64, in_doubt=64))
+    assert doubt.urgent and "64 characters of it may be missing" in doubt.message

@@ -2,7 +2,7 @@
 
 Each subcommand is a module of this package with `add_cli(commands)`, its usage in its
 docstring: up (up.py), replay (replaying.py), swap, listen, status (show_status.py),
-mode, cancel, conversation, models, doctor, service and gadget. Other packages add theirs
+held, mode, cancel, conversation, models, doctor, service and gadget. Other packages add theirs
 through the `voxkey.commands` entry point (`voxkey bench`). A failure the command
 expects (CliError, ControlError, ConfigError, ModelError) is one line on stderr,
 `voxkey: ...`, and exit status 1.
@@ -14,11 +14,39 @@ import sys
 from bus.config import ConfigError
 from bus.control import ControlError
 from bus.models import ModelError
-from voxkey import cancel, conversation, doctor, gadget, listen, mode, models, replaying, service, show_status, swap, up
+from voxkey import (
+    cancel,
+    conversation,
+    doctor,
+    gadget,
+    held,
+    listen,
+    mode,
+    models,
+    replaying,
+    service,
+    show_status,
+    swap,
+    up,
+)
 from voxkey.running import CliError
 
 # In the order `voxkey --help` lists them.
-SUBCOMMANDS = (up, replaying, swap, listen, show_status, mode, cancel, conversation, models, doctor, service, gadget)
+SUBCOMMANDS = (
+    up,
+    replaying,
+    swap,
+    listen,
+    show_status,
+    held,
+    mode,
+    cancel,
+    conversation,
+    models,
+    doctor,
+    service,
+    gadget,
+)
 
 
 def options(sub: argparse.ArgumentParser) -> None:

@@ -181,6 +181,9 @@ def run(
     )
     # keys types nothing before this replay hears it: no report of what was typed is lost
     config["stages"]["keys"]["audience"] = [*config["stages"]["keys"].get("audience", []), CLI]
+    # A recording is typed whole, however late: nobody moved the focus since it was
+    # said, and fed faster than spoken its end-of-speech times are virtual.
+    config["stages"]["keys"]["max_age_s"] = 0.0
     run_dir = Path(tempfile.mkdtemp(prefix="voxkey-"))  # mode 0700
     stall_timeout = float(config["cli"]["stall_timeout_s"])
     state = Replay(run_dir=run_dir)

@@ -10,6 +10,7 @@ as they happen (heartbeats, `transcript`, `typed`), and both render them here.
 
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 from bus import wiring
@@ -26,12 +27,32 @@ def clip(text: str, room: int = SHOWN_TEXT) -> str:
     return text if len(text) <= room else text[: room - 1] + "…"
 
 
+def held_line(keys: KeysProgress, now_ns: int) -> str:
+    """What keys holds instead of typing late, and what to do about it; "" if nothing."""
+    if not keys.held:
+        return ""
+    ago = max(0, round((now_ns - keys.held_said_ns) / 1e9))
+    said = f"said {ago} s ago" if keys.held == 1 else f"the first said {ago} s ago"
+    count = f"{keys.held} utterance{'s' if keys.held != 1 else ''}"
+    return f"{count} held: {said} -- `voxkey held type` or `voxkey held copy`"
+
+
+def next_mode_line(router: RouterProgress, now_ns: int) -> str:
+    """The mode the next utterance gets (its name said on its own), while it lasts; "" if none."""
+    left = (router.next_mode_until_ns - now_ns) / 1e9
+    if not router.next_mode or left <= 0:
+        return ""
+    return f"next utterance: {router.next_mode} (for {max(1, round(left))} s)"
+
+
 # --- voxkey status ---------------------------------------------------------------------
 
 
-def render(stages: dict[str, StageStatus | str], processes: dict[str, dict]) -> str:
+def render(stages: dict[str, StageStatus | str], processes: dict[str, dict], now_ns: int | None = None) -> str:
     """`voxkey status` from each stage's answer (or why it gave none) and supervisord's
-    view of its process. Pure."""
+    view of its process, at monotonic time `now_ns` (default: now; the stages' times are
+    on the same clock). Pure given `now_ns`."""
+    now_ns = time.monotonic_ns() if now_ns is None else now_ns
 
     def said(name: str):
         answer = stages.get(name)
@@ -43,8 +64,11 @@ def render(stages: dict[str, StageStatus | str], processes: dict[str, dict]) -> 
     lines = [
         f"listening: {listening_word(capture)}" + (f" -- {capture.hotkey}" if capture and capture.hotkey else ""),
         f"mode:      {router.mode}",
+        next_mode_line(router, now_ns),
         f"typing:    {keys.sink}" + (f" ({keys.reason})" if keys.reason else ""),
+        held_line(keys, now_ns),
     ]
+    lines = [line for line in lines if line]
     if router.heard_utt:
         heard = f'"{clip(router.heard_text)}"' if router.heard_text else "(nothing)"
         why = f" -- dropped: {router.heard_dropped}" if router.heard_dropped else f" ({router.heard_mode})"
@@ -80,6 +104,7 @@ def listening_word(capture: CaptureProgress | None) -> str:
 class Event:
     message: str
     desktop: bool = False  # also worth a desktop notification (a mode change, an error)
+    urgent: bool = False  # a notification that stays until dismissed (what the user said needs them)
 
 
 @dataclass
@@ -131,6 +156,8 @@ class Live:
     error: str = ""
     loading: Loading = field(default_factory=Loading)
     hotkey_problem: str = ""
+    keys: KeysProgress = field(default_factory=KeysProgress)  # as keys said last (what it holds)
+    router: RouterProgress = field(default_factory=RouterProgress)  # as the router said last (the next mode)
 
     def on_frame(self, frame: Frame) -> list[Event]:
         """Fold one frame in; returns what is worth telling the user."""
@@ -157,13 +184,34 @@ class Live:
                 self.listening = said.listening
                 # Said once everything is loaded: "listening" before then would be untrue.
                 return [Event("listening" if self.listening else "not listening")] if self.loading.all_ready else []
-        if isinstance(said, RouterProgress) and said.mode and said.mode != self.mode:
-            first, self.mode = not self.mode, said.mode
-            return [Event(f"mode: {self.mode}", desktop=not first)]
-        if isinstance(said, KeysProgress) and said.sink and said.sink != self.sink:
-            self.sink = said.sink
-            return [Event(f"typing with {self.sink}: {said.reason}")]
+        if isinstance(said, RouterProgress):
+            return self._on_router(said)
+        if isinstance(said, KeysProgress):
+            return self._on_keys(said)
         return []
+
+    def _on_router(self, said: RouterProgress) -> list[Event]:
+        events = []
+        if said.mode and said.mode != self.mode:
+            first, self.mode = not self.mode, said.mode
+            events.append(Event(f"mode: {self.mode}", desktop=not first))
+        news = (said.next_mode, said.next_mode_until_ns) != (self.router.next_mode, self.router.next_mode_until_ns)
+        self.router = said
+        line = next_mode_line(said, time.monotonic_ns())
+        if news and line:
+            events.append(Event(line))
+        return events
+
+    def _on_keys(self, said: KeysProgress) -> list[Event]:
+        events = []
+        if said.sink and said.sink != self.sink:
+            self.sink = said.sink
+            events.append(Event(f"typing with {self.sink}: {said.reason}"))
+        more = said.held > self.keys.held
+        self.keys = said
+        if more:  # the user must hear of it now: what they said is not where they meant it
+            events.append(Event(held_line(said, time.monotonic_ns()), desktop=True, urgent=True))
+        return events
 
     def _on_typed(self, frame: Frame, typed: Typed) -> list[Event]:
         if typed.error:
@@ -181,10 +229,19 @@ class Live:
             return []
         latency = f" {self.latency_ms} ms after speech ended" if self.latency_ms is not None else ""
         erased = f"{typed.backspaces} erased, " if typed.backspaces else ""
-        return [Event(f'typed by {typed.by or frame.src}{latency}: {erased}"{clip(text)}"')]
+        shown = Event(f'typed by {typed.by or frame.src}{latency}: {erased}"{clip(text)}"')
+        if typed.in_doubt:  # keys was killed while typing part of it: worth a look
+            shown = Event(
+                f"{shown.message}; {typed.in_doubt} characters of it may be missing "
+                "(keys stopped while typing them): check the text",
+                desktop=True,
+                urgent=True,
+            )
+        return [shown]
 
-    def line(self) -> str:
-        """One line for a terminal: listening, mode, backend, last heard and typed."""
+    def line(self, now_ns: int | None = None) -> str:
+        """One line for a terminal: listening, mode, backend, last heard and typed, the
+        next utterance's mode and what is held (at monotonic time `now_ns`, default now)."""
         listening = {None: "starting", True: "listening", False: "paused"}[self.listening]
         if not self.loading.all_ready:
             listening = f"loading ({len(self.loading.ready)}/{len(wiring.STAGES)} ready)"
@@ -196,6 +253,10 @@ class Live:
             parts.append(f"typed {len(self.typed.get(self.last_utt, ''))} chars{latency}")
         if self.error:
             parts.append(f"ERROR {clip(self.error, 50)}")
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        for extra in (next_mode_line(self.router, now_ns), f"{self.keys.held} HELD" if self.keys.held else ""):
+            if extra:
+                parts.append(extra)
         return "voxkey: " + " | ".join(parts)
 
 

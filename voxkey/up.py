@@ -115,7 +115,8 @@ class LiveView:
         for event in events:
             self._write(f"voxkey: {event.message}\n")
             if event.desktop and self.desktop:
-                status.notify(event.message, urgent=event.message.startswith(("typing failed", "stage")))
+                urgent = event.urgent or event.message.startswith(("typing failed", "stage"))
+                status.notify(event.message, urgent=urgent)
         if self.tty:
             self._write(status.clip(self.live.line(), shutil.get_terminal_size().columns - 1))
 

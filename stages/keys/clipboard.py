@@ -250,3 +250,22 @@ class ClipboardSink:
                 self.clipboard.restore(saved, offer)
             finally:
                 offer.close()
+
+
+def copy_text(text: str, env: Mapping[str, str] | None = None) -> str:
+    """Puts `text` on the clipboard and leaves it there (`voxkey held copy`): the user
+    pastes it where it belongs. Wayland first, as ClipboardSink; returns the session's
+    name, or SinkError."""
+    env = tool_env(env)
+    session = "wayland" if env.get("WAYLAND_DISPLAY") else "x11" if env.get("DISPLAY") else None
+    if session is None:
+        raise SinkUnavailable("copying needs a Wayland or X11 session: neither WAYLAND_DISPLAY nor DISPLAY is set")
+    backend = WaylandClipboard if session == "wayland" else X11Clipboard
+    require_tools(env, *backend.tools)
+    # Without a one-paste option both tools leave a server behind that serves the text
+    # until another program takes the clipboard, and exit once it is set.
+    if session == "wayland":
+        daemonize(["wl-copy", "--type", "text/plain;charset=utf-8"], env, text.encode())
+    else:
+        daemonize(["xclip", "-selection", "clipboard", "-t", "UTF8_STRING", "-i"], env, text.encode())
+    return session
