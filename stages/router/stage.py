@@ -77,6 +77,7 @@ class RouterState:
     def check(self) -> None:
         modes = ("", *MODES)
         require(self.mode in modes and self.next_mode in modes and self.mode_before in modes, "mode is not a mode")
+        require(all(mode in MODES for mode in self.answering.values()), "an answer's mode is not a mode")
         require(all(d.keystrokes or d.request for d in self.decided.values()), "a decision publishes nothing")
 
 
