@@ -261,3 +261,17 @@ def test_the_live_view_tells_at_once_of_held_speech_the_next_mode_and_text_in_do
 
     [doubt] = live.on_frame(typed("u9", " the rest.", offset=64, already="x" * 64, in_doubt=64))
     assert doubt.urgent and "64 characters of it may be missing" in doubt.message
+
+
+def test_status_and_the_live_view_say_when_vad_refuses_new_speech():
+    stalled = "downstream stalled: 180 s of speech wait for asr"
+    stages = {"vad": StageStatus("refusing speech: downstream stalled", True, 4, {"refusing": stalled})}
+    assert f"speech:    REFUSED -- {stalled}" in render(stages, {}, now_ns=10**9).splitlines()
+    live = Live()
+    for stage in STAGES:
+        live.on_frame(beat(stage))
+    [refused] = live.on_frame(beat("vad", refusing=stalled))
+    assert refused.urgent and refused.desktop and refused.message == f"speech refused: {stalled}"
+    assert live.on_frame(beat("vad", refusing=stalled)) == []  # no news
+    [taken] = live.on_frame(beat("vad", utterances=3))
+    assert taken.message == "speech taken again" and not taken.urgent

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from bus import wiring
 from bus.control import StageStatus
 from bus.frames import Frame, Heartbeat, Transcript, Typed
-from bus.progress import CaptureProgress, KeysProgress, RouterProgress, progress_of
+from bus.progress import CaptureProgress, KeysProgress, RouterProgress, VadProgress, progress_of
 
 SHOWN_TEXT = 60  # characters of heard or typed text a one-line view has room for
 RECENT = 10  # utterances whose typed text the live view keeps
@@ -59,10 +59,12 @@ def render(stages: dict[str, StageStatus | str], processes: dict[str, dict], now
         return progress_of(name, answer.progress) if isinstance(answer, StageStatus) else None
 
     capture = said("capture")
+    vad = said("vad") or VadProgress()
     router = said("router") or RouterProgress(mode="?")
     keys = said("keys") or KeysProgress(sink="?")
     lines = [
         f"listening: {listening_word(capture)}" + (f" -- {capture.hotkey}" if capture and capture.hotkey else ""),
+        f"speech:    REFUSED -- {vad.refusing}" if vad.refusing else "",
         f"mode:      {router.mode}",
         next_mode_line(router, now_ns),
         f"typing:    {keys.sink}" + (f" ({keys.reason})" if keys.reason else ""),
@@ -156,6 +158,7 @@ class Live:
     error: str = ""
     loading: Loading = field(default_factory=Loading)
     hotkey_problem: str = ""
+    refusing: str = ""  # why vad takes no new speech, as it said last
     keys: KeysProgress = field(default_factory=KeysProgress)  # as keys said last (what it holds)
     router: RouterProgress = field(default_factory=RouterProgress)  # as the router said last (the next mode)
 
@@ -184,6 +187,16 @@ class Live:
                 self.listening = said.listening
                 # Said once everything is loaded: "listening" before then would be untrue.
                 return [Event("listening" if self.listening else "not listening")] if self.loading.all_ready else []
+        if isinstance(said, VadProgress) and said.refusing != self.refusing:
+            self.refusing = said.refusing
+            # Urgent: what the user says now is not taken, until downstream catches up.
+            return [
+                Event(
+                    f"speech refused: {said.refusing}" if said.refusing else "speech taken again",
+                    desktop=True,
+                    urgent=bool(said.refusing),
+                )
+            ]
         if isinstance(said, RouterProgress):
             return self._on_router(said)
         if isinstance(said, KeysProgress):
