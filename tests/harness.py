@@ -129,3 +129,11 @@ class Harness:
 
     def clear(self) -> None:
         self.stage.peer.sent.clear()
+
+
+def keys_typing_to_a_file(stage_class, run_dir, *overrides: str) -> Harness:
+    """keys in process with the file sink: `harness.sink` is the document it types."""
+    sink = run_dir / "typed.txt"
+    harness = Harness(stage_class, run_dir, f'stages.keys.sink="file:{sink}"', *overrides)
+    harness.sink = sink
+    return harness

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import LoneStage
-from harness import Harness
+from harness import Harness, keys_typing_to_a_file
 
 from bus.frames import Keystrokes
 from stages.keys.chunks import chunked
@@ -62,10 +62,7 @@ def piece(keys, utt: str, text: str, offset: int = 0, final: bool = True, **fiel
 
 @pytest.fixture
 def keys(tmp_path):
-    sink = tmp_path / "typed.txt"
-    harness = Harness(Keys, tmp_path, f'stages.keys.sink="file:{sink}"', "stages.keys.chunk_chars=64")
-    harness.sink = sink
-    return harness
+    return keys_typing_to_a_file(Keys, tmp_path, "stages.keys.chunk_chars=64")
 
 
 def test_each_chunk_is_written_down_before_it_is_pressed(keys):

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 from conftest import LoneStage, voxkey
-from harness import Harness
+from harness import Harness, keys_typing_to_a_file
 from test_chunks import until
 
 from bus.frames import Frame, Keystrokes, now_ns
@@ -29,10 +29,7 @@ def piece(keys: Harness, utt: str, text: str, ago: float, offset: int = 0, final
 
 @pytest.fixture
 def keys(tmp_path):
-    sink = tmp_path / "typed.txt"
-    harness = Harness(Keys, tmp_path, f'stages.keys.sink="file:{sink}"', "stages.keys.max_age_s=10")
-    harness.sink = sink
-    return harness
+    return keys_typing_to_a_file(Keys, tmp_path, "stages.keys.max_age_s=10")
 
 
 def progress(keys: Harness) -> dict:
