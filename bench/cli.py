@@ -8,6 +8,7 @@
     voxkey bench --endpointing [--seed N]
     voxkey bench --conversation
     voxkey bench --modes
+    voxkey bench --hallucination
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
@@ -17,7 +18,10 @@ it, `--endpointing` how soon words are on screen after speech really ends (sente
 with and without pauses inside, each arm of settings at real time), `--conversation`
 whether a follow-up's time to first token stays close to the first turn's as the
 conversation grows, `--modes` how well spoken mode prefixes are recognised
-(tests/audio/modes, made by `python -m bench.modeset`). `--soak` and `--recovery`
+(tests/audio/modes, made by `python -m bench.modeset`), `--hallucination` what asr's
+guards drop of short replies and of sounds nobody spoke (tests/audio/short, made by
+`python -m bench.shortreplies`), the pauses word timings find after a mode's name, and
+what the timings cost. `--soak` and `--recovery`
 measure endurance instead of latency: the recordings looped for minutes through one
 pipeline (memory over time, utterances typed against expected), and stages killed one at
 a time (recovery time).
@@ -141,6 +145,11 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help="mode prefixes routed right and look-alikes left as dictation, on tests/audio/modes",
     )
+    parser.add_argument(
+        "--hallucination",
+        action="store_true",
+        help="asr's guards on short replies and non-speech (tests/audio/short), word pauses and their cost",
+    )
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -206,6 +215,11 @@ def measure(args) -> int:
         from bench import conversation
 
         print(conversation.markdown(conversation.measure(config, AUDIO, Path(args.out), say)))
+        return 0
+    if args.hallucination:
+        from bench import hallucination
+
+        print(hallucination.markdown(hallucination.measure(config, Path(args.out), say)))
         return 0
     if args.modes:
         from bench import modes

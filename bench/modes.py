@@ -57,19 +57,14 @@ class Recogniser:
         self.vad = config["stages"]["vad"]
         self.settings = config["stages"]["asr"]
         self.whisper = raw.Whisper(self.settings)
-        self.phantoms = {plain(p) for p in self.settings["phantom_phrases"]}
+        self.guards = asr_stage.Guards.of(self.settings)
 
     def utterances(self, samples: np.ndarray) -> list[str]:
         """What asr would send the router for each utterance of `samples` (int16)."""
         heard = []
         for _utt, audio in raw.segment(samples, "modes", self.vad):
             segments = asr_stage.Asr._transcribe(self.whisper, audio.astype(np.float32) / 32768.0)
-            text, _dropped = asr_stage.judge(
-                segments,
-                float(self.settings["no_speech_threshold"]),
-                float(self.settings["min_avg_logprob"]),
-                self.phantoms,
-            )
+            text, _dropped = asr_stage.judge(segments, self.guards, None)
             heard.append(text)
         return heard
 

@@ -17,28 +17,63 @@ recognised again and again, and the words two recognitions in a row agree on
 (LocalAgreement-2, leaving out the last word, which the audio may end inside) go to
 the router as a `partial` transcript. Every later recognition of the utterance is made
 to begin with the words already sent (Whisper's `prefix`), so none is ever taken back.
-Guarantees against text invented on noise: Silero gating upstream, no conditioning on
-previous text, Whisper's no-speech and log-probability tests, and a list of phantom
-phrases Whisper is known to produce on silence.
+Pauses between words: a final transcript (and a guess, which may become one) is
+recognised with Whisper's word timings, and says how long the silence after each of
+its first words was (`pauses_ms`): "Chat. What is..." has one after "Chat", "Chat logs
+show..." none, which is how the router tells a mode's name from a word that begins a
+sentence. Partials skip the timings, which cost an alignment pass each time.
+Guards against text invented on noise: Silero gating upstream, no conditioning on
+previous text, and a transcript is dropped only on evidence that nobody spoke, never
+for what its words are (Whisper invents "Thank you." on breath, and people say it):
+vad heard too little voice (`not_voiced`), Whisper rates it not speech
+(`not_speech`), is too unsure of it (`low_confidence`), or its decoding went round in
+a loop (`repetitive`). Each guard's value, and what it was measured on, is in
+bus/defaults.toml; `python -m bench.hallucination` measures them again.
 """
 
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bus import models
 from bus.delivery import partial_key
-from bus.frames import Frame, Guess, Speech, Transcript, now_ns
+from bus.frames import SAMPLE_RATE, Frame, Guess, Speech, Transcript, now_ns
 from bus.stage import Stage, StageError, main, mark
 from bus.text import plain, words
+
+WHISPER_WINDOW = 30 * SAMPLE_RATE  # samples Whisper hears at once
 
 
 @dataclass
 class Segment:
+    """What voxkey keeps of a faster-whisper segment: its text and the evidence on it."""
+
     text: str
     no_speech_prob: float
     avg_logprob: float
+    compression_ratio: float  # gzip ratio of the text: a decoder stuck in a loop compresses well
+    words: list = field(default_factory=list)  # faster-whisper Words (start, end in s), if timed
+
+
+@dataclass(frozen=True)
+class Guards:
+    """The evidence a transcript must show to be typed ([stages.asr] in bus/defaults.toml)."""
+
+    min_voiced_ms: int
+    no_speech_threshold: float
+    min_avg_logprob: float
+    max_compression_ratio: float
+
+    @classmethod
+    def of(cls, settings: dict) -> "Guards":
+        return cls(
+            int(settings["min_voiced_ms"]),
+            float(settings["no_speech_threshold"]),
+            float(settings["min_avg_logprob"]),
+            float(settings["max_compression_ratio"]),
+        )
 
 
 def resolve_model(name: str) -> str:
@@ -54,21 +89,46 @@ def resolve_model(name: str) -> str:
         raise StageError(str(error)) from None
 
 
-def judge(
-    segments: list[Segment], no_speech_threshold: float, min_avg_logprob: float, phantoms: set[str]
-) -> tuple[str, str]:
-    """(text to type, reason it is dropped); pure, so the guards are testable on their own."""
-    kept = [s for s in segments if s.no_speech_prob <= no_speech_threshold and s.avg_logprob >= min_avg_logprob]
-    text = " ".join(s.text.strip() for s in kept).strip()
+def not_spoken(segment: Segment, guards: Guards) -> str:
+    """The guard that finds Whisper's own evidence says this segment is not speech, or ""."""
+    if segment.no_speech_prob > guards.no_speech_threshold:
+        return "not_speech"
+    if segment.avg_logprob < guards.min_avg_logprob:
+        return "low_confidence"
+    if segment.compression_ratio > guards.max_compression_ratio:
+        return "repetitive"
+    return ""
+
+
+def judge(segments: list[Segment], guards: Guards, voiced_ms: int | None) -> tuple[str, str]:
+    """(text to type, the rule it is dropped by); pure, so the guards are testable on
+    their own. Only evidence decides, never the words: `voiced_ms` is how much of the
+    audio vad's Silero judged speech (None: not known, as for partials, whose speech
+    is going on). No segments: Whisper wrote nothing (it skips a window it rates not
+    speech, by the same no_speech_threshold, when it is also unsure of it)."""
+    if voiced_ms is not None and voiced_ms < guards.min_voiced_ms:
+        return "", "not_voiced"
     if not segments:
-        return "", "no_segments"
-    if not kept:
         return "", "not_speech"
+    verdicts = [not_spoken(s, guards) for s in segments]
+    text = " ".join(s.text.strip() for s, verdict in zip(segments, verdicts) if not verdict).strip()
+    if all(verdicts):
+        return "", verdicts[0]
     if not plain(text):
         return "", "no_words"
-    if plain(text) in phantoms:
-        return "", "phantom_phrase"
     return text, ""
+
+
+def kept_words(segments: list[Segment], guards: Guards) -> list:
+    """The timed words of the segments `judge` keeps."""
+    return [word for s in segments if not not_spoken(s, guards) for word in s.words]
+
+
+def pauses_after(words: list, first: int = 3) -> list[int]:
+    """The silence after each of the `first` words, in ms: from its end to the next
+    word's start (never below 0: Whisper's timings may overlap). The last word has no
+    next word, so a transcript of n words has min(first, n - 1) pauses."""
+    return [max(0, round((after.start - word.end) * 1000)) for word, after in zip(words[:first], words[1 : first + 1])]
 
 
 @dataclass
@@ -131,14 +191,15 @@ class Asr(Stage):
             raise StageError(
                 f"Whisper model {path} cannot be loaded ({error}): run `voxkey models fetch` or fix stages.asr.model"
             ) from None
-        self.phantoms = {plain(p) for p in self.settings["phantom_phrases"]}
+        self.guards = Guards.of(self.settings)
         self.guessed: Recognised | None = None
         self.hypotheses: Hypotheses | None = None  # of the utterance being spoken, if partials are on
         # The first call pays for lazy initialisation; pay it before reporting ready.
-        self._transcribe(np.zeros(16_000, np.float32))
+        self._transcribe(np.zeros(16_000, np.float32), timed=True)
 
-    def _transcribe(self, samples: np.ndarray, prefix: str = "") -> list[Segment]:
-        """Whisper's segments; with `prefix`, the first is made to begin with those words."""
+    def _transcribe(self, samples: np.ndarray, prefix: str = "", timed: bool = False) -> list[Segment]:
+        """Whisper's segments; with `prefix`, the first is made to begin with those words;
+        `timed`: with each word's start and end (an extra alignment pass)."""
         segments, _info = self.model.transcribe(
             samples,
             language=self.settings["language"] or None,
@@ -149,16 +210,17 @@ class Asr(Stage):
             no_speech_threshold=float(self.settings["no_speech_threshold"]),
             hotwords=self.settings["hotwords"] or None,
             prefix=prefix or None,
+            word_timestamps=timed,
         )
-        return [Segment(s.text, s.no_speech_prob, s.avg_logprob) for s in segments]
-
-    def _judged(self, segments: list[Segment]) -> tuple[str, str]:
-        return judge(
-            segments,
-            float(self.settings["no_speech_threshold"]),
-            float(self.settings["min_avg_logprob"]),
-            self.phantoms,
-        )
+        if timed and len(samples) <= WHISPER_WINDOW:
+            # With word timings faster-whisper goes on from the last word's end and decodes
+            # what is left (the post-roll's silence) as a window of its own, where it
+            # invents words ("Thank you for watching." after dictate_report.wav, measured).
+            # Without timestamp tokens (the <|notimestamps|> prompt) a window's words are
+            # one segment, so the first segment is the whole utterance; taking only it also
+            # spares that extra window's decoding.
+            segments = itertools.islice(segments, 1)
+        return [Segment(s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio, s.words or []) for s in segments]
 
     def _spoken(self, frame: Frame) -> Hypotheses | None:
         """The partials' hypotheses, if they are of this utterance (and part)."""
@@ -174,19 +236,19 @@ class Asr(Stage):
         hypotheses = self._spoken(frame)
         return " ".join(hypotheses.committed) if hypotheses else ""
 
-    def _recognise(self, frame: Frame) -> Recognised:
+    def _recognise(self, frame: Frame, timed: bool = True) -> Recognised:
         samples = np.frombuffer(frame.payload, "<i2").astype(np.float32) / 32768.0
         prefix = self._committed(frame)
-        return Recognised(audio_key(frame, prefix), self._transcribe(samples, prefix), now_ns())
+        return Recognised(audio_key(frame, prefix), self._transcribe(samples, prefix, timed), now_ns())
 
     def handle(self, frame: Frame) -> None:
         if isinstance(frame.body, Guess):
             return self._guess(frame)
         recognised = self._take_guess(frame) or self._recognise(frame)
         segments = recognised.segments
-        text, dropped = self._judged(segments)
-        best = max(segments, key=lambda s: s.no_speech_prob, default=Segment("", 0.0, 0.0))
         speech: Speech = frame.body
+        text, dropped = judge(segments, self.guards, speech.voiced_ms)
+        best = max(segments, key=lambda s: s.no_speech_prob, default=Segment("", 0.0, 0.0, 0.0))
         transcript = Transcript(
             text=text,
             dropped=dropped,
@@ -194,10 +256,19 @@ class Asr(Stage):
             avg_logprob=best.avg_logprob,
             part=speech.part,
             last_part=speech.last_part,
+            pauses_ms=[] if dropped else pauses_after(kept_words(segments, self.guards)),
         )
         marks = {**mark(frame.marks, "asr"), "recognised": recognised.finished_ns}
         self.publish(transcript, utt=frame.utt, marks=marks, key=frame.utt)
-        self.log.info("transcript", utt=frame.utt, text=text, dropped=dropped, raw=" ".join(s.text for s in segments))
+        self.log.info(
+            "transcript",
+            utt=frame.utt,
+            text=text,
+            dropped=dropped,
+            raw=" ".join(s.text for s in segments),
+            voiced_ms=speech.voiced_ms,
+            pauses_ms=transcript.pauses_ms,
+        )
         if self._spoken(frame):
             self.hypotheses = None  # the utterance is done
 
@@ -214,7 +285,7 @@ class Asr(Stage):
         """The audio so far of speech that goes on: send the words that stopped changing."""
         if self._spoken(frame) is None:
             self.hypotheses = Hypotheses(frame.utt, frame.body.part)
-        text, dropped = self._judged(self._recognise(frame).segments)
+        text, dropped = judge(self._recognise(frame, timed=False).segments, self.guards, None)
         new = self.hypotheses.agree(text.split()) if not dropped else []
         self.peer.counters["partials_recognised"] += 1
         if not new:

@@ -90,7 +90,13 @@ def guess_frame(utterance, utt: str) -> Frame:
 def speech_frame(utterance, utt: str) -> Frame:
     """An utterance as vad hands it over: reliably, to this asr process."""
     body = Speech(
-        "s", utterance.start_sample, utterance.part, utterance.last_part, utterance.onset_sample, utterance.end_sample
+        "s",
+        utterance.start_sample,
+        utterance.part,
+        utterance.last_part,
+        utterance.onset_sample,
+        utterance.end_sample,
+        utterance.voiced_ms,
     )
     return Frame(body=body, src="vad", utt=utt, payload=payload(utterance), to="asr", to_pid=os.getpid(), key=utt)
 
