@@ -9,6 +9,7 @@
     voxkey bench --conversation
     voxkey bench --modes
     voxkey bench --hallucination
+    voxkey bench --cancel
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
@@ -21,7 +22,8 @@ conversation grows, `--modes` how well spoken mode prefixes are recognised
 (tests/audio/modes, made by `python -m bench.modeset`), `--hallucination` what asr's
 guards drop of short replies and of sounds nobody spoke (tests/audio/short, made by
 `python -m bench.shortreplies`), the pauses word timings find after a mode's name, and
-what the timings cost. `--soak` and `--recovery`
+what the timings cost, `--cancel` how soon a spoken "cancel" stops a thinking request
+(quiet and beside a busy process). `--soak` and `--recovery`
 measure endurance instead of latency: the recordings looped for minutes through one
 pipeline (memory over time, utterances typed against expected), and stages killed one at
 a time (recovery time).
@@ -150,6 +152,11 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help="asr's guards on short replies and non-speech (tests/audio/short), word pauses and their cost",
     )
+    parser.add_argument(
+        "--cancel",
+        action="store_true",
+        help='end of speech of a spoken "cancel" to the thinking request stopped, quiet and beside a busy process',
+    )
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -220,6 +227,11 @@ def measure(args) -> int:
         from bench import hallucination
 
         print(hallucination.markdown(hallucination.measure(config, Path(args.out), say)))
+        return 0
+    if args.cancel:
+        from bench import cancel
+
+        print(cancel.markdown(cancel.measure(config, AUDIO, Path(args.out), say)))
         return 0
     if args.modes:
         from bench import modes

@@ -8,7 +8,11 @@ routed by the router's pure `decide` in dictate mode. Per split (`tune`, `held`)
   mode with the name taken off (one utterance, the right mode, the rest as its text;
   or the name alone, cut off by vad at its pause, then the rest);
 * false switches: of the clips that only begin like a name ("Yet another...",
-  "Conversely, ..."), how many were not typed as said (another mode, or a word lost).
+  "Conversely, ..."), how many were not typed as said (another mode, or a word lost);
+  and of those that begin with a name used as an ordinary word, said straight on
+  ("Chat logs show...", group "ordinary", held out), how many.
+Each utterance is routed with the pauses asr finds after its first words (vad's
+voicing and Whisper's word timings), as the pipeline routes it.
 The same numbers for the matcher that came before (a list of mishearings, rebuilt
 here for the comparison only), and a sweep of the sound matcher's threshold over the
 `tune` split (thresholds are chosen there, never on `held`).
@@ -29,6 +33,7 @@ from stages.router.meaning import decide
 CLIPS = modeset.OUT
 SPLITS = ("tune", "held")
 SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+PAUSE_SWEEP = (0, 32, 64, 96, 128, 160, 192, 256)  # prefix_pause_ms, chosen on `tune`
 # The list matcher before sound matching: bus/defaults.toml's [stages.router.mode_words]
 # at bb2cd96. A listed word counted only with a pause after it; the name itself always.
 LISTED = {
@@ -39,8 +44,8 @@ LISTED = {
 }
 
 
-def listed_prefix(text: str) -> tuple[str, str]:
-    """(mode, rest) as the list matcher found it, else ("", text)."""
+def listed_prefix(text: str, _pauses: list[int] = ()) -> tuple[str, str]:
+    """(mode, rest) as the list matcher found it, else ("", text): it knew no pauses."""
     prefix = modewords.PREFIX.match(text)
     if not prefix or not prefix.group(3).strip():
         return "", text
@@ -59,13 +64,15 @@ class Recogniser:
         self.whisper = raw.Whisper(self.settings)
         self.guards = asr_stage.Guards.of(self.settings)
 
-    def utterances(self, samples: np.ndarray) -> list[str]:
-        """What asr would send the router for each utterance of `samples` (int16)."""
+    def utterances(self, samples: np.ndarray) -> list[tuple[str, list[int]]]:
+        """(text, pauses_ms) asr would send the router for each utterance of `samples` (int16)."""
         heard = []
-        for _utt, audio in raw.segment(samples, "modes", self.vad):
-            segments = asr_stage.Asr._transcribe(self.whisper, audio.astype(np.float32) / 32768.0)
-            text, _dropped = asr_stage.judge(segments, self.guards, None)
-            heard.append(text)
+        for utterance in raw.utterances(samples, self.vad):
+            audio = utterance.audio.astype(np.float32) / 32768.0
+            segments = asr_stage.Asr._transcribe(self.whisper, audio, timed=True)
+            text, dropped = asr_stage.judge(segments, self.guards, utterance.voiced_ms)
+            words = asr_stage.kept_words(segments, self.guards)
+            heard.append((text, [] if dropped else asr_stage.pauses_after(words, utterance.voicing)))
         return heard
 
 
@@ -78,22 +85,24 @@ def transcribe(config: dict, directory: Path, say, only: set[str] | None = None)
         if only is not None and entry["file"] not in only:
             continue
         heard = recogniser.utterances(modeset.clip(directory, entry))
-        rows.append({**entry, "heard": heard})
-        say(f"modes: {entry['file']}: {' | '.join(heard)}")
+        rows.append({**entry, "heard": [text for text, _ in heard], "pauses": [pauses for _, pauses in heard]})
+        say(f"modes: {entry['file']}: {' | '.join(f'{text} {pauses}' for text, pauses in heard)}")
     return rows
 
 
 def routed(row: dict, route, joined: bool = False) -> bool:
-    """Whether the clip was handled as it should be: `route(text) -> (mode, rest)`, the
-    rest empty for a name said on its own (which names the next utterance's mode).
+    """Whether the clip was handled as it should be: `route(text, pauses) -> (mode, rest)`,
+    the rest empty for a name said on its own (which names the next utterance's mode).
     As the pipeline routes it, a clip vad cut in two needs its first utterance to be
-    such a name; `joined` judges the matcher on every utterance's words as one."""
-    heard = [text for text in row["heard"] if text]
-    if not heard:
+    such a name; `joined` judges the matcher on every utterance's words as one (with
+    the first utterance's pauses)."""
+    said = [(text, pauses) for text, pauses in zip(row["heard"], row.get("pauses", [[]] * len(row["heard"]))) if text]
+    if not said:
         return False
+    heard, pauses = [text for text, _ in said], said[0][1]
     if joined:
         heard = [" ".join(heard)]
-    mode, rest = route(heard[0])
+    mode, rest = route(heard[0], pauses)
     if row["kind"] == "lookalike":
         return mode in ("", "dictate") and rest.strip() == heard[0].strip()
     if mode and not rest.strip():
@@ -101,9 +110,9 @@ def routed(row: dict, route, joined: bool = False) -> bool:
     return len(heard) == 1 and mode == row["mode"] and rest.strip() != heard[0].strip()
 
 
-def by_router(aliases: dict, stop_words: set):
-    def route(text: str) -> tuple[str, str]:
-        decision = decide(text, "dictate", aliases, stop_words)
+def by_router(aliases: dict, stop_words: set, min_pause_ms: int = modewords.MIN_PAUSE_MS):
+    def route(text: str, pauses: list[int]) -> tuple[str, str]:
+        decision = decide(text, "dictate", aliases, stop_words, pauses_ms=pauses, min_pause_ms=min_pause_ms)
         if decision.next:
             return decision.next, ""
         return ("" if decision.text == text.strip() else decision.mode), decision.text
@@ -112,9 +121,9 @@ def by_router(aliases: dict, stop_words: set):
 
 
 def by_sound(max_distance: float):
-    def route(text: str) -> tuple[str, str]:
+    def route(text: str, pauses: list[int]) -> tuple[str, str]:
         alone = modewords.named_alone(text, {}, max_distance)
-        return (alone, "") if alone else modewords.mode_prefix(text, {}, max_distance)
+        return (alone, "") if alone else modewords.mode_prefix(text, {}, max_distance, pauses)
 
     return route
 
@@ -125,6 +134,7 @@ def score(rows: list[dict], route) -> dict:
     for split in SPLITS:
         prefixed = [row for row in rows if row["split"] == split and row["kind"] == "prefixed"]
         lookalikes = [row for row in rows if row["split"] == split and row["kind"] == "lookalike"]
+        ordinary = [row for row in lookalikes if row.get("group") == "ordinary"]
         right = sum(routed(row, route) for row in prefixed)
         right_joined = sum(routed(row, route, joined=True) for row in prefixed)
         switched = sum(not routed(row, route) for row in lookalikes)
@@ -138,6 +148,8 @@ def score(rows: list[dict], route) -> dict:
             "lookalikes": len(lookalikes),
             "switched": switched,
             "false_switch_rate": rate(switched, len(lookalikes)),
+            "ordinary": len(ordinary),
+            "ordinary_switched": sum(not routed(row, route) for row in ordinary),
             "missed_joined": [row["heard"] for row in prefixed if not routed(row, route, joined=True)],
             "false_switches": [row["heard"] for row in lookalikes if not routed(row, route)],
         }
@@ -151,9 +163,18 @@ def rate(count: int, total: int) -> float:
 def evaluate(rows: list[dict], config: dict) -> dict:
     router = config["stages"]["router"]
     stop_words = {plain(word) for word in router["stop_words"]}
+    pause = int(router["prefix_pause_ms"])
     return {
-        "sound": score(rows, by_router(router["mode_words"], stop_words)),
+        "sound": score(rows, by_router(router["mode_words"], stop_words, pause)),
         "list": score(rows, listed_prefix),
+        "pause_sweep_on_tune": {
+            str(ms): {
+                k: v
+                for k, v in score(rows, by_router(router["mode_words"], stop_words, ms))["tune"].items()
+                if k in ("routed", "prefixed", "switched", "lookalikes")
+            }
+            for ms in PAUSE_SWEEP
+        },
         "sweep_on_tune": {
             str(t): {
                 k: v
@@ -203,6 +224,7 @@ def markdown(results: dict) -> str:
             "accuracy joined",
             "look-alikes switched",
             "false-switch rate",
+            "name as a word switched",
         ],
         [
             [
@@ -215,9 +237,18 @@ def markdown(results: dict) -> str:
                 s["accuracy_joined"],
                 f"{s['switched']} / {s['lookalikes']}",
                 s["false_switch_rate"],
+                f"{s['ordinary_switched']} / {s['ordinary']}",
             ]
             for matcher in ("sound", "list")
             for split, s in results[matcher].items()
+        ],
+    )
+    lines += ["", "Pause threshold sweep on `tune` (prefix_pause_ms, the router as configured otherwise):", ""]
+    lines += table(
+        ["prefix_pause_ms", "prefixed routed", "look-alikes switched"],
+        [
+            [ms, f"{s['routed']} / {s['prefixed']}", f"{s['switched']} / {s['lookalikes']}"]
+            for ms, s in results["pause_sweep_on_tune"].items()
         ],
     )
     lines += ["", "Threshold sweep on `tune` (sound matcher alone):", ""]

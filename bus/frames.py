@@ -103,6 +103,10 @@ class Speech:
     # How much of the audio Silero judged speech, in ms: evidence asr weighs before it
     # types a short transcript (Whisper invents words on breath and clicks, not on voice).
     voiced_ms: int = count()
+    # Silero's verdict on each 32 ms window of the audio, in order: "#" speech, "." not.
+    # asr finds the pause after a word in it (Whisper's word timings say only roughly
+    # where a word ends: tiny.en gives a pause's silence to a word beside it).
+    voicing: str = ""
 
 
 @dataclass

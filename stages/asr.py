@@ -33,6 +33,7 @@ bus/defaults.toml; `python -m bench.hallucination` measures them again.
 
 import hashlib
 import itertools
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,7 @@ from bus.stage import Stage, StageError, main, mark
 from bus.text import plain, words
 
 WHISPER_WINDOW = 30 * SAMPLE_RATE  # samples Whisper hears at once
+VAD_WINDOW = 512  # samples per character of Speech.voicing (Silero's window)
 
 
 @dataclass
@@ -124,11 +126,28 @@ def kept_words(segments: list[Segment], guards: Guards) -> list:
     return [word for s in segments if not not_spoken(s, guards) for word in s.words]
 
 
-def pauses_after(words: list, first: int = 3) -> list[int]:
-    """The silence after each of the `first` words, in ms: from its end to the next
-    word's start (never below 0: Whisper's timings may overlap). The last word has no
-    next word, so a transcript of n words has min(first, n - 1) pauses."""
-    return [max(0, round((after.start - word.end) * 1000)) for word, after in zip(words[:first], words[1 : first + 1])]
+def pauses_after(words: list, voicing: str = "", first: int = 3) -> list[int]:
+    """The silence after each of the `first` words, in ms; a transcript of n words has
+    min(first, n - 1). With vad's `voicing` (Speech.voicing): each run of windows
+    Silero judged not speech, within the speech (not the pre-roll or the tail), is the
+    pause at the word boundary nearest to it. tiny.en's timings give a pause's silence
+    to one of the words beside it, so they only say roughly where a boundary is; the
+    audio says whether there is a pause. Without voicing: from the word's end to the
+    next word's start (never below 0: Whisper's timings may overlap)."""
+    boundaries = [(word.end + after.start) / 2 for word, after in zip(words, words[1:])]
+    if not voicing.strip(".") or not boundaries:
+        return [max(0, round((after.start - word.end) * 1000)) for word, after in zip(words[:first], words[1:])][:first]
+    pauses = [0] * len(boundaries)
+    for start, end in quiet_runs(voicing):
+        middle = (start + end) / 2 * VAD_WINDOW / SAMPLE_RATE
+        nearest = min(range(len(boundaries)), key=lambda index: abs(boundaries[index] - middle))
+        pauses[nearest] = max(pauses[nearest], (end - start) * VAD_WINDOW * 1000 // SAMPLE_RATE)
+    return pauses[:first]
+
+
+def quiet_runs(voicing: str) -> list[tuple[int, int]]:
+    """(first window, window after the last) of each run of "." between two "#"."""
+    return [(match.start(), match.end()) for match in re.finditer(r"(?<=#)\.+(?=#)", voicing)]
 
 
 @dataclass
@@ -256,7 +275,7 @@ class Asr(Stage):
             avg_logprob=best.avg_logprob,
             part=speech.part,
             last_part=speech.last_part,
-            pauses_ms=[] if dropped else pauses_after(kept_words(segments, self.guards)),
+            pauses_ms=[] if dropped else pauses_after(kept_words(segments, self.guards), speech.voicing),
         )
         marks = {**mark(frame.marks, "asr"), "recognised": recognised.finished_ns}
         self.publish(transcript, utt=frame.utt, marks=marks, key=frame.utt)

@@ -99,6 +99,20 @@ class Utterance:
     guess: bool = False  # not an utterance yet: what it will be if the pause goes on
     ongoing: bool = False  # a guess of speech that goes on: its audio so far
     voiced_ms: int = 0  # how much of the audio Silero judged speech
+    voicing: str = ""  # per window: "#" speech (as the segmenter counts it), "." not
+
+    def speech(self, stream: str) -> Speech:
+        """The `speech` frame's body for this utterance of `stream`."""
+        return Speech(
+            stream,
+            self.start_sample,
+            self.part,
+            self.last_part,
+            self.onset_sample,
+            self.end_sample,
+            self.voiced_ms,
+            self.voicing,
+        )
 
 
 @dataclass
@@ -245,6 +259,7 @@ class Segmenter:
             guess=guess,
             ongoing=ongoing,
             voiced_ms=sum(prob >= self.threshold for prob in self._probs[:end]) * WINDOW * 1000 // SAMPLE_RATE,
+            voicing="".join("#" if prob >= self.threshold - HYSTERESIS else "." for prob in self._probs[:end]),
         )
 
 
@@ -425,15 +440,7 @@ class Vad(Stage):
             )
             self.peer.counters["partial_guesses" if utterance.ongoing else "guesses"] += 1
             return
-        body = Speech(
-            self.stream,
-            utterance.start_sample,
-            utterance.part,
-            utterance.last_part,
-            utterance.onset_sample,
-            utterance.end_sample,
-            utterance.voiced_ms,
-        )
+        body = utterance.speech(self.stream)
         asr = consumer_of(self.name, Speech.TOPIC)
         frame = Frame(body, self.name, utt=utt, marks=marks, payload=payload, to=asr, key=utt)
         self.delivery.put(frame, send=False)  # first: it gives the frame its position, which is frozen with it

@@ -12,7 +12,7 @@ from harness import Harness
 from test_vad import segment
 
 from bench.pipeline import write_wav
-from bus.frames import SAMPLE_RATE, Frame, Guess, Speech
+from bus.frames import SAMPLE_RATE, Frame, Guess
 from stages.asr import Asr
 from stages.capture import audio
 from stages.vad import WINDOW
@@ -89,16 +89,15 @@ def guess_frame(utterance, utt: str) -> Frame:
 
 def speech_frame(utterance, utt: str) -> Frame:
     """An utterance as vad hands it over: reliably, to this asr process."""
-    body = Speech(
-        "s",
-        utterance.start_sample,
-        utterance.part,
-        utterance.last_part,
-        utterance.onset_sample,
-        utterance.end_sample,
-        utterance.voiced_ms,
+    return Frame(
+        body=utterance.speech("s"),
+        src="vad",
+        utt=utt,
+        payload=payload(utterance),
+        to="asr",
+        to_pid=os.getpid(),
+        key=utt,
     )
-    return Frame(body=body, src="vad", utt=utt, payload=payload(utterance), to="asr", to_pid=os.getpid(), key=utt)
 
 
 def recognise(asr: Harness, *frames: Frame) -> list[Frame]:

@@ -9,7 +9,15 @@ from harness import Harness
 
 from bus.frames import Transcript
 from stages.router.meaning import Decision, decide, plainly_dictated
-from stages.router.modewords import distance, may_name_a_mode, mode_prefix, named_alone, sound_key, sounds_like
+from stages.router.modewords import (
+    MIN_PAUSE_MS,
+    distance,
+    may_name_a_mode,
+    mode_prefix,
+    named_alone,
+    sound_key,
+    sounds_like,
+)
 from stages.router.stage import Router
 
 
@@ -84,7 +92,7 @@ def test_words_that_only_begin_like_a_name_are_dictated_as_said(said):
 )
 def test_a_name_said_straight_on_is_an_ordinary_word(said):
     """The word timings say no pause follows the name: the sentence is typed whole."""
-    for pauses in ([0, 10, 0], [60, 0, 0], [119]):
+    for pauses in ([0, 10, 0], [64, 0, 0], [MIN_PAUSE_MS - 1]):
         assert decide(said, "dictate", {}, set(), pauses_ms=pauses) == Decision("dictate", said)
 
 

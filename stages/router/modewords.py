@@ -146,7 +146,7 @@ def exactly(word: str, aliases: dict) -> str:
 PREFIX = re.compile(r"^\s*([\w']+)\s*([,.:;!?-]*)\s*(.*)$", re.S)
 # The silence after a name that sets it apart, in ms. Chosen on the `tune` half of
 # tests/audio/modes (voxkey bench --modes): see bus/defaults.toml's prefix_pause_ms.
-MIN_PAUSE_MS = 120
+MIN_PAUSE_MS = 96
 
 
 def stands_apart(mark: str, pauses_ms: list[int], index: int, min_pause_ms: int) -> bool:
