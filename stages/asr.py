@@ -130,19 +130,27 @@ def pauses_after(words: list, voicing: str = "", first: int = 3) -> list[int]:
     """The silence after each of the `first` words, in ms; a transcript of n words has
     min(first, n - 1). With vad's `voicing` (Speech.voicing): each run of windows
     Silero judged not speech, within the speech (not the pre-roll or the tail), is the
-    pause at the word boundary nearest to it. tiny.en's timings give a pause's silence
-    to one of the words beside it, so they only say roughly where a boundary is; the
-    audio says whether there is a pause. Without voicing: from the word's end to the
-    next word's start (never below 0: Whisper's timings may overlap)."""
-    boundaries = [(word.end + after.start) / 2 for word, after in zip(words, words[1:])]
-    if not voicing.strip(".") or not boundaries:
-        return [max(0, round((after.start - word.end) * 1000)) for word, after in zip(words[:first], words[1:])][:first]
-    pauses = [0] * len(boundaries)
+    pause at the first word boundary whose two words' span holds it (else the nearest).
+    tiny.en's timings give a pause's silence to one of the words beside it, so they say
+    only roughly where a boundary is; the audio says whether there is a pause. Without
+    voicing: from the word's end to the next word's start (never below 0: Whisper's
+    timings may overlap)."""
+    pairs = list(zip(words, words[1:]))
+    if not voicing.strip(".") or not pairs:
+        return [max(0, round((after.start - word.end) * 1000)) for word, after in pairs[:first]]
+    pauses = [0] * len(pairs)
     for start, end in quiet_runs(voicing):
-        middle = (start + end) / 2 * VAD_WINDOW / SAMPLE_RATE
-        nearest = min(range(len(boundaries)), key=lambda index: abs(boundaries[index] - middle))
-        pauses[nearest] = max(pauses[nearest], (end - start) * VAD_WINDOW * 1000 // SAMPLE_RATE)
+        holding = [i for i, (word, after) in enumerate(pairs) if at(word.start) <= start and end <= at(after.end) + 1]
+        middle = (start + end) / 2
+        nearest = min(range(len(pairs)), key=lambda i: abs(at(pairs[i][0].end) + at(pairs[i][1].start) - 2 * middle))
+        boundary = holding[0] if holding else nearest
+        pauses[boundary] = max(pauses[boundary], (end - start) * VAD_WINDOW * 1000 // SAMPLE_RATE)
     return pauses[:first]
+
+
+def at(seconds: float) -> int:
+    """The voicing window a time in the utterance falls in."""
+    return int(seconds * SAMPLE_RATE) // VAD_WINDOW
 
 
 def quiet_runs(voicing: str) -> list[tuple[int, int]]:

@@ -155,12 +155,15 @@ def test_a_name_said_on_its_own_picks_the_mode_of_the_next_utterance(tmp_path):
 
 def test_held_out_speech_through_real_tiny_en_is_routed_as_measured():
     """The `held` clips at Piper's normal speed (16 with a mode's name first, 13 that only
-    begin like one; never used to choose a threshold), cut by vad and recognised by
-    tiny.en with the asr stage's settings, then routed by `decide`. Measured here: 13 of
-    16 routed right (all 4 chat clips are cut by vad after the name: "Jet." and "Jack."
-    alone; "Jack." is too far from "chat", "Jeff to rope..." and "clarified so..." have
-    no pause), and 1 of 13 look-alikes switched ("Chad said" heard as "Chat said": the
-    name itself counts without a pause). The bar leaves room for one clip each way."""
+    begin like one, 12 that use a mode's name as an ordinary word; never used to choose
+    a threshold), cut by vad and recognised by tiny.en with the asr stage's settings,
+    then routed by `decide` with the pauses asr finds. Measured here: 13 of 16 routed
+    right (all 4 chat clips are cut by vad after the name: "Jet." and "Jack." alone;
+    "Jack." is too far from "chat", "Jeff to rope..." and "clarified so..." have no
+    pause), no look-alike switched, and none of the sentences that begin with a name
+    said straight on ("Chat logs show...": at all speeds, 22 of 36 switched before the
+    pause rule).
+    The bar leaves room for one clip each way."""
     from bench import modes
     from bus import config
 
@@ -170,21 +173,8 @@ def test_held_out_speech_through_real_tiny_en_is_routed_as_measured():
     settings = config.load(None, [])
     rows = modes.transcribe(settings, directory, lambda message: None, only=chosen)
     scores = modes.score(rows, modes.by_router({}, {"stop", "cancel"}))["held"]
-    assert (scores["prefixed"], scores["lookalikes"]) == (16, 13)
+    assert (scores["prefixed"], scores["lookalikes"], scores["ordinary"]) == (16, 25, 12)
     assert scores["routed"] >= 12, scores["missed_joined"]
-    assert scores["switched"] <= 2, scores["false_switches"]
-    assert scores["routed_joined"] >= 12, scores["missed_joined"]  # the matcher alone: 13 of 16 measured
-
-
-def test_a_name_said_on_its_own_expires_and_is_shown_while_it_waits(tmp_path):
-    router = Harness(Router, tmp_path, "stages.router.next_mode_s=8.0")
-    said_ns = 50 * 10**9
-    router.send("asr", Transcript("Chat."), utt="u1", reliable=True, marks={"speech_end": said_ns})
-    progress = router.stage.progress
-    assert (progress.next_mode, progress.next_mode_until_ns) == ("chat", said_ns + 8 * 10**9)
-    router.ack(*router.published("keystrokes"), by="keys")
-    late = {"speech_start": said_ns + 9 * 10**9}  # begun after it expired: by when it was said, not heard
-    router.send("asr", Transcript("Tell me a joke."), utt="u2", reliable=True, marks=late)
-    assert not router.published("request")
-    assert [f.body.text for f in router.published("keystrokes") if f.utt == "u2"] == ["Tell me a joke."]
-    assert router.stage.peer.counters["next_mode_expired"] == 1 and router.stage.progress.next_mode == ""
+    assert scores["switched"] <= 1, scores["false_switches"]
+    assert scores["ordinary_switched"] <= 1, scores["false_switches"]
+    assert scores["routed_joined"] >= 12, scores["missed_joined"]

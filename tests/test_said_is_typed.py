@@ -44,7 +44,7 @@ def clip_of(directory, text: str, **wanted) -> np.ndarray:
 def test_a_session_of_ordinary_sentences_ending_thank_you_is_typed_as_said(tmp_path):
     gap = np.zeros(int(GAP_S * 16_000), np.int16)
     parts = [clip_of(AUDIO / "modes", text, speed=1.0) for text in SENTENCES]
-    parts.append(clip_of(AUDIO / "short", CLOSING, speed=1.0, snr=None))
+    parts.append(clip_of(AUDIO / "short", CLOSING, speed=0.8, snr=None))
     session = write_wav(tmp_path / "session.wav", np.concatenate([p for part in parts for p in (part, gap)]))
     trace = tmp_path / "trace.jsonl"
     result = voxkey("replay", session, "--trace", trace, timeout=300)
@@ -54,7 +54,7 @@ def test_a_session_of_ordinary_sentences_ending_thank_you_is_typed_as_said(tmp_p
     assert all(row.get("typed_by", "router") == "router" and "mode" not in row for row in rows), rows  # no model
     expected = words(" ".join([*SENTENCES, CLOSING]))
     assert word_error_rate(expected, words(typed)) <= MAX_WORD_ERROR_RATE, typed
-    for name in ("chat", "converse", "dictate", "clarify"):  # each name typed as the word it was
-        assert name in words(typed), (name, typed)
-    assert words(typed)[-2:] == ["thank", "you"], typed
     assert len(rows) == len(parts), rows  # one utterance each: none lost, none split
+    for row, said in zip(rows, [*SENTENCES, CLOSING]):  # in order; no first word taken for a mode's name
+        assert words(row["text"])[:1] != words(said)[1:2], (said, row["text"])
+    assert words(typed)[-2:] == ["thank", "you"], typed
