@@ -242,3 +242,20 @@ def test_conversation_turns_are_the_model_requests_in_the_order_asked():
         {"utt": "s@000002000ms", "mode": "clarify", "llm_stage": "instruct"},
     ]
     assert [turn["utt"] for turn in conversation.turns(rows)] == ["s@000002000ms", "s@000009000ms"]
+
+
+def test_the_cancel_bench_times_each_request_from_the_cancel_said_after_it():
+    from bench import cancel
+
+    asked = {
+        "utt": "s@000001000ms",
+        "mode": "converse",
+        "outcome": "cancelled",
+        "text": "",
+        "last_key_ns": 9_400_000_000,
+    }
+    said = {"utt": "s@000004000ms", "text": "", "speech_end_ns": 8_000_000_000, "asr_final_ns": 9_100_000_000}
+    [stopped] = cancel.stopped([said, asked])  # in the order spoken, whatever order they were typed in
+    assert (stopped["utt"], stopped["outcome"]) == ("s@000001000ms", "cancelled")
+    assert (stopped["speech_end_to_stopped_ms"], stopped["recognised_to_stopped_ms"]) == (1400.0, 300.0)
+    assert cancel.stopped([asked]) == []  # no cancel said after it
