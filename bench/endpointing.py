@@ -33,8 +33,8 @@ from bench.stats import percentile
 from bench.whisper_window import recognition_by_length
 from bus import config as configuration
 from bus.frames import SAMPLE_RATE, Heartbeat
-from stages import vad as vad_stage
 from stages.capture import audio
+from stages.vad import segmenting
 from voxkey import replay
 
 SENTENCES = ("dictate_report.wav", "dictate_meeting.wav", "jfk.flac") * 2  # twice: pauses fall differently
@@ -66,8 +66,8 @@ class Placed:
 
 
 def speech_probabilities(samples: np.ndarray) -> np.ndarray:
-    model = vad_stage.StreamingSilero(vad_stage.silero_path())
-    window = vad_stage.WINDOW
+    model = segmenting.StreamingSilero(segmenting.silero_path())
+    window = segmenting.WINDOW
     return np.array(
         [
             model(samples[i : i + window].astype(np.float32) / 32768.0)
@@ -79,14 +79,14 @@ def speech_probabilities(samples: np.ndarray) -> np.ndarray:
 def speech_bounds(probabilities: np.ndarray, threshold: float = 0.5) -> tuple[int, int]:
     """(first, last) window of speech: onset at the threshold, the end with vad's hysteresis."""
     heard = np.flatnonzero(probabilities >= threshold)
-    ongoing = np.flatnonzero(probabilities >= threshold - vad_stage.HYSTERESIS)
+    ongoing = np.flatnonzero(probabilities >= threshold - segmenting.HYSTERESIS)
     return int(heard[0]), int(ongoing[-1])
 
 
 def loudness(samples: np.ndarray) -> np.ndarray:
     """RMS of each vad window."""
-    windows = samples[: len(samples) // vad_stage.WINDOW * vad_stage.WINDOW].astype(np.float64)
-    return np.sqrt((windows.reshape(-1, vad_stage.WINDOW) ** 2).mean(axis=1))
+    windows = samples[: len(samples) // segmenting.WINDOW * segmenting.WINDOW].astype(np.float64)
+    return np.sqrt((windows.reshape(-1, segmenting.WINDOW) ** 2).mean(axis=1))
 
 
 def quiet_points(rms: np.ndarray, first: int, last: int, count: int) -> list[int]:
@@ -98,7 +98,7 @@ def quiet_points(rms: np.ndarray, first: int, last: int, count: int) -> list[int
     gaps = sorted((rms[i], i) for i in inner if rms[i] < 0.02 * rms[first : last + 1].max())
     chosen: list[int] = []
     for _, index in gaps:
-        if all(abs(index - other) * vad_stage.WINDOW >= SAMPLE_RATE for other in chosen):
+        if all(abs(index - other) * segmenting.WINDOW >= SAMPLE_RATE for other in chosen):
             chosen.append(index)
         if len(chosen) == count:
             break
@@ -113,7 +113,7 @@ def build_stream(names: list[str], audio_dir: Path, rng: random.Random | None) -
         return noise.normal(0, NOISE_LEVEL, int(seconds * SAMPLE_RATE)).astype(np.int16)
 
     pieces, placed, length = [quiet(BETWEEN_S)], [], int(BETWEEN_S * SAMPLE_RATE)
-    window = vad_stage.WINDOW
+    window = segmenting.WINDOW
     for name in names:
         samples = audio.read_all(audio_dir / name)
         probabilities = speech_probabilities(samples)
@@ -202,10 +202,10 @@ def sentence_end_rule(config: dict, samples: np.ndarray, placed: list[Placed], s
     really ends or a pause the speaker went on after; a full stop at the latter would
     cut a sentence that the 600 ms rule may keep whole."""
     vad = config["stages"]["vad"]
-    model = vad_stage.StreamingSilero(vad_stage.silero_path())
-    segmenter = vad_stage.Segmenter(**{key: vad[key] for key in raw.SEGMENTER_KEYS}, guess=True)
+    model = segmenting.StreamingSilero(segmenting.silero_path())
+    segmenter = segmenting.Segmenter(**{key: vad[key] for key in raw.SEGMENTER_KEYS}, guess=True)
     whisper = raw.Whisper(config["stages"]["asr"])
-    window = vad_stage.WINDOW
+    window = segmenting.WINDOW
     ends = {sentence.end for sentence in placed}
     counts = {
         "at_sentence_end_with_full_stop": 0,

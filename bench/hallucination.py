@@ -33,34 +33,34 @@ from bench.stats import percentile
 from bus import config as configuration
 from bus.text import words
 from stages import asr as asr_stage
-from stages import vad as vad_stage
 from stages.capture import audio
+from stages.vad import segmenting
 
 AUDIO = Path(__file__).resolve().parent.parent / "tests" / "audio"
 RULES = ("not_voiced", "not_speech", "low_confidence", "repetitive")
-NEUTRAL = asr_stage.Guards(0, 1.0, -math.inf, math.inf)  # drops nothing
+NEUTRAL = asr_stage.Guards(0, 1.0, -math.inf, math.inf, math.inf)  # drops nothing
 COST_CLIPS = ("dictate_meeting.wav", "jfk.flac")
 COST_REPEATS = 10
 
 
 def alone(guards: asr_stage.Guards, rule: str) -> asr_stage.Guards:
     """Guards with only `rule` in force."""
-    field = {
-        "not_voiced": "min_voiced_ms",
-        "not_speech": "no_speech_threshold",
-        "low_confidence": "min_avg_logprob",
-        "repetitive": "max_compression_ratio",
+    fields = {
+        "not_voiced": ("min_voiced_ms",),
+        "not_speech": ("no_speech_threshold",),
+        "low_confidence": ("min_avg_logprob",),
+        "repetitive": ("max_compression_ratio", "max_words_per_voiced_s"),
     }[rule]
-    return dataclasses.replace(NEUTRAL, **{field: getattr(guards, field)})
+    return dataclasses.replace(NEUTRAL, **{field: getattr(guards, field) for field in fields})
 
 
 def voiced_ms(samples: np.ndarray, threshold: float) -> int:
     """How much of `samples` (int16) Silero judges speech, counted as vad counts it."""
-    model = vad_stage.StreamingSilero(vad_stage.silero_path())
-    window = vad_stage.WINDOW
+    model = segmenting.StreamingSilero(segmenting.silero_path())
+    window = segmenting.WINDOW
     padded = np.concatenate([samples, np.zeros(-len(samples) % window, np.int16)])
     probs = [model(padded[o : o + window].astype(np.float32) / 32768.0) for o in range(0, len(padded), window)]
-    return sum(prob >= threshold for prob in probs) * window * 1000 // vad_stage.SAMPLE_RATE
+    return sum(prob >= threshold for prob in probs) * window * 1000 // segmenting.SAMPLE_RATE
 
 
 def main_word(text: str) -> str:
@@ -240,7 +240,7 @@ def cost(asr: Asr, busy: bool) -> list[dict]:
         found = []
         for name in COST_CLIPS:
             samples = audio.read_all(AUDIO / name)
-            row = {"clip": name, "audio_s": round(len(samples) / vad_stage.SAMPLE_RATE, 2), "busy": busy}
+            row = {"clip": name, "audio_s": round(len(samples) / segmenting.SAMPLE_RATE, 2), "busy": busy}
             runs: dict = {False: [], True: []}
             for _ in range(COST_REPEATS):
                 for timed in (False, True):  # in turn, so a neighbour's load falls on both alike

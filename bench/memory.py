@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bus import models
 from stages import asr as asr_stage
-from stages import vad as vad_stage
 from stages.llm import stage as llm_support
+from stages.vad import segmenting
 
 METHOD = (
     "Measured: each process's peak resident set (VmHWM) in the recording whose processes peaked highest; "
@@ -61,7 +61,7 @@ def current_models(config: dict) -> dict:
     """Per stage: the model files it loads, in bytes."""
     stages = config["stages"]
     sizes = {
-        "vad": path_bytes(Path(vad_stage.silero_path())),
+        "vad": path_bytes(Path(segmenting.silero_path())),
         "asr": path_bytes(Path(asr_stage.resolve_model(str(stages["asr"]["model"])))),
     }
     for stage in LLM_STAGES:

@@ -27,9 +27,9 @@ from bench.pipeline import stage_threads
 from bench.stats import percentile
 from bus.frames import SAMPLE_RATE
 from stages import asr as asr_stage
-from stages import vad as vad_stage
 from stages.llm import stage as llm_support
 from stages.thinking.tools import tool_specs
+from stages.vad import segmenting
 
 REPEATS = 3  # each raw measurement is the median of this many, so one hiccup does not set the baseline
 SEGMENTER_KEYS = ("threshold", "end_of_speech_ms", "pre_roll_ms", "post_roll_ms", "min_speech_ms", "max_utterance_s")
@@ -37,11 +37,11 @@ LLM_STAGE_OF_MODE = {"clarify": "instruct", "chat": "instruct", "converse": "thi
 TIMINGS = ("ttft_ms", "tokens_per_s", "total_ms")
 
 
-def utterances(samples: np.ndarray, vad_settings: dict) -> list[vad_stage.Utterance]:
+def utterances(samples: np.ndarray, vad_settings: dict) -> list[segmenting.Utterance]:
     """The utterances the vad stage would send (no guesses: those are not utterances)."""
-    model = vad_stage.StreamingSilero(vad_stage.silero_path())
-    segmenter = vad_stage.Segmenter(**{key: vad_settings[key] for key in SEGMENTER_KEYS}, guess=False)
-    window = vad_stage.WINDOW
+    model = segmenting.StreamingSilero(segmenting.silero_path())
+    segmenter = segmenting.Segmenter(**{key: vad_settings[key] for key in SEGMENTER_KEYS}, guess=False)
+    window = segmenting.WINDOW
     found = []
     padded = np.concatenate([samples, np.zeros(-len(samples) % window, np.int16)])
     for offset in range(0, len(padded), window):
@@ -52,7 +52,7 @@ def utterances(samples: np.ndarray, vad_settings: dict) -> list[vad_stage.Uttera
 
 def segment(samples: np.ndarray, stream: str, vad_settings: dict) -> list[tuple[str, np.ndarray]]:
     """(utterance id, int16 audio) for each utterance the vad stage would send."""
-    return [(vad_stage.utterance_id(stream, u.start_sample), u.audio) for u in utterances(samples, vad_settings)]
+    return [(segmenting.utterance_id(stream, u.start_sample), u.audio) for u in utterances(samples, vad_settings)]
 
 
 class Whisper:

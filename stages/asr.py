@@ -67,6 +67,7 @@ class Guards:
     no_speech_threshold: float
     min_avg_logprob: float
     max_compression_ratio: float
+    max_words_per_voiced_s: float
 
     @classmethod
     def of(cls, settings: dict) -> "Guards":
@@ -75,6 +76,7 @@ class Guards:
             float(settings["no_speech_threshold"]),
             float(settings["min_avg_logprob"]),
             float(settings["max_compression_ratio"]),
+            float(settings["max_words_per_voiced_s"]),
         )
 
 
@@ -97,9 +99,15 @@ def not_spoken(segment: Segment, guards: Guards) -> str:
         return "not_speech"
     if segment.avg_logprob < guards.min_avg_logprob:
         return "low_confidence"
-    if segment.compression_ratio > guards.max_compression_ratio:
-        return "repetitive"
     return ""
+
+
+def looping(segments: list[Segment], text: str, guards: Guards, voiced_ms: int) -> bool:
+    """Whether the decoder went round in a loop: text that repeats itself (gzips well)
+    and holds more words than the voice in the audio could. Repetition alone is no
+    evidence: people say a sentence twice, and that text gzips just as well."""
+    repeats = any(s.compression_ratio > guards.max_compression_ratio for s in segments)
+    return repeats and len(words(text)) > guards.max_words_per_voiced_s * voiced_ms / 1000
 
 
 def judge(segments: list[Segment], guards: Guards, voiced_ms: int | None) -> tuple[str, str]:
@@ -118,6 +126,9 @@ def judge(segments: list[Segment], guards: Guards, voiced_ms: int | None) -> tup
         return "", verdicts[0]
     if not plain(text):
         return "", "no_words"
+    kept = [s for s, verdict in zip(segments, verdicts) if not verdict]
+    if voiced_ms is not None and looping(kept, text, guards, voiced_ms):
+        return "", "repetitive"
     return text, ""
 
 

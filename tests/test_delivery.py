@@ -15,7 +15,7 @@ from bus.frames import Ack, AudioChunk, Frame, Keystrokes, Speech, StreamStart, 
 from bus.progress import VadProgress
 from stages.keys.stage import Keys
 from stages.router.stage import Router
-from stages.vad import Vad
+from stages.vad.stage import Vad
 
 
 class Wire:

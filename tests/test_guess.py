@@ -15,7 +15,7 @@ from bench.pipeline import write_wav
 from bus.frames import SAMPLE_RATE, Frame, Guess
 from stages.asr import Asr
 from stages.capture import audio
-from stages.vad import WINDOW
+from stages.vad.segmenting import WINDOW
 
 
 def quiet(seconds: float) -> np.ndarray:

@@ -26,7 +26,13 @@ from bus.frames import SAMPLE_RATE
 from stages.asr import Asr, Guards, Segment, judge, pauses_after
 from stages.capture import audio
 
-GUARDS = Guards(min_voiced_ms=100, no_speech_threshold=0.5, min_avg_logprob=-1.0, max_compression_ratio=2.0)
+GUARDS = Guards(
+    min_voiced_ms=100,
+    no_speech_threshold=0.5,
+    min_avg_logprob=-1.0,
+    max_compression_ratio=2.0,
+    max_words_per_voiced_s=8.0,
+)
 SPOKEN = dict(no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=1.0)  # evidence of speech
 MANIFEST = json.loads((shortreplies.OUT / "MANIFEST.json").read_text())["clips"]
 HELD = [entry for entry in MANIFEST if entry["split"] == "held"]
@@ -53,7 +59,8 @@ def said(text: str = "The report is late.", **evidence) -> Segment:
         ({"avg_logprob": -1.0}, 400, ""),
         ({"avg_logprob": -1.01}, 400, "low_confidence"),
         ({"compression_ratio": 2.0}, 400, ""),
-        ({"compression_ratio": 2.01}, 400, "repetitive"),
+        ({"compression_ratio": 2.01}, 400, "repetitive"),  # 4 words on 0.4 s of voice: a loop
+        ({"compression_ratio": 3.0}, 600, ""),  # 4 words on 0.6 s: a sentence said twice repeats too
         # Several rules: the reason is the first that holds, vad's before Whisper's.
         ({"no_speech_prob": 0.9, "avg_logprob": -2.0, "compression_ratio": 3.0}, 50, "not_voiced"),
         ({"no_speech_prob": 0.9, "avg_logprob": -2.0, "compression_ratio": 3.0}, 400, "not_speech"),
@@ -71,7 +78,8 @@ EVIDENCE = [
     ({}, 60),
     ({"no_speech_prob": 0.8}, 400),
     ({"avg_logprob": -1.4}, 400),
-    ({"compression_ratio": 2.6}, 400),
+    ({"compression_ratio": 2.6}, 4000),
+    ({"compression_ratio": 2.6}, None),
 ]
 
 

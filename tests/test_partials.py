@@ -14,7 +14,7 @@ from stages.asr import Asr, Hypotheses
 from stages.capture import audio
 from stages.router.meaning import plainly_dictated
 from stages.router.stage import Router
-from stages.vad import WINDOW
+from stages.vad.segmenting import WINDOW
 
 SENTENCE = "Please send the quarterly report to Maria before Friday afternoon."
 

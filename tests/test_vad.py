@@ -10,7 +10,8 @@ from harness import Harness
 from bus.frames import SAMPLE_RATE, Ack, AudioChunk, Frame, StreamStart, StreamStop
 from bus.progress import progress_of
 from stages.capture import audio
-from stages.vad import HELD_FILES, WINDOW, Segmenter, StreamingSilero, Vad, silero_path
+from stages.vad.segmenting import WINDOW, Segmenter, StreamingSilero, silero_path
+from stages.vad.stage import HELD_FILES, Vad
 
 
 def segment(samples: np.ndarray, with_guesses: bool = False, **settings) -> list:
