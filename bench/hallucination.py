@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from bench import modeset, raw, shortreplies
+from bench.report import saved
 from bench.stats import percentile
 from bus import config as configuration
 from bus.text import words
@@ -278,11 +279,7 @@ def measure(
         "rows": rows,
     }
     results["seconds"] = round(time.perf_counter() - started, 1)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-hallucination.json"
-    path.write_text(json.dumps(results, indent=1))
-    results["file"] = str(path)
-    return results
+    return saved(results, out_dir, "hallucination")
 
 
 def markdown(results: dict) -> str:

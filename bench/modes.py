@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import modeset, raw
+from bench.report import saved
 from bus.text import plain
 from stages import asr as asr_stage
 from stages.router import modewords
@@ -196,11 +197,7 @@ def measure(config: dict, out_dir: Path, say, directory: Path = CLIPS) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "rows": rows,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-modes.json"
-    path.write_text(json.dumps(results, indent=1))
-    results["file"] = str(path)
-    return results
+    return saved(results, out_dir, "modes")
 
 
 def markdown(results: dict) -> str:

@@ -150,6 +150,17 @@ def to_json(results: dict) -> str:
     return json.dumps(clean(results), indent=1, allow_nan=False, ensure_ascii=False)
 
 
+def saved(results: dict, out_dir, kind: str) -> dict:
+    """`results` written to out_dir/<timestamp>-<kind>.json, with "file" saying where."""
+    import time
+    from pathlib import Path
+
+    path = Path(out_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(results))
+    return {**results, "file": str(path)}
+
+
 # --- Markdown -----------------------------------------------------------------
 
 
