@@ -21,6 +21,7 @@ from test_vad import segment
 
 from bench import hallucination, modeset, raw, shortreplies
 from bench.pipeline import write_wav
+from bench.workload import word_error_rate
 from bus import config as configuration
 from bus.frames import SAMPLE_RATE
 from stages.asr import Asr, Guards, Segment, judge, pauses_after
@@ -211,8 +212,10 @@ def test_a_dictated_thank_you_at_the_end_is_typed(tmp_path):
     recording = np.concatenate([audio.read_all(AUDIO / "dictate_report.wav"), pause, load(thanks), pause])
     result = voxkey("replay", write_wav(tmp_path / "email.wav", recording))
     assert result.returncode == 0, result.stderr[-2000:]
-    sentence = words(spoken("dictate_report.wav"))
-    assert words(result.stdout) == [*sentence, "thank", "you"], result.stdout
+    typed, sentence = words(result.stdout), words(spoken("dictate_report.wav"))
+    assert typed[-2:] == ["thank", "you"], result.stdout  # the last line is not lost
+    # The sentence within a word-error bound: tiny.en's words differ by CPU, not voxkey's.
+    assert word_error_rate(sentence, typed[:-2]) <= 0.1, result.stdout
 
 
 @pytest.mark.parametrize(
