@@ -10,6 +10,7 @@
     voxkey bench --modes
     voxkey bench --hallucination
     voxkey bench --cancel
+    voxkey bench --recognition | --load | --slow
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
@@ -157,6 +158,21 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help='end of speech of a spoken "cancel" to the thinking request stopped, quiet and beside a busy process',
     )
+    parser.add_argument(
+        "--recognition",
+        action="store_true",
+        help="word errors and recognition time of the utterance-length encode against the padded 30 s one, every set",
+    )
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help="the real-time streams beside CPU hogs (one per half of the cores, one per core), with the raw engines",
+    )
+    parser.add_argument(
+        "--slow",
+        action="store_true",
+        help="the pipeline on fewer cores or a CPU quota: how latency grows as compute shrinks, a Pi 5 projected",
+    )
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -232,6 +248,21 @@ def measure(args) -> int:
         from bench import cancel
 
         print(cancel.markdown(cancel.measure(config, AUDIO, Path(args.out), say)))
+        return 0
+    if args.recognition:
+        from bench import recognition
+
+        print(recognition.markdown(recognition.measure(config, AUDIO, Path(args.out), say)))
+        return 0
+    if args.load:
+        from bench import load
+
+        print(load.markdown(load.measure(config, AUDIO, Path(args.out), say)))
+        return 0
+    if args.slow:
+        from bench import slow
+
+        print(slow.markdown(slow.measure(config, AUDIO, Path(args.out), say)))
         return 0
     if args.modes:
         from bench import modes

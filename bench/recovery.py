@@ -14,6 +14,13 @@ stages after it. The report counts the kills that struck an utterance in flight.
 end the typed text is compared with an undisturbed replay of the same stream: a
 recovery that loses or doubles a word counts for nothing. Capture is not killed:
 audio it never captured cannot be recovered (the README says so).
+
+A speaker waits for an answer before speaking again; a recording does not, and new
+speech over an answer being typed cuts it (barge-in), so on a slow machine the
+replay would cut answers the undisturbed run typed whole. So the recording is paused
+(capture's `listen off`, which holds a recording where it is) from each utterance's
+end, as vad sends it, until that utterance's last keystroke has been reported: a
+handshake, whatever a stage's restart or a model's answer takes.
 """
 
 import copy
@@ -28,14 +35,12 @@ import zmq
 
 from bench import procs, workload
 from bench.stats import summarize
-from bus import frames, sockets
+from bus import control, frames, sockets
 from bus.frames import Heartbeat, Speech, Typed
 from voxkey import replay
 
 KILLABLE = ("vad", "asr", "router", "instruct", "thinking", "keys")
-# Silence after each recording. A restart delays the utterance in flight by the
-# stage's recovery time; if the next speech began meanwhile, barge-in would cancel an
-# answer as it cancels any answer the user talks over. The gap leaves room for both.
+# Silence after each recording, as a speaker pauses between sentences.
 GAP_S = 6.0
 # An utterance takes about a second from vad to its last keystroke (dictation): a kill
 # this soon after it left vad strikes it somewhere on its way.
@@ -55,6 +60,9 @@ class KillSchedule:
     next_kill_at: float | None = None  # set once typing has begun
     strike_at: float | None = None  # for the kill due: when to strike
     last_speech_s: float = 0.0  # when vad last sent an utterance (its `vad` mark)
+    awaited: set = field(default_factory=set)  # utterances cut by vad, their last keystroke not yet reported
+    answered: set = field(default_factory=set)  # utterances whose last keystroke was reported
+    paused: bool = False
     _context: zmq.Context | None = None
     _speech: zmq.Socket | None = None
 
@@ -64,11 +72,25 @@ class KillSchedule:
             self._context = zmq.Context()
             self._speech = sockets.subscriber(self._context, [sockets.endpoint(self.config, "vad")], [Speech.TOPIC])
         self._drain_speech()
-        if isinstance(getattr(frame, "body", None), Heartbeat):
-            self._heard(frame.src, frame.body, now)
-        elif isinstance(getattr(frame, "body", None), Typed) and self.next_kill_at is None:
+        body = getattr(frame, "body", None)
+        if isinstance(body, Heartbeat):
+            self._heard(frame.src, body, now)
+        elif isinstance(body, Typed) and self.next_kill_at is None:
             self.next_kill_at = now + self._pause()
+        self._wait_for_answers(frame)
         self._maybe_kill(supervisor, now)
+
+    def _wait_for_answers(self, frame) -> None:
+        """Pause the recording while an utterance vad has cut is not typed to its end."""
+        body = getattr(frame, "body", None)
+        if isinstance(body, Speech) and frame.utt not in self.answered:
+            self.awaited.add(frame.utt)  # vad may send it again after a restart: once typed, it is done
+        elif isinstance(body, Typed) and body.final:
+            self.answered.add(frame.utt)
+            self.awaited.discard(frame.utt)
+        if bool(self.awaited) != self.paused:
+            self.paused = bool(self.awaited)
+            control.ask(self.config, "capture", "listen", {"how": "off" if self.paused else "on"})
 
     def close(self) -> None:
         if self._speech is not None:

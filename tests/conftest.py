@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 
 from bench import sessions
+from bench.workload import word_errors
 
 TESTS = Path(__file__).parent
 AUDIO = TESTS / "audio"
 REPO = TESTS.parent
 MANIFEST = json.loads((AUDIO / "MANIFEST.json").read_text())["files"]
 VOXKEY = [sys.executable, "-m", "voxkey.cli"]
+# Whisper's words are not voxkey's: CTranslate2's int8 kernels differ by CPU, and on an
+# AMD EPYC tiny.en hears "And so am I fellow Americans" in jfk.flac once vad has cut it.
+MAX_WORD_ERROR_RATE = 0.2
 
 
 def spoken(name: str) -> str:
@@ -25,6 +29,15 @@ def spoken(name: str) -> str:
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation: what ASR wording tolerance compares."""
     return re.sub(r"[^\w' ]+", " ", text.lower()).split()
+
+
+def assert_said(typed: str, said: str, max_error_rate: float = MAX_WORD_ERROR_RATE) -> None:
+    """What voxkey owns of what it typed: the words said, whole, once and in order (a
+    word left out, one typed twice or out of place is an error), within the word errors
+    Whisper makes differently on another processor."""
+    expected = words(said)
+    errors = word_errors(expected, words(typed))
+    assert expected and errors <= max_error_rate * len(expected), f"{errors} word errors in {len(expected)}: {typed!r}"
 
 
 def voxkey(*args, timeout=180, **kwargs) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ process where what is typed is compared."""
 import os
 
 import numpy as np
-from conftest import AUDIO, replay, spoken, words
+from conftest import AUDIO, assert_said, replay, spoken
 from harness import Harness
 from test_vad import segment
 
@@ -119,7 +119,7 @@ def test_asr_types_from_a_guess_only_what_the_utterance_itself_gives(tmp_path):
     recognise(asr, guess_frame(guesses[-1], "u"))
     [transcript] = recognise(asr, speech_frame(utterance, "u"))
     assert transcript.body == expected.body
-    assert words(transcript.body.text) == words(spoken("dictate_report.wav")) * 2
+    assert_said(transcript.body.text, " ".join([spoken("dictate_report.wav")] * 2))
     counters = asr.stage.peer.counters
     assert (counters["guesses_used"], counters["guesses_wasted"]) == (1, 1)
     assert transcript.marks["recognised"] < transcript.marks["asr"]  # recognised before the utterance came
@@ -132,7 +132,7 @@ def test_a_guess_that_is_not_the_utterance_is_never_typed(tmp_path):
     asr = Harness(Asr, tmp_path)
     recognise(asr, guess_frame(early, "u"))
     [transcript] = recognise(asr, speech_frame(utterance, "u"))
-    assert words(transcript.body.text) == words(spoken("dictate_report.wav")) * 2
+    assert_said(transcript.body.text, " ".join([spoken("dictate_report.wav")] * 2))
     assert (asr.stage.peer.counters["guesses_used"], asr.stage.peer.counters["guesses_wasted"]) == (0, 1)
 
 
@@ -142,7 +142,8 @@ def test_an_utterance_owed_a_result_is_not_kept_waiting_by_a_guess(tmp_path):
     asr = Harness(Asr, tmp_path)
     transcripts = recognise(asr, guess_frame([u for u in found if u.guess][-1], "u"), speech_frame(utterance, "u"))
     assert asr.stage.peer.counters["guesses_skipped"] == 1
-    assert [words(t.body.text) for t in transcripts] == [words(spoken("dictate_report.wav"))]
+    assert len(transcripts) == 1
+    assert_said(transcripts[0].body.text, spoken("dictate_report.wav"))
 
 
 def test_replay_types_the_same_with_and_without_guesses(tmp_path):
@@ -152,4 +153,4 @@ def test_replay_types_the_same_with_and_without_guesses(tmp_path):
     guessed = replay(recording)
     plain = replay(recording, "--set", "stages.vad.guess=false")
     assert guessed == plain
-    assert words(guessed) == words(spoken("dictate_report.wav")) * 2
+    assert_said(guessed, " ".join([spoken("dictate_report.wav")] * 2))

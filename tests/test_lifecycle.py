@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
+from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, voxkey
 
 from bench import sessions
 from bench.procs import alive
@@ -242,7 +242,7 @@ def test_a_swap_that_cannot_start_rolls_back_and_typing_goes_on(microphone, tmp_
         wait_for(lambda: up.said().count("voxkey: ready") == 2, 60, "asr ready again, and up saying so")
         subprocess.run(["paplay", "-d", microphone, str(AUDIO / "dictate_report.wav")], check=True, timeout=30)
         wait_for(lambda: up.typed.exists() and up.typed.read_text().endswith("."), 60, "the sentence to be typed")
-        assert words(up.typed.read_text()) == words(spoken("dictate_report.wav"))
+        assert_said(up.typed.read_text(), spoken("dictate_report.wav"))
     finally:
         assert up.end() == 0, up.said()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import structlog
-from conftest import AUDIO, REPO, VOXKEY, spoken, voxkey, words
+from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, voxkey, words
 from harness import Harness
 
 from bus import config as configuration
@@ -217,12 +217,14 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
         assert ask(config, "capture", "listen", {"how": "hold", "since_ns": given_ns}) == "listening"
         wait_until(lambda: typed.exists() and typed.read_text().endswith("."), 60, "the sentence to be typed")
         assert voxkey("listen", "release", *at).returncode == 0
-        assert words(typed.read_text()) == words(spoken("dictate_report.wav"))
+        assert_said(typed.read_text(), spoken("dictate_report.wav"))
+        typed_start = typed.read_text().strip()[:20]  # voxkey up shows what it typed
 
         status = voxkey("status", *at)
         assert status.returncode == 0, status.stderr
         assert "listening: off" in status.stdout and "mode:      dictate" in status.stdout
-        assert "Maria" in status.stdout.split("heard:")[1].splitlines()[0]
+        heard = status.stdout.split("heard:")[1].splitlines()[0]  # the utterance's text, clipped to the line
+        assert words(heard)[:3] == words(typed.read_text())[:3], heard
         assert "ms after speech ended" in status.stdout and "typing:    file" in status.stdout
         for stage in wiring.STAGES:
             assert f"  {stage} " in status.stdout and "RUNNING" in status.stdout
@@ -239,7 +241,7 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
     assert up.returncode == 0, stderr[-2000:]
     # What voxkey up told its user, line by line.
     assert "voxkey: ready: speak" in stderr and "voxkey: not listening" in stderr and "voxkey: listening" in stderr
-    assert "typed by router" in stderr and "Please send the quarterly report" in stderr
+    assert "typed by router" in stderr and typed_start in stderr
 
 
 # --- the built-in hotkey -----------------------------------------------------------------

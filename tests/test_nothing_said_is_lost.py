@@ -1,7 +1,7 @@
 """No sentence a user speaks is dropped, in any mode: the whole pipeline, real models,
 real processes, replays at real time where a speaker's pauses matter."""
 
-from conftest import spoken, words
+from conftest import assert_said, spoken, words
 from test_modes import concatenate, traced_replay
 
 STAGES = ("capture", "vad", "asr", "router", "instruct", "thinking", "keys")
@@ -36,7 +36,7 @@ def test_dictation_spoken_over_a_chat_answer_is_typed_whole(tmp_path):
     typed, rows = traced_replay(recording, tmp_path, "--realtime")
     chat, dictation = rows
     assert chat["mode"] == "chat" and chat["outcome"] in ("answered", "cancelled")
-    assert words(dictation["text"]) == words(spoken("dictate_report.wav"))
+    assert_said(dictation["text"], spoken("dictate_report.wav"))
     assert typed == chat["text"] + dictation["text"]
 
 

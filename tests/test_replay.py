@@ -7,7 +7,7 @@ exact text matters -- the line break and what "scratch that" erased.
 
 import json
 
-from conftest import AUDIO, replay, spoken, voxkey, words
+from conftest import AUDIO, assert_said, replay, spoken, voxkey, words
 
 from bench import workload
 
@@ -45,7 +45,7 @@ def test_noise_types_nothing():
 
 
 def test_jfk_types_the_sentence():
-    assert words(replay("jfk.flac")) == words(spoken("jfk.flac"))
+    assert_said(replay("jfk.flac"), spoken("jfk.flac"))
 
 
 def test_file_sink_holds_exactly_what_was_printed(tmp_path):
@@ -55,7 +55,7 @@ def test_file_sink_holds_exactly_what_was_printed(tmp_path):
 
 
 def test_realtime_replay_types_the_same():
-    assert words(replay("dictate_report.wav", "--realtime")) == words(spoken("dictate_report.wav"))
+    assert_said(replay("dictate_report.wav", "--realtime"), spoken("dictate_report.wav"))
 
 
 def test_missing_or_unreadable_recording_is_one_line_and_non_zero(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import structlog
 import zmq
-from conftest import AUDIO, spoken, voxkey, words
+from conftest import AUDIO, assert_said, spoken, voxkey
 
 from bus import config as configuration
 from bus import curve, frames, sockets
@@ -123,7 +123,7 @@ def test_a_replay_over_tcp_with_curve_keys_types_the_same(keys):
     ]
     over_tcp = voxkey("replay", AUDIO / "jfk.flac", *(arg for setting in settings for arg in ("--set", setting)))
     assert over_tcp.returncode == 0, over_tcp.stderr[-2000:]
-    assert words(over_tcp.stdout) == words(spoken("jfk.flac"))
+    assert_said(over_tcp.stdout, spoken("jfk.flac"))
 
 
 def test_a_replay_over_tcp_without_keys_is_refused_in_one_line():

@@ -1,7 +1,7 @@
 """The xdotool sink types into a real X client (xterm under Xvfb); the test reads it back."""
 
 import pytest
-from conftest import replay, spoken, words
+from conftest import assert_said, replay, spoken
 
 from bench.sessions import Xterm
 from stages.keys.xdotool import XdotoolSink
@@ -28,5 +28,5 @@ def test_xdotool_sink_types_unicode_and_backspaces(xterm_capture):
 def test_replay_types_into_the_focused_window(xterm_capture, monkeypatch, sink):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)  # an X11 session: auto picks xdotool
     printed = replay("dictate_report.wav", "--sink", sink)
-    assert words(printed) == words(spoken("dictate_report.wav"))
+    assert_said(printed, spoken("dictate_report.wav"))
     assert xterm_capture() == printed + "\n"
