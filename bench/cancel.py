@@ -15,14 +15,12 @@ Per request it reports, from the trace's marks:
 """
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench import workload
+from bench import hogs, workload
 from bench.endpointing import replay_arm
 from bench.report import section
 from bench.stats import percentile
@@ -70,13 +68,8 @@ def stopped(rows: list[dict]) -> list[dict]:
 
 
 def arm(config: dict, stream: Path, busy: bool) -> list[dict]:
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
-    try:
+    with hogs.hogs(1 if busy else 0):
         return stopped(replay_arm(config, stream)["rows"])
-    finally:
-        if spinner is not None:
-            spinner.kill()
-            spinner.wait()
 
 
 def median(rows: list[dict], key: str) -> float | None:

@@ -10,7 +10,7 @@
     voxkey bench --modes
     voxkey bench --hallucination
     voxkey bench --cancel
-    voxkey bench --recognition | --load | --slow
+    voxkey bench --recognition | --load | --slow | --threads
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
@@ -173,6 +173,11 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help="the pipeline on fewer cores or a CPU quota: how latency grows as compute shrinks, a Pi 5 projected",
     )
+    parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="each engine by thread count and OpenMP wait policy, quiet and beside busy processes",
+    )
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -253,6 +258,11 @@ def measure(args) -> int:
         from bench import recognition
 
         print(recognition.markdown(recognition.measure(config, AUDIO, Path(args.out), say)))
+        return 0
+    if args.threads:
+        from bench import threads
+
+        print(threads.markdown(threads.measure(config, AUDIO, Path(args.out), say, args.set)))
         return 0
     if args.load:
         from bench import load

@@ -33,7 +33,7 @@ from bench.report import saved
 from bench.stats import percentile
 from bus import config as configuration
 from bus.text import words
-from stages import asr as asr_stage
+from stages.asr import stage as asr_stage
 from stages.capture import audio
 from stages.vad import segmenting
 

@@ -7,8 +7,10 @@ seconds have settled, the CPU each process uses is read from /proc over a window
 listening to silence, then over a window paused (`voxkey listen off`), in percent of
 one core: every stage, supervisord and the `up` command itself. Then `up` is stopped
 with SIGTERM, and started again for SIGHUP and for SIGINT: each stop is timed from the
-signal until every process is gone and the microphone is released. Writes
-bench/results/<timestamp>-lifecycle.json and .md.
+signal until every process is gone and the microphone is released. With `--runs N`
+the whole is done N times and each process's share is the median of its N (other work
+on the machine moves single runs by tenths of a percent); every run is kept in the
+JSON. Writes bench/results/<timestamp>-lifecycle.json and .md.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,14 +150,34 @@ def run(idle_s: float, settings: list[str], say) -> dict:
     return results
 
 
+def medians(runs: list[dict]) -> dict:
+    """One result of several runs: per process and window, the median share; the
+    totals and stop times too, medians of the runs' own."""
+    merged = {"idle_window_s": runs[0]["idle_window_s"], "runs": runs}
+    for window in ("listening", "paused"):
+        names = sorted({name for run in runs for name in run[window]}, key=_order)
+        merged[window] = {
+            name: round(statistics.median(run[window][name] for run in runs if name in run[window]), 2)
+            for name in names
+        }
+        merged[f"{window}_total"] = round(statistics.median(run[f"{window}_total"] for run in runs), 2)
+    merged["stop_s"] = {}
+    for name in SIGNALS:
+        took = [run["stop_s"].get(name) for run in runs]
+        merged["stop_s"][name] = None if None in took else round(statistics.median(took), 3)
+    return merged
+
+
 def markdown(results: dict) -> str:
     names = sorted(set(results["listening"]) | set(results["paused"]), key=_order)
+    runs = len(results.get("runs", [])) or 1
     lines = [
         "# voxkey lifecycle",
         "",
         f"{results['host']['timestamp']}, {results['host']['cpus']} CPUs, {results['host']['machine']}.",
         "",
-        f"## Idle CPU (% of one core, {results['idle_window_s']:.0f} s windows)",
+        f"## Idle CPU (% of one core, {results['idle_window_s']:.0f} s windows"
+        + (f", medians of {runs} runs)" if runs > 1 else ")"),
         "",
         "| process | listening to silence | paused |",
         "|---|---:|---:|",
@@ -181,15 +204,20 @@ def _order(name: str) -> int:
 def main(argv: list[str] | None = None, say=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.lifecycle", description=__doc__.split("\n\n")[0])
     parser.add_argument("--idle-seconds", type=float, default=30.0, metavar="S")
+    parser.add_argument("--runs", type=int, default=1, metavar="N", help="medians of N runs")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     return measure(
-        args.idle_seconds, args.set, Path(args.out), say or (lambda m: print(m, file=sys.stderr, flush=True))
+        args.idle_seconds,
+        args.set,
+        Path(args.out),
+        say or (lambda m: print(m, file=sys.stderr, flush=True)),
+        runs=max(1, args.runs),
     )
 
 
-def measure(idle_s: float, settings: list[str], out: Path, say) -> int:
+def measure(idle_s: float, settings: list[str], out: Path, say, runs: int = 1) -> int:
     missing = sessions.missing_tools("pulseaudio", "pactl")
     if missing:
         say(f"voxkey bench: {', '.join(missing)} not installed: run ./install")
@@ -200,7 +228,8 @@ def measure(idle_s: float, settings: list[str], out: Path, say) -> int:
         "host": {"timestamp": stamp, "cpus": os.cpu_count(), "machine": platform.machine()},
     }
     try:
-        results.update(run(idle_s, settings, say))
+        done = [run(idle_s, settings, say) for _ in range(runs)]
+        results.update(done[0] if runs == 1 else medians(done))
     except sessions.SessionError as error:
         say(f"voxkey bench: {error}")
         return 1

@@ -6,7 +6,7 @@ import struct
 from pathlib import Path
 
 from bus import models
-from stages import asr as asr_stage
+from stages.asr import stage as asr_stage
 from stages.llm import stage as llm_support
 from stages.vad import segmenting
 

@@ -27,7 +27,7 @@ import numpy as np
 from bench import modeset, raw
 from bench.report import saved
 from bus.text import plain
-from stages import asr as asr_stage
+from stages.asr import stage as asr_stage
 from stages.router import modewords
 from stages.router.meaning import decide
 

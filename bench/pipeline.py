@@ -12,7 +12,6 @@ supervisord, voxkey.replay at real time), observed from outside:
 """
 
 import copy
-import os
 import threading
 import time
 import wave
@@ -24,6 +23,7 @@ import zmq
 
 from bench import procs
 from bench.stats import sequence_gaps
+from bus import cpus as cpu_plan
 from bus import frames, sockets, wiring
 from stages.capture import audio
 from voxkey import replay
@@ -197,11 +197,5 @@ def run(config: dict, recording: Path) -> dict:
         "tap_lost": tap.lost if tap else 0,
         "requests": tap.requests if tap else [],
         "speech_marks": tap.speech_marks if tap else {},
-        "threads": {stage: stage_threads(config["stages"][stage]) for stage in ENGINE_STAGES},
+        "threads": {stage: cpu_plan.for_stage(stage, config["stages"][stage]).threads for stage in ENGINE_STAGES},
     }
-
-
-def stage_threads(settings: dict) -> int:
-    """The engine thread count a stage runs with (bus.stage: `threads`, else one per core
-    it is pinned to, else one per core the machine lets it use)."""
-    return int(settings.get("threads") or len(settings.get("cpus") or os.sched_getaffinity(0)))

@@ -23,10 +23,10 @@ import zlib
 
 import numpy as np
 
-from bench.pipeline import stage_threads
 from bench.stats import percentile
+from bus import cpus as cpu_plan
 from bus.frames import SAMPLE_RATE
-from stages import asr as asr_stage
+from stages.asr import stage as asr_stage
 from stages.llm import stage as llm_support
 from stages.thinking.tools import tool_specs
 from stages.vad import segmenting
@@ -62,7 +62,7 @@ class Whisper:
         from faster_whisper import WhisperModel
 
         self.settings = settings
-        self.threads = stage_threads(settings)
+        self.threads = cpu_plan.for_stage("asr", settings).threads
         self.model = WhisperModel(
             asr_stage.resolve_model(str(settings["model"])),
             device="cpu",
@@ -102,16 +102,16 @@ def asr_baseline(config: dict, recordings: list[tuple[str, np.ndarray]]) -> list
 class Model:
     """One model stage's engine, loaded as stages.llm.stage.LlmStage loads it."""
 
-    def __init__(self, settings: dict):
+    def __init__(self, settings: dict, stage: str = "instruct"):
         from llama_cpp import Llama
 
-        threads = stage_threads(settings)
+        engine = cpu_plan.for_stage(stage, settings)
         self.settings = settings
         self.llm = Llama(
             model_path=str(llm_support.resolve_model(str(settings["model"]))),
             n_ctx=int(settings["context_tokens"]),
-            n_threads=threads,
-            n_threads_batch=threads,
+            n_threads=engine.threads,
+            n_threads_batch=engine.batch,
             verbose=False,
         )
         prompts = llm_support.load_prompts()
@@ -175,7 +175,7 @@ def llm_baseline(config: dict, requests: list[dict]) -> list[dict]:
     for request in requests:
         stage = LLM_STAGE_OF_MODE[request["mode"]]
         if stage not in models:
-            models[stage] = Model(config["stages"][stage])
+            models[stage] = Model(config["stages"][stage], stage)
         model = models[stage]
         runs = {True: [], False: []}
         for _ in range(REPEATS):

@@ -7,6 +7,7 @@ import math
 
 from bench import stats
 from bench.stats import MARK_LABELS, compare, mark_hops, summarize, waterfall, waterfall_summary
+from voxkey import heat
 
 SCHEMA = 1
 MB = 1e6
@@ -110,7 +111,7 @@ def assemble(
     dominant = stats.dominant_span(summary)
     return {
         "schema": SCHEMA,
-        "host": host,
+        "host": {**host, "heat": host.get("heat") or heat.summary(heat.reading())},
         "settings": settings,
         "recordings": [{key: run[key] for key in ("recording", "wall_s", "text")} for run in runs],
         "utterances": rows,
@@ -404,6 +405,7 @@ def microbench_lines(results: dict) -> list[str]:
 def host_lines(results: dict) -> list[str]:
     host = results["host"]
     lines = [f"{host['cpus']} cores ({host['machine']}), Python {host['python']}."]
+    lines += [f"Heat as the bench ended: {host['heat']['line']}."] if "heat" in host else []
     load = host.get("load")
     if load:
         lines.append(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tomli_w
 
-from bus import wiring
+from bus import cpus, wiring
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 
@@ -41,6 +41,7 @@ POSITIVE = {
 }
 # Numbers with bounds of their own: name -> (lowest, highest).
 RANGES = {"hid_key_delay_ms": (0, 1000)}
+CHOICES = {"wait": cpus.WAIT_POLICIES}
 
 
 def load(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> dict:
@@ -88,6 +89,8 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
                 check(value, expected, name)
             continue
         expect_type(name, value, expected)
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, not {value!r} (default {expected!r})")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if key in POSITIVE and value <= 0:
                 raise ConfigError(f"{name} must be above 0, not {value} (default {expected})")

@@ -42,6 +42,7 @@ import zmq
 
 from bus import config as configuration
 from bus import control as control_socket
+from bus import cpus as cpu_plan
 from bus import log as logging
 from bus import records, sockets, wiring
 from bus import state as persistence
@@ -77,7 +78,10 @@ class Stage:
         self.settings = configuration.stage_section(config, self.name)
         self.log = logging.setup(self.name)
         self.cpus = _pin(self.settings.get("cpus") or [])
-        self.threads = int(self.settings.get("threads") or len(self.cpus))
+        engine = cpu_plan.for_stage(self.name, self.settings, len(self.cpus))
+        self.threads, self.batch_threads = engine.threads, engine.batch
+        # Before setup() loads the engine: the OpenMP runtime reads it once, at load.
+        cpu_plan.apply_wait_policy(str(self.settings.get("wait") or "default"))
         self.loaded = False
         self.state = "starting"
         self.progress = None  # the stage's record in bus/progress.py, sent in every heartbeat
@@ -194,7 +198,15 @@ class Stage:
         self.control = self.peer.context.socket(zmq.REP)
         self.control.setsockopt(zmq.LINGER, 0)
         sockets.bind(self.control, sockets.control_endpoint(self.config, self.name))
-        self.log.info("starting", pid=os.getpid(), cpus=self.cpus, threads=self.threads, listen=listen)
+        self.log.info(
+            "starting",
+            pid=os.getpid(),
+            cpus=self.cpus,
+            threads=self.threads,
+            batch_threads=self.batch_threads,
+            wait=os.environ.get("OMP_WAIT_POLICY", "default"),
+            listen=listen,
+        )
         self.peer.heartbeat(False, "loading", self.cpus)
         started = time.monotonic()
         try:

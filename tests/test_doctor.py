@@ -56,6 +56,7 @@ def test_doctor_checks_everything_and_fails_on_a_missing_model():
         "typing",
         "uinput",
         "usb gadget",
+        "heat",
         "model asr",
         "model instruct",
         "model thinking",

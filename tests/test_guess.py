@@ -13,7 +13,7 @@ from test_vad import segment
 
 from bench.pipeline import write_wav
 from bus.frames import SAMPLE_RATE, Frame, Guess
-from stages.asr import Asr
+from stages.asr.stage import Asr
 from stages.capture import audio
 from stages.vad.segmenting import WINDOW
 

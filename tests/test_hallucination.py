@@ -24,7 +24,7 @@ from bench.pipeline import write_wav
 from bench.workload import word_error_rate
 from bus import config as configuration
 from bus.frames import SAMPLE_RATE
-from stages.asr import Asr, Guards, Segment, judge, pauses_after
+from stages.asr.stage import Asr, Guards, Segment, judge, pauses_after
 from stages.capture import audio
 
 GUARDS = Guards(

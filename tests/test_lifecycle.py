@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, voxkey
 
-from bench import sessions
+from bench import lifecycle, sessions
 from bench.procs import alive
 from bus import wiring
 from bus.frames import Heartbeat
@@ -24,6 +24,24 @@ from voxkey.status import Loading
 from voxkey.supervise import CrashLoops, Supervisor, last_error
 
 # --- the rules ------------------------------------------------------------------------------
+
+
+def test_the_lifecycle_bench_of_several_runs_gives_each_process_its_median():
+    def one(capture: float, vad: float, stop: float) -> dict:
+        shares = {"capture": capture, "vad": vad}
+        return {
+            "idle_window_s": 30.0,
+            "listening": shares,
+            "paused": {"capture": capture / 10},
+            "listening_total": capture + vad,
+            "paused_total": capture / 10,
+            "stop_s": dict.fromkeys(lifecycle.SIGNALS, stop),
+        }
+
+    merged = lifecycle.medians([one(3.0, 1.0, 2.0), one(1.0, 9.0, 4.0), one(2.0, 2.0, 3.0)])
+    assert merged["listening"] == {"capture": 2.0, "vad": 2.0}
+    assert merged["listening_total"] == 4.0 and merged["paused"] == {"capture": 0.2}
+    assert merged["stop_s"] == dict.fromkeys(lifecycle.SIGNALS, 3.0) and len(merged["runs"]) == 3
 
 
 def test_a_crash_loop_is_told_once_per_loop():

@@ -10,7 +10,7 @@ from harness import Harness
 from test_vad import segment
 
 from bus.frames import SAMPLE_RATE, Transcript
-from stages.asr import Asr, Hypotheses
+from stages.asr.stage import Asr, Hypotheses
 from stages.capture import audio
 from stages.router.meaning import plainly_dictated
 from stages.router.stage import Router

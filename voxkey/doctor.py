@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bus import sockets, wiring
-from voxkey import models, settings
+from voxkey import heat, models, settings
 
 MB = 1024 * 1024
 STAGE_RUNTIME_MB = 70  # a stage process before its model: Python, numpy, zmq (measured: 55-75 MB RSS)
@@ -262,6 +262,13 @@ def check_session(env) -> Check:
     )
 
 
+def check_heat(root: Path = Path("/"), throttled_text=heat.vcgencmd_throttled) -> Check:
+    """Warns only when the firmware says the Pi is under-volted or throttled now; a
+    machine that exposes none of it (no vcgencmd, no cpufreq) is told plainly."""
+    verdict, detail, fix = heat.judge(heat.reading(root, throttled_text))
+    return Check("heat", verdict, detail, fix)
+
+
 def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
     checks = [
         check_session(env),
@@ -269,6 +276,7 @@ def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
         check_typing(env),
         check_uinput(),
         check_gadget(config),
+        check_heat(),
     ]
     model_checks, sizes = check_models(config, verify)
     verdict, detail, fix = judge_memory(sizes, len(wiring.STAGES), total_memory_mb())
@@ -286,7 +294,7 @@ def run(args) -> int:
 
 
 def add_cli(commands) -> None:
-    doctor = commands.add_parser("doctor", help="check the microphone, typing, models, memory and supervisord")
+    doctor = commands.add_parser("doctor", help="check the microphone, typing, models, memory, heat and supervisord")
     doctor.add_argument("--no-mic", action="store_true", help=f"do not record the microphone for {LISTEN_S:.0f} s")
     doctor.add_argument("--verify", action="store_true", help="check downloaded models' SHA-256 (reads them all)")
     doctor.add_argument("--config", help="a TOML file laid over the defaults")

@@ -3,15 +3,23 @@
 Consumes: `start` from the CLI when `wait_for_start` is set (a replay waits until every
 stage is ready, so nothing is sent before anyone listens).
 Produces, handed over reliably to vad (bus/delivery.py): `stream-start` with the audio
-format; `audio` frames of exactly `frame_samples` 16 kHz mono int16 samples, each
-marked `capture` (when it was spoken; for a recording replayed as fast as possible,
-when it would have been); `stream-stop` after a recording's last frame.
+format; `audio` frames of `frame_samples` 16 kHz mono int16 samples (or a whole
+multiple: see "Cheap when idle"), each marked `capture` (when its last sample was
+spoken; for a recording replayed as fast as possible, when it would have been);
+`stream-stop` after a recording's last frame.
 Listening (control command `listen`, or the `hotkey`; stages/capture/listening.py):
 while off, no audio leaves capture. Turning a microphone off ends its stream (vad
 completes the utterance in progress, which is typed: it was said while listening);
 turning it on begins a new one from the moment the command was given, from the last
 seconds kept while off, so the first word survives a slow key binding. A recording is
 paused instead, like a tape. Listening survives a restart (`CaptureState`).
+Cheap when idle: while off, a microphone's blocks are only kept, raw, by the audio
+callback (stages/capture/microphone.py): the stage is not woken and converts nothing
+until listening resumes. While vad hears silence, a microphone's frames are gathered
+`silent_frames` at a time into one `audio` frame: vad acknowledges each batch of silence
+it has judged, and capture gathers only while the last frame it sent was followed by
+such an acknowledgement, so from vad's first unacknowledged frame (speech has begun) each
+frame leaves as soon as it is captured again, and the end of speech is heard no later.
 Guarantees: any rate and channel count is converted; a microphone's overflows and a
 recording's undecodable audio are counted, never silently skipped. Audio stays here
 until vad acknowledges the sample it no longer needs and goes again to a restarted
@@ -20,7 +28,6 @@ which cannot wait, drops and counts what is older (`retention_overflow`).
 """
 
 import os
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,14 +73,19 @@ class Capture(Stage):
         self.given_ns = saved.given_ns
         self.stream = ""
         self.stopped_at = -1  # the delivery position of the last stream-stop
-        self.kept_off: deque = deque(maxlen=max(1, int(KEPT_WHILE_OFF_S * SAMPLE_RATE / self.frame_samples)))
+        self.silent_frames = max(1, int(self.settings["silent_frames"]))
+        self.gathered: list[tuple[np.ndarray, int]] = []  # frames not sent yet, while vad hears silence
+        self.silence_heard = False  # vad acknowledged audio since the last frame was sent
+        self.not_listened = 0  # samples kept (not sent) while off, as counted so far
         self.hotkey_problem = ""
         self.hotkey = self._open_hotkey(str(self.settings["hotkey"]), str(self.settings["hotkey_action"]))
         self.retain_frames = int(float(self.settings["retain_s"]) * SAMPLE_RATE / self.frame_samples)
         if source == "mic" or source.startswith("mic:"):
-            self.source = Microphone(source.partition(":")[2] or None, self.frame_samples, self.peer.counters)
+            self.source = Microphone(
+                source.partition(":")[2] or None, self.frame_samples, self.peer.counters, KEPT_WHILE_OFF_S
+            )
             self.wake_fd = self.source.wake_fd
-            self.source.wake_on_audio = self.listening.on
+            self.source.keeping = not self.listening.on
             self.realtime = True
         else:
             try:
@@ -144,11 +156,13 @@ class Capture(Stage):
     def _apply(self, new: Listening, since_ns: int) -> None:
         if new == self.listening:
             return
-        if isinstance(self.source, Microphone) and self.state == "streaming":
-            self._take_microphone()  # what was heard before the command goes as the state was
-        was_on, self.listening = self.listening.on, new
         if isinstance(self.source, Microphone):
-            self.source.wake_on_audio = new.on
+            if self.state != "streaming":
+                self.source.keeping = not new.on  # not open yet
+            elif self.listening.on and not new.on:
+                self.source.keep()  # what was queued before, the command goes as the state was
+            self._take_microphone()
+        was_on, self.listening = self.listening.on, new
         self._publish_progress()
         self.log.info("listening" if new.on else "not listening", held=new.held)
         if was_on == new.on or self.state != "streaming":
@@ -156,11 +170,10 @@ class Capture(Stage):
         if not isinstance(self.source, Microphone):
             self._pause_or_resume_recording(new.on)
         elif new.on:
+            self._count_not_listened()
             self._open_stream()
-            for block, captured_ns in self.kept_off:
-                if captured_ns >= since_ns:
-                    self._send(block, captured_ns)
-            self.kept_off.clear()
+            for block, captured_ns in self.source.resume(since_ns):
+                self._send(block, captured_ns)
         else:
             self._close_stream()
 
@@ -179,6 +192,7 @@ class Capture(Stage):
         self.log.info("stream begins", stream=self.stream, offset=self.offset)
 
     def _close_stream(self) -> None:
+        self._send_gathered()
         self.stopped_at = self.offset + 1
         self.publish(
             StreamStop(stream=self.stream, samples=self.offset),
@@ -213,6 +227,9 @@ class Capture(Stage):
         if self.state != "streaming":
             return 0.2
         if isinstance(self.source, Microphone):
+            if not self.listening.on:
+                self._count_not_listened()
+                return POLL_CAP_S  # nothing to take: the callback keeps the audio
             self._take_microphone()
             self._drop_beyond_retention()
             return POLL_CAP_S  # woken sooner by the audio callback (wake_fd)
@@ -248,14 +265,38 @@ class Capture(Stage):
 
     def _take_microphone(self) -> None:
         for block, captured_ns in self.source.drain():
-            if self.listening.on:
-                self._send(block, captured_ns)
-            else:
-                self.kept_off.append((block, captured_ns))
+            if not self.listening.on:  # not queued while off (Microphone.keep): a stray
                 self.offset += len(block)
                 self.peer.counters["samples_not_listened"] += len(block)
+                continue
+            self.gathered.append((block, captured_ns))
+            if not self.silence_heard or len(self.gathered) >= self.silent_frames:
+                self._send_gathered()
+
+    def _send_gathered(self) -> None:
+        if self.gathered:
+            blocks, self.gathered = self.gathered, []
+            self._send(np.concatenate([block for block, _ in blocks]), blocks[-1][1])
+
+    def on_acknowledged(self, frames: list[Frame]) -> None:
+        # vad acknowledges audio as it judges silence, not while speech goes on.
+        self.silence_heard = True
+        if isinstance(self.source, Microphone):  # woken only when the frame is whole
+            self.source.wake_after(self.silent_frames - len(self.gathered))
+
+    def _count_not_listened(self) -> None:
+        """The audio the microphone kept while off takes its place in the timeline (and
+        the counters): from the callback's count, without touching the audio."""
+        kept = self.source.kept_frames * SAMPLE_RATE // self.source.rate
+        if kept > self.not_listened:
+            self.offset += kept - self.not_listened
+            self.peer.counters["samples_not_listened"] += kept - self.not_listened
+            self.not_listened = kept
 
     def _send(self, block: np.ndarray, captured_ns: int) -> None:
+        self.silence_heard = False  # until vad acknowledges audio again
+        if isinstance(self.source, Microphone):
+            self.source.wake_after(1)
         payload = block.astype("<i2", copy=False).tobytes()
         # Positioned by the sample after it: vad acknowledges by the first sample it needs.
         self.publish(

@@ -214,7 +214,11 @@ class LlmStage(Stage):
         path = resolve_model(name)
         try:
             llm = Llama(
-                model_path=str(path), n_ctx=context, n_threads=self.threads, n_threads_batch=self.threads, verbose=False
+                model_path=str(path),
+                n_ctx=context,
+                n_threads=self.threads,
+                n_threads_batch=self.batch_threads,
+                verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as error:
             raise StageError(

@@ -11,6 +11,11 @@ utterance will have if that pause is its end, and with partials on, the audio so
 of speech that goes on; a `voice` frame the moment speech begins (barge-in is the
 router's to decide); in its heartbeat, how many utterances the stream held so far and
 whether it has ended (a replay counts them off).
+Cheap when idle: while no speech goes on, windows wait until `silent_batch_ms` of them
+have come and are judged together, and each batch judged is acknowledged to capture at
+once (capture gathers its frames while it hears such acknowledgements); once speech has
+begun, each window is judged the moment it arrives. The windows and their order, and so
+what is cut, are the same either way: only the onset may be heard a batch later.
 Guarantees: Silero's recurrent state and context carry from window to window (true
 streaming); an utterance longer than `max_utterance_s` is cut at its quietest point
 and sent in parts; bursts shorter than `min_speech_ms` are not sent.
@@ -25,6 +30,7 @@ kept -- and everything already taken stays until it is acknowledged (`Vad._hold`
 """
 
 import hashlib
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +104,7 @@ class Vad(Stage):
         self.model = StreamingSilero(path)
         self.pre_roll = int(self.settings["pre_roll_ms"]) * SAMPLE_RATE // 1000
         self.ack_every = SAMPLE_RATE // 2  # acknowledging audio writes the state file: twice a second at most
+        self.silent_batch = max(1, round(int(self.settings["silent_batch_ms"]) * SAMPLE_RATE / 1000 / WINDOW))
         # Held audio is bounded: it lives in vad's memory and, written down, in the run
         # directory, which is RAM (tmpfs) on the Pi, shared with every stage's state and logs.
         self.max_held = int(float(self.settings["max_held_s"]) * SAMPLE_RATE)
@@ -133,7 +140,8 @@ class Vad(Stage):
         refusing = getattr(self, "segmenter", Segmenter()).refusing  # a new stream does not lift it
         self.segmenter = Segmenter(**{key: self.settings[key] for key in keys}, refusing=refusing)
         self.model.reset()
-        self.pending = np.zeros(0, np.int16)
+        self.pending = np.zeros(0, np.int16)  # audio not judged yet, from next_offset on
+        self.arrived: deque = deque()  # (end, capture mark) of the frames `pending` came in
         self.next_offset = offset
 
     # --- audio in ---
@@ -159,15 +167,27 @@ class Vad(Stage):
             self.peer.counters["audio_gaps"] += 1
             self.log.warning("audio gap", missing_samples=body.offset - expected)
             self.pending = np.zeros(0, np.int16)
+            self.arrived.clear()
             self.next_offset = body.offset
         self._listen(samples, frame.marks.get("capture", now_ns()))
 
     def _listen(self, samples: np.ndarray, captured_ns: int) -> None:
         self.pending = np.concatenate([self.pending, samples])
+        self.arrived.append((self.next_offset + len(self.pending), captured_ns))
+        # Silence is judged a batch at a time (one wake, the model's weights still in the
+        # cache); speech, window by window as it arrives, so its end is never judged later.
+        if self.segmenter.in_speech or len(self.pending) >= self.silent_batch * WINDOW:
+            self._judge()
+
+    def _judge(self) -> None:
+        """Run every whole window waiting through Silero and the segmenter."""
         refused = self.segmenter.refused_windows
-        while len(self.pending) >= WINDOW:
-            window, self.pending = self.pending[:WINDOW], self.pending[WINDOW:]
-            prob = self.model(window.astype(np.float32) / 32768.0)
+        judged = len(self.pending) // WINDOW * WINDOW
+        scaled = self.pending[:judged].astype(np.float32) / 32768.0
+        for start in range(0, judged, WINDOW):
+            window = self.pending[start : start + WINDOW]
+            captured_ns = self._captured_ns(self.next_offset + WINDOW)
+            prob = self.model(scaled[start : start + WINDOW])
             was_speaking = self.segmenter.in_speech
             for utterance in self.segmenter.push(window, prob, self.next_offset, captured_ns):
                 self._send(utterance)
@@ -177,13 +197,26 @@ class Vad(Stage):
                     marks={"capture": captured_ns},
                 )
             self.next_offset += WINDOW
+        self.pending = self.pending[judged:]
         if self.segmenter.refused_windows > refused:
             refused_ms = (self.segmenter.refused_windows - refused) * WINDOW * 1000 // SAMPLE_RATE
             self.peer.counters["speech_refused_ms"] += refused_ms
             self.refused_ms += refused_ms
             self._publish_progress()
-        if self._needed_from() - self.acknowledged >= self.ack_every:
+        # While silent, each batch judged is acknowledged: capture takes that as its cue
+        # that it may gather audio into larger frames (stages/capture/stage.py).
+        if self._needed_from() - self.acknowledged >= min(self.ack_every, self.silent_batch * WINDOW):
             self._acknowledge_audio()
+
+    def _captured_ns(self, end: int) -> int:
+        """When the sample before `end` was captured: its frame's mark, less the time of
+        the samples after it in that frame (a frame holds several windows)."""
+        while self.arrived and self.arrived[0][0] < end:
+            self.arrived.popleft()
+        if not self.arrived:
+            return now_ns()
+        frame_end, captured_ns = self.arrived[0]
+        return captured_ns - (frame_end - end) * 1_000_000_000 // SAMPLE_RATE
 
     def _start(self, start: StreamStart) -> None:
         if start.stream == self.stream:
@@ -196,6 +229,7 @@ class Vad(Stage):
     def _stop(self, stop: StreamStop) -> None:
         if stop.stream != self.stream or self.ended:
             return
+        self._judge()  # what waits for a whole batch is the stream's last audio
         for utterance in self.segmenter.flush():
             self._send(utterance)
         self.ended = True

@@ -28,12 +28,14 @@ for what its words are (Whisper invents "Thank you." on breath, and people say i
 vad heard too little voice (`not_voiced`), Whisper rates it not speech
 (`not_speech`), is too unsure of it (`low_confidence`), or its decoding went round in
 a loop (`repetitive`). Each guard's value, and what it was measured on, is in
-bus/defaults.toml; `python -m bench.hallucination` measures them again.
+bus/defaults.toml; `python -m bench.hallucination` measures them again (guards.py).
+Encoding (`encode`, encoding.py): the 30 s window Whisper was trained on, the
+utterance padded to it ("window"), or the utterance's own frames and a short tail
+("utterance"), checked and recognised again the padded way when it looks wrong.
 """
 
 import hashlib
 import itertools
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,43 +43,19 @@ import numpy as np
 from bus import models
 from bus.delivery import partial_key
 from bus.frames import SAMPLE_RATE, Frame, Guess, Speech, Transcript, now_ns
-from bus.stage import Stage, StageError, main, mark
-from bus.text import plain, words
+from bus.stage import Stage, StageError, mark
+from bus.text import words
+from stages.asr import encoding
+from stages.asr.guards import (  # noqa: F401 (the benches use them from here)
+    Guards,
+    Segment,
+    judge,
+    kept_words,
+    not_spoken,
+    pauses_after,
+)
 
 WHISPER_WINDOW = 30 * SAMPLE_RATE  # samples Whisper hears at once
-VAD_WINDOW = 512  # samples per character of Speech.voicing (Silero's window)
-
-
-@dataclass
-class Segment:
-    """What voxkey keeps of a faster-whisper segment: its text and the evidence on it."""
-
-    text: str
-    no_speech_prob: float
-    avg_logprob: float
-    compression_ratio: float  # gzip ratio of the text: a decoder stuck in a loop compresses well
-    words: list = field(default_factory=list)  # faster-whisper Words (start, end in s), if timed
-
-
-@dataclass(frozen=True)
-class Guards:
-    """The evidence a transcript must show to be typed ([stages.asr] in bus/defaults.toml)."""
-
-    min_voiced_ms: int
-    no_speech_threshold: float
-    min_avg_logprob: float
-    max_compression_ratio: float
-    max_words_per_voiced_s: float
-
-    @classmethod
-    def of(cls, settings: dict) -> "Guards":
-        return cls(
-            int(settings["min_voiced_ms"]),
-            float(settings["no_speech_threshold"]),
-            float(settings["min_avg_logprob"]),
-            float(settings["max_compression_ratio"]),
-            float(settings["max_words_per_voiced_s"]),
-        )
 
 
 def resolve_model(name: str) -> str:
@@ -91,82 +69,6 @@ def resolve_model(name: str) -> str:
         )
     except models.ModelError as error:
         raise StageError(str(error)) from None
-
-
-def not_spoken(segment: Segment, guards: Guards) -> str:
-    """The guard that finds Whisper's own evidence says this segment is not speech, or ""."""
-    if segment.no_speech_prob > guards.no_speech_threshold:
-        return "not_speech"
-    if segment.avg_logprob < guards.min_avg_logprob:
-        return "low_confidence"
-    return ""
-
-
-def looping(segments: list[Segment], text: str, guards: Guards, voiced_ms: int) -> bool:
-    """Whether the decoder went round in a loop: text that repeats itself (gzips well)
-    and holds more words than the voice in the audio could. Repetition alone is no
-    evidence: people say a sentence twice, and that text gzips just as well."""
-    repeats = any(s.compression_ratio > guards.max_compression_ratio for s in segments)
-    return repeats and len(words(text)) > guards.max_words_per_voiced_s * voiced_ms / 1000
-
-
-def judge(segments: list[Segment], guards: Guards, voiced_ms: int | None) -> tuple[str, str]:
-    """(text to type, the rule it is dropped by); pure, so the guards are testable on
-    their own. Only evidence decides, never the words: `voiced_ms` is how much of the
-    audio vad's Silero judged speech (None: not known, as for partials, whose speech
-    is going on). No segments: Whisper wrote nothing (it skips a window it rates not
-    speech, by the same no_speech_threshold, when it is also unsure of it)."""
-    if voiced_ms is not None and voiced_ms < guards.min_voiced_ms:
-        return "", "not_voiced"
-    if not segments:
-        return "", "not_speech"
-    verdicts = [not_spoken(s, guards) for s in segments]
-    text = " ".join(s.text.strip() for s, verdict in zip(segments, verdicts) if not verdict).strip()
-    if all(verdicts):
-        return "", verdicts[0]
-    if not plain(text):
-        return "", "no_words"
-    kept = [s for s, verdict in zip(segments, verdicts) if not verdict]
-    if voiced_ms is not None and looping(kept, text, guards, voiced_ms):
-        return "", "repetitive"
-    return text, ""
-
-
-def kept_words(segments: list[Segment], guards: Guards) -> list:
-    """The timed words of the segments `judge` keeps."""
-    return [word for s in segments if not not_spoken(s, guards) for word in s.words]
-
-
-def pauses_after(words: list, voicing: str = "", first: int = 3) -> list[int]:
-    """The silence after each of the `first` words, in ms; a transcript of n words has
-    min(first, n - 1). With vad's `voicing` (Speech.voicing): each run of windows
-    Silero judged not speech, within the speech (not the pre-roll or the tail), is the
-    pause at the first word boundary whose two words' span holds it (else the nearest).
-    tiny.en's timings give a pause's silence to one of the words beside it, so they say
-    only roughly where a boundary is; the audio says whether there is a pause. Without
-    voicing: from the word's end to the next word's start (never below 0: Whisper's
-    timings may overlap)."""
-    pairs = list(zip(words, words[1:]))
-    if not voicing.strip(".") or not pairs:
-        return [max(0, round((after.start - word.end) * 1000)) for word, after in pairs[:first]]
-    pauses = [0] * len(pairs)
-    for start, end in quiet_runs(voicing):
-        holding = [i for i, (word, after) in enumerate(pairs) if at(word.start) <= start and end <= at(after.end) + 1]
-        middle = (start + end) / 2
-        nearest = min(range(len(pairs)), key=lambda i: abs(at(pairs[i][0].end) + at(pairs[i][1].start) - 2 * middle))
-        boundary = holding[0] if holding else nearest
-        pauses[boundary] = max(pauses[boundary], (end - start) * VAD_WINDOW * 1000 // SAMPLE_RATE)
-    return pauses[:first]
-
-
-def at(seconds: float) -> int:
-    """The voicing window a time in the utterance falls in."""
-    return int(seconds * SAMPLE_RATE) // VAD_WINDOW
-
-
-def quiet_runs(voicing: str) -> list[tuple[int, int]]:
-    """(first window, window after the last) of each run of "." between two "#"."""
-    return [(match.start(), match.end()) for match in re.finditer(r"(?<=#)\.+(?=#)", voicing)]
 
 
 @dataclass
@@ -214,6 +116,51 @@ def guess_is_stale(guess: Frame, waiting: list[Frame]) -> bool:
     return any(isinstance(frame.body, Speech) or frame.utt == guess.utt for frame in waiting)
 
 
+def decoding_options(settings: dict, prefix: str = "", timed: bool = False) -> dict:
+    """faster-whisper's `transcribe` options for one utterance."""
+    return {
+        "language": settings["language"] or None,
+        "beam_size": int(settings["beam_size"]),
+        "condition_on_previous_text": False,
+        "vad_filter": False,
+        "without_timestamps": True,
+        "no_speech_threshold": float(settings["no_speech_threshold"]),
+        "hotwords": settings["hotwords"] or None,
+        "prefix": prefix or None,
+        "word_timestamps": timed,
+    }
+
+
+def transcribe(model, settings: dict, samples: np.ndarray, prefix: str = "", timed: bool = False) -> tuple[list, str]:
+    """(segments, why the short encoding was not trusted: "" if it was, or not tried).
+    `encode = "utterance"`: the utterance's own frames first (encoding.py), else, or if
+    that looks wrong, the 30 s window as faster-whisper pads it."""
+    options = decoding_options(settings, prefix, timed)
+    how = encoding.Encoding.of(settings)
+    fell_back = ""
+    if how.short(len(samples)) and (options["language"] or not model.model.is_multilingual):
+        found, fell_back = encoding.short_segments(model, samples, options, how)
+        if not fell_back:
+            return [kept(s) for s in found], ""
+    segments, _info = model.transcribe(samples, **options)
+    if timed and len(samples) <= WHISPER_WINDOW:
+        # With word timings faster-whisper goes on from the last word's end and decodes
+        # what is left (the post-roll's silence) as a window of its own, where it
+        # invents words ("Thank you for watching." after dictate_report.wav, measured).
+        # Without timestamp tokens (the <|notimestamps|> prompt) a window's words are
+        # one segment, so the first segment is the whole utterance; taking only it also
+        # spares that extra window's decoding.
+        segments = itertools.islice(segments, 1)
+    return [kept(s) for s in segments], fell_back
+
+
+def kept(segment) -> Segment:
+    """What voxkey keeps of a faster-whisper segment."""
+    return Segment(
+        segment.text, segment.no_speech_prob, segment.avg_logprob, segment.compression_ratio, segment.words or []
+    )
+
+
 class Asr(Stage):
     name = "asr"
 
@@ -230,6 +177,10 @@ class Asr(Stage):
                 f"Whisper model {path} cannot be loaded ({error}): run `voxkey models fetch` or fix stages.asr.model"
             ) from None
         self.guards = Guards.of(self.settings)
+        try:
+            encoding.Encoding.of(self.settings)
+        except ValueError as error:
+            raise StageError(str(error)) from None
         self.guessed: Recognised | None = None
         self.hypotheses: Hypotheses | None = None  # of the utterance being spoken, if partials are on
         # The first call pays for lazy initialisation; pay it before reporting ready.
@@ -237,28 +188,11 @@ class Asr(Stage):
 
     def _transcribe(self, samples: np.ndarray, prefix: str = "", timed: bool = False) -> list[Segment]:
         """Whisper's segments; with `prefix`, the first is made to begin with those words;
-        `timed`: with each word's start and end (an extra alignment pass)."""
-        segments, _info = self.model.transcribe(
-            samples,
-            language=self.settings["language"] or None,
-            beam_size=int(self.settings["beam_size"]),
-            condition_on_previous_text=False,
-            vad_filter=False,
-            without_timestamps=True,
-            no_speech_threshold=float(self.settings["no_speech_threshold"]),
-            hotwords=self.settings["hotwords"] or None,
-            prefix=prefix or None,
-            word_timestamps=timed,
-        )
-        if timed and len(samples) <= WHISPER_WINDOW:
-            # With word timings faster-whisper goes on from the last word's end and decodes
-            # what is left (the post-roll's silence) as a window of its own, where it
-            # invents words ("Thank you for watching." after dictate_report.wav, measured).
-            # Without timestamp tokens (the <|notimestamps|> prompt) a window's words are
-            # one segment, so the first segment is the whole utterance; taking only it also
-            # spares that extra window's decoding.
-            segments = itertools.islice(segments, 1)
-        return [Segment(s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio, s.words or []) for s in segments]
+        `timed`: with each word's start and end (an extra alignment pass). Needs only
+        `model` and `settings` (the benches borrow it); why the short encoding was not
+        used, if it was tried, is left in `fell_back`."""
+        segments, self.fell_back = transcribe(self.model, self.settings, samples, prefix, timed)
+        return segments
 
     def _spoken(self, frame: Frame) -> Hypotheses | None:
         """The partials' hypotheses, if they are of this utterance (and part)."""
@@ -277,7 +211,10 @@ class Asr(Stage):
     def _recognise(self, frame: Frame, timed: bool = True) -> Recognised:
         samples = np.frombuffer(frame.payload, "<i2").astype(np.float32) / 32768.0
         prefix = self._committed(frame)
-        return Recognised(audio_key(frame, prefix), self._transcribe(samples, prefix, timed), now_ns())
+        segments = self._transcribe(samples, prefix, timed)
+        if self.fell_back:  # the short encoding looked wrong: recognised again in the 30 s window
+            self.peer.counters[f"encode_fallback_{self.fell_back}"] += 1
+        return Recognised(audio_key(frame, prefix), segments, now_ns())
 
     def handle(self, frame: Frame) -> None:
         if isinstance(frame.body, Guess):
@@ -349,7 +286,3 @@ class Asr(Stage):
         if self.guessed is not None:
             self.peer.counters["guesses_wasted"] += 1
             self.guessed = None
-
-
-if __name__ == "__main__":
-    main(Asr)

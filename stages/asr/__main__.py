@@ -1,0 +1,4 @@
+from bus.stage import main
+from stages.asr.stage import Asr
+
+main(Asr)
