@@ -18,15 +18,15 @@ from bus import cpus
 )
 def test_recognition_takes_every_core_and_a_model_half(cores, asr, model):
     assert cpus.engine_threads("asr", cores) == cpus.EngineThreads(asr, asr)
-    for stage in cpus.GENERATORS:
-        assert cpus.engine_threads(stage, cores) == cpus.EngineThreads(model, model)
+    for stage in cpus.GENERATORS:  # a prompt is evaluated on every core
+        assert cpus.engine_threads(stage, cores) == cpus.EngineThreads(model, cores)
 
 
-def test_threads_set_in_the_settings_win_and_batch_follows_threads():
-    assert cpus.engine_threads("instruct", 4, threads=3) == cpus.EngineThreads(3, 3)
-    assert cpus.engine_threads("instruct", 4, batch=4) == cpus.EngineThreads(2, 4)
+def test_threads_set_in_the_settings_win():
+    assert cpus.engine_threads("instruct", 4, threads=3) == cpus.EngineThreads(3, 4)
+    assert cpus.engine_threads("instruct", 4, batch=1) == cpus.EngineThreads(2, 1)
     assert cpus.for_stage("thinking", {"threads": 0, "batch_threads": 0, "cpus": [0, 1, 2, 3]}) == (
-        cpus.EngineThreads(2, 2)
+        cpus.EngineThreads(2, 4)
     )
     assert cpus.for_stage("asr", {"cpus": [0]}).threads == 1
 
@@ -45,5 +45,5 @@ def test_a_model_stage_loads_its_engine_with_the_plan():
     stage = LoneStage("instruct", ["router"])
     logged = stage.close()
     [starting] = [json.loads(line) for line in logged.splitlines() if '"starting"' in line]
-    half = max(1, len(os.sched_getaffinity(0)) // 2)
-    assert (starting["threads"], starting["batch_threads"], starting["wait"]) == (half, half, "PASSIVE")
+    cores = len(os.sched_getaffinity(0))
+    assert (starting["threads"], starting["batch_threads"], starting["wait"]) == (max(1, cores // 2), cores, "PASSIVE")
