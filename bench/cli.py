@@ -32,6 +32,7 @@ a time (recovery time).
 """
 
 import argparse
+import importlib
 import os
 import platform
 import sys
@@ -57,6 +58,11 @@ DEFAULT_RECORDINGS = (
     "jfk.flac",
 )
 RESULTS = BENCH / "results"
+# Benches run as `markdown(measure(config, AUDIO, out, say))`, each by its flag; imported
+# only when asked for, so `voxkey --help` and the other commands stay quick.
+ON_THE_FIXTURES = ("conversation", "cancel", "recognition", "load", "slow")
+# The same without AUDIO: they read their own sets (tests/audio/modes, tests/audio/short).
+ON_THEIR_OWN_SETS = ("hallucination", "modes")
 
 
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -239,46 +245,21 @@ def measure(args) -> int:
 
         print(endpointing.markdown(endpointing.measure(config, AUDIO, Path(args.out), args.seed, say)))
         return 0
-    if args.conversation:
-        from bench import conversation
-
-        print(conversation.markdown(conversation.measure(config, AUDIO, Path(args.out), say)))
-        return 0
-    if args.hallucination:
-        from bench import hallucination
-
-        print(hallucination.markdown(hallucination.measure(config, Path(args.out), say)))
-        return 0
-    if args.cancel:
-        from bench import cancel
-
-        print(cancel.markdown(cancel.measure(config, AUDIO, Path(args.out), say)))
-        return 0
-    if args.recognition:
-        from bench import recognition
-
-        print(recognition.markdown(recognition.measure(config, AUDIO, Path(args.out), say)))
-        return 0
     if args.threads:
         from bench import threads
 
         print(threads.markdown(threads.measure(config, AUDIO, Path(args.out), say, args.set)))
         return 0
-    if args.load:
-        from bench import load
-
-        print(load.markdown(load.measure(config, AUDIO, Path(args.out), say)))
-        return 0
-    if args.slow:
-        from bench import slow
-
-        print(slow.markdown(slow.measure(config, AUDIO, Path(args.out), say)))
-        return 0
-    if args.modes:
-        from bench import modes
-
-        print(modes.markdown(modes.measure(config, Path(args.out), say)))
-        return 0
+    for name in ON_THE_FIXTURES:
+        if getattr(args, name):
+            bench = importlib.import_module(f"bench.{name}")
+            print(bench.markdown(bench.measure(config, AUDIO, Path(args.out), say)))
+            return 0
+    for name in ON_THEIR_OWN_SETS:
+        if getattr(args, name):
+            bench = importlib.import_module(f"bench.{name}")
+            print(bench.markdown(bench.measure(config, Path(args.out), say)))
+            return 0
     recordings = [Path(p) for p in args.recordings] or [AUDIO / name for name in DEFAULT_RECORDINGS]
     for recording in recordings:  # fail before minutes of work, not after
         audio.probe(recording)
