@@ -1,7 +1,6 @@
 """One participant's view of the bus: its PUB socket, its subscriptions, and the
 bookkeeping every participant needs (sequence numbers, rejections, losses)."""
 
-import contextlib
 import os
 from collections import Counter
 
@@ -19,7 +18,7 @@ class Peer:
     def __init__(self, name: str, config: dict, listen: list[str], topics: list[str], log):
         self.name = name
         self.log = log
-        self._pollers: dict[int, zmq.Poller] = {}  # wake_fd -> a poller of it and `sub`
+        self._pollers: dict[tuple, zmq.Poller] = {}  # what else wakes `receive` -> a poller of it and `sub`
         self.counters: Counter = Counter()
         self.heard: dict[str, frames.Heartbeat | None] = {source: None for source in listen}
         self.restarted: set[str] = set()  # peers seen with a new pid since last asked
@@ -62,27 +61,24 @@ class Peer:
         beat = self.heard.get(name)
         return beat is not None and beat.heard.get(self.name) == os.getpid()
 
-    def receive(self, timeout_ms: int, wake_fd: int | None = None) -> Frame | None:
+    def receive(self, timeout_ms: int, wake: tuple = ()) -> Frame | None:
         """The next valid frame, or None on timeout, after rejecting a bad one, or when
-        `wake_fd` (an eventfd another thread writes to: audio arrived) wakes us first."""
-        if wake_fd is None:
+        one of `wake` is ready first: a socket (a control request waits) or a file
+        descriptor (audio arrived, a key was pressed, a signal came); reading it is the
+        caller's."""
+        if not wake:
             if not self.sub.poll(timeout_ms):
                 return None
-        else:
-            ready = dict(self._poller(wake_fd).poll(timeout_ms))
-            if wake_fd in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.eventfd_read(wake_fd)  # reset before the work it announces is taken
-            if self.sub not in ready:
-                return None
+        elif self.sub not in dict(self._poller(wake).poll(timeout_ms)):
+            return None
         return self.accept(self.sub.recv_multipart())
 
-    def _poller(self, wake_fd: int) -> zmq.Poller:
-        if wake_fd not in self._pollers:
-            poller = self._pollers[wake_fd] = zmq.Poller()
-            poller.register(self.sub, zmq.POLLIN)
-            poller.register(wake_fd, zmq.POLLIN)
-        return self._pollers[wake_fd]
+    def _poller(self, wake: tuple) -> zmq.Poller:
+        if wake not in self._pollers:
+            poller = self._pollers[wake] = zmq.Poller()
+            for source in (self.sub, *wake):
+                poller.register(source, zmq.POLLIN)
+        return self._pollers[wake]
 
     def accept(self, parts: list[bytes]) -> Frame | None:
         try:
@@ -122,12 +118,17 @@ class Peer:
                 ready=ready,
                 pid=os.getpid(),
                 state=state,
-                heard={source: beat.pid for source, beat in self.heard.items() if beat is not None},
+                heard=self.heard_pids(),
                 counters=dict(self.counters),
                 cpus=list(cpus or []),
                 progress=dict(progress or {}),
             )
         )
+
+    def heard_pids(self) -> dict[str, int]:
+        """What a heartbeat says we hear: the process each peer we listen to was last
+        heard from, 0 for one not heard yet (so that it knows to beat again)."""
+        return {source: beat.pid if beat is not None else 0 for source, beat in self.heard.items()}
 
     def heard_all(self) -> bool:
         return all(beat is not None for beat in self.heard.values())

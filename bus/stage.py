@@ -9,7 +9,7 @@ stage then reads as subscribe -> transform -> publish:
 * ``signal(frame)`` reacts to a control frame (`cancel`, `voice`, `start`), which is
   taken ahead of every data frame waiting;
 * ``tick()`` runs every loop turn, for stages that produce on their own (capture),
-  and says how long the loop may sleep; ``wake_fd`` cuts that sleep short;
+  and says how long the loop may sleep; ``wake_fd`` and ``watched()`` cut that sleep short;
 * ``on_control(command, args)`` answers a command on the stage's control socket
   (`status`, answered for every stage: its state, readiness, pid and ``progress``);
 * ``on_peer_restart(name)`` learns that a stage it listens to came back with a new pid;
@@ -28,10 +28,16 @@ The runtime does the rest: config, logging, CPU pinning, sockets, heartbeats,
 readiness (engine loaded and every upstream heard), clean SIGTERM shutdown, persisted
 state (bus/state.py), and containment: a bad frame is counted and logged, an exception
 in a hook is logged with its utterance id, and the stage goes on.
+
+An idle stage sleeps until something happens: a frame, a control request, its
+`wake_fd` or a `watched()` descriptor, a signal (through `signal.set_wakeup_fd`), or its
+next heartbeat. Nothing polls on a timer: a device left on all day costs one wake per
+heartbeat period per stage while nobody speaks.
 """
 
 import argparse
 import collections
+import math
 import os
 import signal as signals
 import sys
@@ -52,7 +58,7 @@ from bus.frames import Ack, Cancel, Frame, FrameRejected, Heartbeat, Start, Voic
 from bus.lifetime import stop_when_parent_dies
 from bus.peer import Peer
 
-POLL_CAP_S = 0.2  # how long SIGTERM may wait for the loop to notice
+UNTIL_WOKEN = math.inf  # what `tick` returns when only an event can give it work
 # The exit status of a stage that cannot run as configured (a missing model, an absent
 # device): supervisord.conf lists it in `exitcodes`, so it is not restarted in a loop
 # that could never succeed; the CLI reports the stage's last error line instead.
@@ -70,7 +76,7 @@ class Stage:
     sequential: tuple[str, ...] = ()  # topics handled one frame at a time, end to end
     by_position: tuple[str, ...] = ()  # reliable topics this stage acknowledges by position itself
     # An eventfd another thread of the stage writes to when `tick` has work (audio
-    # arrived): the loop sleeps until then instead of polling.
+    # arrived): the loop sleeps until then instead of polling. The runtime empties it.
     wake_fd: int | None = None
 
     def __init__(self, config: dict):
@@ -93,7 +99,8 @@ class Stage:
         self._current = None  # the input being handled: what is published now is caused by it
         self._last_taken: dict[str, tuple] = {}  # sequential topic -> the last of its inputs handled
         self._next_beat = 0.0
-        self._announced_ready = False
+        self._announced: tuple = ()  # (readiness, the pids heard) in the last heartbeat
+        self._signalled: int | None = None  # read end of the pipe signals are written to
 
     # --- hooks -------------------------------------------------------------
 
@@ -108,7 +115,12 @@ class Stage:
 
     def tick(self) -> float:
         """Work done between frames; returns how long the loop may wait for input."""
-        return POLL_CAP_S
+        return UNTIL_WOKEN
+
+    def watched(self) -> tuple[int, ...]:
+        """File descriptors whose input `tick` reads (a keyboard's): one that becomes
+        readable wakes the loop. The stage reads them; the runtime only waits on them."""
+        return ()
 
     def teardown(self) -> None:
         pass
@@ -193,6 +205,7 @@ class Stage:
     def run(self) -> int:
         signals.signal(signals.SIGTERM, lambda *_: self.stop())
         signals.signal(signals.SIGINT, lambda *_: self.stop())
+        self._signalled = _wake_on_signals()
         listen = self.listens_to()
         self.attach(Peer(self.name, self.config, listen, list(wiring.consumes(self.name)), self.log))
         self.control = self.peer.context.socket(zmq.REP)
@@ -225,8 +238,11 @@ class Stage:
                     self._answer_control()
                 if self.work_one():
                     continue
-                wait = min(self.tick(), self._next_beat - time.monotonic(), POLL_CAP_S)
-                frame = self.peer.receive(max(0, int(wait * 1000)), self.wake_fd)
+                wait = min(self.tick(), self._next_beat - time.monotonic())
+                frame = self.peer.receive(max(0, math.ceil(wait * 1000)), self._wakers())
+                for fd in (self.wake_fd, self._signalled):
+                    if fd is not None:
+                        _drain(fd)  # before the work it announced is looked for
                 if frame is not None:
                     self.arrive(frame)
         finally:
@@ -234,7 +250,14 @@ class Stage:
             self.teardown()
             self.control.close()
             self.peer.close()
+            os.close(signals.set_wakeup_fd(-1))
+            os.close(self._signalled)
         return 0
+
+    def _wakers(self) -> tuple:
+        """What ends the loop's wait besides a frame."""
+        own = tuple(fd for fd in (self.wake_fd, self._signalled) if fd is not None)
+        return (self.control, *own, *self.watched())
 
     def attach(self, peer) -> None:
         """Give the stage its place on the bus (a Peer; an in-process test gives a stand-in)."""
@@ -253,6 +276,11 @@ class Stage:
         """Every frame that arrives (from the bus, or an in-process test): delivery
         bookkeeping and control frames now, data queued."""
         if isinstance(frame.body, Heartbeat):
+            if frame.body.heard.get(self.name, os.getpid()) != os.getpid():
+                # It listens to us but has not heard this process: its subscription
+                # joined after our last beat (ZeroMQ drops what a subscriber was not
+                # connected for). Beat now rather than leave it waiting a period.
+                self.announce()
             if frame.src in self.peer.restarted:
                 self.peer.restarted.discard(frame.src)
                 self.delivery.peer_restarted(frame.src)
@@ -314,12 +342,13 @@ class Stage:
 
     def _beat_if_due(self) -> None:
         now = time.monotonic()
-        ready = self.ready
-        # A change of readiness is announced at once, not at the next beat: after a
-        # restart, whoever waits for this stage would otherwise lose up to a period.
-        if now >= self._next_beat or ready != self._announced_ready:
-            self.peer.heartbeat(ready, self.state, self.cpus, self._progress_data())
-            self._announced_ready = ready
+        announced = (self.ready, self.peer.heard_pids())
+        # A change of readiness, or a peer heard anew (started or restarted), is
+        # announced at once, not at the next beat: whoever waits for this stage to be
+        # ready, or to hear it before handing it frames, would lose up to a period.
+        if now >= self._next_beat or announced != self._announced:
+            self.peer.heartbeat(announced[0], self.state, self.cpus, self._progress_data())
+            self._announced = announced
             self._next_beat = now + float(self.config["bus"]["heartbeat_s"])
 
     def _progress_data(self) -> dict:
@@ -332,6 +361,24 @@ class Stage:
 def mark(frame_marks: dict, name: str) -> dict:
     """A copy of an utterance's timestamps with one more."""
     return {**frame_marks, name: now_ns()}
+
+
+def _wake_on_signals() -> int:
+    """A pipe the interpreter writes each signal's number to as it arrives: polled with
+    the sockets, it ends the wait at once, where the handler alone would run only when
+    the wait ends (the SIGTERM a service manager or supervisord stops us with)."""
+    read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signals.set_wakeup_fd(write, warn_on_full_buffer=False)
+    return read
+
+
+def _drain(fd: int) -> None:
+    """Empty a non-blocking eventfd or pipe: it wakes the next wait only when written again."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _pin(cpus: list[int]) -> list[int]:

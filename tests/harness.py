@@ -42,6 +42,9 @@ class StandInPeer:
     def heard_all(self) -> bool:
         return True
 
+    def heard_pids(self) -> dict[str, int]:
+        return {}
+
     def reject(self, rejected) -> None:
         self.counters[f"rejected.{rejected.reason}"] += 1
 

@@ -56,3 +56,29 @@ def test_voxkey_mode_without_a_running_voxkey_says_so(tmp_path):
     run_dir.mkdir(mode=0o700)
     result = voxkey("mode", "chat", "--set", f"bus.run_dir={run_dir}")
     assert result.returncode != 0 and "voxkey up" in result.stderr
+
+
+class HeardByItsNeighbour(LoneStage):
+    """A lone stage followed through what its neighbour `asr` hears of it: the stage
+    beats at once for those that listen to it, but a mere listener (as `listener` is)
+    hears it only at its period."""
+
+    def beat(self):
+        return self.neighbours["asr"].heard[self.name]
+
+
+def test_an_idle_stage_sleeps_until_woken_yet_answers_at_once_and_stops_on_sigterm():
+    """Nothing in the loop polls on a timer: with the next heartbeat ten minutes away
+    and its neighbours silent, the router still becomes ready (readiness, the peers it
+    hears and a neighbour that does not hear it yet make it beat at once), answers a
+    control request (the control socket wakes its wait) and stops on SIGTERM (the
+    signal's wakeup pipe does)."""
+    from bus.control import ask
+
+    router = HeardByItsNeighbour("router", ["asr", "keys"], "bus.heartbeat_s=600")
+    try:
+        status = ask(router.config, "router", "status", {}, timeout_s=10)
+        assert status["pid"] == router.process.pid and status["ready"] is True
+    finally:
+        stderr = router.close()  # SIGTERM; a stage still running after 15 s fails here
+    assert '"stopping"' in stderr

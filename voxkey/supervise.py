@@ -178,6 +178,7 @@ class Health:
         self.supervisor = supervisor
         self.loops = CrashLoops()
         self.told: set[str] = set()  # stages said not to run, until they run again
+        self.asked = False  # whether supervisord was asked for its processes' states yet
         self.log_path = supervisor.run_dir / "supervisord.log"
         self.log_file, self.log_read = _identity(self.log_path), 0
         if self.log_file is not None:
@@ -186,11 +187,16 @@ class Health:
     def problems(self, now: float) -> list[str]:
         if not self.supervisor.alive():
             return [f"supervisord exited unexpectedly; see {self.supervisor.run_dir / 'supervisord.out'}"]
-        states = self.supervisor.states()
-        failed = self.supervisor.failed(states)
+        lines = self._new_log_lines()
+        # supervisord logs every change of a stage's state (loglevel info): with nothing
+        # new in its log there is nothing new to ask it, and an idle `up` asks nothing.
+        if not lines and self.asked:
+            return []
+        self.asked = True
+        failed = self.supervisor.failed(self.supervisor.states())
         found = [f"stage {name} cannot start: {reason}" for name, reason in failed.items() if name not in self.told]
         self.told = set(failed)
-        for stage, how in self._new_crashes():
+        for stage, how in _crashes(lines):
             count = self.loops.crashed(stage, now)
             if count:
                 reason = last_error(self.supervisor.run_dir / f"{stage}.log")
@@ -200,7 +206,8 @@ class Health:
                 )
         return found
 
-    def _new_crashes(self) -> list[tuple[str, str]]:
+    def _new_log_lines(self) -> list[str]:
+        """The complete lines supervisord logged since the last look."""
         current, earlier = _identity(self.log_path), b""
         if current is None:
             return []
@@ -211,11 +218,12 @@ class Health:
         text = _read_from(self.log_path, self.log_read)
         complete = text[: text.rfind(b"\n") + 1]  # a line still being written waits
         self.log_read += len(complete)
-        return [
-            match.groups()
-            for match in map(UNEXPECTED_EXIT.search, (earlier + complete).decode(errors="replace").splitlines())
-            if match and match.group(1) in wiring.STAGES
-        ]
+        return (earlier + complete).decode(errors="replace").splitlines()
+
+
+def _crashes(lines: list[str]) -> list[tuple[str, str]]:
+    """(stage, how) for each unexpected exit of a stage in supervisord's log lines."""
+    return [match.groups() for match in map(UNEXPECTED_EXIT.search, lines) if match and match.group(1) in wiring.STAGES]
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -10,6 +10,7 @@ were ready, or supervisord gone, stops every stage (exit status 1); a later fail
 shown and the others go on. SIGINT, SIGTERM or SIGHUP stops every stage (exit status 0).
 """
 
+import math
 import shutil
 import signal
 import sys
@@ -70,7 +71,8 @@ def run(args) -> int:
     try:
         next_check = 0.0
         while True:
-            frame = watch.receive(250)
+            # Asleep until a stage says something or the next look at supervisord.
+            frame = watch.receive(max(0, math.ceil((next_check - time.monotonic()) * 1000)))
             if frame is not None:
                 events = view.live.on_frame(frame)
                 view.show(events)

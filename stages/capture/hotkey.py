@@ -44,6 +44,10 @@ class Hotkey:
         if not self.devices:
             raise HotkeyUnavailable(f"no keyboard in /dev/input has {name}: choose another hotkey")
 
+    def fds(self) -> tuple[int, ...]:
+        """The keyboards' descriptors: one becomes readable when a key event waits."""
+        return tuple(device.fd for device in self.devices)
+
     def commands(self) -> list[str]:
         """The listen commands of the key events since the last call (never waits)."""
         commands = []
@@ -54,6 +58,7 @@ class Hotkey:
                 continue
             except OSError:  # unplugged
                 self.devices.remove(device)
+                device.close()
                 continue
             commands += [hotkey_command(e.value, self.action) for e in events if e.type == 1 and e.code == self.code]
         return [command for command in commands if command]

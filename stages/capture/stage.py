@@ -35,7 +35,7 @@ import numpy as np
 
 from bus.frames import SAMPLE_RATE, AudioChunk, Frame, Start, StreamStart, StreamStop, now_ns
 from bus.progress import CaptureProgress
-from bus.stage import POLL_CAP_S, Stage, StageError
+from bus.stage import UNTIL_WOKEN, Stage, StageError
 from stages.capture import audio
 from stages.capture.hotkey import Hotkey, HotkeyUnavailable
 from stages.capture.listening import Listening, in_order, listen
@@ -225,19 +225,19 @@ class Capture(Stage):
             for command in self.hotkey.commands():
                 self._command(command, now_ns())
         if self.state != "streaming":
-            return 0.2
+            return UNTIL_WOKEN  # a `start` frame or a `listen` request wakes us
         if isinstance(self.source, Microphone):
             if not self.listening.on:
                 self._count_not_listened()
-                return POLL_CAP_S  # nothing to take: the callback keeps the audio
+                return UNTIL_WOKEN  # nothing to take: the callback keeps the audio
             self._take_microphone()
             self._drop_beyond_retention()
-            return POLL_CAP_S  # woken sooner by the audio callback (wake_fd)
+            return UNTIL_WOKEN  # the audio callback wakes us (wake_fd)
         if not self.listening.on:
-            return 0.2
+            return UNTIL_WOKEN
         unacknowledged = self.delivery.count("vad")
         if unacknowledged >= self.retain_frames:
-            return 0.05  # a recording waits for vad rather than outrun what it keeps
+            return UNTIL_WOKEN  # a recording waits for vad's acknowledgements rather than outrun what it keeps
         budget = self.retain_frames - unacknowledged if not self.realtime else self._frames_due()
         for _ in range(min(budget, FAST_BATCH)):
             try:
@@ -251,6 +251,9 @@ class Capture(Stage):
         if not self.realtime:
             return 0.0
         return max(0.0, (self._due_ns(self.sent) - now_ns()) / 1e9)
+
+    def watched(self) -> tuple[int, ...]:
+        return self.hotkey.fds() if self.hotkey is not None else ()
 
     def _undecodable(self, message: str) -> None:
         self.peer.counters["undecodable"] += 1
@@ -318,7 +321,7 @@ class Capture(Stage):
         self._close_stream()
         self.state = "done"
         self.log.info("recording done", frames=self.sent, seconds=round(self.sent * self.frame_ns / 1e9, 2))
-        return 0.2
+        return UNTIL_WOKEN
 
     def teardown(self) -> None:
         if isinstance(self.source, Microphone):
