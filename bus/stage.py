@@ -100,7 +100,7 @@ class Stage:
         self._last_taken: dict[str, tuple] = {}  # sequential topic -> the last of its inputs handled
         self._next_beat = 0.0
         self._announced: tuple = ()  # (readiness, the pids heard) in the last heartbeat
-        self._signalled: int | None = None  # read end of the pipe signals are written to
+        self._drained: tuple[int, ...] = ()  # the descriptors the runtime empties: wake_fd, the signal pipe
 
     # --- hooks -------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class Stage:
     def run(self) -> int:
         signals.signal(signals.SIGTERM, lambda *_: self.stop())
         signals.signal(signals.SIGINT, lambda *_: self.stop())
-        self._signalled = _wake_on_signals()
+        signalled = _wake_on_signals()
         listen = self.listens_to()
         self.attach(Peer(self.name, self.config, listen, list(wiring.consumes(self.name)), self.log))
         self.control = self.peer.context.socket(zmq.REP)
@@ -229,6 +229,7 @@ class Stage:
             print(f"voxkey {self.name}: {error}", file=sys.stderr)
             return CANNOT_RUN
         self.loaded = True
+        self._drained = tuple(fd for fd in (self.wake_fd, signalled) if fd is not None)
         self.state = self.state if self.state != "starting" else "running"
         self.log.info("loaded", seconds=round(time.monotonic() - started, 3))
         try:
@@ -240,9 +241,8 @@ class Stage:
                     continue
                 wait = min(self.tick(), self._next_beat - time.monotonic())
                 frame = self.peer.receive(max(0, math.ceil(wait * 1000)), self._wakers())
-                for fd in (self.wake_fd, self._signalled):
-                    if fd is not None:
-                        _drain(fd)  # before the work it announced is looked for
+                for fd in self._drained:
+                    _drain(fd)  # before the work it announced is looked for
                 if frame is not None:
                     self.arrive(frame)
         finally:
@@ -251,13 +251,12 @@ class Stage:
             self.control.close()
             self.peer.close()
             os.close(signals.set_wakeup_fd(-1))
-            os.close(self._signalled)
+            os.close(signalled)
         return 0
 
     def _wakers(self) -> tuple:
         """What ends the loop's wait besides a frame."""
-        own = tuple(fd for fd in (self.wake_fd, self._signalled) if fd is not None)
-        return (self.control, *own, *self.watched())
+        return (self.control, *self._drained, *self.watched())
 
     def attach(self, peer) -> None:
         """Give the stage its place on the bus (a Peer; an in-process test gives a stand-in)."""
