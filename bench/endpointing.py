@@ -32,7 +32,7 @@ from bench.pipeline import write_wav
 from bench.stats import percentile
 from bench.whisper_window import recognition_by_length
 from bus import config as configuration
-from bus.frames import SAMPLE_RATE, Heartbeat
+from bus.frames import SAMPLE_RATE
 from stages.capture import audio
 from stages.vad import segmenting
 from voxkey import replay
@@ -256,15 +256,8 @@ def with_overrides(config: dict, overrides: list[str]) -> dict:
 
 
 def replay_arm(arm_config: dict, recording: Path) -> dict:
-    heartbeats: dict = {}
-
-    def observe(_supervisor, frame) -> None:
-        if frame is not None and isinstance(frame.body, Heartbeat):
-            heartbeats[frame.src] = frame.body
-
-    state = replay.run(arm_config, str(recording), realtime=True, observe=observe, progress=None)
-    counters = {name: dict(beat.counters) for name, beat in heartbeats.items()}
-    return {"text": state.text, "rows": list(state.rows.values()), "counters": counters}
+    state = replay.run(arm_config, str(recording), realtime=True, progress=None)
+    return {"text": state.text, "rows": list(state.rows.values()), "counters": state.counters}
 
 
 def guesses(counters: dict) -> dict:

@@ -15,9 +15,9 @@ download). Per arm, medians over its cycles:
   decoding tokens/s (its own report); how the answer ended (an answer still going when
   the next cycle is said is cancelled by it: barge-in);
 * beside each, the raw engine under the same hogs, after the replay (bench.raw, in
-  this process: faster-whisper on the dictation's utterance, llama-cpp-python on each
-  request as said, warm as the stage is, up to RAW_MAX_TOKENS tokens; RAW_ROUNDS per
-  arm, in the arms' first order);
+  this process, with the stages' thread counts and wait policy: faster-whisper on the
+  dictation's utterance, llama-cpp-python on each request as said, warm as the stage
+  is, up to RAW_MAX_TOKENS tokens; RAW_ROUNDS per arm, in the arms' first order);
 * each figure's ratio to quiet (issue 22's target: at most 2x quiet);
 * what other processes took of the machine meanwhile (bench.procs), and the heat
   reading (voxkey.heat) at the start and the end.
@@ -40,7 +40,7 @@ from stages.capture import audio
 REPEATS = 3
 GAPS_S = {"dictation": 3.0, "chat": 8.0, "converse": 10.0}  # room for each answer before the next is said
 RAW_MAX_TOKENS = 32  # raw: enough for a time to first token and a decoding rate
-RAW_ROUNDS = 1  # raw measurements per arm: a model beside hogs can take minutes (llama.cpp's threads spin)
+RAW_ROUNDS = 1  # raw measurements per arm
 LEAD_S = 2.0  # hogs change this long before a cycle starts: running when its dictation is said
 TARGET = 2.0  # issue 22: every figure within 2x quiet
 SHOWN = {  # part -> (pipeline measures, raw measures)

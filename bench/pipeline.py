@@ -3,7 +3,7 @@ supervisord, voxkey.replay at real time), observed from outside:
 
 * the trace rows voxkey.replay keeps (marks per utterance, LLM generation reports);
 * each stage process sampled from /proc about twice a second (bench.procs);
-* the last heartbeat of each stage, whose counters say how many frames it lost
+* each stage's counters once all was typed (asked, voxkey.replay), which say how many frames it lost
   (gaps in sequence numbers) or rejected;
 * a tap: one more subscriber on every stage's socket, which timestamps each frame on
   arrival, so a hop's wire latency is arrival minus the mark the sender stamped just
@@ -123,18 +123,10 @@ class Observer:
             self.all_ready = True
             self.sampler.mark_baseline()
 
-    def counters(self) -> dict:
-        return last_counters(self.heartbeats)
-
-
-def last_counters(heartbeats: dict) -> dict:
-    """Per stage: the counters of its last heartbeat."""
-    return {name: dict(beat.counters) for name, beat in sorted(heartbeats.items())}
-
 
 def bus_losses(counters: dict) -> dict:
     """Frames lost (sequence gaps), rejected and audio gaps (vad saw samples missing),
-    summed over stages' last heartbeats."""
+    summed over the stages' counters."""
     lost = sum(stage.get("lost", 0) for stage in counters.values())
     rejected = {}
     for stage in counters.values():
@@ -184,7 +176,7 @@ def run(config: dict, recording: Path) -> dict:
     for frame in tap.generations if tap else []:
         if "outcome" not in state.rows.get(frame.utt, {}):
             state.on_generation(frame)
-    counters = observer.counters()
+    counters = state.counters
     return {
         "recording": recording.name,
         "wall_s": round(time.monotonic() - started, 2),

@@ -3,11 +3,14 @@
 * ASR: the recording is cut into utterances exactly as the vad stage cuts it (its
   Segmenter and streaming Silero, same settings), so utterance ids match the
   pipeline's; each utterance goes straight to faster-whisper with the asr stage's
-  model, compute type, thread count, beam size and decoding options. Measured: the
+  model, compute type, thread count, OpenMP wait policy, beam size and decoding options. Measured: the
   wall time of one transcription (all segments consumed).
 * LLM: the requests the router really sent in the pipeline run, laid out with the same
   prompt data (stages.llm.stage.render over models/prompts.toml), to llama-cpp-python with the
-  stage's GGUF, context size, threads, sampling settings, stop strings and seed.
+  stage's GGUF, context size, threads, wait policy, sampling settings, stop strings and seed.
+  The wait policy is the OpenMP runtime's, read once when an engine's library loads:
+  the first engine this process loads sets it for both (every stage's default is the
+  same, `passive`), and a policy exported before the bench wins, as for a stage.
   Measured like stages.llm.stage.Metrics: time to first token from the call, tokens/s from the
   first token to the last. Each request is measured from two cache states: *warm*, as the
   stage had it (each pipeline recording runs in fresh processes, and a stage evaluates
@@ -59,6 +62,7 @@ class Whisper:
     """The asr stage's engine, loaded and warmed as the stage does it."""
 
     def __init__(self, settings: dict):
+        cpu_plan.apply_wait_policy(str(settings.get("wait") or "default"))  # as the stage, before it loads
         from faster_whisper import WhisperModel
 
         self.settings = settings
@@ -103,6 +107,7 @@ class Model:
     """One model stage's engine, loaded as stages.llm.stage.LlmStage loads it."""
 
     def __init__(self, settings: dict, stage: str = "instruct"):
+        cpu_plan.apply_wait_policy(str(settings.get("wait") or "default"))  # as the stage, before it loads
         from llama_cpp import Llama
 
         engine = cpu_plan.for_stage(stage, settings)

@@ -313,7 +313,7 @@ def bus_lines(results: dict) -> list[str]:
         ["sender/topic", "n", "p50", "p99"],
         hop_rows(bus["wire_hops_ms"]),
         [
-            f"Frames lost (sum of the stages' `lost` counters at their last heartbeats): {bus['frames_lost']}; audio "
+            f"Frames lost (sum of the stages' `lost` counters once all was typed): {bus['frames_lost']}; audio "
             f"gaps at vad: {bus['audio_gaps']}; rejected: {bus['rejected'] or 0}; lost at the tap: {bus['tap_lost']}."
         ],
     )

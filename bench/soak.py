@@ -30,7 +30,7 @@ GAP_S = 3.0
 @dataclass
 class Timeline:
     """The `observe` callback of voxkey.replay.run: every `every_s` seconds a reading of
-    each stage process (and the last heartbeat of each, for its counters)."""
+    each stage process (and their heartbeats: who is ready)."""
 
     every_s: float = 5.0
     started: float = field(default_factory=time.monotonic)
@@ -226,7 +226,7 @@ def run(
     state = replay.run(copy.deepcopy(config), str(stream), realtime=True, observe=timeline)
     timeline.tell_the_rest()
     rows = list(state.rows.values())
-    counters = pipeline.last_counters(timeline.heartbeats)
+    counters = state.counters
     other_cpu = other_cpu_by_window(timeline.machine, timeline.ready_at or 0.0, os.cpu_count() or 1)
     warm_after = (timeline.ready_at or 0.0) + cycle.seconds
     return {

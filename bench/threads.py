@@ -58,7 +58,12 @@ def measure_one(config: dict, choice: Choice, audio_dir: Path) -> dict:
     from bench import raw
     from stages.capture import audio
 
-    settings = {**config["stages"][choice.stage], "threads": choice.threads, "batch_threads": choice.batch}
+    settings = {
+        **config["stages"][choice.stage],
+        "threads": choice.threads,
+        "batch_threads": choice.batch,
+        "wait": choice.wait,
+    }
     if choice.stage == "asr":
         whisper = raw.Whisper(settings)
         found = {}

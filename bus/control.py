@@ -49,6 +49,7 @@ class StageStatus:
     ready: bool
     pid: int
     progress: dict[str, Any] = field(default_factory=dict)  # its record of bus/progress.py, plain
+    counters: dict[str, int] = field(default_factory=dict)  # as now, not as at its last heartbeat
 
 
 class ControlError(Exception):

@@ -264,7 +264,8 @@ class Start:
 
 @dataclass
 class Heartbeat:
-    """Every participant, every second: liveness, readiness and counters."""
+    """Every participant, once a period (`bus.heartbeat_s`) and at once on news: liveness,
+    readiness, progress and counters."""
 
     TOPIC: ClassVar[str] = "heartbeat"
     ready: bool

@@ -1,4 +1,4 @@
-"""One participant's view of the bus: its PUB socket, its subscriptions, and the
+"""One participant's view of the bus: its publishing socket, its subscriptions, and the
 bookkeeping every participant needs (sequence numbers, rejections, losses)."""
 
 import os
@@ -22,6 +22,7 @@ class Peer:
         self.counters: Counter = Counter()
         self.heard: dict[str, frames.Heartbeat | None] = {source: None for source in listen}
         self.restarted: set[str] = set()  # peers seen with a new pid since last asked
+        self.joined = False  # a subscriber joined since last asked (`take_joined`)
         self._next_seq: Counter = Counter()
         self._last_seq: dict[tuple[str, str], int] = {}
         self.context = zmq.Context()
@@ -62,21 +63,36 @@ class Peer:
         return beat is not None and beat.heard.get(self.name) == os.getpid()
 
     def receive(self, timeout_ms: int, wake: tuple = ()) -> Frame | None:
-        """The next valid frame, or None on timeout, after rejecting a bad one, or when
-        one of `wake` is ready first: a socket (a control request waits) or a file
-        descriptor (audio arrived, a key was pressed, a signal came); reading it is the
-        caller's."""
-        if not wake:
-            if not self.sub.poll(timeout_ms):
-                return None
-        elif self.sub not in dict(self._poller(wake).poll(timeout_ms)):
+        """The next valid frame, or None on timeout, after rejecting a bad one, when a
+        subscriber joined (`take_joined`), or when one of `wake` is ready first: a
+        socket (a control request waits) or a file descriptor (audio arrived, a key was
+        pressed, a signal came); reading it is the caller's."""
+        ready = dict(self._poller(wake).poll(timeout_ms))
+        if self.pub in ready:
+            self._take_subscriptions()
+        if self.sub not in ready:
             return None
         return self.accept(self.sub.recv_multipart())
+
+    def take_joined(self) -> bool:
+        """Whether a subscriber joined since last asked: it has heard nothing yet (a
+        heartbeat now tells it who we are rather than leave it waiting a period)."""
+        joined, self.joined = self.joined, False
+        return joined
+
+    def _take_subscriptions(self) -> None:
+        while True:
+            try:
+                message = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if message[:1] == b"\x01":  # a subscription; b"\x00" is one ended
+                self.joined = True
 
     def _poller(self, wake: tuple) -> zmq.Poller:
         if wake not in self._pollers:
             poller = self._pollers[wake] = zmq.Poller()
-            for source in (self.sub, *wake):
+            for source in (self.sub, self.pub, *wake):
                 poller.register(source, zmq.POLLIN)
         return self._pollers[wake]
 

@@ -4,6 +4,8 @@
 
 On the wire a progress is a flat map (bus/frames.py allows plain values only), made
 with `bus.records.plain`; `progress_of(stage, heartbeat.progress)` reads it back as the stage's record.
+Records are frozen: a stage says something new by making a new one, which is how its
+runtime knows to announce it at once (bus/stage.py).
 """
 
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from bus.records import RecordError, typed
 
 
-@dataclass
+@dataclass(frozen=True)
 class CaptureProgress:
     listening: bool = True
     held: bool = False  # on only until `release` (push-to-talk)
@@ -19,7 +21,7 @@ class CaptureProgress:
     hotkey: str = ""  # why the configured hotkey cannot be read; empty when it can
 
 
-@dataclass
+@dataclass(frozen=True)
 class VadProgress:
     stream: str = ""
     utterances: int = 0  # cut from the stream so far
@@ -28,7 +30,7 @@ class VadProgress:
     refused_ms: int = 0  # speech heard and not taken, since vad started
 
 
-@dataclass
+@dataclass(frozen=True)
 class RouterProgress:
     mode: str = ""  # the sticky mode
     heard_utt: str = ""  # the utterance decided last ...
@@ -39,7 +41,7 @@ class RouterProgress:
     next_mode_until_ns: int = 0  # ... if it is said before this monotonic time
 
 
-@dataclass
+@dataclass(frozen=True)
 class KeysProgress:
     sink: str = ""  # the typing backend
     reason: str = ""  # why that one

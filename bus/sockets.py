@@ -69,12 +69,18 @@ def control_endpoint(config: dict, name: str) -> str:
 
 
 def publisher(context: zmq.Context, address: str, curve_dir: str = "") -> zmq.Socket:
-    """A PUB socket bound at `address`: an ipc:// one in a private directory, a tcp://
-    one a CURVE server that lets in only the clients authorized in `curve_dir`."""
+    """A publishing socket bound at `address`: an ipc:// one in a private directory, a
+    tcp:// one a CURVE server that lets in only the clients authorized in `curve_dir`.
+
+    It is an XPUB: each subscription that reaches it can be read from it (every one,
+    `XPUB_VERBOSE`, not only a topic's first), so the publisher learns that a subscriber
+    has just joined, and is now sure to receive what it sends next (ZeroMQ drops what
+    is sent before). Reading them is optional: unread, they are only a few bytes each."""
     check_endpoint(address, curve_dir)
     tcp = address.startswith("tcp://")
-    socket = context.socket(zmq.PUB, socket_class=CurvePublisher if tcp else zmq.Socket)
+    socket = context.socket(zmq.XPUB, socket_class=CurvePublisher if tcp else zmq.Socket)
     try:
+        socket.setsockopt(zmq.XPUB_VERBOSE, 1)
         if tcp:
             curve.apply(socket, curve.server_options(curve_dir))
             socket.authenticator = curve.authenticator(context, curve_dir)
@@ -89,7 +95,7 @@ def publisher(context: zmq.Context, address: str, curve_dir: str = "") -> zmq.So
 
 
 class CurvePublisher(zmq.Socket):
-    """A PUB socket that takes its ZAP authenticator down with it."""
+    """A publishing socket that takes its ZAP authenticator down with it."""
 
     authenticator = None
 

@@ -99,7 +99,7 @@ class Stage:
         self._current = None  # the input being handled: what is published now is caused by it
         self._last_taken: dict[str, tuple] = {}  # sequential topic -> the last of its inputs handled
         self._next_beat = 0.0
-        self._announced: tuple = ()  # (readiness, the pids heard) in the last heartbeat
+        self._announced: tuple = ()  # (readiness, the pids heard, progress) in the last heartbeat
         self._drained: tuple[int, ...] = ()  # the descriptors the runtime empties: wake_fd, the signal pipe
 
     # --- hooks -------------------------------------------------------------
@@ -135,7 +135,9 @@ class Stage:
         """Answer a control command (any msgpack value); raise ValueError (KeyError,
         TypeError) to refuse it (bus/control.py)."""
         if command == "status":
-            return records.plain(StageStatus(self.state, self.ready, os.getpid(), self._progress_data()))
+            return records.plain(
+                StageStatus(self.state, self.ready, os.getpid(), self._progress_data(), dict(self.peer.counters))
+            )
         raise ValueError(f"unknown command {command!r} for stage {self.name}")
 
     # --- services ------------------------------------------------------------
@@ -184,8 +186,8 @@ class Stage:
         persistence.save(persistence.path_for(self.config, self.name), record)
 
     def announce(self) -> None:
-        """Send a heartbeat (with `progress`) at the next loop turn rather than at the
-        next period: for a change whoever follows the stage should hear of at once."""
+        """Send a heartbeat at the next loop turn rather than at the next period (a new
+        `progress` is announced without asking)."""
         self._next_beat = 0.0
 
     def listens_to(self) -> list[str]:
@@ -341,13 +343,17 @@ class Stage:
 
     def _beat_if_due(self) -> None:
         now = time.monotonic()
-        announced = (self.ready, self.peer.heard_pids())
-        # A change of readiness, or a peer heard anew (started or restarted), is
-        # announced at once, not at the next beat: whoever waits for this stage to be
-        # ready, or to hear it before handing it frames, would lose up to a period.
-        if now >= self._next_beat or announced != self._announced:
-            self.peer.heartbeat(announced[0], self.state, self.cpus, self._progress_data())
-            self._announced = announced
+        news = (self.ready, self.peer.heard_pids(), self.progress)
+        joined = self.peer.take_joined()
+        # News is announced at once, not at the next beat: a change of readiness, a
+        # peer heard anew (started or restarted), a new progress (an utterance cut, a
+        # mode switched), a subscriber that just joined. Whoever waits for this stage
+        # to be ready, to hear it before handing it frames, or for a replay's end,
+        # would lose up to a period; the period itself is only for what changes
+        # without news (counters), so it can be long.
+        if now >= self._next_beat or news != self._announced or joined:
+            self.peer.heartbeat(self.ready, self.state, self.cpus, self._progress_data())
+            self._announced = news
             self._next_beat = now + float(self.config["bus"]["heartbeat_s"])
 
     def _progress_data(self) -> dict:

@@ -45,6 +45,9 @@ class StandInPeer:
     def heard_pids(self) -> dict[str, int]:
         return {}
 
+    def take_joined(self) -> bool:
+        return False
+
     def reject(self, rejected) -> None:
         self.counters[f"rejected.{rejected.reason}"] += 1
 

@@ -157,7 +157,7 @@ def test_a_microphone_is_gathered_while_vad_acknowledges_and_sent_frame_by_frame
 
 
 def test_off_the_stage_is_not_woken_and_converts_nothing(microphone, tmp_path):
-    """While off, the callback keeps raw blocks: nothing is queued, the eventfd is not
+    """While off, the reader keeps raw blocks: nothing is queued, the eventfd is not
     written, yet the audio is accounted for and the last seconds are there for `on`."""
     capture = Harness(Capture, tmp_path, "stages.capture.source=mic", "stages.capture.listening=false")
     stage = capture.stage
@@ -167,6 +167,9 @@ def test_off_the_stage_is_not_woken_and_converts_nothing(microphone, tmp_path):
         with pytest.raises(BlockingIOError):
             os.eventfd_read(stage.source.wake_fd)
         assert len(stage.source.kept) >= SAMPLE_RATE // 512 - 1
+        kept_times = [captured_ns for _, captured_ns in stage.source.kept]
+        assert {len(block) for block, _ in stage.source.kept} == {stage.source.block}, "taken in whole blocks"
+        assert kept_times == sorted(kept_times), "each block dated by when its last sample came"
         assert not capture.published("audio")
         stage.on_control("listen", {"how": "on", "since_ns": stage.source.kept[-5][1]})
         kept = capture.published("audio")
@@ -174,3 +177,15 @@ def test_off_the_stage_is_not_woken_and_converts_nothing(microphone, tmp_path):
         assert not stage.source.kept
     finally:
         stage.teardown()
+
+
+def test_a_take_of_many_blocks_is_cut_into_blocks_dated_as_if_read_one_by_one():
+    from stages.capture.microphone import cut_blocks
+
+    taken = np.arange(3 * 100 + 40, dtype=np.int16)
+    blocks = cut_blocks(taken, 100, taken_ns=10_000_000_000, rate=1000)
+    assert [len(block) for block, _ in blocks] == [100, 100, 100, 40]
+    assert np.array_equal(np.concatenate([block for block, _ in blocks]), taken)
+    # At 1000 frames/s the take's last sample came at its end, and each block's last
+    # sample 1 ms earlier for every frame that followed it.
+    assert [at for _, at in blocks] == [9_760_000_000, 9_860_000_000, 9_960_000_000, 10_000_000_000]

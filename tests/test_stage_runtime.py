@@ -58,27 +58,31 @@ def test_voxkey_mode_without_a_running_voxkey_says_so(tmp_path):
     assert result.returncode != 0 and "voxkey up" in result.stderr
 
 
-class HeardByItsNeighbour(LoneStage):
-    """A lone stage followed through what its neighbour `asr` hears of it: the stage
-    beats at once for those that listen to it, but a mere listener (as `listener` is)
-    hears it only at its period."""
-
-    def beat(self):
-        return self.neighbours["asr"].heard[self.name]
-
-
 def test_an_idle_stage_sleeps_until_woken_yet_answers_at_once_and_stops_on_sigterm():
     """Nothing in the loop polls on a timer: with the next heartbeat ten minutes away
-    and its neighbours silent, the router still becomes ready (readiness, the peers it
-    hears and a neighbour that does not hear it yet make it beat at once), answers a
-    control request (the control socket wakes its wait) and stops on SIGTERM (the
-    signal's wakeup pipe does)."""
-    from bus.control import ask
+    and its neighbours silent, the router still becomes ready and is heard by all (a
+    change of readiness, a peer heard anew and a subscriber that joins make it beat at
+    once: even a mere listener, which it does not hear, as `listener` and a late one
+    here), answers a control request (the control socket wakes its wait) and stops on
+    SIGTERM (the signal's wakeup pipe does)."""
+    import structlog
 
-    router = HeardByItsNeighbour("router", ["asr", "keys"], "bus.heartbeat_s=600")
+    from bus.control import ask
+    from bus.peer import Peer
+
+    router = LoneStage("router", ["asr", "keys"], "bus.heartbeat_s=600")
+    late = None
     try:
         status = ask(router.config, "router", "status", {}, timeout_s=10)
         assert status["pid"] == router.process.pid and status["ready"] is True
+        assert status["counters"]["sent.heartbeat"] >= 2, "counters as they are now"
+        late = Peer("late", router.config, ["router"], [], structlog.get_logger())
+        deadline = time.monotonic() + 30
+        while (late.heard["router"] or frames.Heartbeat(False, 0)).pid != router.process.pid:
+            assert time.monotonic() < deadline, "a subscriber that joins is not told who the stage is"
+            late.receive(100)
     finally:
+        if late is not None:
+            late.close()
         stderr = router.close()  # SIGTERM; a stage still running after 15 s fails here
     assert '"stopping"' in stderr

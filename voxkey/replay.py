@@ -13,9 +13,11 @@ from typing import TextIO
 from bus import config as configuration
 from bus import log as logging
 from bus import wiring
+from bus.control import StageStatus, ask
 from bus.frames import Frame, Generation, Heartbeat, Speech, Start, Typed
 from bus.peer import Peer
 from bus.progress import CaptureProgress, VadProgress, progress_of
+from bus.records import typed
 from bus.wiring import CLI, MODEL_STAGES
 from stages.capture import audio
 from voxkey import status
@@ -35,6 +37,7 @@ class Replay:
     rows: dict = field(default_factory=dict)  # utterance id -> trace row, in typing order
     utterances: int = -1  # how many the recording held, once vad has heard all of it
     stream_started_ns: int = 0  # when the recording's sample 0 was fed (capture says)
+    counters: dict = field(default_factory=dict)  # stage -> its counters once all was typed
 
     def on_typed(self, frame: Frame) -> None:
         typed: Typed = frame.body
@@ -231,6 +234,7 @@ def run(
                 raise ReplayError(
                     f"replay made no progress for {stall_timeout:.0f} s{why}" + kept_logs_hint(keep, run_dir)
                 )
+        state.counters = final_counters(config)
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -241,6 +245,11 @@ def run(
         else:
             print(f"voxkey: logs kept in {run_dir}", file=sys.stderr)
     return state
+
+
+def final_counters(config: dict) -> dict:
+    """Every stage's counters as they are now, asked: a heartbeat's may be a period old."""
+    return {stage: typed(StageStatus, ask(config, stage, "status", {})).counters for stage in wiring.STAGES}
 
 
 def kept_logs_hint(keep: bool, run_dir: Path) -> str:

@@ -13,9 +13,9 @@ completes the utterance in progress, which is typed: it was said while listening
 turning it on begins a new one from the moment the command was given, from the last
 seconds kept while off, so the first word survives a slow key binding. A recording is
 paused instead, like a tape. Listening survives a restart (`CaptureState`).
-Cheap when idle: while off, a microphone's blocks are only kept, raw, by the audio
-callback (stages/capture/microphone.py): the stage is not woken and converts nothing
-until listening resumes. While vad hears silence, a microphone's frames are gathered
+Cheap when idle: while off, a microphone's blocks are only kept, raw, by its reader
+thread (stages/capture/microphone.py), twice a second: the stage is not woken and
+converts nothing until listening resumes. While vad hears silence, a microphone's frames are gathered
 `silent_frames` at a time into one `audio` frame: vad acknowledges each batch of silence
 it has judged, and capture gathers only while the last frame it sent was followed by
 such an acknowledgement, so from vad's first unacknowledged frame (speech has begun) each
@@ -218,7 +218,6 @@ class Capture(Stage):
             stream_started_ns=0 if isinstance(self.source, Microphone) else self.started_ns,
             hotkey=self.hotkey_problem,
         )
-        self.announce()  # `voxkey up` shows a push-to-talk press as it happens
 
     def tick(self) -> float:
         if self.hotkey is not None:
@@ -227,12 +226,15 @@ class Capture(Stage):
         if self.state != "streaming":
             return UNTIL_WOKEN  # a `start` frame or a `listen` request wakes us
         if isinstance(self.source, Microphone):
+            if self.source.failed and not self.peer.counters["microphone_failed"]:
+                self.peer.counters["microphone_failed"] += 1  # said once: the reader has stopped
+                self.log.error(self.source.failed)
             if not self.listening.on:
                 self._count_not_listened()
-                return UNTIL_WOKEN  # nothing to take: the callback keeps the audio
+                return UNTIL_WOKEN  # nothing to take: the reader keeps the audio
             self._take_microphone()
             self._drop_beyond_retention()
-            return UNTIL_WOKEN  # the audio callback wakes us (wake_fd)
+            return UNTIL_WOKEN  # the reader wakes us (wake_fd)
         if not self.listening.on:
             return UNTIL_WOKEN
         unacknowledged = self.delivery.count("vad")
@@ -289,7 +291,7 @@ class Capture(Stage):
 
     def _count_not_listened(self) -> None:
         """The audio the microphone kept while off takes its place in the timeline (and
-        the counters): from the callback's count, without touching the audio."""
+        the counters): from the reader's count, without touching the audio."""
         kept = self.source.kept_frames * SAMPLE_RATE // self.source.rate
         if kept > self.not_listened:
             self.offset += kept - self.not_listened

@@ -291,13 +291,13 @@ class Keys(Stage):
         return {utt: done for utt, done in self.done.items() if done.held_text}
 
     def _held_changed(self, why: str = "") -> None:
-        """Progress says at once how many are held: the user must hear of it now."""
+        """Progress says how many are held (announced at once, as any new progress:
+        the user must hear of it now)."""
         held = self.held()
         oldest = min((done.said_ns for done in held.values()), default=0)
         newest = max((done.said_ns for done in held.values()), default=0)
         reason = why or (said_ago(newest, now_ns()) if held else "")
         self.progress = replace(self.progress, held=len(held), held_said_ns=oldest, held_reason=reason)
-        self.announce()
 
     def on_control(self, command: str, args: dict):
         if command == "held":

@@ -302,7 +302,6 @@ class Vad(Stage):
             self.log.info("speech taken again", held_s=round(held / SAMPLE_RATE, 1), refused_ms=self.refused_ms)
         self.state = "refusing speech: downstream stalled" if full else "running"
         self._publish_progress()
-        self.announce()
 
     def _held_dir(self):
         return persistence.path_for(self.config, self.name).parent
