@@ -30,6 +30,8 @@ PARTS = {
         "Please send the quarterly report to Maria before Friday afternoon.",
     ),
     "chat": ("chat_capital.wav", "chat", "What is the capital of France?"),
+    # An answer of over a hundred tokens: decoding at length, where spinning threads collapsed.
+    "long chat": ("modes/006-p-chat-1-clean.flac", "chat", "How do I boil an egg?"),
     "converse": ("converse_math.wav", "converse", "What is seventeen times twenty three?"),
 }
 TOLERANCE_MS = 500  # vad's pre-roll: an utterance may start a little before its recording

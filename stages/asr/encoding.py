@@ -14,7 +14,8 @@ token limit, or lose a word. So the short recognition is only a first try: decod
 (no temperature retries), with a token budget from the audio's length, and if it looks
 wrong (`suspicious`: no segment, the budget used up, Whisper rating it not speech, a
 run of words said twice in a row or text that gzips like a loop, more words than the
-audio could hold, or a decoding Whisper itself is unsure of) the utterance is
+audio could hold, a decoding Whisper itself is unsure of, or a first word stretched
+over the audio of one before it that was not written) the utterance is
 recognised again the padded way, which keeps its retries. So the short encoding only
 ever makes a transcript typed; a drop is always the window's verdict.
 """
@@ -26,6 +27,7 @@ import numpy as np
 
 from bus.frames import SAMPLE_RATE
 from bus.text import words
+from stages.asr.guards import first_word_swallowed, voice_onset
 
 FRAME = 160  # samples per mel frame (the feature extractor's hop)
 WINDOW_FRAMES = 3000  # Whisper's 30 s window
@@ -88,9 +90,12 @@ def own_frames(samples: int) -> int:
     return samples // FRAME
 
 
-def suspicious(segments: list, generated: int, budget: int, samples: int, encoding: Encoding) -> str:
+def suspicious(
+    segments: list, generated: int, budget: int, samples: int, encoding: Encoding, onset_s: float | None = None
+) -> str:
     """Why a short recognition is not to be trusted ("" if it is): `segments` as
-    faster-whisper gave them, `generated` the tokens decoded."""
+    faster-whisper gave them, `generated` the tokens decoded, `onset_s` where the voice
+    starts in the audio (None: not known, and the first word not checked)."""
     if not segments:
         return "empty"  # Whisper skipped it as not speech (which needs it unsure too), or wrote nothing
     if generated >= budget:
@@ -104,6 +109,9 @@ def suspicious(segments: list, generated: int, budget: int, samples: int, encodi
         return "dense"
     if any(s.avg_logprob < UNSURE for s in segments):
         return "unsure"
+    timed = [w for s in segments for w in (s.words or [])]
+    if onset_s is not None and first_word_swallowed(timed, onset_s):
+        return "first_word"  # Whisper began at the second word said (guards.py)
     return ""
 
 
@@ -163,4 +171,7 @@ def short_segments(model, samples: np.ndarray, options: dict, encoding: Encoding
     segments = [found] if found is not None else []
     prefix_tokens = len(tokenizer.encode(" " + options["prefix"].strip())) if options.get("prefix") else 0
     generated = sum(len(s.tokens) for s in segments) - prefix_tokens
-    return segments, suspicious(segments, generated, budget, len(samples), encoding)
+    # Where the voice starts, from the loudness of the audio's own mel frames (not the
+    # tail's). With a prefix the first words are the partials already typed: not checked.
+    onset_s = None if prefix_tokens else voice_onset(content.mean(axis=0)) * FRAME / SAMPLE_RATE
+    return segments, suspicious(segments, generated, budget, len(samples), encoding, onset_s)

@@ -4,6 +4,8 @@ typed, and the pauses after its first words; pure functions (stage.py calls them
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from bus.frames import SAMPLE_RATE
 from bus.text import plain, words
 
@@ -116,3 +118,49 @@ def at(seconds: float) -> int:
 def quiet_runs(voicing: str) -> list[tuple[int, int]]:
     """(first window, window after the last) of each run of "." between two "#"."""
     return [(match.start(), match.end()) for match in re.finditer(r"(?<=#)\.+(?=#)", voicing)]
+
+
+# A first word that swallowed the one before it. The short encoding sometimes starts its
+# transcript at the second word said, and aligns that word over both: "with the team..."
+# for "Converse with the team...", "with" timed 0-0.74 s where the window heard
+# "Congress" 0-0.68 and "with" 0.68-0.92. Measured with tiny.en on every set of
+# `voxkey bench --recognition` (seed 22; 263 short recognitions of two words or more,
+# the same again padded): the two first words lost took 1.74 and 3.78 times what their
+# letters need at the utterance's own pace, with Whisper's probability 0.12 for both; of
+# the words kept, those stretched as far (short words spoken slowly: "So", "ask", 1.5-2.3)
+# all had 0.47 or more, and those as unsure (a mode's name misheard: "Dick Hate", "Jeff",
+# 0.10-0.3) were stretched 1.31 at most. Of the padded recognitions the rule flags two:
+# the window's own lost first word ("with the team..." at 1.25x speed in 10 dB of
+# noise) and "Dick, Dave." for "Dictate.".
+STRETCHED = 1.5  # times the time its letters take at the utterance's pace
+UNSURE_WORD = 0.3  # Whisper's probability of the word
+ONSET_SHARE = 0.5  # voice starts where a frame is this far from the floor to the peak
+
+
+def voice_onset(loudness) -> int:
+    """The first frame of voice in per-frame loudness (e.g. a log-mel frame's mean):
+    the first frame louder than halfway from the quiet floor (10th percentile) to the
+    peak (99th), so a steady noise floor does not count as voice. 0 if none is."""
+    if len(loudness) == 0:
+        return 0
+    floor, peak = float(np.percentile(loudness, 10)), float(np.percentile(loudness, 99))
+    above = np.flatnonzero(np.asarray(loudness) > floor + ONSET_SHARE * (peak - floor))
+    return int(above[0]) if len(above) else 0
+
+
+def first_word_swallowed(timed: list, onset_s: float) -> bool:
+    """Whether the first of these timed words (faster-whisper Words: word, start, end
+    in s, probability) took in the audio of words before it that were not written: it
+    spans, from where the voice starts (`onset_s`), at least STRETCHED times what its
+    letters take at the pace of the whole transcript, and Whisper is unsure of it. A
+    long first word alone is no evidence (people draw out "So..."), nor an unsure one
+    (a name misheard): a word aligned over another's audio is both."""
+    if len(timed) < 2:
+        return False  # one word: no pace of the utterance to hold it against
+    spoken = timed[-1].end - onset_s
+    letters = [sum(map(len, words(w.word))) for w in timed]
+    if spoken <= 0 or not letters[0] or not sum(letters):
+        return False
+    first = timed[0].end - max(timed[0].start, onset_s)
+    needs = letters[0] * spoken / sum(letters)
+    return first >= STRETCHED * needs and timed[0].probability < UNSURE_WORD
