@@ -51,6 +51,17 @@ def test_voxkey_mode_sets_the_sticky_mode_of_a_running_router():
         router.close()
 
 
+def test_the_command_reads_the_file_voxkey_config_names(tmp_path):
+    """$VOXKEY_CONFIG is --config's default, for the command as for the stages."""
+    import os
+
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir(mode=0o700)
+    (tmp_path / "voxkey.toml").write_text(f'[bus]\nrun_dir = "{run_dir}"\n')
+    result = voxkey("mode", "chat", env={**os.environ, "VOXKEY_CONFIG": str(tmp_path / "voxkey.toml")})
+    assert result.returncode != 0 and f"no running voxkey in {run_dir}:" in result.stderr
+
+
 def test_voxkey_mode_without_a_running_voxkey_says_so(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir(mode=0o700)

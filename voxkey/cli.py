@@ -9,6 +9,7 @@ expects (CliError, ControlError, ConfigError, ModelError) is one line on stderr,
 """
 
 import argparse
+import os
 import sys
 
 from bus.config import ConfigError
@@ -51,7 +52,7 @@ SUBCOMMANDS = (
 
 def options(sub: argparse.ArgumentParser) -> None:
     """--config and --set, alike for every subcommand that reads the configuration."""
-    sub.add_argument("--config", help="a TOML file laid over the defaults")
+    sub.add_argument("--config", default=os.environ.get("VOXKEY_CONFIG"), help="a TOML file laid over the defaults")
     sub.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
 
 

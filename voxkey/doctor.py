@@ -297,6 +297,6 @@ def add_cli(commands) -> None:
     doctor = commands.add_parser("doctor", help="check the microphone, typing, models, memory, heat and supervisord")
     doctor.add_argument("--no-mic", action="store_true", help=f"do not record the microphone for {LISTEN_S:.0f} s")
     doctor.add_argument("--verify", action="store_true", help="check downloaded models' SHA-256 (reads them all)")
-    doctor.add_argument("--config", help="a TOML file laid over the defaults")
+    doctor.add_argument("--config", default=os.environ.get("VOXKEY_CONFIG"), help="a TOML file laid over the defaults")
     doctor.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     doctor.set_defaults(run=run)

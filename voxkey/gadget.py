@@ -404,7 +404,11 @@ def add_cli(commands) -> None:
         "gadget", help="the Pi as a USB keyboard: set up, remove or show the USB gadget, install it for boot (root)"
     )
     add_arguments(gadget, ["setup", "teardown", "status", "install", "uninstall"])
-    gadget.add_argument("--config", help="a TOML file laid over the defaults (status: the host layout)")
+    gadget.add_argument(
+        "--config",
+        default=os.environ.get("VOXKEY_CONFIG"),
+        help="a TOML file laid over the defaults (status: the host layout)",
+    )
     gadget.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     gadget.set_defaults(run=act)
 
