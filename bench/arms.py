@@ -30,7 +30,8 @@ PARTS = {
         "Please send the quarterly report to Maria before Friday afternoon.",
     ),
     "chat": ("chat_capital.wav", "chat", "What is the capital of France?"),
-    # An answer of over a hundred tokens: decoding at length, where spinning threads collapsed.
+    # An answer that runs long (38 tokens through the pipeline, 121 from the raw engine with
+    # the same seed): decoding at length, where spinning threads collapsed.
     "long chat": ("modes/006-p-chat-1-clean.flac", "chat", "How do I boil an egg?"),
     "converse": ("converse_math.wav", "converse", "What is seventeen times twenty three?"),
 }
