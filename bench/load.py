@@ -4,9 +4,10 @@ A cycle -- a dictation (dictate_report.wav), a chat request (chat_capital.wav), 
 whose answer runs long ("How do I boil an egg?") and a converse request
 (converse_math.wav), with room after each for its answer -- is repeated into one
 stream and replayed at real time through one pipeline (every process, started once, as
-a user's voxkey runs all day), while CPU hogs come and go beside it (bench.hogs): each cycle is an arm -- quiet, one hog per half of the cores,
-one per core -- switched LEAD_S before the cycle starts; the arms rotate from repeat to
-repeat (bench.arms.rotation), so heat and drift weigh on each alike. Both model stages
+a user's voxkey runs all day), while CPU hogs come and go beside it (bench.hogs):
+each cycle is an arm -- quiet, one hog per half of the cores, one per core -- switched
+LEAD_S before the cycle starts; the arms rotate from repeat to repeat
+(bench.arms.rotation), so heat and drift weigh on each alike. Both model stages
 run the real embedded engine (SmolLM2-135M; the production models are the user's
 download). Per arm, medians over its cycles:
 
