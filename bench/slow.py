@@ -11,9 +11,10 @@ real time through every process, confined a little more each arm:
 Reported per arm: dictation end of speech -> last key, chat end of speech -> first
 key and -> last key, and the same engine quantity the published Pi figures measure:
 faster-whisper tiny.en on jfk.flac (11 s), raw, in this process under the same
-confinement. A Pi 5 is then *projected*, not measured: PI_JFK_MS is the published
-time of faster-whisper tiny on that 11 s file on Cortex-A76 cores (an Orange Pi 5,
-/work/shared/NOTES.md "The Pi 5 and a busy desk"); the Pi sits where that time falls
+confinement, padded to the 30 s window as faster-whisper's transcribe pads it. A Pi 5
+is then *projected*, not measured: PI_JFK_MS is the published time of faster-whisper
+tiny on that 11 s file on Cortex-A76 cores (an Orange Pi 5, /work/shared/NOTES.md
+"The Pi 5 and a busy desk"); the Pi sits where that time falls
 among the arms' raw jfk times, and each latency is interpolated there (log-log between
 the two nearest arms). It assumes the whole pipeline slows as Whisper does; the models
 decode on memory bandwidth as much as on compute, so treat the chat figures as rougher.
@@ -103,9 +104,12 @@ def arm_config(config: dict, arm: dict) -> dict:
 
 
 def jfk_ms(config: dict, arm: dict, jfk) -> float:
-    """Raw faster-whisper on jfk.flac under the arm: median of JFK_REPEATS."""
+    """Raw faster-whisper on jfk.flac under the arm: median of JFK_REPEATS. Padded to
+    Whisper's 30 s window whatever the stage's `encode`: the published Pi figure is
+    faster-whisper's own transcribe, which pads, and a yardstick must measure the same
+    work on both machines."""
     with confined(arm):
-        whisper = Whisper(arm_config(config, arm)["stages"]["asr"])
+        whisper = Whisper({**arm_config(config, arm)["stages"]["asr"], "encode": "window"})
         return round(percentile([whisper.transcribe(jfk)[0] for _ in range(JFK_REPEATS)], 50), 1)
 
 
