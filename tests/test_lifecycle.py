@@ -105,6 +105,11 @@ def test_loading_is_told_stage_by_stage_then_ready_once():
     assert [e.message for e in loading.on_heartbeat("asr", Heartbeat(ready=True, pid=2))] == [
         "ready: speak, and it is typed"
     ]
+    # Back under a new pid before its not-ready beats reached this follower: said anyway.
+    assert [e.message for e in loading.on_heartbeat("asr", Heartbeat(ready=True, pid=3))] == [
+        "asr restarted (pid 3)",
+        "ready: speak, and it is typed",
+    ]
 
 
 # --- real processes ---------------------------------------------------------------------------

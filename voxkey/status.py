@@ -131,7 +131,14 @@ class Loading:
                 return [Event(f"{stage} is not ready (restarting?); what it has not done yet waits for it")]
             return []
         known = stage in self.ready
+        # Ready under a new pid: it restarted and was quick about it, so the beats that
+        # said it was not ready went out before this follower had reconnected to it
+        # (ZeroMQ drops what a subscriber was not connected for). Said all the same.
+        restarted = known and self.ready[stage] != beat.pid
         self.ready[stage] = beat.pid
+        if restarted:
+            again = [Event(self.ready_message)] if self.all_ready else []
+            return [Event(f"{stage} restarted (pid {beat.pid})"), *again]
         if self.all_ready and not was_ready:
             return [Event(self.ready_message)]
         if not known and not self.all_ready:
