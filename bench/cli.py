@@ -4,6 +4,7 @@
                  [--config FILE] [--set section.key=value ...]
     voxkey bench [RECORDING ...] [--soak MINUTES] [--recovery [--kill-rounds N]]
     voxkey bench --typing [--repeats N]
+    voxkey bench --commands
     voxkey bench --lifecycle [--idle-seconds S]
     voxkey bench --endpointing [--seed N]
     voxkey bench --conversation
@@ -15,6 +16,7 @@
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
 plots, and returns 0. `--typing` measures each typing backend into a real app instead,
+`--commands` how long a key binding's command takes against a running voxkey,
 `--lifecycle` what `voxkey up` costs while nobody speaks and how fast each signal stops
 it, `--endpointing` how soon words are on screen after speech really ends (sentences
 with and without pauses inside, each arm of settings at real time), `--conversation`
@@ -132,6 +134,11 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="measure typing speed per backend into real apps (alone: python -m bench.typing_speed)",
     )
     parser.add_argument(
+        "--commands",
+        action="store_true",
+        help="how long a key binding's voxkey listen/mode/cancel/status takes (alone: python -m bench.commands)",
+    )
+    parser.add_argument(
         "--lifecycle",
         action="store_true",
         help="idle CPU per process and stop time per signal of voxkey up (alone: python -m bench.lifecycle)",
@@ -229,12 +236,13 @@ def measure(args) -> int:
     if args.typing:
         from bench import sessions, typing_speed
 
-        try:
-            print(typing_speed.markdown(typing_speed.run(args.repeats, Path(args.out), say)))
-        except sessions.SessionError as error:
-            say(f"voxkey bench: {error}")
-            return 1
-        return 0
+        return sessions.run_on_sessions(
+            lambda say: typing_speed.run(args.repeats, Path(args.out), say), typing_speed.markdown, say
+        )
+    if args.commands:
+        from bench import commands, sessions
+
+        return sessions.run_on_sessions(lambda say: commands.run(out=Path(args.out), say=say), commands.markdown, say)
     if args.lifecycle:
         from bench import lifecycle
 

@@ -35,7 +35,7 @@ import zmq
 
 from bench import procs, workload
 from bench.stats import summarize
-from bus import control, frames, sockets
+from bus import asking, frames, sockets
 from bus.frames import Heartbeat, Speech, Typed
 from voxkey import replay
 
@@ -90,7 +90,7 @@ class KillSchedule:
             self.awaited.discard(frame.utt)
         if bool(self.awaited) != self.paused:
             self.paused = bool(self.awaited)
-            control.ask(self.config, "capture", "listen", {"how": "off" if self.paused else "on"})
+            asking.ask(self.config, "capture", "listen", {"how": "off" if self.paused else "on"})
 
     def close(self) -> None:
         if self._speech is not None:

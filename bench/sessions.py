@@ -2,7 +2,8 @@
 bench alike: an xterm under Xvfb (X11), and foot under a headless sway (Wayland). In
 each, the app's shell runs `cat` on a tty in canonical mode and writes what it gets to
 a file, so a line reaches the file at its Return, as typed. And a microphone that is
-a real PulseAudio source, for the tests and the lifecycle bench.
+a real PulseAudio source, for the tests and the lifecycle bench. The sway can have a
+bar (swaybar, a tray host) on a session bus of its own, and be photographed (grim).
 
 Every wait here is for a fact (a socket, a focused window, a file), with a deadline
 only for giving up.
@@ -14,8 +15,11 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 WAYLAND_USER = "voxkeytest"  # sway refuses to run as root
@@ -27,13 +31,29 @@ class SessionError(Exception):
     pass
 
 
-def wait_until(condition, seconds: float, what: str):
+def wait_until(condition, seconds: float, what: str, every_s: float = 0.05):
+    """`condition()`'s first true result, asked every `every_s`; SessionError after `seconds`."""
     deadline = time.monotonic() + seconds
     while not (result := condition()):
         if time.monotonic() >= deadline:
             raise SessionError(f"{what}: not within {seconds} s")
-        time.sleep(0.05)
+        time.sleep(every_s)
     return result
+
+
+def run_on_sessions(run, markdown, say) -> int:
+    """A bench on these sessions (`run(say=...)`): prints its summary and returns 0, or
+    says in one line why a session could not start and returns 1."""
+    try:
+        print(markdown(run(say=say)))
+    except SessionError as error:
+        say(f"voxkey bench: {error}")
+        return 1
+    return 0
+
+
+def say_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def missing_tools(*tools: str) -> list[str]:
@@ -173,13 +193,22 @@ def focused_app(swaysock: Path) -> str | None:
 
 
 class Foot:
-    """foot, focused in a headless sway, its shell writing each line it gets to `out`."""
+    """foot, focused in a headless sway, its shell writing each line it gets to `out`.
+    `bus_address`: the session bus of the sway's bar, if it was given one."""
 
-    def __init__(self, socket: Path, out: Path):
+    def __init__(self, socket: Path, out: Path, bus_address: str = ""):
         self.out = out
+        self.bus_address = bus_address
         # As root, through the absolute path of the socket of another user's compositor.
         self.env = {**os.environ, "WAYLAND_DISPLAY": str(socket)}
         self.env.pop("DISPLAY", None)
+
+    def screenshot(self) -> "Picture":
+        """The whole output as the compositor shows it now (grim, wlr-screencopy)."""
+        shot = subprocess.run(["grim", "-t", "ppm", "-"], env=self.env, capture_output=True, timeout=30)
+        if shot.returncode != 0:
+            raise SessionError(f"grim failed: {shot.stderr.decode(errors='replace')[-500:]}")
+        return Picture.from_ppm(shot.stdout)
 
     def typed(self, action, lines: int = 1, seconds: float = 10) -> str:
         """What the shell received while `action` ran, once it holds `lines` more lines."""
@@ -203,15 +232,20 @@ class Foot:
 
 
 @contextlib.contextmanager
-def headless_sway():
-    """A headless sway (as an unprivileged user when we are root) running foot; yields the Foot."""
+def headless_sway(bar: str = "", session_bus: bool = False):
+    """A headless sway (as an unprivileged user when we are root) running foot; yields the Foot.
+
+    `bar`: a `bar { ... }` block for its config (TRAY_BAR: swaybar with a tray).
+    `session_bus`: a D-Bus session bus of its own for sway and its bar (a tray host
+    needs one), which every user may use (we may be root, sway is not); its address
+    is the Foot's `bus_address`."""
     user = sway_user()
     root = Path(tempfile.mkdtemp(prefix="voxkey-sway-"))
     runtime, records = root / "runtime", root / "records"
     runtime.mkdir(mode=0o700)
     records.mkdir()
     out = records / "foot.txt"
-    (root / "config").write_text(f"exec foot -e sh -c 'stty -echo; cat > {out}'\n")
+    (root / "config").write_text(f"exec foot -e sh -c 'stty -echo; cat > {out}'\n{bar}")
     log = root / "sway.log"
     root.chmod(0o755)
     if user is not None:
@@ -227,6 +261,9 @@ def headless_sway():
         "WLR_RENDERER": "pixman",
     }
     as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    bus = None
+    if session_bus:
+        bus, env["DBUS_SESSION_BUS_ADDRESS"] = own_session_bus(root, runtime, as_user)
     with log.open("wb") as output:
         sway = subprocess.Popen(
             ["sway", "-c", str(root / "config")], env=env, stdout=output, stderr=subprocess.STDOUT, **as_user
@@ -242,12 +279,105 @@ def headless_sway():
         swaysock = wait_until(lambda: listening("sway-ipc.*.sock"), 20, "sway opened its IPC socket")
         wait_until(lambda: focused_app(swaysock) == "foot", 20, "foot was focused")
         wait_until(out.exists, 20, "foot's shell started cat")
-        yield Foot(socket, out)
+        yield Foot(socket, out, env.get("DBUS_SESSION_BUS_ADDRESS", ""))
     finally:
-        sway.terminate()  # foot goes with its display
-        try:
-            sway.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            sway.kill()
-            sway.wait()
+        for process in (sway, bus):  # foot and the bar go with their display
+            if process is None:
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+
+# A bar at the top with a tray (swaybar is a StatusNotifierItem host, and the watcher
+# when none runs), its icons TRAY_ICON_PX pixels square. No status line, no workspace
+# buttons: the tray is all there is on it.
+TRAY_BAR_HEIGHT = 32
+TRAY_ICON_PX = 24
+TRAY_BAR = f"""
+bar {{
+    position top
+    height {TRAY_BAR_HEIGHT}
+    workspace_buttons no
+    tray_output *
+    tray_padding {(TRAY_BAR_HEIGHT - TRAY_ICON_PX) // 2}
+    colors {{
+        background #101010
+    }}
+}}
+"""
+
+SESSION_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+def own_session_bus(root: Path, runtime: Path, as_user: dict) -> tuple[subprocess.Popen, str]:
+    """A dbus-daemon for a test desktop, as its user, open to every user (a session
+    bus lets in only its own user otherwise, and the tests may run as root); returns
+    it and its address once it accepts connections."""
+    socket = runtime / "bus"
+    (root / "session-bus.conf").write_text(SESSION_BUS_CONFIG.format(socket=socket))
+    daemon = subprocess.Popen(
+        ["dbus-daemon", "--nofork", "--nopidfile", f"--config-file={root / 'session-bus.conf'}", "--print-address"],
+        stdout=subprocess.PIPE,
+        text=True,
+        **as_user,
+    )
+    if not daemon.stdout.readline().strip():  # printed once it listens
+        raise SessionError(f"dbus-daemon exited with {daemon.wait()} before it listened")
+    return daemon, f"unix:path={socket}"
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A screenshot's pixels: RGB, row by row."""
+
+    width: int
+    height: int
+    rgb: bytes
+
+    @classmethod
+    def from_ppm(cls, data: bytes) -> "Picture":
+        fields = data.split(maxsplit=4)  # P6, width, height, 255, pixels
+        if fields[0] != b"P6" or fields[3] != b"255":
+            raise SessionError(f"not an 8-bit PPM: {data[:20]!r}")
+        width, height = int(fields[1]), int(fields[2])
+        return cls(width, height, fields[4][: width * height * 3])
+
+    def crop(self, left: int, top: int, width: int, height: int) -> "Picture":
+        rows = (
+            self.rgb[(y * self.width + left) * 3 : (y * self.width + left + width) * 3]
+            for y in range(top, top + height)
+        )
+        return Picture(width, height, b"".join(rows))
+
+    def count(self, colour: tuple[int, int, int]) -> int:
+        """Pixels of exactly this colour."""
+        pixels = self.rgb
+        wanted = bytes(colour)
+        return sum(1 for at in range(0, len(pixels), 3) if pixels[at : at + 3] == wanted)
+
+    def png(self) -> bytes:
+        def chunk(kind: bytes, body: bytes) -> bytes:
+            return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+        stride = self.width * 3
+        raw = b"".join(b"\0" + self.rgb[y * stride : (y + 1) * stride] for y in range(self.height))
+        header = self.width.to_bytes(4, "big") + self.height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")

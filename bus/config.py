@@ -1,19 +1,19 @@
-"""Configuration: bus/defaults.toml, then one user TOML file, then `section.key=value` overrides."""
+"""Configuration, laid in layers, each over the one before: bus/defaults.toml, the user's
+own file ($XDG_CONFIG_HOME/voxkey/config.toml, when the command reads it and it exists),
+the file given with --config, then `section.key=value` overrides. Every setting knows
+the layer it came from (`origins`), for `voxkey config`."""
 
 import copy
-import difflib
 import os
 import tomllib
 from pathlib import Path
 
-import tomli_w
-
-from bus import cpus, wiring
+from bus.errors import Explained
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(Explained):
     pass
 
 
@@ -41,19 +41,81 @@ POSITIVE = {
 }
 # Numbers with bounds of their own: name -> (lowest, highest).
 RANGES = {"hid_key_delay_ms": (0, 1000)}
-CHOICES = {"wait": cpus.WAIT_POLICIES}
+# The OpenMP wait policies (bus/cpus.py).
+WAIT_POLICIES = ("passive", "active", "default")
+CHOICES = {"wait": WAIT_POLICIES}
 
 
-def load(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> dict:
-    """The configuration, checked against the defaults before anything uses it."""
+def load(path: str | os.PathLike | None = None, overrides: list[str] = (), user: Path | None = None) -> dict:
+    """The configuration, checked against the defaults before anything uses it. `user`:
+    the user's own file (user_file()), laid under `path` if it exists; a stage, started
+    from its run's complete file, reads none."""
+    return settle(layers(path, overrides, user))
+
+
+def layers(
+    path: str | os.PathLike | None = None, overrides: list[str] = (), user: Path | None = None
+) -> list[tuple[str, dict]]:
+    """What the configuration is laid from, lowest first, as (where it came from, its
+    settings): "default", the user's file and `path` by their paths, "--set". A file's
+    wrong setting is refused naming the file, which `check` of the whole could not."""
     defaults = _read(DEFAULTS_PATH)
+    found = [("default", defaults)]
+    files = [user] if user is not None and user.exists() else []
+    for file in [*files, *([Path(path)] if path else [])]:
+        settings = _read(file)
+        try:
+            check(settings, defaults)
+        except ConfigError as error:
+            raise ConfigError(f"config file {file}: {error}") from None
+        found.append((str(file), settings))
+    if overrides:
+        given: dict = {}
+        for item in overrides:
+            apply_override(given, item)
+        found.append(("--set", given))
+    return found
+
+
+def settle(layers: list[tuple[str, dict]]) -> dict:
+    """The layers merged, in order, and checked against the first (the defaults)."""
+    (_, defaults), *above = layers
     config = copy.deepcopy(defaults)
-    if path:
-        merge(config, _read(Path(path)))
-    for item in overrides:
-        apply_override(config, item)
+    for _, settings in above:
+        merge(config, settings)
     check(config, defaults)
     return config
+
+
+def origins(layers: list[tuple[str, dict]]) -> dict[tuple[str, ...], str]:
+    """Each setting (its path of keys) -> where the value it has came from: the last
+    layer that set it."""
+    found = {}
+    for source, settings in layers:
+        for keys in leaves(settings):
+            found[keys] = source
+    return found
+
+
+def leaves(table: dict, above: tuple[str, ...] = ()):
+    """The path of keys of every setting in a table (a value that is not a table)."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from leaves(value, (*above, key))
+        else:
+            yield (*above, key)
+
+
+def user_file(env=os.environ) -> Path:
+    """The user's own settings: voxkey/config.toml in config_home()."""
+    return config_home(env) / "voxkey" / "config.toml"
+
+
+def config_home(env=os.environ) -> Path:
+    """$XDG_CONFIG_HOME, else ~/.config (the XDG base directory spec: a relative
+    XDG_CONFIG_HOME is to be ignored)."""
+    home = env.get("XDG_CONFIG_HOME", "")
+    return Path(home) if os.path.isabs(home) else Path(env.get("HOME") or "~").expanduser() / ".config"
 
 
 def check(config: dict, defaults: dict, where: str = "") -> None:
@@ -68,6 +130,8 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
                 if key == "listen":
                     expect_peers(name, value)
                 continue
+            import difflib  # only to name a mistake
+
             close = difflib.get_close_matches(key, list(defaults), n=1, cutoff=0.6)
             hint = (
                 f"did you mean {where + '.' if where else ''}{close[0]}?"
@@ -103,6 +167,8 @@ def check(config: dict, defaults: dict, where: str = "") -> None:
 
 def expect_peers(name: str, peers: list) -> None:
     """`listen` names participants of the bus: stages, or the command."""
+    from bus import wiring  # only for this setting: it imports every frame's record
+
     known = (*wiring.STAGES, wiring.CLI)
     for peer in peers:
         if peer not in known:
@@ -138,6 +204,8 @@ def dumps_value(value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(dumps_value(item) for item in value) + "]"
     try:
+        import tomli_w  # writing is rare: `voxkey listen` need not load it
+
         return tomli_w.dumps({"v": value}).removeprefix("v = ").strip()
     except TypeError:
         return repr(value)
@@ -149,8 +217,12 @@ def _read(path: Path) -> dict:
             return tomllib.load(file)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read ({error.strerror}): make it a readable file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text: save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        raise ConfigError(f"config file {path} is not valid TOML: {error}; correct it there") from None
 
 
 def merge(base: dict, extra: dict) -> dict:
@@ -174,7 +246,9 @@ def apply_override(config: dict, item: str) -> None:
         value = raw
     node = config
     for name in sections:
-        node = node.setdefault(name, {})
+        if not isinstance(node.get(name), dict):  # what a later override goes under
+            node[name] = {}
+        node = node[name]
     node[key] = value
 
 
@@ -188,4 +262,6 @@ def stage_section(config: dict, stage: str) -> dict:
 def dumps(config: dict) -> str:
     """A configuration written back as TOML that reads back the same (tomli-w quotes
     what must be quoted: a replacement's key "at sign", a path, any Unicode)."""
+    import tomli_w
+
     return tomli_w.dumps(config)

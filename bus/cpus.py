@@ -31,9 +31,10 @@ beside one busy process it is 2.6 times faster. Whisper: passive costs nothing q
 import os
 from dataclasses import dataclass
 
+from bus.config import WAIT_POLICIES
+
 RECOGNISER = "asr"
 GENERATORS = ("instruct", "thinking")
-WAIT_POLICIES = ("passive", "active", "default")
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ and its own client keypair, and put its `client.key` in `authorized/` here.
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
-import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
+
+if TYPE_CHECKING:  # zmq.auth imports asyncio: only a pipeline on tcp:// pays for it
+    from zmq.auth.thread import ThreadAuthenticator
 
 from bus.config import ConfigError
 
@@ -43,6 +45,8 @@ def generate(directory: str | Path) -> Path:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.chmod(0o700)
     for name in (SERVER, CLIENT):
+        import zmq.auth
+
         _, secret = zmq.auth.create_certificates(directory, name)
         Path(secret).chmod(0o600)
     shutil.copy(directory / f"{CLIENT}.key", authorized / f"{CLIENT}.key")
@@ -64,6 +68,8 @@ def public_key(directory: str | Path, name: str) -> bytes:
 
 def _load(path: Path) -> tuple[bytes, bytes | None]:
     try:
+        import zmq.auth
+
         return zmq.auth.load_certificate(path)
     except (OSError, ValueError):
         raise CurveError(
@@ -85,12 +91,14 @@ def client_options(directory: str | Path, server_name: str = SERVER, name: str =
     }
 
 
-def authenticator(context: zmq.Context, directory: str | Path) -> ThreadAuthenticator:
+def authenticator(context: zmq.Context, directory: str | Path) -> "ThreadAuthenticator":
     """Started ZAP handler for `context`: only clients whose public key is in
     `DIR/authorized` get through. Without one, a CURVE server accepts any client key."""
     authorized = Path(directory, AUTHORIZED)
     if not authorized.is_dir():
         raise CurveError(f"{authorized} does not exist: it holds the public keys of the clients allowed in")
+    from zmq.auth.thread import ThreadAuthenticator
+
     auth = ThreadAuthenticator(context)
     auth.start()
     auth.configure_curve(domain="*", location=str(authorized))

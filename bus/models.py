@@ -14,11 +14,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from bus.errors import Explained
+
 CHUNK = 1 << 20  # bytes read at a time, to hash or to download
 MANIFEST = Path(__file__).resolve().parent.parent / "models" / "manifest.toml"
 
 
-class ModelError(Exception):
+class ModelError(Explained):
     """A one-line reason why a model cannot be fetched, listed or found."""
 
 

@@ -28,6 +28,7 @@ class VadProgress:
     ended: bool = False  # the stream stopped and its last utterance was cut
     refusing: str = ""  # why new speech is not taken (downstream stalled); empty while it is
     refused_ms: int = 0  # speech heard and not taken, since vad started
+    speaking: bool = False  # inside speech now (onset heard, its end not yet): an indicator's "hearing"
 
 
 @dataclass(frozen=True)

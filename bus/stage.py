@@ -82,7 +82,7 @@ class Stage:
     def __init__(self, config: dict):
         self.config = config
         self.settings = configuration.stage_section(config, self.name)
-        self.log = logging.setup(self.name)
+        self.log = logging.setup(self.name, user_text=bool(config["log"]["user_text"]))
         self.cpus = _pin(self.settings.get("cpus") or [])
         engine = cpu_plan.for_stage(self.name, self.settings, len(self.cpus))
         self.threads, self.batch_threads = engine.threads, engine.batch

@@ -52,6 +52,15 @@ def replay(name: str, *args) -> str:
     return result.stdout
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_config_home(tmp_path_factory):
+    """Every voxkey a test starts reads the user's own file ($XDG_CONFIG_HOME/voxkey/
+    config.toml) from an empty folder, never from the real user's ~/.config."""
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config_home")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def x_display():
     """A real X server (Xvfb) for the typing tests (bench/sessions.py)."""

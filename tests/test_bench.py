@@ -181,15 +181,22 @@ def test_the_typing_bench_types_exactly_through_every_backend_and_writes_numbers
     assert result.returncode == 0, result.stderr[-2000:]
     [written] = list(tmp_path.glob("*-typing.json"))
     rows = json.loads(written.read_text())["rows"]
+    cold = "wayland, new keyboard each run (cold seat)"  # measured, not promised: see bench/typing_speed.py
     assert {row["backend"] for row in rows} == {
         "xdotool (X11, xterm)",
         "clipboard (X11, xterm)",
+        "wayland (held open, foot)",
+        "wayland, new keyboard each run",
+        cold,
         "wtype (Wayland, foot)",
         "clipboard (Wayland, foot)",
     }
-    assert all(row["errors"] == 0 for row in rows), [row for row in rows if row["errors"]]  # every text exact
+    promised = [row for row in rows if row["backend"] != cold]
+    assert all(row["errors"] == 0 for row in promised), [row for row in promised if row["errors"]]  # every text exact
+    assert all(row["first_key_lost"] <= row["errors"] for row in rows)
     assert all(row["chars_per_s"] > 0 and math.isfinite(row["chars_per_s"]) for row in rows)
     assert "| wtype (Wayland, foot) | unicode |" in result.stdout
+    assert "| wayland (held open, foot) | long answer |" in result.stdout
 
 
 def test_the_lifecycle_bench_reads_every_process_and_times_every_signal(tmp_path):

@@ -19,7 +19,7 @@ from harness import Harness
 
 from bus import config as configuration
 from bus import wiring
-from bus.control import ask
+from bus.asking import ask
 from bus.frames import SAMPLE_RATE, now_ns
 from bus.peer import Peer
 from bus.stage import StageError
@@ -178,7 +178,8 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
     typed = tmp_path / "typed.txt"
     at = ["--set", f"bus.run_dir={run_dir}"]
     up = subprocess.Popen(
-        [*VOXKEY, "up", *at, "--sink", f"file:{typed}", "--set", "cli.notify=false"],
+        # Not a terminal: what it typed is shown only with log.user_text (tests/test_log_privacy.py).
+        [*VOXKEY, "up", *at, "--sink", f"file:{typed}", "--set", "cli.notify=false", "--set", "log.user_text=true"],
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,

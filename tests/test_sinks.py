@@ -81,7 +81,7 @@ def test_open_sink_auto_keeps_its_reason_and_unknown_specs_list_the_valid_ones(t
     for spec in ("typewriter", "file:", "ydotool"):
         with pytest.raises(SinkUnavailable) as refused:
             open_sink(spec)
-        assert "use auto, stdout, file:PATH, xdotool, wtype, uinput, hid, hid:PATH or clipboard" in one_line(
+        assert "use auto, stdout, file:PATH, wayland, xdotool, wtype, uinput, hid, hid:PATH or clipboard" in one_line(
             refused.value
         )
 

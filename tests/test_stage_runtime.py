@@ -2,6 +2,7 @@
 
 import time
 
+import pytest
 from conftest import LoneStage, voxkey
 
 from bus import frames
@@ -78,7 +79,7 @@ def test_an_idle_stage_sleeps_until_woken_yet_answers_at_once_and_stops_on_sigte
     SIGTERM (the signal's wakeup pipe does)."""
     import structlog
 
-    from bus.control import ask
+    from bus.asking import ask
     from bus.peer import Peer
 
     router = LoneStage("router", ["asr", "keys"], "bus.heartbeat_s=600")
@@ -97,3 +98,18 @@ def test_an_idle_stage_sleeps_until_woken_yet_answers_at_once_and_stops_on_sigte
             late.close()
         stderr = router.close()  # SIGTERM; a stage still running after 15 s fails here
     assert '"stopping"' in stderr
+
+
+def test_the_commands_end_of_the_control_socket_speaks_the_stages_records():
+    """bus/asking.py writes and reads control.py's records as plain maps, without them."""
+    from bus import asking
+    from bus.control import ControlReply, ControlRequest
+    from bus.records import plain
+
+    assert asking.request("listen", {"how": "on"}) == plain(ControlRequest("listen", {"how": "on"}))
+    assert asking.reply_message("capture", plain(ControlReply(True, "listening"))) == "listening"
+    with pytest.raises(asking.ControlError, match="^capture: no such command$"):
+        asking.reply_message("capture", plain(ControlReply(False, "no such\ncommand")))
+    for wrong in ({"ok": "yes", "message": ""}, {"ok": True}, ["ok"]):
+        with pytest.raises(asking.ControlError, match="^capture: not a reply"):
+            asking.reply_message("capture", wrong)

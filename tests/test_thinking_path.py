@@ -146,7 +146,8 @@ LONG_ANSWER = {"when": [QUESTION], "pieces": tokens(f"<think>{MARKER}</think>"),
 def cancelled_after(tmp_path, script_turn: dict, started) -> tuple[list, list[dict]]:
     """Send a converse request, cancel it once `started(log event)`, and return what the
     stage sent and its log."""
-    stage = LoggedStage("thinking", ["router"], f"stages.thinking.model={write_script(tmp_path, script_turn)}")
+    script = f"stages.thinking.model={write_script(tmp_path, script_turn)}"
+    stage = LoggedStage("thinking", ["router"], script, "log.user_text=true")  # `started` may read a token's text
     try:
         stage.send("router", frames.Request(mode="converse", text=f"What is {QUESTION}?"), utt="cut", key="cut")
         stage.wait_for_log(started)

@@ -1,58 +1,48 @@
 """The `voxkey` command: the root parser and error reporting.
 
 Each subcommand is a module of this package with `add_cli(commands)`, its usage in its
-docstring: up (up.py), replay (replaying.py), swap, listen, status (show_status.py),
-held, mode, cancel, conversation, models, doctor, service and gadget. Other packages add theirs
-through the `voxkey.commands` entry point (`voxkey bench`). A failure the command
-expects (CliError, ControlError, ConfigError, ModelError) is one line on stderr,
-`voxkey: ...`, and exit status 1.
+docstring (SUBCOMMANDS names them). Other packages add theirs through the
+`voxkey.commands` entry point (`voxkey bench`). A failure the command
+expects (bus.errors.Explained: CliError, ControlError, ConfigError, ModelError...) is
+one line on stderr, `voxkey: ...`, and exit status 1.
 """
 
 import argparse
+import importlib
 import os
 import sys
 
-from bus.config import ConfigError
-from bus.control import ControlError
-from bus.models import ModelError
-from voxkey import (
-    cancel,
-    conversation,
-    doctor,
-    gadget,
-    held,
-    listen,
-    mode,
-    models,
-    replaying,
-    service,
-    show_status,
-    swap,
-    up,
-)
-from voxkey.running import CliError
+from bus.errors import Explained
 
-# In the order `voxkey --help` lists them.
-SUBCOMMANDS = (
-    up,
-    replaying,
-    swap,
-    listen,
-    show_status,
-    held,
-    mode,
-    cancel,
-    conversation,
-    models,
-    doctor,
-    service,
-    gadget,
-)
+# Subcommand -> its module, in the order `voxkey --help` lists them. A command line
+# imports only its own subcommand's module: a key binding's `voxkey listen hold` must
+# not wait for every other command's imports (`voxkey bench --commands` times it).
+SUBCOMMANDS = {
+    "up": "up",
+    "replay": "replaying",
+    "swap": "swap",
+    "listen": "listen",
+    "status": "show_status",
+    "tray": "tray",
+    "config": "show_config",
+    "held": "held",
+    "mode": "mode",
+    "cancel": "cancel",
+    "conversation": "conversation",
+    "models": "models",
+    "doctor": "doctor",
+    "service": "service",
+    "gadget": "gadget",
+}
 
 
 def options(sub: argparse.ArgumentParser) -> None:
     """--config and --set, alike for every subcommand that reads the configuration."""
-    sub.add_argument("--config", default=os.environ.get("VOXKEY_CONFIG"), help="a TOML file laid over the defaults")
+    sub.add_argument(
+        "--config",
+        default=os.environ.get("VOXKEY_CONFIG"),
+        help="a TOML file laid over the defaults and $XDG_CONFIG_HOME/voxkey/config.toml",
+    )
     sub.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
 
 
@@ -60,20 +50,20 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser for the command line `argv` (default: sys.argv[1:])."""
     root = argparse.ArgumentParser(prog="voxkey", description="A fully local, voice-first keyboard.")
     commands = root.add_subparsers(dest="command", required=True)
-    for subcommand in SUBCOMMANDS:
+    word = first_word(sys.argv[1:] if argv is None else argv)
+    for name in [word] if word in SUBCOMMANDS else SUBCOMMANDS:
         # A subcommand that reads the configuration as most do returns its parser for
         # options(); one that adds its own (swap, models, doctor, ...) returns None.
-        configured = subcommand.add_cli(commands)
+        configured = importlib.import_module(f"voxkey.{SUBCOMMANDS[name]}").add_cli(commands)
         if configured is not None:
             options(configured)
     # Commands other packages add (`voxkey bench`), found through their entry points,
-    # so the runtime does not depend on them. Loaded only for a command line that may
-    # need them (--help, or a subcommand that is not voxkey's own): importing one can
-    # take longer than a key binding's `voxkey listen hold` should wait.
-    if first_word(sys.argv[1:] if argv is None else argv) not in commands.choices:
-        import importlib.metadata  # itself a noticeable part of that wait
+    # so the runtime does not depend on them: only for a command line that may need
+    # them (--help, or a subcommand that is not voxkey's own).
+    if word not in SUBCOMMANDS:
+        from importlib import metadata  # itself a noticeable wait
 
-        for command in importlib.metadata.entry_points(group="voxkey.commands"):
+        for command in metadata.entry_points(group="voxkey.commands"):
             command.load()(commands)
     return root
 
@@ -87,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser(argv).parse_args(argv)
     try:
         sys.exit(args.run(args))
-    except (CliError, ControlError, ConfigError, ModelError) as error:
+    except Explained as error:
         print(f"voxkey: {error}", file=sys.stderr)
         sys.exit(1)
 

@@ -13,7 +13,7 @@ survives a restart of keys; a new `voxkey up` starts without it.
 
 import sys
 
-from bus import control, sockets
+from bus import asking, sockets
 from voxkey import settings
 from voxkey.running import running_dir
 
@@ -36,7 +36,7 @@ def run(args) -> int:
     config = settings.load(args.config, args.set)
     running_dir(sockets.run_dir(config))
     waits = {"timeout_s": TIMEOUT_S[args.action]} if args.action in TIMEOUT_S else {}
-    reply = control.ask(config, "keys", "held", {"how": args.action, "show": args.show}, **waits)
+    reply = asking.ask(config, "keys", "held", {"how": args.action, "show": args.show}, **waits)
     print(describe(args.action, reply["held"], reply["done"]), file=sys.stderr)
     return 0
 

@@ -7,7 +7,7 @@ command was given (`voxkey.INVOKED_NS`), not from when capture hears of it: the 
 word of a key binding's `voxkey listen hold` is kept. Prints capture's answer.
 """
 
-from stages.capture.listening import LISTEN_COMMANDS
+from stages.capture import LISTEN_COMMANDS
 from voxkey import INVOKED_NS
 from voxkey.running import tell
 

@@ -296,7 +296,7 @@ def _list_command(args: argparse.Namespace) -> int:
     each with the stages that use it in the configuration given (default: the defaults)."""
     from bus import config as configuration  # the settings say which model each stage runs
 
-    settings = configuration.load(args.config, args.set)["stages"]
+    settings = configuration.load(args.config, args.set, user=configuration.user_file())["stages"]
     chosen = {stage: str(settings[stage]["model"]) for stage in ("asr", "instruct", "thinking")}
     chosen["vad"] = "silero-vad-v6"
 

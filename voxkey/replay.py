@@ -13,7 +13,8 @@ from typing import TextIO
 from bus import config as configuration
 from bus import log as logging
 from bus import wiring
-from bus.control import StageStatus, ask
+from bus.asking import ask
+from bus.control import StageStatus
 from bus.frames import Frame, Generation, Heartbeat, Speech, Start, Typed
 from bus.peer import Peer
 from bus.progress import CaptureProgress, VadProgress, progress_of

@@ -5,11 +5,12 @@ one line (`voxkey: ...`, exit status 1)."""
 import sys
 from pathlib import Path
 
-from bus import control, sockets
-from voxkey import settings
+from bus import asking, sockets
+from bus import config as configuration
+from bus.errors import Explained
 
 
-class CliError(Exception):
+class CliError(Explained):
     pass
 
 
@@ -23,9 +24,11 @@ def running_dir(run_dir: Path) -> Path:
 
 def tell(args, stage: str, command: str, command_args: dict) -> int:
     """Send one control command to a stage of the voxkey that `args` (--config, --set)
-    configure, and print its answer; ControlError if it is not carried out."""
-    config = settings.load(args.config, args.set)
+    configure, and print its answer; ControlError if it is not carried out. Its
+    configuration is checked as every command's, but for what only a stage package can
+    check (voxkey/settings.py), which would cost a key binding's command its quick start."""
+    config = configuration.load(args.config, args.set, user=configuration.user_file())
     running_dir(sockets.run_dir(config))
-    reply = control.ask(config, stage, command, command_args)
+    reply = asking.ask(config, stage, command, command_args)
     print(f"voxkey: {reply}", file=sys.stderr)
     return 0

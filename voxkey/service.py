@@ -6,6 +6,10 @@ at most (a crash loop stops and says so in `systemctl --user status voxkey`). A 
 service does not inherit the desktop's environment: without WAYLAND_DISPLAY or
 DISPLAY, `auto` could type nowhere. `install` imports them from the shell it runs in,
 and prints the line that makes the compositor import them at every login.
+
+The settings are read at each start: the user's own file
+($XDG_CONFIG_HOME/voxkey/config.toml, when it exists), and over it the file given to
+`install --config`, if one was. `install` says which files those are.
 """
 
 import os
@@ -14,7 +18,10 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from bus import config as configuration
 
 UNIT = "voxkey.service"
 SESSION_VARIABLES = ("WAYLAND_DISPLAY", "DISPLAY", "XDG_SESSION_TYPE", "XDG_CURRENT_DESKTOP")
@@ -34,9 +41,13 @@ class ServiceError(Exception):
     pass
 
 
-def unit_text(voxkey: Path, config: Path | None) -> str:
-    """The systemd user unit that runs `voxkey up`. Pure."""
+def unit_text(voxkey: Path, config: Path | None, config_home: Path | None = None) -> str:
+    """The systemd user unit that runs `voxkey up` (over the settings in `config`, if
+    given). `config_home`: the XDG_CONFIG_HOME it runs with, where the user's own file
+    is; None leaves systemd's. Pure."""
     command = [str(voxkey), "up"] + (["--config", str(config)] if config else [])
+    # What install said the service reads, whatever the user manager's environment says.
+    environment = f"Environment={systemd_quoted(f'XDG_CONFIG_HOME={config_home}')}\n" if config_home else ""
     return f"""[Unit]
 Description=voxkey: a local voice keyboard
 Documentation=file://{Path(__file__).resolve().parent.parent / "README.md"}
@@ -50,7 +61,7 @@ StartLimitBurst=3
 Type=notify
 NotifyAccess=main
 TimeoutStartSec=300
-ExecStart={shlex.join(command)}
+{environment}ExecStart={shlex.join(command)}
 Restart=on-failure
 RestartSec=5
 # voxkey up stops its stages on SIGTERM; give the model stages time to finish a piece.
@@ -63,9 +74,27 @@ WantedBy=graphical-session.target
 """
 
 
+def systemd_quoted(text: str) -> str:
+    """One word of a unit file's setting, as systemd reads it back (% starts a specifier)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+
 def unit_dir(env=os.environ) -> Path:
-    config_home = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
-    return Path(config_home) / "systemd" / "user"
+    return configuration.config_home(env) / "systemd" / "user"
+
+
+def set_config_home(env=os.environ) -> Path | None:
+    """XDG_CONFIG_HOME as the shell has it, if it sets one systemd would honour."""
+    home = env.get("XDG_CONFIG_HOME", "")
+    return Path(home) if os.path.isabs(home) else None
+
+
+def settings_read(user: Path, config: Path | None) -> str:
+    """Which configuration files the service reads at each start, and whether the
+    user's own is there yet."""
+    mine = f"{user} ({'exists' if user.exists() else 'does not exist yet: create it to change settings'})"
+    over = f", then {config}" if config else ""
+    return f"at each start, the service reads its settings from {mine}{over}; voxkey config shows them"
 
 
 def voxkey_executable() -> Path:
@@ -80,13 +109,15 @@ def systemctl(*args: str) -> str:
     return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
 
 
-def install(config: str | None, start: bool, env=os.environ) -> list[str]:
-    """Writes and enables the unit; returns what to tell the user. Raises ServiceError
-    when the unit was written but systemd could not take it."""
+def install(config: str | None, start: bool, env=os.environ) -> Iterator[str]:
+    """Writes and enables the unit, saying line by line what it did and what is left to
+    do. ServiceError when the unit was written but systemd could not take it."""
     path = unit_dir(env) / UNIT
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(unit_text(voxkey_executable(), Path(config).resolve() if config else None))
-    told = [f"wrote {path}"]
+    given = Path(config).resolve() if config else None
+    path.write_text(unit_text(voxkey_executable(), given, set_config_home(env)))
+    yield f"wrote {path}"
+    yield settings_read(configuration.user_file(env), given)
     present = [name for name in SESSION_VARIABLES if env.get(name)]
     steps = [("daemon-reload",), ("import-environment", *present)] if present else [("daemon-reload",)]
     steps.append(("enable", "--now", UNIT) if start else ("enable", UNIT))
@@ -94,17 +125,14 @@ def install(config: str | None, start: bool, env=os.environ) -> list[str]:
         why = systemctl(*step)
         if why:
             raise ServiceError(
-                f"wrote {path}, but `systemctl --user {' '.join(step)}` failed ({why}); "
+                f"`systemctl --user {' '.join(step)}` failed ({why}), so {UNIT} is written but not enabled; "
                 f"in your desktop session run: systemctl --user daemon-reload && systemctl --user enable --now {UNIT}"
             )
-    told.append(f"enabled {UNIT}" + (" and started it" if start else "; it starts at the next login"))
+    yield f"enabled {UNIT}" + (" and started it" if start else "; it starts at the next login")
     if not present:
-        told.append(
-            "no WAYLAND_DISPLAY or DISPLAY here: voxkey will type only once the session's environment is imported"
-        )
+        yield "no WAYLAND_DISPLAY or DISPLAY here: voxkey will type only once the session's environment is imported"
     for desktop, (file, line) in AUTOSTART.items():
-        told.append(f"at every login, {desktop} must import the session's environment: add to {file}: {line}")
-    return told
+        yield f"at every login, {desktop} must import the session's environment: add to {file}: {line}"
 
 
 def uninstall(env=os.environ) -> list[str]:
@@ -121,20 +149,20 @@ def uninstall(env=os.environ) -> list[str]:
 
 
 def run(args) -> int:
+    told = install(args.config, start=not args.no_start) if args.action == "install" else uninstall()
     try:
-        told = install(args.config, start=not args.no_start) if args.action == "install" else uninstall()
+        for line in told:  # as it goes: what was done before a failure is said too
+            print(f"voxkey: {line}", file=sys.stderr)
     except ServiceError as error:
         print(f"voxkey: {error}", file=sys.stderr)
         return 1
-    for line in told:
-        print(f"voxkey: {line}", file=sys.stderr)
     return 0
 
 
 def add_cli(commands) -> None:
     service = commands.add_parser("service", help="start voxkey at login (a systemd user service)")
     service.add_argument("action", choices=["install", "uninstall"])
-    service.add_argument("--config", help="the TOML file the service runs voxkey up with")
+    service.add_argument("--config", help="a TOML file the service lays over $XDG_CONFIG_HOME/voxkey/config.toml")
     service.add_argument("--no-start", action="store_true", help="install: enable for the next login only")
     service.set_defaults(run=run)
 

@@ -50,8 +50,9 @@ def next_mode_line(router: RouterProgress, now_ns: int) -> str:
 
 def render(stages: dict[str, StageStatus | str], processes: dict[str, dict], now_ns: int | None = None) -> str:
     """`voxkey status` from each stage's answer (or why it gave none) and supervisord's
-    view of its process, at monotonic time `now_ns` (default: now; the stages' times are
-    on the same clock). Pure given `now_ns`."""
+    view of its process (a stage that answered runs, whatever `processes` lacks), at
+    monotonic time `now_ns` (default: now; the stages' times are on the same clock).
+    Pure given `now_ns`."""
     now_ns = time.monotonic_ns() if now_ns is None else now_ns
 
     def said(name: str):
@@ -82,7 +83,7 @@ def render(stages: dict[str, StageStatus | str], processes: dict[str, dict], now
     lines.append("stages:")
     for name in wiring.STAGES:
         answer, process = stages.get(name), processes.get(name, {})
-        running = process.get("statename", "not running")
+        running = process.get("statename") or ("RUNNING" if isinstance(answer, StageStatus) else "not running")
         if isinstance(answer, StageStatus):
             detail, pid = f"{'ready' if answer.ready else 'not ready'}, {answer.state}", answer.pid
         else:
@@ -153,8 +154,10 @@ class Loading:
 
 @dataclass
 class Live:
-    """What `voxkey up` has seen on the bus, folded from frames as they come."""
+    """What `voxkey up` has seen on the bus, folded from frames as they come. `quote`:
+    its events may show what was typed; otherwise they say how much."""
 
+    quote: bool = True
     listening: bool | None = None
     mode: str = ""
     sink: str = ""
@@ -249,7 +252,8 @@ class Live:
             return []
         latency = f" {self.latency_ms} ms after speech ended" if self.latency_ms is not None else ""
         erased = f"{typed.backspaces} erased, " if typed.backspaces else ""
-        shown = Event(f'typed by {typed.by or frame.src}{latency}: {erased}"{clip(text)}"')
+        what = f'"{clip(text)}"' if self.quote else f"{len(text)} characters"
+        shown = Event(f"typed by {typed.by or frame.src}{latency}: {erased}{what}")
         if typed.in_doubt:  # keys was killed while typing part of it: worth a look
             shown = Event(
                 f"{shown.message}; {typed.in_doubt} characters of it may be missing "

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from bus import config as configuration
 from bus import sockets
-from bus.control import ControlError, StageStatus, ask
+from bus.asking import ControlError, ask
+from bus.control import StageStatus
 from bus.records import typed
 from bus.wiring import STAGES
 from voxkey import settings
@@ -53,7 +54,9 @@ def swap_stage(run_dir: Path, stage: str, changes: list[str]) -> int:
         raise CliError(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}")
     run_config = running_dir(run_dir) / "run.toml"
     previous = run_config.read_text()
-    config = settings.load(run_config, [f"stages.{stage}.{item}" for item in changes])
+    # run.toml is the whole configuration the run started with: the user's own file,
+    # perhaps edited since, is not laid under it again.
+    config = settings.settle(configuration.layers(run_config, [f"stages.{stage}.{item}" for item in changes]))
     supervisor = Supervisor(run_dir, run_config)
     write_atomically(run_config, configuration.dumps(config))  # supervisord starts the stage with this file
     try:

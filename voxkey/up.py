@@ -1,6 +1,6 @@
 """voxkey up: listen to the microphone and type, until stopped.
 
-    voxkey up [--sink auto|wtype|xdotool|clipboard|uinput|hid|hid:PATH|stdout|file:PATH]
+    voxkey up [--sink auto|wayland|wtype|xdotool|clipboard|uinput|hid|hid:PATH|stdout|file:PATH]
               [--config FILE] [--set section.key=value ...]
 
 Every stage runs as its own process under supervisord (supervisord.conf); logs stay in
@@ -30,7 +30,7 @@ def add_cli(commands):
         "--sink",
         default="auto",
         help=(
-            "auto (default: from the session), wtype, xdotool, clipboard, uinput, hid (a USB keyboard), "
+            "auto (default: from the session), wayland, wtype, xdotool, clipboard, uinput, hid (a USB keyboard), "
             "stdout or file:PATH"
         ),
     )
@@ -65,8 +65,9 @@ def run(args) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     supervisor.start()
     print(f"voxkey: starting; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
-    watch = Peer(CLI, config, list(STAGES), [Transcript.TOPIC, Typed.TOPIC], logging.setup(CLI))
-    view = LiveView(sys.stderr, desktop=bool(config["cli"]["notify"]))
+    user_text = bool(config["log"]["user_text"])
+    watch = Peer(CLI, config, list(STAGES), [Transcript.TOPIC, Typed.TOPIC], logging.setup(CLI, user_text))
+    view = LiveView(sys.stderr, desktop=bool(config["cli"]["notify"]), user_text=user_text)
     ever_ready = False
     try:
         next_check = 0.0
@@ -105,13 +106,15 @@ def run(args) -> int:
 
 class LiveView:
     """`voxkey up`'s output: each event on its own line (what was heard and typed, mode
-    and listening changes, errors), and in a terminal a status line kept under them."""
+    and listening changes, errors), and in a terminal a status line kept under them.
+    Written elsewhere (the journal, under the service), it is written down: what the
+    user said is then told by its length only, unless `user_text` (log.user_text)."""
 
-    def __init__(self, stream, desktop: bool):
+    def __init__(self, stream, desktop: bool, user_text: bool = False):
         self.stream = stream
         self.desktop = desktop
-        self.live = status.Live()
         self.tty = stream.isatty()
+        self.live = status.Live(quote=self.tty or user_text)
 
     def show(self, events: list) -> None:
         for event in events:

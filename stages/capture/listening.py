@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-LISTEN_COMMANDS = ("on", "off", "toggle", "hold", "release")
+from stages.capture import LISTEN_COMMANDS
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ the sink). The interface every sink keeps, and its errors, are in stages/keys/si
 The sinks, each with its needs in its module's docstring:
 - `stdout`, `file:PATH` (sinks.py): standard output, or a file kept as typed.
 - `xdotool` (xdotool.py): X11 windows, XWayland ones under a Wayland compositor.
-- `wtype` (wtype.py): Wayland windows, on compositors with the virtual-keyboard protocol.
+- `wayland` (wayland.py): Wayland windows, through one virtual keyboard keys holds open
+  (compositors with the virtual-keyboard protocol: labwc, sway...). `auto` prefers it.
+- `wtype` (wtype.py): the same protocol through the wtype tool, a new keyboard per call;
+  `auto` falls back to it when the compositor cannot be asked.
 - `clipboard` (clipboard.py): pastes through the clipboard, then puts it back.
 - `uinput` (uinput.py): a kernel virtual keyboard, pressing what the user's layout needs.
 - `hid`, `hid:PATH` (hid.py): the Pi as another computer's USB keyboard. Never chosen
@@ -20,16 +23,18 @@ from stages.keys.clipboard import ClipboardSink
 from stages.keys.hid import DEVICE, HidSink
 from stages.keys.sinks import FileSink, SinkUnavailable, StdoutSink
 from stages.keys.uinput import UinputSink, uinput_writable
+from stages.keys.wayland import WaylandSink, offers_virtual_keyboard
 from stages.keys.wtype import WtypeSink
 from stages.keys.xdotool import XdotoolSink
 
-SPECS = "auto, stdout, file:PATH, xdotool, wtype, uinput, hid, hid:PATH or clipboard"
+SPECS = "auto, stdout, file:PATH, wayland, xdotool, wtype, uinput, hid, hid:PATH or clipboard"
 
 
 def choose_sink(
     env: Mapping[str, str],
     which: Callable[[str], str | None] = shutil.which,
     uinput: Callable[[], bool] = uinput_writable,
+    virtual_keyboard: Callable[[Mapping[str, str]], bool] = offers_virtual_keyboard,
 ) -> tuple[str, str]:
     """The sink spec that suits the session described by `env`, and why, in words.
 
@@ -41,6 +46,12 @@ def choose_sink(
     display = env.get("DISPLAY", "")
     xdotool_reaches = f"xdotool (DISPLAY={display})" if display and which("xdotool") else ""
     if wayland:
+        if virtual_keyboard(env):
+            return (
+                "wayland",
+                f"Wayland session (WAYLAND_DISPLAY={wayland}) with the virtual-keyboard protocol: "
+                "one keyboard held open types into every window",
+            )
         if which("wtype"):
             return "wtype", f"Wayland session (WAYLAND_DISPLAY={wayland}): wtype types into every window"
         if xdotool_reaches:
@@ -95,6 +106,8 @@ def open_sink(
         sink = FileSink(argument)
     elif kind == "xdotool":
         sink = XdotoolSink(delay_ms, env=env)
+    elif kind == "wayland":
+        sink = WaylandSink(env=env)
     elif kind == "wtype":
         sink = WtypeSink(delay_ms, env=env)
     elif kind == "clipboard":

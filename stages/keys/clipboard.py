@@ -1,6 +1,6 @@
 """The `clipboard` sink: pastes the text, then puts back what the clipboard held.
 
-Uses wl-copy and wtype on Wayland, xclip and xdotool on X11. Puts the text on the
+Uses wl-copy and the wayland sink's keyboard (or wtype) on Wayland, xclip and xdotool on X11. Puts the text on the
 clipboard, presses the paste chord, waits until the app has taken the text, then puts
 back what the clipboard held before (in its preferred type only). Immune to keyboard
 layouts, but the chord must be the app's paste key (terminals use ctrl+shift+v), and a
@@ -29,6 +29,7 @@ from stages.keys.sinks import (
     stuck,
     tool_env,
 )
+from stages.keys.wayland import WaylandSink, offers_virtual_keyboard
 from stages.keys.wtype import WtypeSink
 from stages.keys.xdotool import XdotoolSink
 
@@ -111,8 +112,14 @@ class Offer:
         self.server.stderr.close()
 
 
+def wayland_keys(delay_ms: int, env: Mapping[str, str]):
+    """What presses the paste chord on Wayland: the held-open keyboard where the
+    compositor offers one, else wtype."""
+    return WaylandSink(env=env) if offers_virtual_keyboard(env) else WtypeSink(delay_ms, env=env)
+
+
 class WaylandClipboard:
-    keys = WtypeSink
+    keys = staticmethod(wayland_keys)
     tools = ("wl-copy", "wl-paste")
     session = "WAYLAND_DISPLAY"
 

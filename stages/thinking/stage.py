@@ -104,7 +104,7 @@ class Thinking(LlmStage):
                 result = run_tool(event.name, event.arguments)
                 # Its arguments and result are the question's matter: their sizes at info only.
                 self.log.info("tool", utt=frame.utt, name=event.name, ok=result.ok, chars=len(result.text))
-                self.log.debug("tool", utt=frame.utt, call=event.raw, result=result.text)
+                self.log.debug("tool", utt=frame.utt, raw=event.raw, text=result.text)  # the call, its result
                 return "tool", result.text if result.ok else f"error: {result.text}"
             elif isinstance(event, BadToolCall):
                 return "tool", f"error: the tool call {event.raw!r} is malformed ({event.error})"

@@ -196,6 +196,8 @@ class Vad(Stage):
                     Voice(stream=self.stream, offset=self.segmenter.start_sample, live=self.live),
                     marks={"capture": captured_ns},
                 )
+            if self.segmenter.in_speech != was_speaking:
+                self._publish_progress()  # two beats an utterance: an indicator shows "hearing"
             self.next_offset += WINDOW
         self.pending = self.pending[judged:]
         if self.segmenter.refused_windows > refused:
@@ -348,4 +350,5 @@ class Vad(Stage):
             if self.segmenter.refusing
             else "",
             refused_ms=self.refused_ms,
+            speaking=self.segmenter.in_speech,
         )
