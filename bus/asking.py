@@ -8,6 +8,7 @@ msgpack, and no more (`voxkey bench --commands`). tests/test_stage_runtime.py ho
 to the records.
 """
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,44 @@ def ask(config: dict, stage: str, command: str, args: dict[str, Any], timeout_s:
     if not Path(endpoint.removeprefix("ipc://")).exists():  # say so now rather than after the timeout
         raise ControlError(f"stage {stage} is not running (no {endpoint}): start voxkey with voxkey up")
     return ask_at(endpoint, stage, command, args, timeout_s)
+
+
+def ask_each(
+    config: dict, stages: list[str], command: str, args: dict[str, Any], timeout_s: float = 3.0
+) -> dict[str, Any]:
+    """`command` to every one of `stages` at once: stage -> the message of its reply, or
+    the ControlError saying why it gave none. Waits `timeout_s` at most in all."""
+    answers: dict[str, Any] = {}
+    waiting: dict[zmq.Socket, str] = {}
+    poller = zmq.Poller()
+    try:
+        for stage in stages:
+            endpoint = sockets.control_endpoint(config, stage)
+            if not Path(endpoint.removeprefix("ipc://")).exists():
+                answers[stage] = ControlError(f"stage {stage} is not running (no {endpoint})")
+                continue
+            socket = zmq.Context.instance().socket(zmq.REQ)
+            socket.setsockopt(zmq.LINGER, 0)
+            socket.connect(endpoint)
+            socket.send(msgpack.packb(request(command, args)))
+            waiting[socket] = stage
+            poller.register(socket, zmq.POLLIN)
+        deadline = time.monotonic() + timeout_s
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for socket, _ in poller.poll(left * 1000):
+                stage = waiting.pop(socket)
+                poller.unregister(socket)
+                try:
+                    answers[stage] = reply_message(stage, msgpack.unpackb(socket.recv(), raw=False))
+                except ControlError as refused:
+                    answers[stage] = refused
+                socket.close()
+        for stage in waiting.values():
+            answers[stage] = ControlError(f"stage {stage} did not answer in {timeout_s:g} s")
+    finally:
+        for socket in waiting:
+            socket.close()
+    return {stage: answers[stage] for stage in stages}
 
 
 def ask_at(endpoint: str, stage: str, command: str, args: dict[str, Any], timeout_s: float = 3.0) -> Any:

@@ -78,8 +78,10 @@ def test_an_idle_stage_sleeps_until_woken_yet_answers_at_once_and_stops_on_sigte
     here), answers a control request (the control socket wakes its wait) and stops on
     SIGTERM (the signal's wakeup pipe does)."""
     import structlog
+    import zmq
 
-    from bus.asking import ask
+    from bus import sockets
+    from bus.asking import ControlError, ask, ask_each
     from bus.peer import Peer
 
     router = LoneStage("router", ["asr", "keys"], "bus.heartbeat_s=600")
@@ -88,6 +90,16 @@ def test_an_idle_stage_sleeps_until_woken_yet_answers_at_once_and_stops_on_sigte
         status = ask(router.config, "router", "status", {}, timeout_s=10)
         assert status["pid"] == router.process.pid and status["ready"] is True
         assert status["counters"]["sent.heartbeat"] >= 2, "counters as they are now"
+        # All asked at once: one answers, one is not running, one never answers.
+        mute = zmq.Context.instance().socket(zmq.REP)
+        mute.bind(sockets.control_endpoint(router.config, "vad"))
+        try:
+            each = ask_each(router.config, ["router", "asr", "vad"], "status", {}, timeout_s=0.5)
+        finally:
+            mute.close(linger=0)
+        assert each["router"]["pid"] == router.process.pid
+        assert isinstance(each["asr"], ControlError) and "stage asr is not running" in str(each["asr"])
+        assert isinstance(each["vad"], ControlError) and "stage vad did not answer in 0.5 s" in str(each["vad"])
         late = Peer("late", router.config, ["router"], [], structlog.get_logger())
         deadline = time.monotonic() + 30
         while (late.heard["router"] or frames.Heartbeat(False, 0)).pid != router.process.pid:

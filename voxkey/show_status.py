@@ -3,9 +3,10 @@
     voxkey status [--config FILE] [--set section.key=value ...]
     voxkey status --follow [--json] [--config FILE] [--set section.key=value ...]
 
-Asks every stage `status` on its control socket and supervisord for its process, and
-prints listening, mode, typing backend, the last utterance heard and typed, and a line
-per stage. A stage that does not answer is shown with why; then the exit status is 1.
+Asks every stage `status` on its control socket, all at once, and prints listening,
+mode, typing backend, the last utterance heard and typed, and a line per stage. A stage
+that does not answer is shown with why, and supervisord's view of its process; then
+the exit status is 1.
 
 `--follow` follows the bus instead and prints a line each time the indicator changes
 (voxkey/indicator.py: stopped, loading, listening, hearing, thinking, typing, paused,
@@ -26,12 +27,13 @@ With `--json` each line is one JSON object, for a bar (a Waybar `custom` module 
     alt        for Waybar's `format-icons`: the state
 """
 
+from bus import config as configuration
 from bus import sockets
-from bus.asking import ControlError, ask
+from bus.asking import ControlError, ask_each
 from bus.control import StageStatus
 from bus.records import RecordError, typed
 from bus.wiring import STAGES
-from voxkey import settings, status
+from voxkey import status
 from voxkey.running import running_dir
 
 
@@ -46,16 +48,12 @@ def add_cli(commands):
 
 
 def run(args) -> int:
-    config = settings.load(args.config, args.set)
+    config = configuration.load(args.config, args.set, user=configuration.user_file())  # as voxkey/running.py
     if args.follow:
         return follow(config, as_json=args.json)
     run_dir = running_dir(sockets.run_dir(config))
-    answers: dict[str, StageStatus | str] = {}
-    for stage in STAGES:
-        try:
-            answers[stage] = typed(StageStatus, ask(config, stage, "status", {}, timeout_s=1.0))
-        except (ControlError, RecordError) as error:
-            answers[stage] = str(error).removeprefix(f"{stage}: ")  # why it gave no status
+    asked = ask_each(config, list(STAGES), "status", {}, timeout_s=1.0)
+    answers = {stage: status_of(stage, said) for stage, said in asked.items()}
     # A stage that answered runs; supervisord is asked only why one did not (its
     # XML-RPC client is most of what this command would otherwise cost).
     silent = any(not isinstance(answer, StageStatus) for answer in answers.values())
@@ -66,6 +64,16 @@ def run(args) -> int:
         processes = Supervisor(run_dir, run_dir / "run.toml").states()
     print(status.render(answers, processes))
     return 0 if all(isinstance(answer, StageStatus) for answer in answers.values()) else 1
+
+
+def status_of(stage: str, said) -> StageStatus | str:
+    """A stage's StageStatus, or why it gave none."""
+    if isinstance(said, ControlError):
+        return str(said).removeprefix(f"{stage}: ")
+    try:
+        return typed(StageStatus, said)
+    except RecordError as error:
+        return f"not a status: {error}"
 
 
 def follow(config: dict, as_json: bool) -> int:

@@ -8,8 +8,6 @@ typed last. `voxkey status` asks each; `voxkey up` follows the same facts on the
 as they happen (heartbeats, `transcript`, `typed`), and both render them here.
 """
 
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -287,6 +285,9 @@ class Live:
 def notify(message: str, urgent: bool = False) -> bool:
     """A desktop notification through notify-send, if the session has it. Never waits:
     a notification daemon that hangs must not hold up typing."""
+    import shutil  # here: `voxkey status` never notifies, and starts sooner without them
+    import subprocess
+
     tool = shutil.which("notify-send")
     if tool is None:
         return False
