@@ -19,8 +19,9 @@ import pytest
 from conftest import AUDIO, REPO, VOXKEY, voxkey
 
 from bench import sessions
+from voxkey import cues as sound
 from voxkey.indicator import Indicator
-from voxkey.tray import icons, menu, sound
+from voxkey.tray import icons, menu
 
 ARTIFACTS = Path(os.environ.get("VOXKEY_TEST_ARTIFACTS") or REPO / "tests" / "artifacts")
 READY_S = 120  # every stage of voxkey up loaded, on a slow machine

@@ -82,7 +82,7 @@ def follow(config: dict, as_json: bool) -> int:
     import sys
 
     from voxkey import indicator
-    from voxkey.tray.sound import Cues, cue_of
+    from voxkey.cues import Cues, cue_of
 
     cues = Cues() if config["cli"]["sound_cues"] else None
     was_running = False

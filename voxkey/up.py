@@ -41,6 +41,7 @@ def add_cli(commands):
 def run(args) -> int:
     # Imported here, not above: `voxkey --help` and `voxkey listen` do without them.
     from bus import log as logging
+    from voxkey.cues import Cues, cue_of
     from voxkey.replay import prepare_run
     from voxkey.supervise import Health, Supervisor
 
@@ -67,6 +68,7 @@ def run(args) -> int:
     print(f"voxkey: starting; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
     user_text = bool(config["log"]["user_text"])
     watch = Peer(CLI, config, list(STAGES), [Transcript.TOPIC, Typed.TOPIC], logging.setup(CLI, user_text))
+    cues = Cues() if config["cli"]["sound_cues"] else None
     view = LiveView(sys.stderr, desktop=bool(config["cli"]["notify"]), user_text=user_text)
     ever_ready = False
     try:
@@ -75,7 +77,10 @@ def run(args) -> int:
             # Asleep until a stage says something or the next look at supervisord.
             frame = watch.receive(max(0, math.ceil((next_check - time.monotonic()) * 1000)))
             if frame is not None:
+                was_listening = view.live.listening
                 events = view.live.on_frame(frame)
+                if cues is not None:
+                    cues.play(cue_of(was_listening, view.live.listening))
                 view.show(events)
                 if events:
                     service.tell_service_manager(f"STATUS={events[-1].message}")

@@ -15,10 +15,10 @@ from bus.asking import ControlError, ask
 from bus.config import ConfigError
 from bus.frames import now_ns
 from voxkey import indicator
+from voxkey.cues import Cues, cue_of
 from voxkey.indicator import Indicator
 from voxkey.running import CliError
 from voxkey.tray import menu, sni
-from voxkey.tray.sound import Cues, cue_of
 
 RETRY_S = 5.0  # a run directory refused (not private): looked at again this often
 

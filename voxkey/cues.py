@@ -3,7 +3,7 @@ one when it stops, played through `paplay` or `pw-play` if the session has one.
 
 The tones are made here (`tone`, pure: a 16-bit mono WAV) and written once into a
 private directory; playing never waits, so a sound server that hangs cannot hold up
-the indicator.
+`voxkey up`, the tray or `status --follow`, which play them.
 """
 
 import io
