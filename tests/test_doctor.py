@@ -109,5 +109,5 @@ def test_doctor_presses_a_harmless_key_with_the_backend_auto_picks(foot):
         [*VOXKEY, "doctor", "--no-mic"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
     )
     line = next(line for line in result.stdout.splitlines() if "typing:" in line)
-    assert line.startswith("ok") and "auto would use wtype" in line and "a test key (Shift) was pressed" in line
+    assert line.startswith("ok") and "auto would use wayland" in line and "a test key (Shift) was pressed" in line
     assert checks_of(result.stdout)["session"] == "ok"

@@ -133,15 +133,22 @@ def check_typing(env) -> Check:
             f"auto would type to standard output: {reason}",
             "run voxkey inside the desktop session (or import its environment: see voxkey service)",
         )
-    argv = harmless_key(kind)
-    if argv is None:
-        return Check("typing", "ok", f"auto would use {kind}: {reason}")
-    try:
-        pressed = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return Check("typing", "FAIL", f"{kind} could not press a key: {error}", f"reinstall {kind} (./install)")
-    if pressed.returncode != 0:
-        why = (pressed.stderr.strip().splitlines() or [f"exit {pressed.returncode}"])[-1]
+    if kind == "wayland":
+        why = press_shift_on_wayland(env)
+    else:
+        argv = harmless_key(kind)
+        if argv is None:
+            return Check("typing", "ok", f"auto would use {kind}: {reason}")
+        try:
+            pressed = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return Check("typing", "FAIL", f"{kind} could not press a key: {error}", f"reinstall {kind} (./install)")
+        why = (
+            ""
+            if pressed.returncode == 0
+            else (pressed.stderr.strip().splitlines() or [f"exit {pressed.returncode}"])[-1]
+        )
+    if why:
         return Check(
             "typing",
             "FAIL",
@@ -150,6 +157,24 @@ def check_typing(env) -> Check:
             "try --sink clipboard",
         )
     return Check("typing", "ok", f"auto would use {kind} ({reason}); a test key (Shift) was pressed")
+
+
+def press_shift_on_wayland(env) -> str:
+    """Presses Shift through the wayland sink's own keyboard: why it could not, or ""."""
+    from stages.keys.sinks import SinkError
+    from stages.keys.wayland import WaylandSink
+
+    try:
+        sink = WaylandSink(env=env)
+    except SinkError as error:
+        return str(error)
+    try:
+        sink.press("Shift_L")
+    except SinkError as error:
+        return str(error)
+    finally:
+        sink.close()
+    return ""
 
 
 def check_uinput() -> Check:
