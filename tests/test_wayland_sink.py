@@ -32,11 +32,15 @@ def test_each_character_is_one_key_of_its_own_keysym_whatever_the_layout():
     assert "maximum = 9;" in keymap_text(())  # an empty keymap is still a valid one
 
 
-def test_a_keymap_is_uploaded_only_when_a_key_needs_a_symbol_it_lacks():
-    assert keymap_runs(list("abab"), ("a", "b")) == [(None, list("abab"))]
-    # New symbols are added to the old ones, all that the rest of the text needs at once.
-    assert keymap_runs(list("abcad"), ("a", "b")) == [(None, ["a", "b"]), (("a", "b", "c", "d"), ["c", "a", "d"])]
-    assert keymap_runs([], ("a",)) == []
+def test_a_text_is_one_keymap_of_its_distinct_characters_while_they_fit():
+    assert keymap_runs(list("abcab")) == [(("a", "b", "c"), list("abcab"))]
+    assert keymap_runs([]) == []
+    # Two keys a keymap: a new one where the next key is not in it.
+    assert keymap_runs(list("abcab"), capacity=2) == [
+        (("a", "b"), ["a", "b"]),
+        (("c", "a"), ["c", "a"]),
+        (("b",), ["b"]),
+    ]
 
 
 def test_a_text_with_more_distinct_characters_than_keys_changes_keymap_as_it_goes():
@@ -44,12 +48,10 @@ def test_a_text_with_more_distinct_characters_than_keys_changes_keymap_as_it_goe
     print(f"seed {seed}")
     rng = random.Random(seed)
     keys = [f"U{0x4E00 + rng.randrange(600):04X}" for _ in range(2000)]
-    runs = keymap_runs(keys, ("Return", "BackSpace"))
+    runs = keymap_runs(keys)
     assert [key for _, run in runs for key in run] == keys  # every key, once, in order
-    active = ("Return", "BackSpace")
-    for upload, run in runs:
-        active = upload if upload is not None else active
-        assert len(active) <= CAPACITY and set(run) <= set(active)
+    for symbols, run in runs:
+        assert len(symbols) <= CAPACITY and set(run) <= set(symbols)
     assert len(runs) < len(keys) / 50  # keymaps change per run of keys, not per key
 
 

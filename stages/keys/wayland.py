@@ -4,8 +4,8 @@ keyboard that keys holds open (stages/keys/virtual_keyboard.py).
 Needs a Wayland session (WAYLAND_DISPLAY) whose compositor offers the virtual-keyboard
 protocol: the wlroots ones (labwc, sway, Hyprland, river), not GNOME or KDE. Types any
 Unicode character, whatever the user's keyboard layout: the keyboard's keymap holds
-exactly the characters being typed, one key each, and is uploaded again only when a
-text needs a character it lacks. The keys of a text go out as press/release pairs
+exactly the characters being typed, one key each, uploaded with each text (see
+`_send`: a compositor may replace it). The keys of a text go out as press/release pairs
 without waiting on the compositor between them (wtype waits two round trips per key
 and pays a new keyboard, a new keymap and a pause per call); one round trip at the end
 says they were all handed over, and one every SYNC_EVERY keys keeps the socket from
@@ -66,28 +66,18 @@ def keymap_text(symbols: tuple[str, ...]) -> str:
     )
 
 
-def keymap_runs(
-    keys: list[str], active: tuple[str, ...], capacity: int = CAPACITY
-) -> list[tuple[tuple[str, ...] | None, list[str]]]:
-    """`keys` (symbols) as runs, each typed under one keymap: (the keymap to upload
-    first, or None to keep the one before; its keys). A keymap is replaced only when a
-    key needs a symbol it lacks: by the old one with every new symbol of the keys left
-    added, when that fits, else by the symbols of the keys left, as many as fit. Pure."""
-    runs: list[tuple[tuple[str, ...] | None, list[str]]] = []
-    upload: tuple[str, ...] | None = None
+def keymap_runs(keys: list[str], capacity: int = CAPACITY) -> list[tuple[tuple[str, ...], list[str]]]:
+    """`keys` (symbols) as runs, each typed under a keymap of its own: (the keymap's
+    symbols, the run's keys). A keymap holds the distinct symbols of the keys from its
+    run on, as many as fit; most texts are one run. Pure."""
+    runs = []
     start = 0
-    for at, symbol in enumerate(keys):
-        if symbol in active:
-            continue
-        if at > start:
-            runs.append((upload, keys[start:at]))
-        start = at
-        upcoming = tuple(dict.fromkeys(key for key in keys[at:] if key not in active))
-        fits = len(active) + len(upcoming) <= capacity
-        active = active + upcoming if fits else tuple(dict.fromkeys(keys[at:]))[:capacity]
-        upload = active
-    if start < len(keys):
-        runs.append((upload, keys[start:]))
+    while start < len(keys):
+        symbols = tuple(dict.fromkeys(keys[start:]))[:capacity]
+        held = set(symbols)
+        end = next((at for at in range(start, len(keys)) if keys[at] not in held), len(keys))
+        runs.append((symbols, keys[start:end]))
+        start = end
     return runs
 
 
@@ -110,7 +100,6 @@ class WaylandSink:
         require_session(env, "WAYLAND_DISPLAY", "wayland")
         self.path = display_path(env)
         self.timeout_s = timeout_s
-        self.symbols: tuple[str, ...] = ()  # the keymap the keyboard has
         self.keyboard: VirtualKeyboard | None = self._connect(SinkUnavailable)
 
     def _connect(self, error: type[SinkError]) -> VirtualKeyboard:
@@ -134,16 +123,14 @@ class WaylandSink:
 
     def _send(self, keys: list[str], modifiers: int = 0) -> None:
         if self.keyboard is None:  # the connection broke last time: a compositor restarted
-            self.keyboard, self.symbols = self._connect(SinkError), ()
+            self.keyboard = self._connect(SinkError)
         try:
             # Each call uploads its keymap, even one the keyboard had: a compositor may
             # put its own keymap on every keyboard when its configuration is reloaded
             # (sway does), and a key typed with that one is the wrong character.
-            for upload, run in keymap_runs(keys, ()):
-                if upload is not None:
-                    self.keyboard.upload_keymap(compiled(upload))
-                    self.symbols = upload
-                code = {symbol: index for index, symbol in enumerate(self.symbols, 1)}
+            for symbols, run in keymap_runs(keys):
+                self.keyboard.upload_keymap(compiled(symbols))
+                code = {symbol: index for index, symbol in enumerate(symbols, 1)}
                 if modifiers:
                     self.keyboard.hold_modifiers(modifiers)
                 for count, symbol in enumerate(run, 1):
