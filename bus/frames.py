@@ -149,6 +149,9 @@ class Transcript:
     # The silence after each of the first words, in ms, from Whisper's word timings
     # (at most three): a mode's name counts as a prefix only when it stands apart.
     pauses_ms: list = field(default_factory=list)  # of int
+    # The language the words are in (ISO 639-1: "en", "de"...), as asr recognised it;
+    # the router reads commands and mode words in it (stages/router/languages/).
+    language: str = ""
 
 
 @dataclass
@@ -162,6 +165,9 @@ class Request:
     # chat and converse: which conversation the utterance continues (the router counts
     # them up on "new conversation"; each mode keeps its own)
     conversation: int = 0
+    # The utterance's language (ISO 639-1): a rewrite keeps it, an answer is given in it.
+    # Empty: unknown (the model answers in the language it is spoken to).
+    language: str = ""
 
 
 @dataclass

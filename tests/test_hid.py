@@ -17,6 +17,7 @@ import tty
 
 import pytest
 from conftest import LoneStage, replay
+from test_typing_languages import SENTENCES
 from usb_host import split, typed
 
 from bus.frames import Keystrokes
@@ -26,10 +27,27 @@ from stages.keys.sinks import SinkError, SinkUnavailable
 
 PRINTABLE_ASCII = string.printable[:-5] + "\n"  # without \t\r\x0b\x0c, with Return
 # Characters each layout's own language writes, beyond ASCII.
-OWN = {"us": "", "gb": "£€¬¦", "de": "äöüÄÖÜß§°²³€µ", "fr": "éèçàùÉÈÇÀÙâêîôûëïüÿœæ²°£¤µ§€"}
-# What each layout has no key for, of the above: dead keys (de ^ `, fr ^ ` ~), and
-# French capitals and accents that need a dead key or are not on the keyboard.
-CANNOT = {"us": "", "gb": "", "de": "^`", "fr": "^`~ÉÈÇÀÙâêîôûëïüÿœæ"}
+OWN = {
+    "us": "",
+    "gb": "£€¬¦",
+    "de": "äöüÄÖÜß§°²³€µ",
+    "fr": "éèçàùÉÈÇÀÙâêîôûëïüÿœæ²°£¤µ§€",
+    "es": "áéíóúüñÁÉÍÓÚÜÑ¿¡ºª·çÇ€¬",
+    "it": "àèéìòùÀÈÉÌÒÙç°§£€",
+}
+# What each layout cannot type of the above on every host: keys Windows and Linux give
+# different characters (gb AltGr+` is ¦ or |; fr AltGr+é and AltGr+è are a dead ~ and `
+# on Windows, es AltGr+4 a dead ~), and what no key or dead key types (French capitals
+# É È Ç À Ù, œ æ; Italian capitals À È É Ì Ò Ù). ^ and ` are a dead key and Space.
+CANNOT = {"us": "", "gb": "¦", "de": "", "fr": "`~ÉÈÇÀÙœæ", "es": "~", "it": "`~ÀÈÉÌÒÙ"}
+# What each language's sentence loses on its own layout, on every host.
+OWN_LANGUAGE_CANNOT = {"de": "„“", "fr": "«’»ÇœŒæÀÉÈ", "es": "", "it": "ÈÀÉÌÒÙ"}
+
+
+def key_of(table: dict, char: str) -> hid.Key:
+    """The one key that types `char` (no dead key before it)."""
+    (key,) = table[char]
+    return key
 
 
 def one_line(error: BaseException) -> str:
@@ -43,12 +61,12 @@ def one_line(error: BaseException) -> str:
 def test_keys_are_their_usages_from_the_hid_usage_tables():
     us = hid.keys_table("us")
     # Keyboard/Keypad page 0x07: a..z are 0x04..0x1D, 1..9 and 0 are 0x1E..0x27.
-    assert [us[char].usage for char in string.ascii_lowercase] == list(range(0x04, 0x1E))
-    assert [us[char].usage for char in "1234567890"] == list(range(0x1E, 0x28))
-    assert [us[char].usage for char in "\n\t "] == [0x28, 0x2B, 0x2C]
+    assert [key_of(us, char).usage for char in string.ascii_lowercase] == list(range(0x04, 0x1E))
+    assert [key_of(us, char).usage for char in "1234567890"] == list(range(0x1E, 0x28))
+    assert [key_of(us, char).usage for char in "\n\t "] == [0x28, 0x2B, 0x2C]
     assert hid.BACKSPACE == 0x2A
-    assert hid.press(us["A"]) == bytes([0x02, 0, 0x04, 0, 0, 0, 0, 0])  # left Shift + a
-    assert hid.press(us["a"]) == bytes([0, 0, 0x04, 0, 0, 0, 0, 0])
+    assert hid.press(key_of(us, "A")) == bytes([0x02, 0, 0x04, 0, 0, 0, 0, 0])  # left Shift + a
+    assert hid.press(key_of(us, "a")) == bytes([0, 0, 0x04, 0, 0, 0, 0, 0])
     assert hid.reports_for("!", us) == [bytes([0x02, 0, 0x1E, 0, 0, 0, 0, 0]), bytes(8)]
 
 
@@ -77,7 +95,7 @@ def test_keys_are_their_usages_from_the_hid_usage_tables():
     ],
 )
 def test_the_host_layout_decides_the_key(layout, char, modifiers, usage):
-    assert hid.press(hid.keys_table(layout)[char]) == bytes([modifiers, 0, usage, 0, 0, 0, 0, 0])
+    assert hid.press(key_of(hid.keys_table(layout), char)) == bytes([modifiers, 0, usage, 0, 0, 0, 0, 0])
 
 
 @pytest.mark.parametrize("layout", list(layouts.LAYOUTS))
@@ -90,14 +108,49 @@ def test_every_character_a_layout_has_reads_back_and_the_others_are_named(layout
         assert typed(hid.reports_for(typeable, table, caps_lock), layout, caps_lock) == typeable
 
 
+@pytest.mark.parametrize(
+    "layout, char, dead_key, letter",
+    [
+        ("de", "é", (0, 0x2E), (0, 0x08)),  # the dead ´ (equal key), then e
+        ("de", "^", (0, 0x35), (0, 0x2C)),  # the dead ^ (grave key), then Space
+        ("fr", "ê", (0, 0x2F), (0, 0x08)),  # the dead ^ (left bracket key), then e
+        ("fr", "Ï", (0x02, 0x2F), (0x02, 0x0C)),  # the dead ¨ (Shift), then Shift+i
+        ("es", "Á", (0, 0x34), (0x02, 0x04)),  # the dead ´ (apostrophe key), then Shift+a
+        ("es", "ü", (0x02, 0x34), (0, 0x18)),  # the dead ¨, then u
+        ("es", "`", (0, 0x2F), (0, 0x2C)),  # the dead ` (left bracket key), then Space
+    ],
+)
+def test_a_character_under_a_dead_key_is_two_key_presses(layout, char, dead_key, letter):
+    table = hid.keys_table(layout)
+    assert hid.reports_for(char, table) == [
+        bytes([dead_key[0], 0, dead_key[1], 0, 0, 0, 0, 0]),
+        hid.RELEASE,
+        bytes([letter[0], 0, letter[1], 0, 0, 0, 0, 0]),
+        hid.RELEASE,
+    ]
+
+
+@pytest.mark.parametrize("language", list(OWN_LANGUAGE_CANNOT))
+def test_each_language_on_its_own_layout_reads_back_but_what_no_host_key_types(language):
+    """The sentence's reports, read by the host under the same layout, are the sentence
+    without what that layout cannot type on every host, which is named exactly."""
+    sentence, table = SENTENCES[language], hid.keys_table(language)
+    assert layouts.cannot_type(sentence, language, xkb=False) == OWN_LANGUAGE_CANNOT[language]
+    typeable = "".join(char for char in sentence if char in table)
+    assert typed(hid.reports_for(typeable, table), language) == typeable
+    assert typed(hid.reports_for(typeable, table, caps_lock=True), language, caps_lock=True) == typeable
+
+
 def test_caps_lock_inverts_shift_only_for_letters():
     de = hid.keys_table("de")
-    assert hid.press(de["a"], caps_lock=True)[0] == hid.SHIFT
-    assert hid.press(de["Ä"], caps_lock=True)[0] == 0
-    assert hid.press(de["1"], caps_lock=True)[0] == 0  # Caps Lock leaves digits alone
-    assert hid.press(de["@"], caps_lock=True)[0] == hid.ALTGR  # AltGr+q is no letter
+    assert hid.press(key_of(de, "a"), caps_lock=True)[0] == hid.SHIFT
+    assert hid.press(key_of(de, "Ä"), caps_lock=True)[0] == 0
+    assert hid.press(key_of(de, "1"), caps_lock=True)[0] == 0  # Caps Lock leaves digits alone
+    assert hid.press(key_of(de, "@"), caps_lock=True)[0] == hid.ALTGR  # AltGr+q is no letter
     fr = hid.keys_table("fr")
-    assert hid.press(fr["é"], caps_lock=True)[0] == 0  # é/2 is not one letter's two cases
+    assert hid.press(key_of(fr, "é"), caps_lock=True)[0] == 0  # é/2 is not one letter's two cases
+    assert hid.press(fr["ê"][1], caps_lock=True)[0] == hid.SHIFT  # the e after the dead ^ is a letter
+    assert not fr["ê"][0].caps  # the dead ^ is none
     assert hid.caps_lock_of(b"\x02\x00", was=True) is False  # the last LED report counts
     assert hid.caps_lock_of(b"\x03", was=False) is True  # Num Lock and Caps Lock
     assert hid.caps_lock_of(b"", was=True) is True
@@ -114,6 +167,18 @@ def test_a_file_holds_the_reports_of_what_was_typed_and_erased(tmp_path):
     sink.type(len("Zoo\n"), "Straße?\t")
     reports = split(path.read_bytes())
     assert typed(reports, "de") == "Grüße, Straße?\t"
+
+
+def test_dead_keys_reach_the_host_and_a_scratch_erases_each_accented_letter_once(tmp_path):
+    path = tmp_path / "reports"
+    sink = hid.HidSink(str(path), "es", delay_ms=0)
+    assert sink.type(0, SENTENCES["es"] + " Pingüino") is None
+    sink.type(len(" Pingüino"), "\n")  # "scratch that": one Backspace a letter, ü too
+    assert typed(split(path.read_bytes()), "es") == SENTENCES["es"] + "\n"
+    sink = hid.HidSink(str(path), "fr", delay_ms=0)
+    with pytest.raises(SinkError) as skipped:
+        sink.type(0, "Ça fête l’été")
+    assert "'Ç’'" in one_line(skipped.value) and skipped.value.reached == (0, "a fête lété")
 
 
 def test_a_character_the_host_layout_lacks_is_skipped_named_and_not_erased_later(tmp_path):
@@ -236,7 +301,7 @@ def test_a_key_left_down_when_the_host_stopped_is_released_once_it_reads_again(t
     assert asleep.value.reached == (0, "x" * 256) and sink.owed_release  # 255 keys and one press
     os.set_blocking(reader, True)
     got = read_reports(reader, 512)  # the host reads again
-    assert got[-1] == hid.press(sink.table["x"])
+    assert got[-1] == hid.press(key_of(sink.table, "x"))
     assert read_reports(reader, 1) == [hid.RELEASE]  # sent as soon as there was room
     sink.releaser.join()
     assert not sink.owed_release
@@ -262,7 +327,7 @@ def test_what_the_sink_cannot_open_is_one_line(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(SinkUnavailable, match="has no reader"):
         hid.HidSink(str(fifo))
-    with pytest.raises(SinkUnavailable, match="one of us, gb, de, fr"):
+    with pytest.raises(SinkUnavailable, match="one of us, gb, de, fr, es, it"):
         open_sink(f"hid:{tmp_path / 'r'}", hid_layout="dvorak")
 
 

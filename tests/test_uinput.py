@@ -1,11 +1,15 @@
 """The uinput sink. No kernel uinput device exists on this machine, so the virtual
 keyboard itself is not exercised here: the layouts are tested as pure functions against
-the Linux key codes (linux/input-event-codes.h), and the sink on what it says when the
-device is missing, not writable, or present but without a kernel module behind it."""
+the Linux key codes (linux/input-event-codes.h) and against what XKB on this machine
+(its keymaps and Compose table, read by tests/usb_host.py) types for the sink's key
+events, and the sink on what it says when the device is missing, not writable, or
+present but without a kernel module behind it."""
 
 import os
 
 import pytest
+from test_typing_languages import NEEDS, SENTENCES
+from usb_host import linux_typed
 
 from stages.keys import layouts
 from stages.keys.choice import choose_sink, open_sink
@@ -13,7 +17,7 @@ from stages.keys.layouts import KEY_ENTER, KEY_SPACE
 from stages.keys.layouts import KEY_LEFTSHIFT as SHIFT
 from stages.keys.layouts import KEY_RIGHTALT as ALTGR
 from stages.keys.sinks import SinkUnavailable
-from stages.keys.uinput import UinputSink
+from stages.keys.uinput import UinputSink, key_events
 
 # Linux key codes, as the kernel numbers them.
 KEY = {
@@ -41,8 +45,16 @@ KEY = {
     "semicolon": 39,
     "leftbrace": 26,
     "minus": 12,
+    "equal": 13,
+    "grave": 41,
+    "rightbrace": 27,
     "backslash": 43,
     "102nd": 86,
+    "u": 22,
+    "c": 46,
+    "n": 49,
+    "v": 47,
+    "b": 48,
 }
 
 
@@ -100,8 +112,8 @@ def test_french_azerty_keys_and_digits_with_shift():
 
 def test_what_no_key_types_is_reported_not_guessed():
     assert layouts.unproducible("café ✓", layouts.strokes_table("us")) == "é✓"
-    assert layouts.unproducible("café ✓ ê", layouts.strokes_table("fr")) == "✓ê"  # ê needs a dead key
-    assert layouts.unproducible("^`", layouts.strokes_table("de")) == "^`"  # dead keys on a German board
+    assert layouts.unproducible("café ✓ ê", layouts.strokes_table("fr")) == "✓"  # ê: the dead ^ key, then e
+    assert layouts.cannot_type("^`´¨", "de") == "´¨"  # a dead key and Space type ^ and `, not ´ or ¨
     assert layouts.runs("ab✓✓c", layouts.strokes_table("us")) == [(True, "ab"), (False, "✓✓"), (True, "c")]
 
 
@@ -111,12 +123,115 @@ def test_every_layout_row_has_one_character_per_key():
         assert all(char in table for char in "abcdefghijklmnopqrstuvwxyz0123456789 .,\n")
 
 
+# --- dead keys and the languages of dictation ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout, text, expected",
+    [
+        ("de", "é", [((), KEY["equal"]), ((), KEY["e"])]),  # dead acute, then e
+        ("de", "È", [((SHIFT,), KEY["equal"]), ((SHIFT,), KEY["e"])]),  # dead grave is Shift+´
+        ("de", "^", [((), KEY["grave"]), ((), KEY_SPACE)]),  # the dead ^ alone: then Space
+        ("de", "„“", [((ALTGR,), KEY["v"]), ((ALTGR,), KEY["b"])]),
+        ("fr", "ê", [((), KEY["leftbrace"]), ((), KEY["e"])]),
+        ("fr", "Ë", [((SHIFT,), KEY["leftbrace"]), ((SHIFT,), KEY["e"])]),  # dead diaeresis, then E
+        ("fr", "É", [((ALTGR,), KEY["m"]), ((SHIFT,), KEY["e"])]),  # AltGr+, is XKB's dead acute
+        ("fr", "’", [((SHIFT, ALTGR), KEY["n"])]),
+        ("es", "á", [((), KEY["apostrophe"]), ((), KEY["a"])]),  # the dead ´ right of ñ, then a
+        ("es", "Ú", [((), KEY["apostrophe"]), ((SHIFT,), KEY["u"])]),
+        ("es", "ü", [((SHIFT,), KEY["apostrophe"]), ((), KEY["u"])]),
+        ("es", "ñ¿¡", [((), KEY["semicolon"]), ((SHIFT,), KEY["equal"]), ((), KEY["equal"])]),
+        ("it", "è", [((), KEY["leftbrace"])]),
+        ("it", "é", [((SHIFT,), KEY["leftbrace"])]),
+        ("it", "È", [((ALTGR,), KEY["backslash"]), ((SHIFT,), KEY["e"])]),  # AltGr+ù is XKB's dead grave
+        ("it", "É", [((ALTGR,), KEY["comma"]), ((SHIFT,), KEY["e"])]),
+    ],
+)
+def test_a_character_under_a_dead_key_is_the_dead_key_then_the_letter(layout, text, expected):
+    assert strokes(text, layout) == expected
+
+
+def test_each_stroke_is_its_modifiers_down_its_key_down_and_up_then_its_modifiers_up():
+    assert key_events(strokes("Ê", "fr")) == [
+        (KEY["leftbrace"], 1),  # the dead ^
+        (KEY["leftbrace"], 0),
+        (SHIFT, 1),
+        (KEY["e"], 1),
+        (KEY["e"], 0),
+        (SHIFT, 0),
+    ]
+    assert key_events(strokes("’", "fr")) == [
+        (SHIFT, 1),
+        (ALTGR, 1),
+        (KEY["n"], 1),
+        (KEY["n"], 0),
+        (ALTGR, 0),
+        (SHIFT, 0),
+    ]
+
+
+@pytest.mark.parametrize("xkb", [True, False], ids=["uinput", "every-host"])
+@pytest.mark.parametrize("layout", list(layouts.LAYOUTS))
+def test_every_character_of_a_layout_is_what_xkb_types_for_its_key_events(layout, xkb):
+    """Each character of the tables, typed alone, against XKB's own keymap of the layout
+    and its Compose table: so every key position and dead key is XKB's, not a guess."""
+    table = layouts.strokes_table(layout, xkb)
+    wrong = {}
+    for char, typing in table.items():
+        got = linux_typed(key_events(list(typing)), layout)
+        if got != char:
+            wrong[char] = got
+    assert not wrong
+
+
+# What German, French, Spanish and Italian need, and what each layout cannot type of it on Linux.
+NEEDED = "".join(dict.fromkeys("".join(NEEDS.values())))
+CANNOT_TYPE = {
+    "us": NEEDED,
+    "gb": NEEDED,
+    "de": "œŒñÑ",
+    "fr": "ÇœŒñÑ",
+    "es": "œŒ",
+    "it": "„œŒ",
+}
+# What each layout cannot type of its own language's sentence (French lacks œ Œ Ç
+# even on Linux: the sink pastes them).
+OWN_LANGUAGE_CANNOT = {"de": "", "fr": "ÇœŒ", "es": "", "it": ""}
+
+
+@pytest.mark.parametrize("layout", list(layouts.LAYOUTS))
+def test_what_a_layout_cannot_type_of_the_languages_is_named_exactly(layout):
+    assert layouts.cannot_type(NEEDED, layout) == CANNOT_TYPE[layout]
+
+
+@pytest.mark.parametrize("language", list(OWN_LANGUAGE_CANNOT))
+def test_a_sentence_on_its_own_layout_is_typed_by_keys_but_what_the_layout_lacks(language):
+    """What uinput sends for the sentence, through XKB, is the sentence: each run the
+    layout types as keys, each run it lacks left for the clipboard."""
+    sentence, table = SENTENCES[language], layouts.strokes_table(language)
+    assert layouts.cannot_type(sentence, language) == OWN_LANGUAGE_CANNOT[language]
+    for typeable, run in layouts.runs(sentence, table):
+        if typeable:
+            assert linux_typed(key_events(layouts.strokes_for(run, table)), language) == run
+        else:
+            assert set(run) <= set(OWN_LANGUAGE_CANNOT[language])
+
+
+def test_a_variant_without_dead_keys_types_no_accent_through_them(tmp_path):
+    settings = tmp_path / "keyboard"
+    settings.write_text('XKBLAYOUT="de"\nXKBVARIANT="nodeadkeys"\n')
+    assert not layouts.system_has_dead_keys(str(settings))
+    settings.write_text('XKBLAYOUT="de"\nXKBVARIANT=""\n')
+    assert layouts.system_has_dead_keys(str(settings))
+    assert layouts.unproducible("éê^ä", layouts.strokes_table("de", dead_keys=False)) == "éê^"
+
+
 def test_the_system_layout_comes_from_debian_keyboard_settings(tmp_path):
     settings = tmp_path / "keyboard"
     settings.write_text('XKBMODEL="pc105"\nXKBLAYOUT="de,us"\nXKBVARIANT=""\n')
     assert layouts.system_layout(str(settings)) == "de"
     assert layouts.system_layout(str(tmp_path / "missing")) == "us"
-    with pytest.raises(layouts.UnknownLayout, match="use one of us, gb, de, fr"):
+    with pytest.raises(layouts.UnknownLayout, match="use one of us, gb, de, fr, es, it"):
         layouts.strokes_table("dvorak")
 
 
@@ -132,7 +247,7 @@ def test_without_a_device_the_sink_names_the_fix(tmp_path):
     with pytest.raises(SinkUnavailable) as absent:
         UinputSink(layout="us", device=str(node))
     assert "cannot create a virtual keyboard" in str(absent.value) and "\n" not in str(absent.value)
-    with pytest.raises(SinkUnavailable, match="use one of us, gb, de, fr"):
+    with pytest.raises(SinkUnavailable, match="use one of us, gb, de, fr, es, it"):
         UinputSink(layout="dvorak", device=str(node))
 
 

@@ -3,9 +3,37 @@ input reports back into text, as a host with a given keyboard layout would.
 
 It knows the keys by their HID usages, written here from the HID Usage Tables
 (Keyboard/Keypad page 0x07) row by row, not from the sink's own table, and what each
-key types from the layout tables the sink uses (stages/keys/layouts.py)."""
+key types from the layout tables the sink uses (stages/keys/layouts.py). What a dead
+key and the next key make is XKB's Compose table on this machine, as on a Linux host.
+
+`linux_typed` is a Linux desktop reading key events (the uinput sink's, or a USB host's
+once its kernel has turned usages into key codes): XKB's own keymap of the layout and
+its Compose table, nothing from voxkey's tables."""
+
+import functools
+from pathlib import Path
+
+from xkbcommon import xkb
 
 from stages.keys.layouts import LAYOUTS, NOTHING
+
+# The Compose table of the UTF-8 locales of the layouts' countries (de_DE.UTF-8,
+# fr_FR.UTF-8...: /usr/share/X11/locale/compose.dir).
+COMPOSE_FILE = "/usr/share/X11/locale/en_US.UTF-8/Compose"
+COMPOSED, CANCELLED, NOT_COMPOSING = (
+    xkb.ComposeStatus.XKB_COMPOSE_COMPOSED,
+    xkb.ComposeStatus.XKB_COMPOSE_CANCELLED,
+    xkb.ComposeStatus.XKB_COMPOSE_NOTHING,
+)
+# The dead keys' keysyms (xkbcommon-keysyms.h), by the accent the layout tables mark them with.
+DEAD_KEYSYMS = {
+    "\u0300": "dead_grave",
+    "\u0301": "dead_acute",
+    "\u0302": "dead_circumflex",
+    "\u0303": "dead_tilde",
+    "\u0308": "dead_diaeresis",
+    "\u0327": "dead_cedilla",
+}
 
 # The four character rows of a keyboard, left to right, as stages/keys/layouts.py lists them,
 # named by their usages: ` 1..0 - =; Q..P [ ]; A..L ; ' and the key left of Return;
@@ -29,7 +57,7 @@ def typed(reports: list[bytes], layout: str, caps_lock: bool = False) -> str:
     """The text a host with `layout` (and Caps Lock as given) reads from `reports`.
     Every press must be released before the next (no key held across characters)."""
     levels = LAYOUTS[layout]
-    text, held = "", False
+    text, held, dead = "", False, []  # dead: the dead keys waiting for the next key
     for report in reports:
         modifiers, reserved, usage, *rest = report
         assert reserved == 0 and not any(rest), f"not a one-key boot report: {report.hex()}"
@@ -42,20 +70,64 @@ def typed(reports: list[bytes], layout: str, caps_lock: bool = False) -> str:
         if usage == BACKSPACE:
             text = text[:-1]
             continue
-        special = {ENTER: "\n", TAB: "\t", SPACE: " "}.get(usage)
-        if special:
-            text += special
-            continue
-        row, column = next((r, usages.index(usage)) for r, usages in enumerate(ROW_USAGES) if usage in usages)
-        plain, shifted = levels[""][row][column], levels["shift"][row][column]
-        shift = bool(modifiers & SHIFTS)
-        if caps_lock and not modifiers & ALTGR and plain != shifted and plain.upper() == shifted:
-            shift = not shift  # Caps Lock shifts letters; Shift undoes it (Windows, Linux)
-        level = "altgr" if modifiers & ALTGR else "shift" if shift else ""
-        assert modifiers & ~(SHIFTS | ALTGR) == 0, f"an unexpected modifier: {report.hex()}"
-        char = levels[level][row][column] if level in levels else NOTHING
-        assert char != NOTHING, (
-            f"usage 0x{usage:02x} at level {level or 'plain'} types nothing (or is a dead key) on {layout}"
-        )
-        text += char
+        char = {ENTER: "\n", TAB: "\t", SPACE: " "}.get(usage) or character(levels, modifiers, usage, caps_lock)
+        assert char != NOTHING, f"{report.hex()} types nothing on {layout}"
+        if char in DEAD_KEYSYMS:
+            dead.append(xkb.keysym_from_name(DEAD_KEYSYMS[char]))
+        elif dead:
+            text += composed([*dead, xkb.keysym_from_name("space" if char == " " else char)])
+            dead = []
+        else:
+            text += char
+    return text
+
+
+def character(levels: dict, modifiers: int, usage: int, caps_lock: bool) -> str:
+    """What the key of `usage` types with `modifiers` under a layout's levels."""
+    row, column = next((r, usages.index(usage)) for r, usages in enumerate(ROW_USAGES) if usage in usages)
+    plain, shifted = levels[""][row][column], levels["shift"][row][column]
+    shift = bool(modifiers & SHIFTS)
+    if caps_lock and not modifiers & ALTGR and plain != shifted and plain.upper() == shifted:
+        shift = not shift  # Caps Lock shifts letters; Shift undoes it (Windows, Linux)
+    assert modifiers & ~(SHIFTS | ALTGR) == 0, f"an unexpected modifier: {modifiers:02x}"
+    level = "+".join(name for name, held in (("shift", shift), ("altgr", modifiers & ALTGR)) if held)
+    return levels[level][row][column] if level in levels else NOTHING
+
+
+# --- a Linux desktop: XKB ----------------------------------------------------------------
+
+
+@functools.cache
+def compose_table() -> xkb.ComposeTable:
+    return xkb.Context().compose_table_new_from_buffer(Path(COMPOSE_FILE).read_bytes(), "en_US.UTF-8")
+
+
+def composed(keysyms: list[int]) -> str:
+    """What a dead key (or two) and the key after it type."""
+    state = compose_table().compose_state_new()
+    for keysym in keysyms:
+        state.feed(keysym)
+    names = [xkb.keysym_get_name(keysym) for keysym in keysyms]
+    assert state.get_status() == COMPOSED, f"{names} compose nothing"
+    return state.get_utf8()
+
+
+def linux_typed(events: list[tuple[int, int]], layout: str) -> str:
+    """The text a Linux desktop with XKB's `layout` reads from key events: (Linux key
+    code, 1 for down, 0 for up)."""
+    keymap = xkb.Context().keymap_new_from_names(rules="evdev", model="pc105", layout=layout)
+    state, compose = keymap.state_new(), compose_table().compose_state_new()
+    text = ""
+    for code, down in events:
+        key = code + 8  # XKB numbers keys 8 above Linux
+        if down:
+            keysym = state.key_get_one_sym(key)
+            if compose.feed(keysym) == xkb.ComposeFeedResult.XKB_COMPOSE_FEED_ACCEPTED:
+                status = compose.get_status()
+                assert status != CANCELLED, f"{xkb.keysym_get_name(keysym)} after a dead key composes nothing"
+                if status == COMPOSED:
+                    text += compose.get_utf8()
+                elif status == NOT_COMPOSING:
+                    text += "\n" if xkb.keysym_get_name(keysym) == "Return" else state.key_get_string(key)
+        state.update_key(key, xkb.KeyDirection.XKB_KEY_DOWN if down else xkb.KeyDirection.XKB_KEY_UP)
     return text

@@ -144,11 +144,12 @@ def features_of(model, samples: np.ndarray, frames: int, pad: str) -> np.ndarray
     return model.feature_extractor(np.concatenate([samples, silence]))[:, :frames]
 
 
-def short_segments(model, samples: np.ndarray, options: dict, encoding: Encoding) -> tuple[list, str]:
+def short_segments(model, samples: np.ndarray, options: dict, encoding: Encoding, encoded=None) -> tuple[list, str]:
     """(faster-whisper segments, "") of the utterance's own frames and tail, or (those
     segments, why they look wrong). `options` are `WhisperModel.transcribe`'s keyword
-    arguments (language must be given, or the model be English-only: detecting it
-    would encode a 30 s window)."""
+    arguments (language must be given, or the model be English-only: faster-whisper's
+    own detection would encode a 30 s window; stages/asr/language.py chooses it from
+    this encoding instead, and hands its `encoded` output on)."""
     from faster_whisper.tokenizer import Tokenizer
 
     budget = encoding.budget(len(samples))
@@ -160,7 +161,8 @@ def short_segments(model, samples: np.ndarray, options: dict, encoding: Encoding
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=info.language)
     frames = encoding.frames(len(samples))
     features = features_of(model, samples, frames, encoding.pad)
-    encoded = model.encode(features)
+    if encoded is None:  # else made from these very features, to choose the language
+        encoded = model.encode(features)
     # Only the first window is wanted: its content is the audio's own frames, so word
     # timings are aligned on them (num_frames), and what follows the last word is not
     # decoded again as a window of its own.

@@ -54,6 +54,7 @@ from stages.asr.guards import (  # noqa: F401 (the benches use them from here)
     not_spoken,
     pauses_after,
 )
+from stages.asr.language import AUTO, LanguageRule, choose, probabilities_of
 
 WHISPER_WINDOW = 30 * SAMPLE_RATE  # samples Whisper hears at once
 
@@ -78,6 +79,7 @@ class Recognised:
     audio_key: tuple
     segments: list[Segment]
     finished_ns: int
+    language: str = ""
 
 
 def audio_key(frame: Frame, prefix: str = "") -> tuple:
@@ -93,6 +95,7 @@ class Hypotheses:
     part: int
     previous: list[str] = field(default_factory=list)
     committed: list[str] = field(default_factory=list)  # sent as partials: every later result begins with them
+    language: str = ""  # chosen at the first partial: the words already sent are in it
 
     def agree(self, current: list[str]) -> list[str]:
         """The words newly agreed on by the previous recognition and this one (whose last
@@ -116,10 +119,12 @@ def guess_is_stale(guess: Frame, waiting: list[Frame]) -> bool:
     return any(isinstance(frame.body, Speech) or frame.utt == guess.utt for frame in waiting)
 
 
-def decoding_options(settings: dict, prefix: str = "", timed: bool = False) -> dict:
-    """faster-whisper's `transcribe` options for one utterance."""
+def decoding_options(settings: dict, prefix: str = "", timed: bool = False, language: str = "") -> dict:
+    """faster-whisper's `transcribe` options for one utterance, in `language` (else the
+    configured one; "auto" without a language chosen lets faster-whisper detect it)."""
+    configured = "" if settings["language"] == AUTO else settings["language"]
     return {
-        "language": settings["language"] or None,
+        "language": language or configured or None,
         "beam_size": int(settings["beam_size"]),
         "condition_on_previous_text": False,
         "vad_filter": False,
@@ -131,15 +136,18 @@ def decoding_options(settings: dict, prefix: str = "", timed: bool = False) -> d
     }
 
 
-def transcribe(model, settings: dict, samples: np.ndarray, prefix: str = "", timed: bool = False) -> tuple[list, str]:
+def transcribe(
+    model, settings: dict, samples: np.ndarray, prefix: str = "", timed: bool = False, language: str = "", encoded=None
+) -> tuple[list, str]:
     """(segments, why the short encoding was not trusted: "" if it was, or not tried).
     `encode = "utterance"`: the utterance's own frames first (encoding.py), else, or if
-    that looks wrong, the 30 s window as faster-whisper pads it."""
-    options = decoding_options(settings, prefix, timed)
+    that looks wrong, the 30 s window as faster-whisper pads it. `encoded`: the short
+    encoding's encoder output, if already made (to choose the language)."""
+    options = decoding_options(settings, prefix, timed, language)
     how = encoding.Encoding.of(settings)
     fell_back = ""
     if how.short(len(samples)) and (options["language"] or not model.model.is_multilingual):
-        found, fell_back = encoding.short_segments(model, samples, options, how)
+        found, fell_back = encoding.short_segments(model, samples, options, how, encoded)
         if not fell_back:
             return [kept(s) for s in found], ""
     segments, _info = model.transcribe(samples, **options)
@@ -161,6 +169,13 @@ def kept(segment) -> Segment:
     )
 
 
+@dataclass
+class AsrState:
+    """What asr keeps in its state file: the language "auto" sticks to."""
+
+    language: str = ""
+
+
 class Asr(Stage):
     name = "asr"
 
@@ -177,6 +192,7 @@ class Asr(Stage):
                 f"Whisper model {path} cannot be loaded ({error}): run `voxkey models fetch` or fix stages.asr.model"
             ) from None
         self.guards = Guards.of(self.settings)
+        self._check_language()
         try:
             encoding.Encoding.of(self.settings)
         except ValueError as error:
@@ -184,15 +200,44 @@ class Asr(Stage):
         self.guessed: Recognised | None = None
         self.hypotheses: Hypotheses | None = None  # of the utterance being spoken, if partials are on
         # The first call pays for lazy initialisation; pay it before reporting ready.
-        self._transcribe(np.zeros(16_000, np.float32), timed=True)
+        self._transcribe(np.zeros(16_000, np.float32), timed=True, language=self.language or "en")
 
-    def _transcribe(self, samples: np.ndarray, prefix: str = "", timed: bool = False) -> list[Segment]:
+    def _check_language(self) -> None:
+        """The language setting against the model: an English-only model hears English."""
+        language = str(self.settings["language"] or AUTO)
+        self.rule = LanguageRule.of(self.settings)
+        multilingual = self.model.model.is_multilingual
+        if not multilingual and language not in ("en", AUTO):
+            raise StageError(
+                f"Whisper model {self.settings['model']} is English-only and cannot hear language {language!r}: "
+                'set stages.asr.model = "base" (./install --multilingual) or stages.asr.language = "en"'
+            )
+        self.auto = multilingual and language == AUTO
+        # The language in use, kept across restarts: "auto" sticks to it (language.py).
+        saved = self.load_state(AsrState)
+        self.language = (saved.language or self.rule.first()) if self.auto else ("en" if not multilingual else language)
+
+    def _transcribe(
+        self, samples: np.ndarray, prefix: str = "", timed: bool = False, language: str = "", encoded=None
+    ) -> list[Segment]:
         """Whisper's segments; with `prefix`, the first is made to begin with those words;
         `timed`: with each word's start and end (an extra alignment pass). Needs only
         `model` and `settings` (the benches borrow it); why the short encoding was not
         used, if it was tried, is left in `fell_back`."""
-        segments, self.fell_back = transcribe(self.model, self.settings, samples, prefix, timed)
+        segments, self.fell_back = transcribe(self.model, self.settings, samples, prefix, timed, language, encoded)
         return segments
+
+    def _language_for(self, frame: Frame, samples: np.ndarray) -> tuple[str, object]:
+        """(the language to recognise the utterance in, the encoder output it was judged
+        on, or None). Partials and the final transcript of one utterance share theirs."""
+        hypotheses = self._spoken(frame)
+        if not self.auto or (hypotheses and hypotheses.language):
+            return (hypotheses.language if hypotheses and self.auto else self.language), None
+        how = encoding.Encoding.of(self.settings)
+        frames = how.frames(len(samples)) if how.short(len(samples)) else encoding.WINDOW_FRAMES
+        encoded = self.model.encode(encoding.features_of(self.model, samples, frames, how.pad))
+        language = choose(probabilities_of(self.model, encoded), self.language, len(samples), self.rule)
+        return language, (encoded if how.short(len(samples)) else None)
 
     def _spoken(self, frame: Frame) -> Hypotheses | None:
         """The partials' hypotheses, if they are of this utterance (and part)."""
@@ -211,10 +256,11 @@ class Asr(Stage):
     def _recognise(self, frame: Frame, timed: bool = True) -> Recognised:
         samples = np.frombuffer(frame.payload, "<i2").astype(np.float32) / 32768.0
         prefix = self._committed(frame)
-        segments = self._transcribe(samples, prefix, timed)
+        language, encoded = self._language_for(frame, samples)
+        segments = self._transcribe(samples, prefix, timed, language, encoded)
         if self.fell_back:  # the short encoding looked wrong: recognised again in the 30 s window
             self.peer.counters[f"encode_fallback_{self.fell_back}"] += 1
-        return Recognised(audio_key(frame, prefix), segments, now_ns())
+        return Recognised(audio_key(frame, prefix), segments, now_ns(), language)
 
     def handle(self, frame: Frame) -> None:
         if isinstance(frame.body, Guess):
@@ -232,6 +278,7 @@ class Asr(Stage):
             part=speech.part,
             last_part=speech.last_part,
             pauses_ms=[] if dropped else pauses_after(kept_words(segments, self.guards), speech.voicing),
+            language=recognised.language,
         )
         marks = {**mark(frame.marks, "asr"), "recognised": recognised.finished_ns}
         self.publish(transcript, utt=frame.utt, marks=marks, key=frame.utt)
@@ -246,6 +293,10 @@ class Asr(Stage):
         )
         if self._spoken(frame):
             self.hypotheses = None  # the utterance is done
+        if self.auto and not dropped and recognised.language != self.language:
+            self.log.info("language now", language=recognised.language, was=self.language, utt=frame.utt)
+            self.language = recognised.language
+            self.save_state(AsrState(self.language))
 
     def _guess(self, frame: Frame) -> None:
         if guess_is_stale(frame, self.waiting()):
@@ -260,13 +311,17 @@ class Asr(Stage):
         """The audio so far of speech that goes on: send the words that stopped changing."""
         if self._spoken(frame) is None:
             self.hypotheses = Hypotheses(frame.utt, frame.body.part)
-        text, dropped = judge(self._recognise(frame, timed=False).segments, self.guards, None)
+        recognised = self._recognise(frame, timed=False)
+        self.hypotheses.language = recognised.language
+        text, dropped = judge(recognised.segments, self.guards, None)
         new = self.hypotheses.agree(text.split()) if not dropped else []
         self.peer.counters["partials_recognised"] += 1
         if not new:
             return
         committed = self.hypotheses.committed
-        transcript = Transcript(text=" ".join(committed), part=frame.body.part, partial=True)
+        transcript = Transcript(
+            text=" ".join(committed), part=frame.body.part, partial=True, language=self.hypotheses.language
+        )
         self.publish(
             transcript, utt=frame.utt, marks=mark(frame.marks, "asr"), key=partial_key(frame.utt, len(committed))
         )

@@ -5,11 +5,13 @@ With the Pi's USB-C port in device mode and the gadget `voxkey gadget setup` mak
 8-byte input report to it (modifier bits, a reserved byte, up to six key usages) is a
 key state the host reads at its next poll; the sink writes a press, then an all-keys-up
 report, for each character. The host turns usages into characters through its own
-layout, which the Pi cannot see: `hid_layout` names it (stages/keys/layouts.py, the same
-tables the uinput sink uses; a key's usage comes from USAGES below). A character that
-layout has no key for is skipped, not typed wrong, and the error names it; the sink
-remembers which characters it skipped (or lost with the host), so that a later
-"scratch that" presses Backspace only for those the host got.
+layout, which the Pi cannot see: `hid_layout` names it (stages/keys/layouts.py, the
+tables the uinput sink uses, without what only Linux's layouts add, for the host may be
+Windows; a key's usage comes from USAGES below). A letter under a dead key is two
+presses: "ê" on French is the dead ^, then e. A character that layout cannot type is
+skipped, not typed wrong, and the error names it; the sink remembers which characters
+it skipped (or lost with the host), so that a later "scratch that" presses Backspace
+only for those the host got.
 
 The host sends its keyboard LEDs back as one-byte output reports, read from the same
 device: with Caps Lock on, letters are typed with Shift inverted, so they come out as
@@ -122,18 +124,18 @@ class Key:
 # --- reports (pure) --------------------------------------------------------------------
 
 
-def keys_table(layout: str) -> dict[str, Key]:
-    """Every character the host layout types, as the key that types it."""
-    strokes = layouts.strokes_table(layout)  # raises UnknownLayout first
+def keys_table(layout: str) -> dict[str, tuple[Key, ...]]:
+    """Every character the host layout types, as the keys that type it: one, or a dead
+    key and the letter it accents. Only what every host with the layout types alike:
+    the hid sink cannot tell Windows from Linux."""
+    table = layouts.strokes_table(layout, xkb=False)  # raises UnknownLayout first
     shifted_by_caps = layouts.caps_keys(layout)
-    return {
-        char: Key(
-            sum(MODIFIER_BITS[key] for key in modifiers),
-            USAGES[code],
-            code in shifted_by_caps and layouts.KEY_RIGHTALT not in modifiers,
-        )
-        for char, (modifiers, code) in strokes.items()
-    }
+
+    def key(modifiers: tuple[int, ...], code: int) -> Key:
+        caps = code in shifted_by_caps and layouts.KEY_RIGHTALT not in modifiers
+        return Key(sum(MODIFIER_BITS[modifier] for modifier in modifiers), USAGES[code], caps)
+
+    return {char: tuple(key(*stroke) for stroke in strokes) for char, strokes in table.items()}
 
 
 def press(key: Key, caps_lock: bool = False) -> bytes:
@@ -143,9 +145,9 @@ def press(key: Key, caps_lock: bool = False) -> bytes:
     return bytes([modifiers, 0, key.usage, 0, 0, 0, 0, 0])
 
 
-def reports_for(text: str, table: dict[str, Key], caps_lock: bool = False) -> list[bytes]:
-    """Press and release for each character of `text` (all in `table`)."""
-    return [report for char in text for report in (press(table[char], caps_lock), RELEASE)]
+def reports_for(text: str, table: dict[str, tuple[Key, ...]], caps_lock: bool = False) -> list[bytes]:
+    """Press and release for each key of each character of `text` (all in `table`)."""
+    return [report for char in text for key in table[char] for report in (press(key, caps_lock), RELEASE)]
 
 
 def backspace_reports(count: int) -> list[bytes]:
@@ -216,7 +218,11 @@ class HidSink:
                 if char not in self.table:
                     self.recent.append(False)
                     continue
-                self._press(self.table[char])
+                *dead_key, letter = self.table[char]
+                for key in dead_key:  # the host holds the accent for the letter
+                    self._press(key)
+                    self._release()
+                self._press(letter)
                 self.recent.append(True)
                 typed += 1
                 self._release()

@@ -1,75 +1,81 @@
-"""Keyboard layouts for the uinput and hid sinks: which key, with which modifiers, types a
+"""Keyboard layouts for the uinput and hid sinks: which keys, with which modifiers, type a
 character. A kernel virtual keyboard sends key codes, not characters; the desktop turns
 them into characters through the user's layout, so the sink must press what that
 layout needs: on a German keyboard "z" is the key a US keyboard calls Y.
 
-Key codes are Linux's (linux/input-event-codes.h). Each layout lists, row by row, what
-every key types alone, with Shift and with AltGr; "□" marks nothing usable (no
-character, or a dead key, which would wait for the next key). A character no key
-types is not guessed: `unproducible` reports it, and the sink pastes it instead.
+What each key types is in stages/keys/layout_tables.py. A character no key types may be
+a dead key and a letter: "ê" on a French keyboard is the ^ key, then e. One no key
+types either way is not guessed: `cannot_type` names it, and the sink pastes it (uinput)
+or skips it (hid) instead.
 """
+
+import unicodedata
+from collections.abc import Iterator
+
+from stages.keys.layout_tables import ACCENT_ALONE, DEAD_KEYS, LAYOUTS, LEVELS, NOTHING, ROWS, XKB_ONLY
 
 KEY_BACKSPACE, KEY_TAB, KEY_ENTER, KEY_SPACE = 14, 15, 28, 57
 KEY_LEFTSHIFT, KEY_RIGHTALT = 42, 100  # AltGr is the right Alt
-MODIFIERS = {"shift": (KEY_LEFTSHIFT,), "altgr": (KEY_RIGHTALT,), "": ()}
+MODIFIERS = {"": (), "shift": (KEY_LEFTSHIFT,), "altgr": (KEY_RIGHTALT,), "shift+altgr": (KEY_LEFTSHIFT, KEY_RIGHTALT)}
 WHITESPACE = {" ": KEY_SPACE, "\n": KEY_ENTER, "\t": KEY_TAB}
-NOTHING = "□"
-
-# The keys of the four character rows, left to right, as the tables below list them:
-# grave/1..0/minus/equal; q..p and the two brackets; a..l, semicolon, apostrophe and
-# the key left of Return (backslash on ISO boards); the ISO key left of z, z..m,
-# comma, dot, slash.
-ROWS = (
-    (41, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13),
-    (16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27),
-    (30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 43),
-    (86, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53),
-)
-
-# layout -> level -> one string per row, one character per key.
-LAYOUTS = {
-    "us": {
-        "": ("`1234567890-=", "qwertyuiop[]", "asdfghjkl;'\\", "□zxcvbnm,./"),
-        "shift": ("~!@#$%^&*()_+", "QWERTYUIOP{}", 'ASDFGHJKL:"|', "□ZXCVBNM<>?"),
-    },
-    "gb": {
-        "": ("`1234567890-=", "qwertyuiop[]", "asdfghjkl;'#", "\\zxcvbnm,./"),
-        "shift": ('¬!"£$%^&*()_+', "QWERTYUIOP{}", "ASDFGHJKL:@~", "|ZXCVBNM<>?"),
-        "altgr": ("¦□□□€□□□□□□□□", "□□□□□□□□□□□□", "□□□□□□□□□□□□", "□□□□□□□□□□□"),
-    },
-    "de": {
-        "": ("□1234567890ß□", "qwertzuiopü+", "asdfghjklöä#", "<yxcvbnm,.-"),
-        "shift": ('°!"§$%&/()=?□', "QWERTZUIOPÜ*", "ASDFGHJKLÖÄ'", ">YXCVBNM;:_"),
-        "altgr": ("□□²³□□□{[]}\\□", "@□€□□□□□□□□~", "□□□□□□□□□□□□", "|□□□□□□µ□□□"),
-    },
-    "fr": {
-        "": ("²&é\"'(-è_çà)=", "azertyuiop□$", "qsdfghjklmù*", "<wxcvbn,;:!"),
-        "shift": ("□1234567890°+", "AZERTYUIOP□£", "QSDFGHJKLM%µ", ">WXCVBN?./§"),
-        "altgr": ("□□□#{[|□\\□@]}", "□□€□□□□□□□□¤", "□□□□□□□□□□□□", "□□□□□□□□□□□"),
-    },
-}
 SUPPORTED = ", ".join(LAYOUTS)
+# The letters a dead key makes: those of Latin-1 that are a letter and one accent (é is
+# e and U+0301), which the dead keys of Western layouts make on Windows and Linux alike.
+ACCENTED = {
+    char: (letters[0], letters[1])
+    for char in map(chr, range(0xC0, 0x100))
+    if len(letters := unicodedata.normalize("NFD", char)) == 2
+}
 
 Stroke = tuple[tuple[int, ...], int]  # (modifier keys held, key pressed)
+# The strokes that type one character: one, or a dead key and then the key it accents.
+Strokes = tuple[Stroke, ...]
 
 
 class UnknownLayout(ValueError):
     pass
 
 
-def strokes_table(layout: str) -> dict[str, Stroke]:
-    """Every character the layout types, with the simplest stroke that types it."""
+def keys_of(levels: dict[str, tuple[str, ...]], layout: str) -> Iterator[tuple[str, Stroke]]:
+    """(what it types, stroke) for each usable key of a table, level by level."""
+    for level in LEVELS:
+        rows = levels.get(level)
+        if rows is None:
+            continue
+        where = f"{layout} {level or 'plain'}"
+        assert len(rows) == len(ROWS), f"{where} has {len(rows)} rows, not {len(ROWS)}"
+        for row, codes in zip(rows, ROWS):
+            assert len(row) == len(codes), f"{where} row {row!r} has {len(row)} keys, not {len(codes)}"
+            for char, code in zip(row, codes):
+                if char != NOTHING:
+                    yield char, (MODIFIERS[level], code)
+
+
+def strokes_table(layout: str, xkb: bool = True, dead_keys: bool = True) -> dict[str, Strokes]:
+    """Every character the layout types, with the simplest strokes that type it: one key
+    where a key types it, else a dead key and a letter (or Space, for the accent alone).
+
+    `xkb`: the layout as Linux has it, with what XKB adds (layout_tables.XKB_ONLY); else
+    only what every computer set to the layout types. `dead_keys`: False for a layout
+    variant without them (de(nodeadkeys)...), where those keys are left unused."""
     if layout not in LAYOUTS:
         raise UnknownLayout(f"keyboard layout {layout!r} is not known to the uinput sink: use one of {SUPPORTED}")
-    table: dict[str, Stroke] = {char: ((), code) for char, code in WHITESPACE.items()}
-    for level in ("", "shift", "altgr"):  # the first level that types a character wins
-        for row, keys in zip(LAYOUTS[layout].get(level, ()), ROWS):
-            assert len(row) == len(keys), (
-                f"{layout} {level or 'plain'} row {row!r} has {len(row)} keys, not {len(keys)}"
-            )
-            for char, code in zip(row, keys):
-                if char != NOTHING:
-                    table.setdefault(char, (MODIFIERS[level], code))
+    table: dict[str, Strokes] = {char: (((), code),) for char, code in WHITESPACE.items()}
+    dead: dict[str, Stroke] = {}  # accent -> its dead key
+    tables = (LAYOUTS[layout], XKB_ONLY.get(layout, {})) if xkb else (LAYOUTS[layout],)
+    for levels in tables:  # what a key types beats what XKB adds
+        for char, stroke in keys_of(levels, layout):
+            if char in DEAD_KEYS:
+                if dead_keys:
+                    dead.setdefault(char, stroke)
+            else:
+                table.setdefault(char, (stroke,))
+    for char, (letter, accent) in ACCENTED.items():
+        if accent in dead and letter in table:
+            table.setdefault(char, (dead[accent], *table[letter]))
+    for accent, alone in ACCENT_ALONE.items():
+        if accent in dead:
+            table.setdefault(alone, (dead[accent], ((), KEY_SPACE)))
     return table
 
 
@@ -85,17 +91,23 @@ def caps_keys(layout: str) -> set[int]:
     }
 
 
-def strokes_for(text: str, table: dict[str, Stroke]) -> list[Stroke]:
+def strokes_for(text: str, table: dict[str, Strokes]) -> list[Stroke]:
     """The strokes that type `text`; every character must be in the table."""
-    return [table[char] for char in text]
+    return [stroke for char in text for stroke in table[char]]
 
 
-def unproducible(text: str, table: dict[str, Stroke]) -> str:
-    """The characters of `text` no key of the layout types, each once, in order."""
+def unproducible(text: str, table: dict[str, Strokes]) -> str:
+    """The characters of `text` the table has no strokes for, each once, in order."""
     return "".join(dict.fromkeys(char for char in text if char not in table))
 
 
-def runs(text: str, table: dict[str, Stroke]) -> list[tuple[bool, str]]:
+def cannot_type(text: str, layout: str, xkb: bool = True) -> str:
+    """The characters of `text` that `layout` cannot type, each once, in order ("" when it
+    types all): what the uinput sink (`xkb`) pastes and the hid sink (not `xkb`) skips."""
+    return unproducible(text, strokes_table(layout, xkb))
+
+
+def runs(text: str, table: dict[str, Strokes]) -> list[tuple[bool, str]]:
     """`text` cut into (typeable, run) pieces: runs the layout types, and runs it cannot."""
     pieces: list[tuple[bool, str]] = []
     for char in text:
@@ -107,15 +119,26 @@ def runs(text: str, table: dict[str, Stroke]) -> list[tuple[bool, str]]:
     return pieces
 
 
-def system_layout(keyboard_file: str = "/etc/default/keyboard") -> str:
-    """The console and desktop layout Debian and Raspberry Pi OS configure (XKBLAYOUT,
-    the first if several); "us" if none is set."""
+def keyboard_setting(name: str, keyboard_file: str) -> str:
+    """The first value of a setting of Debian's keyboard file (XKBLAYOUT="de,us" -> de)."""
     try:
         lines = open(keyboard_file, encoding="utf-8").read().splitlines()
     except OSError:
-        return "us"
+        return ""
     for line in lines:
-        name, _, value = line.partition("=")
-        if name.strip() == "XKBLAYOUT":
-            return value.strip().strip("\"'").split(",")[0] or "us"
-    return "us"
+        key, _, value = line.partition("=")
+        if key.strip() == name:
+            return value.strip().strip("\"'").split(",")[0]
+    return ""
+
+
+def system_layout(keyboard_file: str = "/etc/default/keyboard") -> str:
+    """The console and desktop layout Debian and Raspberry Pi OS configure (XKBLAYOUT,
+    the first if several); "us" if none is set."""
+    return keyboard_setting("XKBLAYOUT", keyboard_file) or "us"
+
+
+def system_has_dead_keys(keyboard_file: str = "/etc/default/keyboard") -> bool:
+    """False for the XKB variants whose accent keys type the accent at once (XKBVARIANT
+    nodeadkeys: the de, es and fr ones)."""
+    return "nodeadkeys" not in keyboard_setting("XKBVARIANT", keyboard_file)

@@ -2,9 +2,9 @@
 
 Needs /dev/uinput writable (the `input` group and a udev rule). Works on any compositor
 and on the text console, but sends key codes, so it presses what the user's keyboard
-layout needs (`layout`, stages/keys/layouts.py); a character the layout has no key for
-is pasted through the clipboard when a session allows, and reported otherwise, never
-typed wrong.
+layout needs (`layout`, stages/keys/layouts.py), as XKB has it: "ê" on a French layout
+is its dead ^ key, then e. A character the layout cannot type is pasted through the
+clipboard when a session allows, and reported otherwise, never typed wrong.
 """
 
 import os
@@ -20,6 +20,16 @@ UINPUT = "/dev/uinput"
 
 def uinput_writable(device: str = UINPUT) -> bool:
     return os.access(device, os.W_OK)
+
+
+def key_events(strokes: list[layouts.Stroke]) -> list[tuple[int, int]]:
+    """(key, 1 for down or 0 for up) for each stroke in turn: its modifiers down, its key
+    down and up, its modifiers up."""
+    return [
+        event
+        for modifiers, code in strokes
+        for event in [*((m, 1) for m in modifiers), (code, 1), (code, 0), *((m, 0) for m in reversed(modifiers))]
+    ]
 
 
 def uinput_problem(device: str = UINPUT) -> str:
@@ -50,13 +60,14 @@ class UinputSink:
         if uinput_problem(device):
             raise SinkUnavailable(uinput_problem(device))
         self.layout = layouts.system_layout() if layout == "auto" else layout
+        dead_keys = layouts.system_has_dead_keys() if layout == "auto" else True
         try:
-            self.table = layouts.strokes_table(self.layout)
+            self.table = layouts.strokes_table(self.layout, dead_keys=dead_keys)
         except layouts.UnknownLayout as error:
             raise SinkUnavailable(str(error)) from None
         import evdev
 
-        codes = {code for modifiers, code in self.table.values()} | {
+        codes = {code for strokes in self.table.values() for _, code in strokes} | {
             layouts.KEY_BACKSPACE,
             layouts.KEY_LEFTSHIFT,
             layouts.KEY_RIGHTALT,
@@ -82,14 +93,9 @@ class UinputSink:
             else:
                 self._paste(run)
 
-    def _press(self, strokes: list) -> None:
-        for modifiers, code in strokes:
-            for key, value in [
-                *((m, 1) for m in modifiers),
-                (code, 1),
-                (code, 0),
-                *((m, 0) for m in reversed(modifiers)),
-            ]:
+    def _press(self, strokes: list[layouts.Stroke]) -> None:
+        for stroke in strokes:
+            for key, value in key_events([stroke]):
                 self.keyboard.write(self.ecodes.EV_KEY, key, value)
                 self.keyboard.syn()
             time.sleep(self.delay_s)

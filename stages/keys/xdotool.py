@@ -21,6 +21,10 @@ from stages.keys.sinks import chunks, parse_chord, pieces, require_session, requ
 # it, so no timing is involved. A spare keycode keeps its character until it is needed
 # for another one, which waits until the keys typed with it have long been read (a new
 # mapping applies to keys still queued in a busy app, too).
+# Xvfb leaves 18 keycodes spare, and one French sentence needs 23 characters no US key
+# types: a text that needs more than are spare is typed up to the first character
+# without a keycode, then the rest once a keycode is free again. Left to xdotool's own
+# binding, they were lost or typed in the wrong case ("ÇA, À Évian" arrived as "A,  évian").
 RECYCLE_AFTER_S = 2.0
 
 
@@ -46,12 +50,27 @@ def bindings_for(text: str, keymap: dict[int, list[int]], ours: dict[int, float]
     """{spare keycode: keysym} for the characters of `text` that no key types. Spare:
     unbound keycodes, highest first (far from real keys), then keycodes this sink bound
     (`ours`: keycode -> when last typed) idle for RECYCLE_AFTER_S, least recent first.
-    Characters left without one are bound by xdotool itself, as before."""
+    Characters left without one wait for a keycode to be free (`with_keys`)."""
     bound = {keysym for keysyms in keymap.values() for keysym in keysyms}
     wanted = [keysym_of(char) for char in dict.fromkeys(text) if char != "\n" and keysym_of(char) not in bound]
     spare = [code for code in sorted(keymap, reverse=True) if not keymap[code] and code > 8]
     spare += [code for code in sorted(ours, key=ours.get) if code in keymap and now - ours[code] >= RECYCLE_AFTER_S]
     return dict(zip(spare, wanted))
+
+
+def with_keys(text: str, keymap: dict[int, list[int]]) -> str:
+    """The start of `text` whose characters all have a key in `keymap` (Return is one)."""
+    bound = {keysym for keysyms in keymap.values() for keysym in keysyms}
+    for end, char in enumerate(text):
+        if char != "\n" and keysym_of(char) not in bound:
+            return text[:end]
+    return text
+
+
+def until_a_keycode_is_free(ours: dict[int, float], keymap: dict[int, list[int]], now: float) -> float | None:
+    """Seconds until a keycode this sink bound may be bound anew; None if it has none left."""
+    still_ours = [typed for code, typed in ours.items() if code in keymap]
+    return max(0.0, min(still_ours) + RECYCLE_AFTER_S - now) if still_ours else None
 
 
 class XdotoolSink:
@@ -70,13 +89,21 @@ class XdotoolSink:
         for count in chunks(backspaces):
             run_tool(["xdotool", "key", "--delay", self.delay] + ["BackSpace"] * count, self.env)
         for piece in pieces(text):  # xdotool types "\n" as Return
-            typed_with = self.bind(piece)
-            run_tool(["xdotool", "type", "--delay", self.delay, "--", piece], self.env)
-            self.ours.update(dict.fromkeys(typed_with, time.monotonic()))
+            while piece:
+                keymap = self.bind(piece)
+                ready = with_keys(piece, keymap)
+                wait_s = None if ready else until_a_keycode_is_free(self.ours, keymap, time.monotonic())
+                if wait_s is not None:
+                    time.sleep(wait_s)
+                    continue
+                ready = ready or piece  # no keycode will ever be free: xdotool binds its own
+                run_tool(["xdotool", "type", "--delay", self.delay, "--", ready], self.env)
+                self.ours.update(dict.fromkeys(self.keycodes_of(ready, keymap), time.monotonic()))
+                piece = piece[len(ready) :]
 
-    def bind(self, text: str) -> list[int]:
-        """Binds the characters of `text` that no key types to spare keycodes; returns
-        the keycodes of this sink that `text` will use."""
+    def bind(self, text: str) -> dict[int, list[int]]:
+        """Binds the characters of `text` that no key types to spare keycodes, as many
+        as there are; returns the keymap with them."""
         # Even ASCII: a non-Latin layout may lack it. Reading the keymap takes ~3 ms.
         keymap = parse_keymap(run_tool(["xmodmap", "-pk"], self.env).decode())
         binding = bindings_for(text, keymap, self.ours, time.monotonic())
@@ -85,9 +112,14 @@ class XdotoolSink:
             for code, keysym in binding.items():
                 expressions += ["-e", f"keycode {code} = 0x{keysym:x} 0x{keysym:x}"]  # shifted or not
                 keymap[code] = [keysym]
+                self.ours.setdefault(code, time.monotonic())
             run_tool(["xmodmap", *expressions], self.env)
+        return keymap
+
+    def keycodes_of(self, text: str, keymap: dict[int, list[int]]) -> list[int]:
+        """The keycodes this sink bound that typing `text` uses."""
         used = {keysym_of(char) for char in text}
-        return [code for code in [*self.ours, *binding] if used.intersection(keymap.get(code, []))]
+        return [code for code in self.ours if used.intersection(keymap.get(code, []))]
 
     def press(self, chord: str) -> None:
         parse_chord(chord)
