@@ -3,7 +3,7 @@ German, French and Spanish.
 
     python -m bench.languageset [--out DIR]
 
-Spoken by espeak-ng (Debian's `espeak-ng`, installed by ./install), the only offline
+Spoken by espeak-ng (`apt-get install espeak-ng`; only to make the set again), the only offline
 voices for these languages packaged here. Its speech is robotic, and Whisper mishears
 it more than a person (`voxkey bench --languages` measures how much). Every text is
 spoken by three voice variants at two speeds. The split is by voice: `tune` (one
