@@ -6,7 +6,7 @@
   model, compute type, thread count, OpenMP wait policy, beam size and decoding options. Measured: the
   wall time of one transcription (all segments consumed).
 * LLM: the requests the router really sent in the pipeline run, laid out with the same
-  prompt data (stages.llm.stage.render over models/prompts.toml), to llama-cpp-python with the
+  prompt builder (stages/llm/prompts.py over models/prompts.toml), to llama-cpp-python with the
   stage's GGUF, context size, threads, wait policy, sampling settings, stop strings and seed.
   The wait policy is the OpenMP runtime's, read once when an engine's library loads:
   the first engine this process loads sets it for both (every stage's default is the
@@ -31,6 +31,7 @@ from bus import cpus as cpu_plan
 from bus.frames import SAMPLE_RATE
 from stages.asr import stage as asr_stage
 from stages.llm import stage as llm_support
+from stages.llm.prompts import PromptBook
 from stages.thinking.tools import tool_specs
 from stages.vad import segmenting
 
@@ -119,49 +120,49 @@ class Model:
             n_threads_batch=engine.batch,
             verbose=False,
         )
-        prompts = llm_support.load_prompts()
-        self.layout = prompts["formats"][settings.get("format") or llm_support.family_of(self.llm.metadata)]
-        self.modes = prompts["modes"]
+        self.book = PromptBook.for_model(self.llm.metadata, str(settings.get("format") or ""))
 
-    def prompt(self, mode: str, text: str | None) -> str:
+    def prompt(self, mode: str, text: str | None, language: str = "") -> str:
         """The request's prompt; with no text, the system prompt alone, as the stage warms up."""
-        messages = [{"role": "system", "content": self.modes[mode]["system"]}]
-        if text is not None:
-            messages.append({"role": "user", "content": self.modes[mode]["user"].format(text=text)})
-        return llm_support.render(
-            self.layout, messages, tool_specs() if mode == "converse" else None, generation=text is not None
-        )
+        messages = [] if text is None else [self.book.user(mode, text)]
+        tools = tool_specs() if mode == "converse" else None
+        return self.book.prompt(mode, messages, tools, generation=text is not None, language=language)
 
     def fresh(self, mode: str, warm: bool) -> None:
         """As a newly started stage (warm: the mode's system prompt evaluated, as the
         stage does before it reports ready), or cold: nothing of any prompt cached."""
         self.llm.reset()
-        warm_up = self.prompt(mode, None) if warm else self.layout["generation"]
+        warm_up = self.prompt(mode, None) if warm else self.book.layout["generation"]
         self.llm.create_completion(warm_up, max_tokens=1)
 
     def generate(self, utt: str, mode: str, text: str) -> dict:
-        prompt = self.prompt(mode, text)
-        settings, mode_data = self.settings, self.modes[mode]
+        return self.complete(utt, mode, self.prompt(mode, text))[0]
+
+    def complete(self, utt: str, mode: str, prompt: str) -> tuple[dict, str]:
+        """Stream `prompt`'s completion as the stage does (its sampling, stop strings, and
+        seed by the utterance): the measures, and the text the model wrote."""
+        settings = self.settings
         prompt_tokens = len(self.llm.tokenize(prompt.encode(), add_bos=False, special=True))
         started = time.perf_counter_ns()
         first = last = 0
-        tokens = 0
-        for _chunk in self.llm.create_completion(
+        pieces = []
+        for chunk in self.llm.create_completion(
             prompt,
-            max_tokens=int(mode_data["max_tokens"]),
+            max_tokens=self.book.max_tokens(mode),
             temperature=float(settings["temperature"]),
             top_k=int(settings["top_k"]),
             top_p=float(settings["top_p"]),
-            stop=list(self.layout["stop"]) + list(mode_data["stop"]),
+            stop=self.book.stop(mode),
             seed=zlib.crc32(utt.encode()),
             stream=True,
         ):
-            tokens += 1
+            pieces.append(chunk["choices"][0]["text"])
             last = time.perf_counter_ns()
             first = first or last
         end = time.perf_counter_ns()
+        tokens = len(pieces)
         decoding_s = (last - first) / 1e9 if first else 0.0  # first to last token, as stages.llm.stage.Metrics
-        return {
+        measures = {
             "utt": utt,
             "mode": mode,
             "prompt_tokens": prompt_tokens,
@@ -170,6 +171,7 @@ class Model:
             "tokens_per_s": round((tokens - 1) / decoding_s, 1) if tokens > 1 and decoding_s > 0 else 0.0,
             "total_ms": round((end - started) / 1e6, 2),
         }
+        return measures, "".join(pieces)
 
 
 def llm_baseline(config: dict, requests: list[dict]) -> list[dict]:

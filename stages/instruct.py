@@ -4,6 +4,8 @@ Consumes: `request` (modes clarify and chat), handed over reliably by the router
 Produces: `keystrokes`, handed over reliably to the router, and, per request, a
 `generation` report (prompt tokens, time to first token, time to first typed token,
 tokens/s, total time, outcome).
+Both work in the utterance's language when it is known (Request.language): the prompt
+asks a rewrite to keep it and an answer to be given in it.
 *chat*: the answer is typed as it is generated, piece by piece; the conversation so
 far is in the prompt and survives a restart (stages/llm/conversation.py, the state file).
 *clarify*: the rewrite is checked before a key is pressed; if the model fails, runs
@@ -40,9 +42,8 @@ class Instruct(LlmStage):
     modes = ("clarify", "chat")
 
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
-        request = frame.body
-        prompt = self.prompt(request.mode, self.messages(frame))
-        if request.mode == "chat":
+        prompt = self.request_prompt(frame)
+        if frame.body.mode == "chat":
             for piece in self.generate(frame, metrics, prompt):
                 self.type(frame, metrics, piece)
             return "answered", ""

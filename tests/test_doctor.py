@@ -60,12 +60,18 @@ def test_doctor_checks_everything_and_fails_on_a_missing_model():
         "model asr",
         "model instruct",
         "model thinking",
+        "whisper base",
+        "whisper small",
         "memory",
         "supervisord",
         "run directory",
     }
     assert checks["model instruct"] == "FAIL" and checks["model asr"] == "ok"
     assert "/nonexistent/model.gguf not found" in result.stdout and "fix: voxkey models fetch" in result.stdout
+    # The multilingual models: base built in (./install --multilingual), small downloaded or how to get it.
+    assert checks["whisper base"] == "ok" and "built-in multilingual model base at " in result.stdout
+    if checks["whisper small"] != "ok":
+        assert "fix: voxkey models fetch whisper-small" in result.stdout
     # The microphone may fail too: whether one exists here depends on the audio server.
     problems = result.stdout.splitlines()[-1]
     assert "model instruct" in problems and set(problems.split(": ", 2)[-1].split(", ")) <= {

@@ -17,6 +17,7 @@ from voxkey import models
 
 GGUF = b"GGUF" + bytes(range(256)) * 64
 ASR = {"model.bin": b"\x01" * 5000, "config.json": b'{"layers": 2}', "vocabulary.txt": b"a\nb\n"}
+GATED = b"GGUF" + b"\x07" * 300
 
 
 def sha(data: bytes) -> str:
@@ -25,6 +26,14 @@ def sha(data: bytes) -> str:
 
 def file_entry(name: str, data: bytes) -> str:
     return f'[[model.files]]\nfile = "{name}"\nsize = {len(data)}\nsha256 = "{sha(data)}"\n'
+
+
+def model_entry(name: str, role: str, repo: str, licence: str = "MIT", osi_approved: bool = True) -> str:
+    url = f"https://example.org/{repo}/LICENSE"
+    return (
+        f'[[model]]\nname = "{name}"\nrole = "{role}"\nrepo = "{repo}"\n'
+        f'licence = {{ name = "{licence}", url = "{url}", osi_approved = {str(osi_approved).lower()} }}\n'
+    )
 
 
 class Hub:
@@ -60,6 +69,7 @@ def hub(tmp_path):
     for name, data in ASR.items():
         served.put("acme/whisper-tiny", name, data)
     served.put("acme/loose", "loose.bin", b"no digest for me")
+    served.put("acme/gated-GGUF", "gated.gguf", GATED)
     yield served
     served.server.shutdown()
     served.server.server_close()
@@ -70,12 +80,14 @@ def manifest(tmp_path):
     path = tmp_path / "manifest.toml"
     path.write_text(
         'base_url = "http://127.0.0.1:9"\n\n'
-        '[[model]]\nname = "tiny"\nrole = "instruct"\nrepo = "acme/tiny-GGUF"\n'
+        + model_entry("tiny", "instruct", "acme/tiny-GGUF", "Apache-2.0")
         + file_entry("tiny-Q4_0.gguf", GGUF)
-        + '\n[[model]]\nname = "asr"\nrole = "asr"\nrepo = "acme/whisper-tiny"\n'
+        + model_entry("asr", "asr", "acme/whisper-tiny")
         + "".join(file_entry(name, data) for name, data in ASR.items())
-        + '\n[[model]]\nname = "loose"\nrole = "thinking"\nrepo = "acme/loose"\n'
+        + model_entry("loose", "thinking", "acme/loose")
         + '[[model.files]]\nfile = "loose.bin"\nsize = 0\nsha256 = ""\n'
+        + model_entry("gated", "instruct", "acme/gated-GGUF", "Acme Terms v2", osi_approved=False)
+        + file_entry("gated.gguf", GATED)
     )
     return path
 
@@ -199,13 +211,83 @@ def test_unverified_files_need_explicit_permission(hub, manifest, dest):
     assert f"UNVERIFIED: sha256 {sha(b'no digest for me')}" in out.getvalue()
 
 
+def test_a_licence_that_is_not_osi_approved_is_accepted_before_any_download(hub, manifest, dest):
+    # Fetching everything: not one file is downloaded, the OSI-licensed ones neither.
+    with pytest.raises(models.ModelError) as caught:
+        models.fetch(None, hub.url, dest, None, manifest=manifest, allow_unverified=True)
+    assert str(caught.value) == (
+        "gated is under the Acme Terms v2, not OSI-approved (read it at https://example.org/acme/gated-GGUF/LICENSE): "
+        'accept it with --accept-licence "Acme Terms v2" (or --accept-licences); nothing was downloaded'
+    )
+    assert hub.requests == [] and leftovers(dest) == []
+
+    models.fetch(["gated"], hub.url, dest, None, manifest=manifest, accepted=["acme terms V2"])  # any case
+    assert (dest / "gated" / "gated.gguf").read_bytes() == GATED
+    assert hub.requests == ["/acme/gated-GGUF/resolve/main/gated.gguf"]
+    # Once it is installed, fetching it again asks nothing and downloads nothing.
+    models.fetch(["gated"], hub.url, dest, None, manifest=manifest)
+    assert len(hub.requests) == 1
+
+
+def test_accept_all_licences(hub, manifest, dest):
+    models.fetch(["gated", "tiny"], hub.url, dest, None, manifest=manifest, accept_all=True)
+    assert len(hub.requests) == 2 and (dest / "gated" / "gated.gguf").is_file()
+
+
+def test_the_licence_is_asked_for_and_a_no_downloads_nothing(hub, manifest, dest):
+    asked = []
+
+    def refuse(licence, under):
+        asked.append((licence.name, licence.url, under))
+        return False
+
+    with pytest.raises(models.ModelError, match=r"^gated is under the Acme Terms v2, .*: not accepted; nothing was"):
+        models.fetch(["tiny", "gated"], hub.url, dest, None, manifest=manifest, confirm=refuse)
+    assert asked == [("Acme Terms v2", "https://example.org/acme/gated-GGUF/LICENSE", ["gated"])]
+    assert hub.requests == []
+
+    models.fetch(["tiny", "gated"], hub.url, dest, None, manifest=manifest, confirm=lambda licence, under: True)
+    assert len(hub.requests) == 2
+
+
+def test_the_cli_asks_on_a_terminal_and_refuses_elsewhere(hub, manifest, dest, monkeypatch, capsys):
+    monkeypatch.setattr(lookup, "MANIFEST", manifest)
+    monkeypatch.setenv("VOXKEY_MODELS_DIR", str(dest))
+    monkeypatch.setenv("VOXKEY_MODELS_BASE_URL", hub.url)
+    root = argparse.ArgumentParser(prog="voxkey")
+    models.add_cli(root.add_subparsers(dest="command", required=True))
+
+    def run(*argv) -> int:
+        args = root.parse_args(argv)
+        return args.run(args)
+
+    assert run("models", "fetch", "gated") == 1  # pytest's stdin is no terminal: refused, with the flag named
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and '--accept-licence "Acme Terms v2"' in error and hub.requests == []
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    assert run("models", "fetch", "gated") == 1
+    assert "Accept it? [y/N]" in capsys.readouterr().err and hub.requests == []
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    assert run("models", "fetch", "gated") == 0
+    assert (dest / "gated" / "gated.gguf").read_bytes() == GATED
+    (dest / "gated" / "gated.gguf").unlink()
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert run("models", "fetch", "gated", "--accept-licence", "Acme Terms v2") == 0
+    assert len(hub.requests) == 2
+
+
 def test_local_path_explains_how_to_install(hub, manifest, dest):
     with pytest.raises(models.ModelError) as caught:
         lookup.local_path("tiny", dest, manifest=manifest)
     assert str(caught.value) == (
         f"model tiny not found at {dest / 'tiny' / 'tiny-Q4_0.gguf'}: run `voxkey models fetch tiny`"
     )
-    with pytest.raises(models.ModelError, match="unknown model nope; the manifest has tiny, asr, loose"):
+    with pytest.raises(models.ModelError, match="unknown model nope; the manifest has tiny, asr, loose, gated"):
         lookup.local_path("nope", dest, manifest=manifest)
 
     models.fetch(["tiny", "asr"], hub.url, dest, None, manifest=manifest)
@@ -224,8 +306,8 @@ def test_status_reports_each_model(hub, manifest, dest):
     def states(**kwargs):
         return {entry.model.name: entry.state for entry in models.status(dest, manifest=manifest, **kwargs)}
 
-    assert states() == {"tiny": "installed", "asr": "installed", "loose": "missing"}
-    assert states(verify=True) == {"tiny": "verified", "asr": "corrupt", "loose": "missing"}
+    assert states() == {"tiny": "installed", "asr": "installed", "loose": "missing", "gated": "missing"}
+    assert states(verify=True) == {"tiny": "verified", "asr": "corrupt", "loose": "missing", "gated": "missing"}
 
 
 def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, dest, monkeypatch, capsys):
@@ -243,14 +325,26 @@ def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, des
     assert (dest / "tiny" / "tiny-Q4_0.gguf").read_bytes() == GGUF
     assert run("models", "list", "--set", "stages.instruct.model=tiny") == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].split() == ["NAME", "ROLE", "STATE", "SIZE", "USED", "BY", "PATH"]
-    assert listing[1].split()[:6] == ["tiny", "instruct", "installed", "0.0", "MB", "instruct"]
-    assert listing[2].split()[:6] == ["asr", "asr", "missing", "0.0", "MB", "-"]
+    rows = table([line for line in listing if not line.startswith("* ")])
+    assert list(rows) == ["tiny", "asr", "loose", "gated", *lookup.BUILT_IN]
+    assert rows["tiny"] == {
+        "ROLE": "instruct",
+        "STATE": "installed",
+        "SIZE": "0.0 MB",
+        "USED BY": "instruct",
+        "LICENCE": "Apache-2.0",
+        "PATH": str(dest / "tiny" / "tiny-Q4_0.gguf"),
+    }
+    assert (rows["asr"]["STATE"], rows["asr"]["USED BY"], rows["asr"]["LICENCE"]) == ("missing", "-", "MIT")
+    # A licence that is not OSI-approved is marked, and named with its text below the table.
+    assert rows["gated"]["LICENCE"] == "Acme Terms v2*" and rows["gemma3-270m"]["LICENCE"] == "Gemma Terms of Use*"
+    assert "* Acme Terms v2: not OSI-approved; read it at https://example.org/acme/gated-GGUF/LICENSE" in listing
+    assert "* Gemma Terms of Use: not OSI-approved; read it at https://ai.google.dev/gemma/terms" in listing
     # The built-in models, where they are and which stages run them by default.
-    built_in = {line.split()[0]: line.split() for line in listing[4:]}
-    assert built_in["tiny.en"][2:4] == ["built", "in"] and built_in["tiny.en"][6] == "asr"
-    assert built_in["smollm2-135m"][6] == "thinking"  # instruct was set to another
-    assert built_in["silero-vad-v6"][6] == "vad" and Path(built_in["silero-vad-v6"][7]).is_file()
+    assert rows["tiny.en"]["STATE"] == "built in" and rows["tiny.en"]["USED BY"] == "asr"
+    assert rows["smollm2-135m"]["USED BY"] == "thinking"  # instruct was set to another
+    assert rows["silero-vad-v6"]["USED BY"] == "vad" and Path(rows["silero-vad-v6"]["PATH"]).is_file()
+    assert rows["silero-vad-v6"]["LICENCE"] == "MIT" and rows["smollm2-135m"]["LICENCE"] == "Apache-2.0"
 
     assert run("models", "fetch", "asr", "--base-url", hub.url + "/nowhere", "--dir", str(dest / "other")) == 1
     error = capsys.readouterr().err
@@ -258,6 +352,17 @@ def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, des
         error == f"voxkey: cannot download {hub.url}/nowhere/acme/whisper-tiny/resolve/main/model.bin: "
         "HTTP 404 File not found\n"
     )
+
+
+def table(lines: list[str]) -> dict[str, dict[str, str]]:
+    """`voxkey models list`'s rows by name, each cell cut at its header's column."""
+    header = lines[0]
+    names = ["NAME", "ROLE", "STATE", "SIZE", "USED BY", "LICENCE", "PATH"]
+    starts = [header.index(name) for name in names] + [None]
+    cells = [
+        {name: line[start:end].strip() for name, start, end in zip(names, starts, starts[1:])} for line in lines[1:]
+    ]
+    return {row.pop("NAME"): row for row in cells}
 
 
 def test_progress_is_throttled():
@@ -276,22 +381,32 @@ def test_the_real_manifest_is_complete():
     raw = tomllib.loads(lookup.MANIFEST.read_text())
     assert raw["base_url"] == "https://huggingface.co"
     for entry in raw["model"]:
-        assert {"name", "role", "repo", "files"} <= entry.keys()
+        assert {"name", "role", "repo", "files", "licence"} <= entry.keys()
+        assert {"name", "url", "osi_approved"} <= entry["licence"].keys()
         for spec in entry["files"]:
             assert {"file", "size", "sha256"} <= spec.keys()
 
     loaded = models.load_manifest()
-    assert {model.role: model.name for model in loaded.models.values()} == {
-        "instruct": "lfm2.5-1.2b-instruct",
-        "thinking": "lfm2.5-1.2b-thinking",
-        "asr": "whisper-base.en",
+    assert {name: model.role for name, model in loaded.models.items()} == {
+        "lfm2.5-1.2b-instruct": "instruct",
+        "lfm2.5-1.2b-thinking": "thinking",
+        "whisper-base.en": "asr",
+        "whisper-base": "asr",
+        "whisper-small": "asr",
     }
-    assert [spec.file for spec in loaded.models["whisper-base.en"].files] == [
-        "model.bin",
-        "config.json",
-        "tokenizer.json",
-        "vocabulary.txt",
-    ]
+    for name in ("whisper-base.en", "whisper-base", "whisper-small"):
+        assert [spec.file for spec in loaded.models[name].files] == [
+            "model.bin",
+            "config.json",
+            "tokenizer.json",
+            "vocabulary.txt",
+        ]
+        assert loaded.models[name].licence == lookup.WHISPER_LICENCE
+    assert loaded.models["whisper-small"].repo == "Systran/faster-whisper-small"
+    assert loaded.models["whisper-base"].repo == "Systran/faster-whisper-base"
+    lfm = loaded.models["lfm2.5-1.2b-instruct"].licence
+    assert (lfm.name, lfm.osi_approved) == ("LFM Open License v1.0", False)
+    assert lfm.url == "https://huggingface.co/LiquidAI/LFM2.5-1.2B-Instruct/blob/main/LICENSE"
     url = loaded.models["lfm2.5-1.2b-instruct"].url(loaded.base_url, loaded.models["lfm2.5-1.2b-instruct"].files[0])
     assert (
         url == "https://huggingface.co/LiquidAI/LFM2.5-1.2B-Instruct-GGUF/resolve/main/LFM2.5-1.2B-Instruct-Q4_0.gguf"

