@@ -2,29 +2,42 @@
 
 Pure: what to type for an utterance after what came before (a separating space, a
 capital where a sentence begins), the spoken editing commands ("new line", "new
-paragraph", "scratch that": erase the previous utterance), and the user's
-`replacements` (what Whisper writes -> what is typed: names, jargon, "at sign" -> "@")."""
+paragraph", "scratch that": erase the previous utterance; said in the utterance's
+language, stages/router/language.py), and the user's `replacements` (what Whisper
+writes -> what is typed: names, jargon, "at sign" -> "@"), for every language or one."""
 
 import re
 from dataclasses import dataclass, field
 
 from bus.stage import StageError
-from bus.text import plain
+from stages.router.language import EDITS, ENGLISH, SCRATCH, command_of
+from stages.router.modewords import Hearing
 
 SENTENCE_END = (".", "!", "?", ":")
 
 
-# Words that keep their capital in mid-sentence.
-ALWAYS_CAPITAL = {"i", "i'm", "i've", "i'll", "i'd"}
-
-
 Vocabulary = list[tuple[re.Pattern, str]]
+EVERY_LANGUAGE = ""  # the key of the replacements that hold whatever the language
 
 
 JOINS_WORD_BEFORE = set(".,;:!?)]}%@/-_'")
 
 
 JOINS_WORD_AFTER = set("@/#$([{-_")
+
+
+def vocabularies(replacements: dict) -> dict[str, Vocabulary]:
+    """The `replacements` table by language: a phrase for every language, or a table of
+    them under a language's code ([stages.router.replacements.de]), which adds to those
+    and overrides the same phrase."""
+    common = {heard: typed for heard, typed in replacements.items() if isinstance(typed, str)}
+    own = {code: table for code, table in replacements.items() if isinstance(table, dict)}
+    for code, table in own.items():
+        odd = [heard for heard, typed in table.items() if not isinstance(typed, str)]
+        if odd:
+            fix = f"fix [stages.router.replacements.{code}]"
+            raise StageError(f"replacement {odd[0]!r} under {code!r} is not text: {fix}")
+    return {EVERY_LANGUAGE: vocabulary(common)} | {code: vocabulary(common | table) for code, table in own.items()}
 
 
 def vocabulary(replacements: dict) -> Vocabulary:
@@ -59,15 +72,22 @@ class Edit:
     erases: str = ""  # the utterance whose text the backspaces erase
 
 
-def spoken_command(text: str) -> str:
-    """The command an utterance is, if it is only a command ("New line." -> "new line")."""
-    phrase = plain(text)
-    return {"newline": "new line"}.get(phrase, phrase)
+def spoken_command(text: str, languages: Hearing = ENGLISH) -> str:
+    """The command an utterance is, if it is only a command ("New line." and "Neue
+    Zeile." -> "new line"), else ""."""
+    return command_of(text, languages)
 
 
-def join_to(previous: str, text: str) -> str:
+def capitalised(text: str) -> str:
+    """`text` with its first letter in capitals ("¿cuál..." -> "¿Cuál...")."""
+    first = next((i for i, char in enumerate(text) if char.isalpha()), None)
+    return text if first is None else text[:first] + text[first].upper() + text[first + 1 :]
+
+
+def join_to(previous: str, text: str, languages: Hearing = ENGLISH) -> str:
     """`text` as it should be typed after `previous`: a separating space, and a
-    capital only where a sentence begins."""
+    capital only where a sentence begins (in mid-sentence, the language's words that
+    keep theirs do, and in German every word keeps the case Whisper gave it)."""
     text = text.strip()
     if not text:
         return ""
@@ -75,8 +95,12 @@ def join_to(previous: str, text: str) -> str:
     sentence_begins = at_line_start or previous.rstrip().endswith(SENTENCE_END)
     first_word = text.split()[0]
     if sentence_begins:
-        text = text[0].upper() + text[1:]
-    elif first_word.lower().strip(",.") not in ALWAYS_CAPITAL and not first_word.isupper():
+        text = capitalised(text)
+    elif (
+        not languages[0].keep_case
+        and first_word.lower().strip(",.") not in languages[0].always_capital
+        and not first_word.isupper()
+    ):
         text = text[0].lower() + text[1:]
     return text if at_line_start or previous.endswith(" ") else " " + text
 
@@ -88,27 +112,27 @@ class Dictation:
 
     typed: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, text)
     memory: int = 100  # utterances "scratch that" can reach back through
-    words: Vocabulary = field(default_factory=list)  # replacements
+    words: dict[str, Vocabulary] = field(default_factory=dict)  # replacements, by language (vocabularies)
 
-    COMMANDS = {"new line": "\n", "new paragraph": "\n\n"}
-    SCRATCH = "scratch that"
-
-    def hear(self, text: str, utt: str = "") -> Edit:
-        command = spoken_command(text)
-        if command == self.SCRATCH:
+    def hear(self, text: str, utt: str = "", languages: Hearing = ENGLISH) -> Edit:
+        command = spoken_command(text, languages)
+        if command == SCRATCH:
             erased_utt, erased = self.typed.pop() if self.typed else ("", "")
             return Edit(len(erased), "", erases=erased_utt)
-        chunk = self.COMMANDS.get(command)
+        chunk = EDITS.get(command)
         if chunk is None:
-            return self.extend(utt, text)
+            return self.extend(utt, text, languages)
         self.record(utt, chunk)
         return Edit(0, chunk)
 
-    def extend(self, utt: str, text: str) -> Edit:
+    def extend(self, utt: str, text: str, languages: Hearing = ENGLISH) -> Edit:
         """What to type so that the utterance reads `text`, after what was typed ahead of
         it (partials); never erasing. If the words typed ahead are not how `text` begins
         (asr lost them in a restart), what follows as many words is typed."""
-        chunk = join_to(self._before(utt), replace_phrases(text, self.words))
+        words = self.words.get(languages[0].code, self.words.get(EVERY_LANGUAGE, []))
+        # Joined first, then replaced: the case of Whisper's first word is decided, and a
+        # replacement's own ("iPhone", "VoxKey") is typed as written.
+        chunk = replace_phrases(join_to(self._before(utt), text, languages), words)
         ahead = self.typed[-1][1] if utt and self.typed and self.typed[-1][0] == utt else ""
         if chunk.startswith(ahead):
             piece = chunk[len(ahead) :]

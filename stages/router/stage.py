@@ -29,7 +29,8 @@ from bus.records import require
 from bus.stage import Stage, StageError, mark
 from bus.text import plain
 from bus.wiring import MODEL_STAGES
-from stages.router.dictation import Dictation, vocabulary
+from stages.router.dictation import Dictation, vocabularies
+from stages.router.language import hearing, stop_words_of
 from stages.router.meaning import decide, plainly_dictated
 from stages.router.modewords import MODES
 
@@ -44,6 +45,7 @@ class Parts:
 
     mode: str
     text: str
+    language: str = ""  # of the first part: the model answers in it
 
 
 @dataclass
@@ -94,7 +96,7 @@ class Router(Stage):
         self.stop_words = {plain(word) for word in self.settings["stop_words"]}
         saved = self.load_state(RouterState)
         self.mode = self._valid_mode(saved.mode or self.settings["mode"])
-        self.document = Dictation(typed=saved.typed, words=vocabulary(self.settings.get("replacements", {})))
+        self.document = Dictation(typed=saved.typed, words=vocabularies(self.settings.get("replacements", {})))
         self.decided = saved.decided
         self.parts = saved.parts
         # The model stages start chat and converse afresh when this number changes.
@@ -204,11 +206,11 @@ class Router(Stage):
             or self.next_mode
             or transcript.part
             or self.parts
-            or not plainly_dictated(transcript.text, self.mode_words, self.stop_words)
+            or not plainly_dictated(transcript.text, self.mode_words, self.stop_words, hearing(transcript.language))
         ):
             return typing("", final=False)
         offset = len(self.document.text_of(frame.utt))
-        edit = self.document.extend(frame.utt, transcript.text)
+        edit = self.document.extend(frame.utt, transcript.text, hearing(transcript.language))
         self.log.info("typed ahead", utt=frame.utt, text=edit.text)
         return typing(edit.text, final=False, offset=offset)
 
@@ -232,6 +234,7 @@ class Router(Stage):
             pauses_ms=transcript.pauses_ms,
             min_pause_ms=self.prefix_pause_ms,
             stopping=self._something_to_stop(frame),
+            languages=hearing(transcript.language),
         )
         self.next_mode = decision.next
         # A name said on its own picks the mode of the next utterance only if that one
@@ -256,10 +259,10 @@ class Router(Stage):
             self._new_conversation("voice")
             return typing("")
         if not transcript.last_part:
-            self.parts = Parts(decision.mode, decision.text)
+            self.parts = Parts(decision.mode, decision.text, transcript.language)
             if decision.mode != "dictate":  # a model hears the utterance whole, at its last part
                 return typing("")
-        return self._for_mode(decision.mode, decision.text, frame.utt)
+        return self._for_mode(decision.mode, decision.text, frame.utt, transcript.language)
 
     def _next_mode_for(self, frame: Frame) -> str:
         """The mode a name said on its own gave this utterance: "" if none was said, or
@@ -288,7 +291,7 @@ class Router(Stage):
                 if (
                     isinstance(body, Transcript)
                     and not (body.partial or body.dropped)
-                    and plain(body.text) in self.stop_words
+                    and plain(body.text) in self.stop_words | stop_words_of(hearing(body.language))
                     and (frame.key or frame.utt) not in self.stops_heard
                 ):
                     self.stops_heard.append(frame.key or frame.utt)
@@ -321,7 +324,7 @@ class Router(Stage):
         """A later part of a long utterance: the mode of its first part."""
         if not transcript.part or not self.parts:
             return None
-        mode = self.parts.mode
+        mode, language = self.parts.mode, self.parts.language
         if mode != "dictate":
             self.parts.text = f"{self.parts.text} {text.strip()}".strip()
             text = self.parts.text
@@ -329,14 +332,16 @@ class Router(Stage):
             self.parts = None
         elif mode != "dictate":
             return typing("")
-        return self._for_mode(mode, text, utt) if text.strip() else typing("")
+        return self._for_mode(mode, text, utt, language) if text.strip() else typing("")
 
-    def _for_mode(self, mode: str, text: str, utt: str) -> Decided:
+    def _for_mode(self, mode: str, text: str, utt: str, language: str) -> Decided:
         if mode == "dictate":
             offset = len(self.document.text_of(utt))  # what partials typed ahead
-            edit = self.document.hear(text, utt)
+            edit = self.document.hear(text, utt, hearing(language))
             return typing(edit.text, backspaces=edit.backspaces, offset=offset, erases=edit.erases)
-        request = Request(mode=mode, text=text, lead=self.document.lead(), conversation=self.conversation)
+        request = Request(
+            mode=mode, text=text, lead=self.document.lead(), conversation=self.conversation, language=language
+        )
         self.answering[utt] = mode
         return Decided(request=request)
 
