@@ -28,6 +28,18 @@ work again, and the keys make the result known downstream.
 
 Acknowledgement by position: a stream (audio) is acknowledged by the consumer
 saying how far it no longer needs it (`acknowledge_through`), not frame by frame.
+
+**Over a network** frames are lost with both ends still up: a connection that broke
+and came back loses what it held. The peers find it by accounting (bus/peer.py: a gap
+in a topic's numbers, or fewer frames than a heartbeat says were sent). The consumer
+then takes nothing more from that producer until what it sends again begins (a frame
+no later than the last it has seen from it, or than the last the producer's heartbeat
+says it sent): taken, the frames after the gap would come before the lost ones. Its
+heartbeat says how many frames it missed or set aside; the producer, seeing the count
+grow, sends again, in order, everything not acknowledged (`lost_on_the_way`), and
+acknowledges again what it has done of the other's (an acknowledgement may have been
+lost: every peer reports what it missed of every other). The inbox makes every repeat
+harmless: the same frame is still handled once.
 """
 
 import base64
@@ -83,6 +95,15 @@ class Delivery:
         self.held: set[Input] = set()  # inputs the stage has not finished with
         self.done: collections.OrderedDict[Input, None] = collections.OrderedDict()
         self._acks: dict[str, list[Ack]] = collections.defaultdict(list)  # producer -> acks it cannot hear yet
+        # producer -> the last position of its frames seen (taken, set aside, or said sent
+        # in its heartbeat); and the producers whose frames are set aside after a loss,
+        # until what they send again begins (at or below that position)
+        self._seen_through: dict[str, int] = {}
+        self._setting_aside: set[str] = set()
+        self._sent_through: dict[str, int] = {}  # consumer -> the last position sent to it
+        self._acknowledged_through: dict[tuple[str, str], int] = {}  # (producer, topic) -> position
+        self._aside_at_last_look: set[str] = set()
+        self._missing_reported: dict[str, int] = {}  # consumer -> frames it last said it missed
 
     # --- producing ----------------------------------------------------------
 
@@ -152,7 +173,12 @@ class Delivery:
         return frames
 
     def peer_restarted(self, name: str) -> None:
-        """Everything pending for `name` goes again, to it alone, once it hears us."""
+        """Everything pending for `name` goes again, to it alone, once it hears us; its
+        frames to us are numbered afresh."""
+        self._missing_reported.pop(name, None)
+        self._seen_through.pop(name, None)
+        self._setting_aside.discard(name)
+        self._acknowledged_through = {k: v for k, v in self._acknowledged_through.items() if k[0] != name}
         pending = self.outbox.get(name, {})
         resent = sum(bool(entry.sent_to) for entry in pending.values())
         self._unsent[name] = collections.deque(pending)
@@ -161,6 +187,43 @@ class Delivery:
             self.log.warning(
                 "consumer restarted: sending again what it had not acknowledged", consumer=name, frames=resent
             )
+
+    def lost_on_the_way(self, name: str) -> None:
+        """Frames to or from `name` were lost while both stayed up: what it has not
+        acknowledged goes again, in order (it handles each once, and acknowledges
+        again what it had done)."""
+        pending = self.outbox.get(name, {})
+        for entry in pending.values():
+            entry.sent_to = 0
+        self._unsent[name] = collections.deque(pending)
+        if pending:
+            self.counters["resent_after_loss"] += len(pending)
+            self.log.warning(
+                "frames lost on the way: sending again what was not acknowledged", peer=name, frames=len(pending)
+            )
+        self.flush(name)
+
+    def missing_reported(self, name: str, missed: int) -> None:
+        """`name`'s heartbeat says how many frames of ours it missed: more than it said
+        before, and what it has not acknowledged goes again, and what it sent us and we
+        have done is acknowledged again (an acknowledgement may have been among them)."""
+        if missed > self._missing_reported.get(name, 0):
+            self.lost_on_the_way(name)
+            self.acknowledge_again(name)
+        self._missing_reported[name] = missed
+
+    def acknowledge_again(self, producer: str) -> None:
+        """Everything of `producer`'s we have done and still remember, in one
+        acknowledgement per topic, and how far each stream was acknowledged."""
+        done: dict[str, list[str]] = collections.defaultdict(list)
+        for source, topic, key in self.done:
+            if source == producer:
+                done[topic].append(key)
+        for topic, keys in done.items():
+            self._queue_ack(producer, Ack(topic=topic, keys=keys))
+        for (source, topic), through in self._acknowledged_through.items():
+            if source == producer:
+                self._queue_ack(producer, Ack(topic=topic, through=through))
 
     def heard_from(self, name: str) -> None:
         """A heartbeat from `name`: if it now hears us, what waited for it goes."""
@@ -178,8 +241,44 @@ class Delivery:
             if entry is not None and entry.sent_to != pid:  # acknowledged, forgotten or sent meanwhile
                 entry.sent_to = entry.frame.to_pid = pid
                 self._send(entry.frame)
+                self._sent_through[name] = max(self._sent_through.get(name, -1), entry.frame.pos)
 
     # --- consuming ----------------------------------------------------------
+
+    def lost_from(self, producer: str) -> None:
+        """Frames of `producer` were lost: set aside what comes after them until what it
+        sends again begins."""
+        self._setting_aside.add(producer)
+
+    def producer_sent_through(self, producer: str, position: int) -> None:
+        """`producer`'s heartbeat: the last position it has sent us."""
+        self._seen_through[producer] = max(self._seen_through.get(producer, -1), position)
+
+    def in_order(self, frame: Frame) -> bool:
+        """Whether a reliable frame may be taken: not one that came after frames lost
+        from its producer (set aside, it comes again, in order, with them)."""
+        seen = self._seen_through.get(frame.src, -1)
+        self._seen_through[frame.src] = max(seen, frame.pos)
+        if frame.src not in self._setting_aside:
+            return True
+        if frame.pos <= seen:  # what it sends again has begun
+            self._setting_aside.discard(frame.src)
+            return True
+        self.counters["set_aside_after_a_loss"] += 1
+        return False
+
+    def still_setting_aside(self) -> set[str]:
+        """The producers whose frames were being set aside at the last look too: what
+        they sent again did not begin at or below what was seen (the oldest of it was
+        dropped meanwhile). Asked once a heartbeat period; each is reported missing
+        once more, so it sends again."""
+        stuck = self._setting_aside & self._aside_at_last_look
+        self._aside_at_last_look = set(self._setting_aside)
+        return stuck
+
+    def sent_through(self) -> dict[str, int]:
+        """For a heartbeat: the last position sent to each consumer."""
+        return dict(self._sent_through)
 
     def receive(self, frame: Frame) -> bool:
         """Whether a reliable frame is new work; a repeat is acknowledged again if it
@@ -202,6 +301,7 @@ class Delivery:
         self._settle(item, 0)
 
     def acknowledge_through(self, producer: str, topic: str, position: int) -> None:
+        self._acknowledged_through[producer, topic] = position
         self._queue_ack(producer, Ack(topic=topic, through=position))
 
     def _settle(self, item: Input, change: int) -> None:

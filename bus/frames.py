@@ -281,6 +281,13 @@ class Heartbeat:
     counters: dict = field(default_factory=dict)
     cpus: list = field(default_factory=list)
     progress: dict = field(default_factory=dict)  # stage-specific positions, e.g. vad's committed audio
+    # stage -> how many frames from its current process this participant found missing
+    # (a network link that dropped and came back): that stage sends again what it has
+    # not had acknowledged (bus/delivery.py).
+    missed: dict = field(default_factory=dict)
+    # consumer -> the position of the last reliable frame sent to it: what is sent again
+    # after a loss begins at or below it.
+    sent_through: dict = field(default_factory=dict)
 
 
 BODY_TYPES = {

@@ -58,6 +58,10 @@ def curve_dir(config: dict) -> str:
     return str(config["bus"].get("curve_dir") or "")
 
 
+def link_timeout_s(config: dict) -> float:
+    return float(config["bus"].get("link_timeout_s") or 0)
+
+
 def endpoint(config: dict, name: str) -> str:
     section = config.get("stages", {}).get(name, {})
     return section.get("endpoint") or f"ipc://{run_dir(config) / name}.sock"
@@ -68,7 +72,20 @@ def control_endpoint(config: dict, name: str) -> str:
     return f"ipc://{run_dir(config) / name}.control"
 
 
-def publisher(context: zmq.Context, address: str, curve_dir: str = "") -> zmq.Socket:
+def link_options(timeout_s: float) -> dict[int, object]:
+    """ZeroMQ's own heartbeats on a tcp:// connection: one that hears nothing for
+    `timeout_s` (a network link gone) is dropped and made again once the other end
+    answers. What it held is lost, and found missing by the peers' accounting
+    (bus/peer.py), which has it sent again; a connection left half-open would instead
+    hold everything sent meanwhile for as long as the kernel keeps trying."""
+    if timeout_s <= 0:
+        return {}
+    timeout_ms = max(1, round(timeout_s * 1000))
+    beat_ms = max(1, timeout_ms // 3)
+    return {zmq.HEARTBEAT_IVL: beat_ms, zmq.HEARTBEAT_TIMEOUT: timeout_ms, zmq.HEARTBEAT_TTL: timeout_ms}
+
+
+def publisher(context: zmq.Context, address: str, curve_dir: str = "", link_timeout_s: float = 0) -> zmq.Socket:
     """A publishing socket bound at `address`: an ipc:// one in a private directory, a
     tcp:// one a CURVE server that lets in only the clients authorized in `curve_dir`.
 
@@ -82,7 +99,7 @@ def publisher(context: zmq.Context, address: str, curve_dir: str = "") -> zmq.So
     try:
         socket.setsockopt(zmq.XPUB_VERBOSE, 1)
         if tcp:
-            curve.apply(socket, curve.server_options(curve_dir))
+            curve.apply(socket, curve.server_options(curve_dir) | link_options(link_timeout_s))
             socket.authenticator = curve.authenticator(context, curve_dir)
         socket.setsockopt(zmq.LINGER, 1000)
         # Audio and tokens must not be dropped by a briefly slow subscriber.
@@ -114,11 +131,13 @@ def bind(socket: zmq.Socket, address: str, curve_dir: str = "") -> None:
     socket.bind(address)
 
 
-def subscriber(context: zmq.Context, addresses: list[str], topics: list[str], curve_dir: str = "") -> zmq.Socket:
+def subscriber(
+    context: zmq.Context, addresses: list[str], topics: list[str], curve_dir: str = "", link_timeout_s: float = 0
+) -> zmq.Socket:
     for address in addresses:
         check_endpoint(address, curve_dir)
     remote = [address for address in addresses if address.startswith("tcp://")]
-    keys = curve.client_options(curve_dir) if remote else {}
+    keys = curve.client_options(curve_dir) | link_options(link_timeout_s) if remote else {}
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVHWM, 100_000)

@@ -67,6 +67,12 @@ CONTROL_FRAMES = (Cancel, Voice, Start)
 T = TypeVar("T")
 
 
+def count_of(counts: dict, name: str, default: int = 0) -> int:
+    """A peer's count for `name` from a heartbeat, if it is a whole number."""
+    value = counts.get(name, default)
+    return value if type(value) is int else default
+
+
 class StageError(Exception):
     """A stage cannot run (a missing model, an absent device): the message says how to fix it."""
 
@@ -276,6 +282,10 @@ class Stage:
     def arrive(self, frame: Frame) -> None:
         """Every frame that arrives (from the bus, or an in-process test): delivery
         bookkeeping and control frames now, data queued."""
+        for peer in self.peer.take_gaps():
+            # Frames of `peer` were lost on the way: what it sends next waits for what it
+            # sends again, once our next heartbeat (at once: news) says what we missed.
+            self.delivery.lost_from(peer)
         if isinstance(frame.body, Heartbeat):
             if frame.body.heard.get(self.name, os.getpid()) != os.getpid():
                 # It listens to us but has not heard this process: its subscription
@@ -286,6 +296,8 @@ class Stage:
                 self.peer.restarted.discard(frame.src)
                 self.delivery.peer_restarted(frame.src)
                 self.on_peer_restart(frame.src)
+            self.delivery.producer_sent_through(frame.src, count_of(frame.body.sent_through, self.name, -1))
+            self.delivery.missing_reported(frame.src, count_of(frame.body.missed, self.name))
             self.delivery.heard_from(frame.src)
         elif isinstance(frame.body, Ack):
             settled = self.delivery.on_ack(frame) if frame.to == self.name else []
@@ -295,6 +307,8 @@ class Stage:
             return  # handed over to another consumer of the topic
         elif frame.reliable and frame.to_pid != os.getpid():
             self.peer.counters["meant_for_a_predecessor"] += 1  # it comes again, in order
+        elif frame.reliable and not self.delivery.in_order(frame):
+            return  # set aside: it comes again, in order, with what was lost before it
         elif isinstance(frame.body, CONTROL_FRAMES):
             self._guarded(self.signal, frame)
         elif not frame.reliable or frame.topic in self.by_position or self.delivery.receive(frame):
@@ -343,7 +357,7 @@ class Stage:
 
     def _beat_if_due(self) -> None:
         now = time.monotonic()
-        news = (self.ready, self.peer.heard_pids(), self.progress)
+        news = (self.ready, self.peer.heard_pids(), self.progress, dict(self.peer.missed))
         joined = self.peer.take_joined()
         # News is announced at once, not at the next beat: a change of readiness, a
         # peer heard anew (started or restarted), a new progress (an utterance cut, a
@@ -351,8 +365,17 @@ class Stage:
         # to be ready, to hear it before handing it frames, or for a replay's end,
         # would lose up to a period; the period itself is only for what changes
         # without news (counters), so it can be long.
+        if now >= self._next_beat:
+            self.peer.missed.update(self.delivery.still_setting_aside())
+            news = (*news[:3], dict(self.peer.missed))
         if now >= self._next_beat or news != self._announced or joined:
-            self.peer.heartbeat(self.ready, self.state, self.cpus, self._progress_data())
+            self.peer.heartbeat(
+                self.ready,
+                self.state,
+                self.cpus,
+                progress=self._progress_data(),
+                sent_through=self.delivery.sent_through(),
+            )
             self._announced = news
             self._next_beat = now + float(self.config["bus"]["heartbeat_s"])
 

@@ -13,24 +13,23 @@ by supervisord would.
 """
 
 import os
-from collections import Counter
 
 from bus import config as configuration
+from bus import wiring
 from bus.frames import Ack, Frame
+from bus.peer import Accounts
 
 
-class StandInPeer:
-    """What a stage's Peer does, minus the sockets: every frame sent is kept."""
+class StandInPeer(Accounts):
+    """What a stage's Peer does, minus the sockets: every frame sent is kept (numbered as
+    the Peer numbers it), and every peer hears this process."""
 
-    def __init__(self, name: str, listen: list[str]):
-        self.name = name
-        self.counters: Counter = Counter()
-        self.heard = {source: None for source in listen}
-        self.restarted: set[str] = set()
+    def __init__(self, name: str, listen: list[str], topics: list[str] = ()):
+        super().__init__(name, listen, list(topics), log=None)
         self.sent: list[Frame] = []
 
     def send(self, frame: Frame) -> None:
-        self.counters[f"sent.{frame.topic}"] += 1
+        self.number(frame)
         self.sent.append(frame)
 
     def hears_me(self, name: str) -> bool:
@@ -51,7 +50,9 @@ class StandInPeer:
     def reject(self, rejected) -> None:
         self.counters[f"rejected.{rejected.reason}"] += 1
 
-    def heartbeat(self, ready: bool, state: str, cpus: list, progress: dict | None = None) -> None:
+    def heartbeat(
+        self, ready: bool, state: str, cpus: list, progress: dict | None = None, sent_through: dict | None = None
+    ) -> None:
         self.counters["heartbeats"] += 1
 
     class NoSocket:
@@ -72,7 +73,7 @@ class Harness:
 
     def _start(self):
         stage = self.stage_class(self.config)
-        stage.attach(StandInPeer(stage.name, stage.listens_to()))
+        stage.attach(StandInPeer(stage.name, stage.listens_to(), list(wiring.consumes(stage.name))))
         stage.setup()
         stage.loaded = True
         return stage
