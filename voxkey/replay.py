@@ -235,7 +235,7 @@ def run(
                 raise ReplayError(
                     f"replay made no progress for {stall_timeout:.0f} s{why}" + kept_logs_hint(keep, run_dir)
                 )
-        state.counters = final_counters(config)
+        state.counters = final_counters(config, stall_timeout)
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -248,9 +248,11 @@ def run(
     return state
 
 
-def final_counters(config: dict) -> dict:
-    """Every stage's counters as they are now, asked: a heartbeat's may be a period old."""
-    return {stage: typed(StageStatus, ask(config, stage, "status", {})).counters for stage in wiring.STAGES}
+def final_counters(config: dict, timeout_s: float) -> dict:
+    """Every stage's counters as they are now, asked: a heartbeat's may be a period old.
+    A stage restarted near the end answers once it has loaded again, which on a busy
+    machine takes seconds: it is given as long as a stall."""
+    return {stage: typed(StageStatus, ask(config, stage, "status", {}, timeout_s)).counters for stage in wiring.STAGES}
 
 
 def kept_logs_hint(keep: bool, run_dir: Path) -> str:
