@@ -250,17 +250,23 @@ def test_the_licence_is_asked_for_and_a_no_downloads_nothing(hub, manifest, dest
     assert len(hub.requests) == 2
 
 
-def test_the_cli_asks_on_a_terminal_and_refuses_elsewhere(hub, manifest, dest, monkeypatch, capsys):
-    monkeypatch.setattr(lookup, "MANIFEST", manifest)
+@pytest.fixture
+def run(hub, manifest, dest, monkeypatch):
+    """`voxkey models …` as the command runs it, on the test hub and models folder."""
+    monkeypatch.setattr(lookup, "MANIFEST", manifest)  # where the default manifest is named
     monkeypatch.setenv("VOXKEY_MODELS_DIR", str(dest))
     monkeypatch.setenv("VOXKEY_MODELS_BASE_URL", hub.url)
     root = argparse.ArgumentParser(prog="voxkey")
     models.add_cli(root.add_subparsers(dest="command", required=True))
 
-    def run(*argv) -> int:
+    def command(*argv) -> int:
         args = root.parse_args(argv)
         return args.run(args)
 
+    return command
+
+
+def test_the_cli_asks_on_a_terminal_and_refuses_elsewhere(run, hub, dest, monkeypatch, capsys):
     assert run("models", "fetch", "gated") == 1  # pytest's stdin is no terminal: refused, with the flag named
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and '--accept-licence "Acme Terms v2"' in error and hub.requests == []
@@ -310,17 +316,7 @@ def test_status_reports_each_model(hub, manifest, dest):
     assert states(verify=True) == {"tiny": "verified", "asr": "corrupt", "loose": "missing", "gated": "missing"}
 
 
-def test_cli_uses_the_environment_and_reports_one_line_errors(hub, manifest, dest, monkeypatch, capsys):
-    monkeypatch.setattr(lookup, "MANIFEST", manifest)  # where the default manifest is named
-    monkeypatch.setenv("VOXKEY_MODELS_DIR", str(dest))
-    monkeypatch.setenv("VOXKEY_MODELS_BASE_URL", hub.url)
-    root = argparse.ArgumentParser(prog="voxkey")
-    models.add_cli(root.add_subparsers(dest="command", required=True))
-
-    def run(*argv) -> int:
-        args = root.parse_args(argv)
-        return args.run(args)
-
+def test_cli_uses_the_environment_and_reports_one_line_errors(run, hub, dest, monkeypatch, capsys):
     assert run("models", "fetch", "tiny") == 0
     assert (dest / "tiny" / "tiny-Q4_0.gguf").read_bytes() == GGUF
     assert run("models", "list", "--set", "stages.instruct.model=tiny") == 0
