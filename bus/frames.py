@@ -281,12 +281,9 @@ class Heartbeat:
     counters: dict = field(default_factory=dict)
     cpus: list = field(default_factory=list)
     progress: dict = field(default_factory=dict)  # stage-specific positions, e.g. vad's committed audio
-    # stage -> how many frames from its current process this participant found missing
-    # (a network link that dropped and came back): that stage sends again what it has
-    # not had acknowledged (bus/delivery.py).
+    # stage -> frames of its current process found missing: it sends again (bus/delivery.py)
     missed: dict = field(default_factory=dict)
-    # consumer -> the position of the last reliable frame sent to it: what is sent again
-    # after a loss begins at or below it.
+    # consumer -> the position of the last reliable frame sent to it: re-sends begin at or below
     sent_through: dict = field(default_factory=dict)
 
 
