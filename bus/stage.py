@@ -357,6 +357,9 @@ class Stage:
 
     def _beat_if_due(self) -> None:
         now = time.monotonic()
+        due = now >= self._next_beat
+        if due:  # once a period: a producer whose frames are still set aside is told again
+            self.peer.missed.update(self.delivery.still_setting_aside())
         news = (self.ready, self.peer.heard_pids(), self.progress, dict(self.peer.missed))
         joined = self.peer.take_joined()
         # News is announced at once, not at the next beat: a change of readiness, a
@@ -365,10 +368,7 @@ class Stage:
         # to be ready, to hear it before handing it frames, or for a replay's end,
         # would lose up to a period; the period itself is only for what changes
         # without news (counters), so it can be long.
-        if now >= self._next_beat:
-            self.peer.missed.update(self.delivery.still_setting_aside())
-            news = (*news[:3], dict(self.peer.missed))
-        if now >= self._next_beat or news != self._announced or joined:
+        if due or news != self._announced or joined:
             self.peer.heartbeat(
                 self.ready,
                 self.state,

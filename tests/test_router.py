@@ -1,6 +1,7 @@
 """Dictate mode's text decisions, as pure functions."""
 
-from stages.router.dictation import Dictation, Edit, join_to, spoken_command
+from stages.router.dictation import Dictation, Edit, join_to
+from stages.router.language import command_of
 
 
 def type_all(dictation: Dictation, utterances: list[str]) -> str:
@@ -31,7 +32,7 @@ def test_consecutive_utterances_are_spaced_and_cased():
 
 
 def test_commands_tolerate_what_whisper_writes():
-    assert spoken_command("New line.") == spoken_command("newline") == spoken_command(" new line ") == "new line"
+    assert command_of("New line.") == command_of("newline") == command_of(" new line ") == "new line"
     assert type_all(Dictation(), ["One.", "New paragraph.", "two."]) == "One.\n\nTwo."
 
 

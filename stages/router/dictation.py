@@ -72,12 +72,6 @@ class Edit:
     erases: str = ""  # the utterance whose text the backspaces erase
 
 
-def spoken_command(text: str, languages: Hearing = ENGLISH) -> str:
-    """The command an utterance is, if it is only a command ("New line." and "Neue
-    Zeile." -> "new line"), else ""."""
-    return command_of(text, languages)
-
-
 def capitalised(text: str) -> str:
     """`text` with its first letter in capitals ("¿cuál..." -> "¿Cuál...")."""
     first = next((i for i, char in enumerate(text) if char.isalpha()), None)
@@ -115,7 +109,7 @@ class Dictation:
     words: dict[str, Vocabulary] = field(default_factory=dict)  # replacements, by language (vocabularies)
 
     def hear(self, text: str, utt: str = "", languages: Hearing = ENGLISH) -> Edit:
-        command = spoken_command(text, languages)
+        command = command_of(text, languages)
         if command == SCRATCH:
             erased_utt, erased = self.typed.pop() if self.typed else ("", "")
             return Edit(len(erased), "", erases=erased_utt)

@@ -125,12 +125,9 @@ def sounds_like(words: str, max_distance: float = MAX_DISTANCE, languages: Heari
     scored = []
     for lang in languages:
         heard = sound_key("".join(words.split()), lang.sounds)
-        scored += [
-            (distance(heard, sound_key(name, lang.sounds)), mode)
-            for mode in MODES
-            for name in lang.names(mode)
-            if heard
-        ]
+        if heard:
+            names = [(sound_key(name, lang.sounds), mode) for mode in MODES for name in lang.names(mode)]
+            scored += [(distance(heard, key), mode) for key, mode in names]
     best, mode = min(scored, default=(max_distance + 1, ""))
     return mode if best <= max_distance else ""
 
