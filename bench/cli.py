@@ -12,7 +12,7 @@
     voxkey bench --hallucination
     voxkey bench --cancel
     voxkey bench --recognition | --load | --slow | --threads
-    voxkey bench --languages | --embedded-llm
+    voxkey bench --languages | --embedded-llm | --two-hosts
 
 Without recordings it uses the speech fixtures in tests/audio. It writes
 bench/results/<timestamp>.json, a Markdown summary next to it (also printed) and PNG
@@ -30,7 +30,8 @@ what the timings cost, `--cancel` how soon a spoken "cancel" stops a thinking re
 (quiet and beside a busy process), `--languages` word errors and recognition time per
 language and Whisper model (tests/audio/languages, made by `python -m bench.languageset`),
 `--embedded-llm` the embedded instruct models on clarify, chat and follow-up requests
-in four languages. `--soak` and `--recovery`
+in four languages, `--two-hosts` what the link costs with asr and the models on another
+host (two network namespaces here; root) and what a cut of it costs. `--soak` and `--recovery`
 measure endurance instead of latency: the recordings looped for minutes through one
 pipeline (memory over time, utterances typed against expected), and stages killed one at
 a time (recovery time).
@@ -66,7 +67,7 @@ DEFAULT_RECORDINGS = (
 RESULTS = BENCH / "results"
 # Benches run as `markdown(measure(config, AUDIO, out, say))`, each by its flag; imported
 # only when asked for, so `voxkey --help` and the other commands stay quick.
-ON_THE_FIXTURES = ("conversation", "cancel", "recognition", "load", "slow", "languages")
+ON_THE_FIXTURES = ("conversation", "cancel", "recognition", "load", "slow", "languages", "two_hosts")
 # The same without AUDIO: they read their own sets (tests/audio/modes, tests/audio/short).
 ON_THEIR_OWN_SETS = ("hallucination", "modes")
 
@@ -204,6 +205,11 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--embedded-llm",
         action="store_true",
         help="the embedded instruct models compared on clarify, chat and follow-ups in four languages",
+    )
+    parser.add_argument(
+        "--two-hosts",
+        action="store_true",
+        help="end of speech to first key with asr and the models on another host (network namespaces), a link cut",
     )
     parser.add_argument("--config", help="a TOML file laid over the defaults")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")

@@ -40,7 +40,7 @@ POSITIVE = {
     "next_mode_s",
 }
 # Numbers with bounds of their own: name -> (lowest, highest).
-RANGES = {"hid_key_delay_ms": (0, 1000)}
+RANGES = {"hid_key_delay_ms": (0, 1000), "port": (1024, 65535 - 6)}
 # The OpenMP wait policies (bus/cpus.py).
 WAIT_POLICIES = ("passive", "active", "default")
 CHOICES = {"wait": WAIT_POLICIES}

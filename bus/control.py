@@ -40,6 +40,16 @@ class ControlReply:
 
 
 @dataclass(frozen=True)
+class PeerLink:
+    """What a stage knows of a peer it listens to, from its heartbeats: how it is and
+    how its link is (a stage on another host has no control socket here to ask)."""
+
+    ready: bool
+    heard_s: float  # since its last heartbeat arrived
+    round_trip_ms: float | None = None  # None: not measured yet
+
+
+@dataclass(frozen=True)
 class StageStatus:
     """Every stage's answer to `status`: what its heartbeats say of it."""
 
@@ -48,6 +58,7 @@ class StageStatus:
     pid: int
     progress: dict[str, Any] = field(default_factory=dict)  # its record of bus/progress.py, plain
     counters: dict[str, int] = field(default_factory=dict)  # as now, not as at its last heartbeat
+    links: dict[str, PeerLink] = field(default_factory=dict)  # each peer it has heard a heartbeat of
 
 
 def answer(socket: zmq.Socket, on_control: Callable[[str, dict], Any]) -> None:

@@ -79,8 +79,13 @@ class Delivery:
         pid_of: Callable[[str], int],
         counters,
         log,
+        run: str = "",
     ):
         self.name = name
+        # A consumer on another host outlives a run here, and a replay of the same
+        # recording makes the same keys: taken there for work done, they would be
+        # dropped. Keys are the run's own (`bus.run_id`); a restarted stage keeps them.
+        self.run = run
         self._send = send
         self._hears_me = hears_me
         self._pid_of = pid_of
@@ -113,6 +118,8 @@ class Delivery:
         the frames to its consumer (audio: the sample after it); by default, next. A
         frame with the key of one still pending replaces it (the same content, made
         again)."""
+        if self.run:
+            frame.key = f"{frame.key}/{self.run}"
         pending = self.outbox[frame.to]
         previous = pending.get(frame.key)
         if previous is not None:  # made again: it keeps its place, and goes once

@@ -285,27 +285,18 @@ class Heartbeat:
     missed: dict = field(default_factory=dict)
     # consumer -> the position of the last reliable frame sent to it: re-sends begin at or below
     sent_through: dict = field(default_factory=dict)
+    # Round trips, timed on heartbeats with no clocks compared across hosts: `at` is the
+    # sender's time.monotonic(); `echo` gives back each peer's last `at` plus how long it
+    # was held here, so that peer's round trip is its time on arrival minus it.
+    at: float = 0.0
+    echo: dict = field(default_factory=dict)  # peer -> its `at` + seconds held before this beat
+    round_trip_ms: dict = field(default_factory=dict)  # peer -> the last round trip measured to it
 
 
 BODY_TYPES = {
     body.TOPIC: body
-    for body in (
-        AudioChunk,
-        StreamStart,
-        StreamStop,
-        Speech,
-        Guess,
-        Voice,
-        Transcript,
-        Request,
-        Cancel,
-        Keystrokes,
-        Generation,
-        Typed,
-        Ack,
-        Start,
-        Heartbeat,
-    )
+    for body in (AudioChunk, StreamStart, StreamStop, Speech, Guess, Voice, Transcript, Request, Cancel)
+    + (Keystrokes, Generation, Typed, Ack, Start, Heartbeat)
 }
 
 

@@ -9,11 +9,13 @@ heartbeat says were sent (the last frames before a link went down). ZeroMQ drops
 a connection held when it breaks; over ipc:// nothing is ever missed."""
 
 import os
+import time
 from collections import Counter
 
 import zmq
 
-from bus import frames, sockets
+from bus import frames, placement, sockets
+from bus.control import PeerLink
 from bus.frames import Frame, FrameRejected
 
 # Log the first few rejections of each kind, then one in this many, so a flood of
@@ -36,6 +38,9 @@ class Accounts:
         self.topics = sorted(set(topics) | {frames.Heartbeat.TOPIC, frames.Ack.TOPIC})  # subscribed
         self._next_seq: Counter = Counter()
         self._last_seq: dict[tuple[str, str], int] = {}
+        # peer -> (the `at` of its last heartbeat, our time.monotonic() when it came), to echo
+        self._beat_times: dict[str, tuple[float, float]] = {}
+        self.round_trip_s: dict[str, float] = {}  # peer -> the last round trip timed to it
 
     def number(self, frame: Frame) -> None:
         """Number a frame about to be sent in its topic (a re-sent frame is numbered
@@ -44,9 +49,11 @@ class Accounts:
         self._next_seq[frame.topic] += 1
         self.counters[f"sent.{frame.topic}"] += 1
 
-    def take(self, frame: Frame) -> Frame:
-        """Account for a frame received: a peer's heartbeat, a restart, losses."""
+    def take(self, frame: Frame, now: float | None = None) -> Frame:
+        """Account for a frame received: a peer's heartbeat (its time: `now`, default
+        time.monotonic(), read for heartbeats only), a restart, losses."""
         if frame.src in self.heard and isinstance(frame.body, frames.Heartbeat):
+            self._time(frame.src, frame.body, time.monotonic() if now is None else now)
             previous = self.heard[frame.src]
             if previous is not None and previous.pid and previous.pid != frame.body.pid:
                 self.restarted.add(frame.src)
@@ -74,6 +81,30 @@ class Accounts:
         count = self.counters[key]
         if count <= 10 or count % _LOG_EVERY == 0:
             self.log.warning("frame rejected", reason=rejected.reason, detail=rejected.detail, count=count)
+
+    def _time(self, source: str, beat: frames.Heartbeat, now: float) -> None:
+        """Keep when `source`'s heartbeat came, to echo its `at`; time the round trip to
+        it from the `at` of ours it echoes (held time added: both are on our clock)."""
+        self._beat_times[source] = (beat.at, now)
+        echoed = beat.echo.get(self.name)
+        # 0 < echoed: a heartbeat without a time (`at` 0) times nothing.
+        if isinstance(echoed, int | float) and 0 < echoed <= now:
+            self.round_trip_s[source] = now - echoed
+
+    def echoes(self, now: float) -> dict[str, float]:
+        """What our heartbeat gives back: each peer's last `at`, plus how long we held it."""
+        return {source: at + (now - came) for source, (at, came) in self._beat_times.items() if at > 0}
+
+    def round_trip_ms(self) -> dict[str, float]:
+        return {source: round(seconds * 1000, 3) for source, seconds in self.round_trip_s.items()}
+
+    def links(self, now: float) -> dict[str, PeerLink]:
+        """Each peer whose heartbeat we heard, as a stage's `status` tells of it."""
+        timed = self.round_trip_ms()
+        return {
+            source: PeerLink(self.heard[source].ready, now - came, timed.get(source))
+            for source, (_, came) in self._beat_times.items()
+        }
 
     def _count_losses(self, frame: Frame) -> None:
         key = (frame.src, frame.topic)
@@ -123,8 +154,11 @@ class Accounts:
         cpus: list | None = None,
         progress: dict | None = None,
         sent_through: dict | None = None,
+        now: float | None = None,
     ) -> frames.Heartbeat:
-        """This participant's heartbeat: what it hears, its counters, what it missed."""
+        """This participant's heartbeat, sent at `now` (default time.monotonic()): what it
+        hears, its counters, what it missed, and what times the round trip of each link."""
+        now = time.monotonic() if now is None else now
         return frames.Heartbeat(
             ready=ready,
             pid=os.getpid(),
@@ -135,6 +169,9 @@ class Accounts:
             progress=dict(progress or {}),
             missed=dict(self.missed),
             sent_through=dict(sent_through or {}),
+            at=now,
+            echo=self.echoes(now),
+            round_trip_ms=self.round_trip_ms(),
         )
 
     def heard_pids(self) -> dict[str, int]:
@@ -152,13 +189,15 @@ class Peer(Accounts):
         self._pollers: dict[tuple, zmq.Poller] = {}  # what else wakes `receive` -> a poller of it and `sub`
         self.joined = False  # a subscriber joined since last asked (`take_joined`)
         self.context = zmq.Context()
-        keys, timeout_s = sockets.curve_dir(config), sockets.link_timeout_s(config)
+        timeout_s = sockets.link_timeout_s(config)
         self.pub = None
         try:
-            self.pub = sockets.publisher(self.context, sockets.endpoint(config, name), keys, timeout_s)
-            self.sub = sockets.subscriber(
-                self.context, [sockets.endpoint(config, source) for source in listen], self.topics, keys, timeout_s
-            )
+            keys = placement.keys_of(config)  # None for a pipeline on one host
+            hosts = placement.where(config, keys)
+            audience = placement.audience(hosts, name)
+            self.pub = sockets.publisher(self.context, sockets.endpoint(config, name, keys), keys, timeout_s, audience)
+            publishers = {sockets.endpoint(config, source, keys): hosts.get(source, "") for source in listen}
+            self.sub = sockets.subscriber(self.context, publishers, self.topics, keys, timeout_s)
         except BaseException:  # a refused endpoint: leave nothing open that would hang exit
             if self.pub is not None:
                 self.pub.close(linger=0)

@@ -54,17 +54,20 @@ def check_private_dir(path: Path, what: str = "socket directory") -> None:
         raise InsecureRunDir(f"{what} {path} is mode {mode:o}: others can open it (chmod 700 {path})")
 
 
-def curve_dir(config: dict) -> str:
-    return str(config["bus"].get("curve_dir") or "")
-
-
 def link_timeout_s(config: dict) -> float:
     return float(config["bus"].get("link_timeout_s") or 0)
 
 
-def endpoint(config: dict, name: str) -> str:
-    section = config.get("stages", {}).get(name, {})
-    return section.get("endpoint") or f"ipc://{run_dir(config) / name}.sock"
+def endpoint(config: dict, name: str, keys: "curve.Keys | None" = None) -> str:
+    """Where `name` publishes: set by hand, derived from which host runs it
+    (bus/placement.py, given the key directory's `keys`), or ipc:// in the run directory."""
+    if keys is not None or config.get("placement", {}).get("host"):
+        from bus import placement  # only a pipeline on tcp:// needs the wiring here
+
+        derived = placement.endpoint(config, name, keys if keys is not None else placement.keys_of(config))
+    else:
+        derived = config.get("stages", {}).get(name, {}).get("endpoint")
+    return derived or f"ipc://{run_dir(config) / name}.sock"
 
 
 def control_endpoint(config: dict, name: str) -> str:
@@ -85,30 +88,43 @@ def link_options(timeout_s: float) -> dict[int, object]:
     return {zmq.HEARTBEAT_IVL: beat_ms, zmq.HEARTBEAT_TIMEOUT: timeout_ms, zmq.HEARTBEAT_TTL: timeout_ms}
 
 
-def publisher(context: zmq.Context, address: str, curve_dir: str = "", link_timeout_s: float = 0) -> zmq.Socket:
+def publisher(
+    context: zmq.Context,
+    address: str,
+    keys: "curve.Keys | str | None" = None,
+    link_timeout_s: float = 0,
+    audience: set[str] = frozenset(),
+) -> zmq.Socket:
     """A publishing socket bound at `address`: an ipc:// one in a private directory, a
-    tcp:// one a CURVE server that lets in only the clients authorized in `curve_dir`.
+    tcp:// one a CURVE server with this host's `keys` that lets in only this host and
+    the hosts named in `audience` (bus/placement.py).
 
     It is an XPUB: each subscription that reaches it can be read from it (every one,
     `XPUB_VERBOSE`, not only a topic's first), so the publisher learns that a subscriber
     has just joined, and is now sure to receive what it sends next (ZeroMQ drops what
     is sent before). Reading them is optional: unread, they are only a few bytes each."""
-    check_endpoint(address, curve_dir)
+    keys = loaded(keys)
+    check_endpoint(address, keys)
     tcp = address.startswith("tcp://")
     socket = context.socket(zmq.XPUB, socket_class=CurvePublisher if tcp else zmq.Socket)
     try:
         socket.setsockopt(zmq.XPUB_VERBOSE, 1)
         if tcp:
-            curve.apply(socket, curve.server_options(curve_dir) | link_options(link_timeout_s))
-            socket.authenticator = curve.authenticator(context, curve_dir)
+            curve.apply(socket, curve.server_options(keys) | link_options(link_timeout_s))
+            socket.authenticator = curve.authenticator(context, keys, {keys.here, *audience})
         socket.setsockopt(zmq.LINGER, 1000)
         # Audio and tokens must not be dropped by a briefly slow subscriber.
         socket.setsockopt(zmq.SNDHWM, 100_000)
-        bind(socket, address, curve_dir)
+        bind(socket, address, keys)
     except BaseException:
         socket.close()
         raise
     return socket
+
+
+def loaded(keys: "curve.Keys | str | None") -> "curve.Keys | None":
+    """A key directory read, from its path ("" or None: no keys)."""
+    return curve.load(keys) if isinstance(keys, (str, Path)) and str(keys) else keys or None
 
 
 class CurvePublisher(zmq.Socket):
@@ -123,38 +139,46 @@ class CurvePublisher(zmq.Socket):
             self.authenticator = None
 
 
-def bind(socket: zmq.Socket, address: str, curve_dir: str = "") -> None:
+def bind(socket: zmq.Socket, address: str, keys: "curve.Keys | None" = None) -> None:
     """Bind after checking the endpoint: an ipc:// socket only in a private directory."""
-    check_endpoint(address, curve_dir)
+    check_endpoint(address, keys)
     if address.startswith("ipc://"):
         check_private_dir(Path(address.removeprefix("ipc://")).absolute().parent)
     socket.bind(address)
 
 
 def subscriber(
-    context: zmq.Context, addresses: list[str], topics: list[str], curve_dir: str = "", link_timeout_s: float = 0
+    context: zmq.Context,
+    addresses: "list[str] | dict[str, str]",
+    topics: list[str],
+    keys: "curve.Keys | str | None" = None,
+    link_timeout_s: float = 0,
 ) -> zmq.Socket:
-    for address in addresses:
-        check_endpoint(address, curve_dir)
-    remote = [address for address in addresses if address.startswith("tcp://")]
-    keys = curve.client_options(curve_dir) | link_options(link_timeout_s) if remote else {}
+    """A socket subscribed to `topics` of every publisher at `addresses`; a tcp:// one
+    must present the key of the host that runs it (`addresses` as address -> host name,
+    bus/placement.py; a list: this host's)."""
+    keys = loaded(keys)
+    hosts = addresses if isinstance(addresses, dict) else dict.fromkeys(addresses, "")
+    for address in hosts:
+        check_endpoint(address, keys)
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVHWM, 100_000)
     for topic in topics:
         socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
-    # Keys are set once the local endpoints are connected: each connection keeps the
-    # options it was made with, and an ipc:// publisher speaks no CURVE.
-    for address in addresses:
+    # Each connection keeps the options it was made with: the local endpoints first (an
+    # ipc:// publisher speaks no CURVE), then each tcp:// one with its host's key.
+    remote = [address for address in hosts if address.startswith("tcp://")]
+    for address in hosts:
         if address not in remote:
             socket.connect(address)
-    curve.apply(socket, keys)
     for address in remote:
+        curve.apply(socket, curve.client_options(keys, hosts[address]) | link_options(link_timeout_s))
         socket.connect(address)
     return socket
 
 
-def check_endpoint(address: str, curve_dir: str = "") -> None:
+def check_endpoint(address: str, keys: "curve.Keys | None" = None) -> None:
     """ipc:// (filesystem permissions guard it), inproc://, or tcp:// with CURVE keys."""
     if address.startswith("ipc://@"):
         raise ConfigError(
@@ -164,9 +188,9 @@ def check_endpoint(address: str, curve_dir: str = "") -> None:
         return
     if not address.startswith("tcp://"):
         raise ConfigError(f"endpoint {address}: only ipc:// and tcp:// (with CURVE keys) endpoints are supported")
-    if not curve_dir:
+    if keys is None:
         raise ConfigError(
             f"endpoint {address} needs CURVE keys: create them with `python -m bus.curve DIR` "
             'and set [bus] curve_dir = "DIR"'
         )
-    check_private_dir(Path(curve_dir), "CURVE key directory")
+    check_private_dir(keys.directory, "CURVE key directory")

@@ -141,8 +141,9 @@ class Stage:
         """Answer a control command (any msgpack value); raise ValueError (KeyError,
         TypeError) to refuse it (bus/control.py)."""
         if command == "status":
+            links = self.peer.links(time.monotonic())
             return records.plain(
-                StageStatus(self.state, self.ready, os.getpid(), self._progress_data(), dict(self.peer.counters))
+                StageStatus(self.state, self.ready, os.getpid(), self._progress_data(), dict(self.peer.counters), links)
             )
         raise ValueError(f"unknown command {command!r} for stage {self.name}")
 
@@ -269,7 +270,8 @@ class Stage:
     def attach(self, peer) -> None:
         """Give the stage its place on the bus (a Peer; an in-process test gives a stand-in)."""
         self.peer = peer
-        self.delivery = Delivery(self.name, peer.send, peer.hears_me, peer.pid_of, peer.counters, self.log)
+        run = str(self.config["bus"].get("run_id") or "")
+        self.delivery = Delivery(self.name, peer.send, peer.hears_me, peer.pid_of, peer.counters, self.log, run)
 
     def work_one(self) -> bool:
         """Handle the next waiting frame that may be handled now; False if none may."""

@@ -10,11 +10,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
+from conftest import needs_namespaces
 
+from bench.netns import namespaces
 from bus import curve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,44 +27,13 @@ LINK_TIMEOUT_S = 3.0
 DEADLINE_S = 120  # only for reporting a failure: nothing waits for it to pass
 
 
-def can_make_namespaces() -> bool:
-    if os.geteuid() != 0:
-        return False
-    probe = f"vkprobe{uuid.uuid4().hex[:6]}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode == 0
-    if made:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return made
-
-
-pytestmark = pytest.mark.skipif(
-    not can_make_namespaces(), reason="needs root and `ip netns` (network namespaces): the CI machine has both"
-)
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
+pytestmark = needs_namespaces
 
 
 @pytest.fixture
 def hosts():
-    """Two namespaces, "pi" and "brain", joined by a veth pair; removed afterwards."""
-    tag = uuid.uuid4().hex[:6]
-    pi, brain = f"vkpi{tag}", f"vkbrain{tag}"
-    pi_end, brain_end = f"vkp{tag}", f"vkb{tag}"
-    ip("netns", "add", pi)
-    ip("netns", "add", brain)
-    try:
-        ip("link", "add", pi_end, "type", "veth", "peer", "name", brain_end)
-        for namespace, end, address in ((pi, pi_end, "10.77.0.1/24"), (brain, brain_end, "10.77.0.2/24")):
-            ip("link", "set", end, "netns", namespace)
-            ip("-n", namespace, "addr", "add", address, "dev", end)
-            ip("-n", namespace, "link", "set", end, "up")
-            ip("-n", namespace, "link", "set", "lo", "up")
-        yield {"pi": pi, "brain": brain, "pi_end": pi_end}
-    finally:
-        ip("netns", "del", pi)
-        ip("netns", "del", brain)
+    with namespaces() as link:
+        yield link
 
 
 def config_file(folder: Path, keys: Path) -> Path:
@@ -119,14 +89,14 @@ def test_a_link_cut_mid_stream_loses_nothing_and_doubles_nothing(hosts, tmp_path
     out = tmp_path / "out"
     out.mkdir()
     sides = [
-        start(hosts["brain"], "taker", config_file(tmp_path / "brain", keys), out),
-        start(hosts["pi"], "teller", config_file(tmp_path / "pi", keys), out),
+        start(hosts.brain, "taker", config_file(tmp_path / "brain", keys), out),
+        start(hosts.pi, "teller", config_file(tmp_path / "pi", keys), out),
     ]
     try:
         wait_for(lambda: len(taken(out)) >= 10, out, "the first transcripts did not cross")
-        ip("-n", hosts["pi"], "link", "set", hosts["pi_end"], "down")
+        hosts.cut()
         time.sleep(CUT_S)  # the outage itself: what is told meanwhile has nowhere to go
-        ip("-n", hosts["pi"], "link", "set", hosts["pi_end"], "up")
+        hosts.restore()
         wait_for(lambda: (out / "teller-done.json").exists(), out, "the teller's transcripts were not all acknowledged")
     finally:
         for side in sides:

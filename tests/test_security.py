@@ -2,7 +2,6 @@
 and a CURVE publisher that talks to authorized subscribers alone."""
 
 import os
-import shutil
 import socket as net
 import time
 from pathlib import Path
@@ -58,7 +57,7 @@ def test_curve_publisher_talks_only_to_authorized_subscribers(keys, tmp_path, co
     pub = sockets.publisher(context, "tcp://127.0.0.1:*", str(keys))
     address = pub.getsockopt_string(zmq.LAST_ENDPOINT)
     assert address.startswith("tcp://127.0.0.1:")
-    stranger = curve.generate(tmp_path / "stranger")  # a well-formed keypair nobody authorized
+    stranger = curve.load(curve.generate(tmp_path / "stranger"))  # a well-formed keypair nobody paired
     clients = zmq.Context()
     try:
         subs = {
@@ -67,7 +66,11 @@ def test_curve_publisher_talks_only_to_authorized_subscribers(keys, tmp_path, co
             "unauthorized keys": raw_subscriber(
                 clients,
                 address,
-                {**curve.client_options(stranger), zmq.CURVE_SERVERKEY: curve.public_key(keys, curve.SERVER)},
+                {
+                    zmq.CURVE_PUBLICKEY: stranger.public,
+                    zmq.CURVE_SECRETKEY: stranger.secret,
+                    zmq.CURVE_SERVERKEY: curve.load(keys).public,
+                },
             ),
         }
         got = received_while_publishing(pub, subs)
@@ -172,8 +175,10 @@ def test_curve_keys_must_be_private_and_present(context, keys, tmp_path):
         lambda: sockets.publisher(context, "tcp://127.0.0.1:*", str(empty))
     )
     keys.chmod(0o700)
-    shutil.rmtree(keys / curve.AUTHORIZED)
-    assert "authorized" in one_line_config_error(lambda: sockets.publisher(context, "tcp://127.0.0.1:*", str(keys)))
+    (keys / curve.HOSTS).unlink()
+    assert "hosts.toml is missing" in one_line_config_error(
+        lambda: sockets.publisher(context, "tcp://127.0.0.1:*", str(keys))
+    )
 
 
 def test_publisher_refuses_a_socket_directory_others_can_open(context, tmp_path):

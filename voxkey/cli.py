@@ -19,6 +19,8 @@ from bus.errors import Explained
 # not wait for every other command's imports (`voxkey bench --commands` times it).
 SUBCOMMANDS = {
     "up": "up",
+    "serve": "serve",
+    "pair": "pair",
     "replay": "replaying",
     "swap": "swap",
     "listen": "listen",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bus import sockets, wiring
-from voxkey import heat, models, settings
+from voxkey import heat, models, remote, settings
 
 MB = 1024 * 1024
 STAGE_RUNTIME_MB = 70  # a stage process before its model: Python, numpy, zmq (measured: 55-75 MB RSS)
@@ -210,12 +210,28 @@ def size_mb(path: Path) -> float:
     return models.bytes_on_disk(path) / MB
 
 
-def check_models(config: dict, verify: bool) -> tuple[list[Check], dict[str, float]]:
+def stages_here(config: dict) -> tuple[str, ...]:
+    """The stages this host runs, whose models and memory are checked here: with stages
+    on another host (`--remote`, or as the voxkey running here was started), only ours."""
+    from bus import placement
+    from bus.config import ConfigError
+
+    try:
+        return placement.stages_here(remote.as_running(config, sockets.run_dir(config)))
+    except ConfigError:  # check_remote says what is wrong with the placement
+        return wiring.STAGES
+
+
+def check_models(
+    config: dict, verify: bool, here: tuple[str, ...] = wiring.STAGES
+) -> tuple[list[Check], dict[str, float]]:
     from bus.stage import StageError
 
     checks, sizes = [], {}
     manifest = models.load_manifest().models
     for stage, name in configured_models(config).items():
+        if stage not in here:
+            continue
         try:
             path = model_path(stage, name)
         except StageError as error:
@@ -314,6 +330,26 @@ def check_heat(root: Path = Path("/"), throttled_text=heat.vcgencmd_throttled) -
     return Check("heat", verdict, detail, fix)
 
 
+def check_remote(config: dict) -> list[Check]:
+    """A line per stage another host runs, as the stages here that listen to it hear it
+    (none for a pipeline on one host); one not heard fails."""
+    from bus.asking import ask_each
+    from bus.config import ConfigError
+    from voxkey.show_status import status_of
+
+    try:
+        config = remote.as_running(config, sockets.run_dir(config))
+        away = remote.remote_stages(config)
+    except ConfigError as error:
+        return [Check("placement", "FAIL", str(error))]  # the message says what to do
+    if not away:
+        return []
+    asked = ask_each(config, remote.listeners_here(away), "status", {}, timeout_s=1.0)
+    answers = {stage: status_of(stage, said) for stage, said in asked.items()}
+    found = remote.reports(away, answers, float(config["bus"]["heartbeat_s"]))
+    return [Check(f"link {stage}", report.verdict, report.line, report.fix) for stage, report in found.items()]
+
+
 def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
     checks = [
         check_session(env),
@@ -323,14 +359,17 @@ def examine(config: dict, env, listen: bool, verify: bool) -> list[Check]:
         check_gadget(config),
         check_heat(),
     ]
-    model_checks, sizes = check_models(config, verify)
-    verdict, detail, fix = judge_memory(sizes, len(wiring.STAGES), total_memory_mb())
+    here = stages_here(config)
+    model_checks, sizes = check_models(config, verify, here)
+    verdict, detail, fix = judge_memory(sizes, len(here), total_memory_mb())
     memory = Check("memory", verdict, detail, fix)
-    return checks + model_checks + check_multilingual(verify) + [memory] + check_supervisor(config)
+    machine = checks + model_checks + check_multilingual(verify) + [memory]
+    return machine + check_supervisor(config) + check_remote(config)
 
 
 def run(args) -> int:
     config = settings.load(args.config, args.set)
+    remote.apply(config, args.remote)
     checks = examine(config, os.environ, listen=not args.no_mic, verify=args.verify)
     for check in checks:
         print("\n".join(check.lines()))
@@ -343,6 +382,7 @@ def add_cli(commands) -> None:
     doctor = commands.add_parser("doctor", help="check the microphone, typing, models, memory, heat and supervisord")
     doctor.add_argument("--no-mic", action="store_true", help=f"do not record the microphone for {LISTEN_S:.0f} s")
     doctor.add_argument("--verify", action="store_true", help="check downloaded models' SHA-256 (reads them all)")
+    remote.add_argument(doctor)
     doctor.add_argument("--config", default=os.environ.get("VOXKEY_CONFIG"), help="a TOML file laid over the defaults")
     doctor.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one setting")
     doctor.set_defaults(run=run)

@@ -6,13 +6,14 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from bus import config as configuration
 from bus import log as logging
-from bus import wiring
+from bus import placement, wiring
 from bus.asking import ask
 from bus.control import StageStatus
 from bus.frames import Frame, Generation, Heartbeat, Speech, Start, Typed
@@ -151,6 +152,7 @@ def trace_spans(row: dict) -> dict:
 
 def prepare_run(config: dict, run_dir: Path) -> Path:
     config["bus"]["run_dir"] = str(run_dir)
+    config["bus"]["run_id"] = uuid.uuid4().hex[:12]
     path = run_dir / "run.toml"
     path.write_text(configuration.dumps(config))
     return path
@@ -194,7 +196,8 @@ def run(
     loading = status.Loading(ready_message="ready: replaying")
     supervisor = peer = None
     try:
-        supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
+        here = placement.stages_here(config)  # another host runs the rest ([placement], `voxkey serve` there)
+        supervisor = Supervisor(run_dir, prepare_run(config, run_dir), here)
         health = Health(supervisor)  # before supervisord starts: every crash of this run counts
         peer = Peer(
             "cli",
@@ -235,7 +238,7 @@ def run(
                 raise ReplayError(
                     f"replay made no progress for {stall_timeout:.0f} s{why}" + kept_logs_hint(keep, run_dir)
                 )
-        state.counters = final_counters(config, stall_timeout)
+        state.counters = final_counters(config, stall_timeout, here, peer)
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -248,11 +251,17 @@ def run(
     return state
 
 
-def final_counters(config: dict, timeout_s: float) -> dict:
+def final_counters(config: dict, timeout_s: float, here: tuple[str, ...], peer: Peer) -> dict:
     """Every stage's counters as they are now, asked: a heartbeat's may be a period old.
     A stage restarted near the end answers once it has loaded again, which on a busy
-    machine takes seconds: it is given as long as a stall."""
-    return {stage: typed(StageStatus, ask(config, stage, "status", {}, timeout_s)).counters for stage in wiring.STAGES}
+    machine takes seconds: it is given as long as a stall. A stage on another host
+    cannot be asked (control sockets are local): its last heartbeat's counters."""
+    return {
+        stage: typed(StageStatus, ask(config, stage, "status", {}, timeout_s)).counters
+        if stage in here
+        else dict(peer.heard[stage].counters)
+        for stage in wiring.STAGES
+    }
 
 
 def kept_logs_hint(keep: bool, run_dir: Path) -> str:

@@ -1,6 +1,6 @@
 """voxkey replay: type what a recording says (voxkey/replay.py does the replaying).
 
-    voxkey replay PATH [--realtime] [--sink ...] [--trace PATH] [--keep]
+    voxkey replay PATH [--realtime] [--sink ...] [--trace PATH] [--keep] [--remote HOST]
                   [--config FILE] [--set section.key=value ...]
 
 Every stage runs as its own process under supervisord, as under `voxkey up`; the
@@ -12,6 +12,7 @@ only in a terminal). The run directory (sockets, logs) is removed unless --keep.
 import json
 import sys
 
+from voxkey import remote
 from voxkey.running import CliError
 
 
@@ -24,6 +25,7 @@ def add_cli(commands):
     )
     play.add_argument("--trace", help="write one JSON line of timings per utterance here")
     play.add_argument("--keep", action="store_true", help="keep the run directory (sockets, logs)")
+    remote.add_argument(play)
     play.set_defaults(run=run)
     return play
 
@@ -35,6 +37,7 @@ def run(args) -> int:
     config = settings.load(args.config, args.set)
     if args.sink:
         config["stages"]["keys"]["sink"] = args.sink
+    remote.apply(config, args.remote)
     try:
         state = replay.run(config, args.path, realtime=args.realtime, keep=args.keep)
     except replay.ReplayError as error:

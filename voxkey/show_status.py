@@ -6,7 +6,9 @@
 Asks every stage `status` on its control socket, all at once, and prints listening,
 mode, typing backend, the last utterance heard and typed, and a line per stage. A stage
 that does not answer is shown with why, and supervisord's view of its process; then
-the exit status is 1.
+the exit status is 1. A stage another host runs is shown as the stages here that listen
+to it hear it (voxkey/remote.py): whether it is ready, when it was heard last, and the
+round trip to it; one not heard for a while makes the exit status 1 too.
 
 `--follow` follows the bus instead and prints a line each time the indicator changes
 (voxkey/indicator.py: stopped, loading, listening, hearing, thinking, typing, paused,
@@ -33,7 +35,7 @@ from bus.asking import ControlError, ask_each
 from bus.control import StageStatus
 from bus.records import RecordError, typed
 from bus.wiring import STAGES
-from voxkey import status
+from voxkey import remote, status
 from voxkey.running import running_dir
 
 
@@ -52,8 +54,11 @@ def run(args) -> int:
     if args.follow:
         return follow(config, as_json=args.json)
     run_dir = running_dir(sockets.run_dir(config))
-    asked = ask_each(config, list(STAGES), "status", {}, timeout_s=1.0)
+    config = remote.as_running(config, run_dir)
+    away = remote.remote_stages(config)  # their control sockets are on their host
+    asked = ask_each(config, [stage for stage in STAGES if stage not in away], "status", {}, timeout_s=1.0)
     answers = {stage: status_of(stage, said) for stage, said in asked.items()}
+    links = remote.reports(away, answers, float(config["bus"]["heartbeat_s"]))
     # A stage that answered runs; supervisord is asked only why one did not (its
     # XML-RPC client is most of what this command would otherwise cost).
     silent = any(not isinstance(answer, StageStatus) for answer in answers.values())
@@ -62,8 +67,9 @@ def run(args) -> int:
         from voxkey.supervise import Supervisor
 
         processes = Supervisor(run_dir, run_dir / "run.toml").states()
-    print(status.render(answers, processes))
-    return 0 if all(isinstance(answer, StageStatus) for answer in answers.values()) else 1
+    print(status.render(answers, processes, remote={stage: report.line for stage, report in links.items()}))
+    heard = all(report.verdict != "FAIL" for report in links.values())
+    return 0 if heard and all(isinstance(answer, StageStatus) for answer in answers.values()) else 1
 
 
 def status_of(stage: str, said) -> StageStatus | str:

@@ -15,6 +15,7 @@ from bus import wiring
 from bus.control import StageStatus
 from bus.frames import Frame, Heartbeat, Transcript, Typed
 from bus.progress import CaptureProgress, KeysProgress, RouterProgress, VadProgress, progress_of
+from voxkey.remote import ASK, OUTAGE_BEATS, RemoteStage, remote_stages
 
 SHOWN_TEXT = 60  # characters of heard or typed text a one-line view has room for
 RECENT = 10  # utterances whose typed text the live view keeps
@@ -46,11 +47,18 @@ def next_mode_line(router: RouterProgress, now_ns: int) -> str:
 # --- voxkey status ---------------------------------------------------------------------
 
 
-def render(stages: dict[str, StageStatus | str], processes: dict[str, dict], now_ns: int | None = None) -> str:
+def render(
+    stages: dict[str, StageStatus | str],
+    processes: dict[str, dict],
+    now_ns: int | None = None,
+    remote: dict[str, str] | None = None,
+) -> str:
     """`voxkey status` from each stage's answer (or why it gave none) and supervisord's
     view of its process (a stage that answered runs, whatever `processes` lacks), at
     monotonic time `now_ns` (default: now; the stages' times are on the same clock).
+    A stage another host runs is shown by its line in `remote` (voxkey/remote.py).
     Pure given `now_ns`."""
+    remote = remote or {}
     now_ns = time.monotonic_ns() if now_ns is None else now_ns
 
     def said(name: str):
@@ -80,6 +88,9 @@ def render(stages: dict[str, StageStatus | str], processes: dict[str, dict], now
         lines.append(f"typed:     {outcome} (by {keys.last_by or '?'}{latency})")
     lines.append("stages:")
     for name in wiring.STAGES:
+        if name in remote:
+            lines.append(f"  {remote[name]}")
+            continue
         answer, process = stages.get(name), processes.get(name, {})
         running = process.get("statename") or ("RUNNING" if isinstance(answer, StageStatus) else "not running")
         if isinstance(answer, StageStatus):
@@ -151,6 +162,44 @@ class Loading:
 
 
 @dataclass
+class Outages:
+    """Stages on another host that go unheard: told once as an outage begins, after
+    OUTAGE_BEATS heartbeat periods of silence, and once as the stage is heard again.
+    A stage never heard counts from when watching began (`voxkey serve` not started),
+    unless `never_heard_is_out` is False (`voxkey serve` waiting for the keyboard's host)."""
+
+    remote: dict[str, RemoteStage] = field(default_factory=dict)
+    period_s: float = 5.0
+    ask: str = ASK  # what to check, said with an outage
+    never_heard_is_out: bool = True
+    heard_at: dict = field(default_factory=dict)  # stage -> time.monotonic() it was last heard
+    out: dict = field(default_factory=dict)  # stage told gone -> when it was last heard before
+
+    @classmethod
+    def of(cls, config: dict, heard: tuple[str, ...] = wiring.STAGES, **told) -> "Outages":
+        """The stages another host runs, of those the watch hears (`heard`)."""
+        remote = {stage: where for stage, where in remote_stages(config).items() if stage in heard}
+        return cls(remote, float(config["bus"]["heartbeat_s"]), **told)
+
+    def heard(self, stage: str, now: float) -> None:
+        if stage in self.remote:
+            self.heard_at[stage] = now
+
+    def check(self, now: float) -> list[Event]:
+        events = []
+        for stage, where in self.remote.items():
+            if stage not in self.heard_at and not self.never_heard_is_out:
+                continue
+            last = self.heard_at.setdefault(stage, now)
+            if stage in self.out and last > self.out[stage]:
+                events.append(Event(f"{where} heard again, after {last - self.out.pop(stage):.0f} s", desktop=True))
+            elif stage not in self.out and now - last > OUTAGE_BEATS * self.period_s:
+                self.out[stage] = last
+                events.append(Event(f"{where} not heard for {now - last:.0f} s: {self.ask}", desktop=True))
+        return events
+
+
+@dataclass
 class Live:
     """What `voxkey up` has seen on the bus, folded from frames as they come. `quote`:
     its events may show what was typed; otherwise they say how much."""
@@ -169,11 +218,18 @@ class Live:
     refusing: str = ""  # why vad takes no new speech, as it said last
     keys: KeysProgress = field(default_factory=KeysProgress)  # as keys said last (what it holds)
     router: RouterProgress = field(default_factory=RouterProgress)  # as the router said last (the next mode)
+    outages: Outages = field(default_factory=Outages)  # none watched unless given the remote stages
+
+    def check_links(self, now: float) -> list[Event]:
+        """About once a second, with time.monotonic(): a stage on another host gone
+        unheard, or heard again (once each per outage)."""
+        return self.outages.check(now)
 
     def on_frame(self, frame: Frame) -> list[Event]:
         """Fold one frame in; returns what is worth telling the user."""
         body = frame.body
         if isinstance(body, Heartbeat):
+            self.outages.heard(frame.src, time.monotonic())
             was_ready = self.loading.all_ready
             events = self.loading.on_heartbeat(frame.src, body) + self._on_heartbeat(frame.src, body.progress)
             if self.loading.all_ready and not was_ready and self.listening is False:
@@ -279,6 +335,7 @@ class Live:
         for extra in (next_mode_line(self.router, now_ns), f"{self.keys.held} HELD" if self.keys.held else ""):
             if extra:
                 parts.append(extra)
+        parts += [f"{stage} UNHEARD" for stage in self.outages.out]
         return "voxkey: " + " | ".join(parts)
 
 

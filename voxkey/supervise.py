@@ -27,9 +27,10 @@ SUPERVISORD_CONF = REPO / "supervisord.conf"
 
 
 class Supervisor:
-    def __init__(self, run_dir: Path, config_path: Path):
+    def __init__(self, run_dir: Path, config_path: Path, stages: tuple[str, ...] = wiring.STAGES):
         self.run_dir = run_dir
         self.config_path = config_path
+        self.stages = stages  # those this host runs; another host runs the rest
         self.process: subprocess.Popen | None = None
         self._rpc = None
         self.stage_pids: set[int] = set()  # every stage process seen, to check none is left
@@ -42,6 +43,7 @@ class Supervisor:
             VOXKEY_CONFIG=str(self.config_path),
             VOXKEY_PYTHON=sys.executable,
             PYTHONUNBUFFERED="1",
+            **{f"VOXKEY_START_{stage.upper()}": str(stage in self.stages).lower() for stage in wiring.STAGES},
         )
 
     def start(self) -> None:
@@ -81,7 +83,7 @@ class Supervisor:
         return {
             name: last_error(self.run_dir / f"{name}.log")
             for name, info in states.items()
-            if name in wiring.STAGES and gave_up(info)
+            if name in self.stages and gave_up(info)
         }
 
     def alive(self) -> bool:

@@ -1,7 +1,10 @@
 """voxkey up: listen to the microphone and type, until stopped.
 
     voxkey up [--sink auto|wayland|wtype|xdotool|clipboard|uinput|hid|hid:PATH|stdout|file:PATH]
-              [--config FILE] [--set section.key=value ...]
+              [--remote HOST] [--config FILE] [--set section.key=value ...]
+
+With --remote, the paired HOST runs `placement.stages` (started there with `voxkey
+serve`), and this host the rest: the wiring follows from that (bus/placement.py).
 
 Every stage runs as its own process under supervisord (supervisord.conf); logs stay in
 the run directory. What happens is shown as it happens (LiveView) and told to a service
@@ -16,11 +19,11 @@ import signal
 import sys
 import time
 
-from bus import sockets
+from bus import placement, sockets
 from bus.frames import Transcript, Typed
 from bus.peer import Peer
 from bus.wiring import CLI, STAGES
-from voxkey import service, settings, status
+from voxkey import remote, service, settings, status
 from voxkey.running import CliError
 
 
@@ -34,6 +37,7 @@ def add_cli(commands):
             "stdout or file:PATH"
         ),
     )
+    remote.add_argument(live)
     live.set_defaults(run=run)
     return live
 
@@ -42,34 +46,18 @@ def run(args) -> int:
     # Imported here, not above: `voxkey --help` and `voxkey listen` do without them.
     from bus import log as logging
     from voxkey.cues import Cues, cue_of
-    from voxkey.replay import prepare_run
-    from voxkey.supervise import Health, Supervisor
+    from voxkey.supervise import Health
 
     config = settings.load(args.config, args.set)
     config["stages"]["keys"]["sink"] = args.sink
-    run_dir = sockets.make_private_dir(sockets.run_dir(config))
-    running = Supervisor(run_dir, run_dir / "run.toml").states()
-    if running:  # checked before anything of the running one is touched
-        raise CliError(
-            f"voxkey is already running in {run_dir} ({len(running)} stages): stop it first "
-            "(Ctrl-C in its terminal, or systemctl --user stop voxkey), or give this one another bus.run_dir"
-        )
-    for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
-        memory.unlink()
-    supervisor = Supervisor(run_dir, prepare_run(config, run_dir))
+    remote.apply(config, args.remote)
+    supervisor = start(config, placement.stages_here(config))
     health = Health(supervisor)
-    # A service manager stops us with SIGTERM, a closed terminal with SIGHUP, Ctrl-C or
-    # `kill -INT` with SIGINT -- which Python leaves ignored when started ignoring it (in
-    # the background of a script): the stages go with us in every case.
-    for stop in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(stop, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    supervisor.start()
-    print(f"voxkey: starting; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
     user_text = bool(config["log"]["user_text"])
     watch = Peer(CLI, config, list(STAGES), [Transcript.TOPIC, Typed.TOPIC], logging.setup(CLI, user_text))
     cues = Cues() if config["cli"]["sound_cues"] else None
     view = LiveView(sys.stderr, desktop=bool(config["cli"]["notify"]), user_text=user_text)
+    view.live.outages = status.Outages.of(config)  # the stages another host runs, if any
     ever_ready = False
     try:
         next_check = 0.0
@@ -89,6 +77,7 @@ def run(args) -> int:
                     service.tell_service_manager("READY=1")
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 1.0
+                view.show(view.live.check_links(time.monotonic()))
                 for problem in health.problems(time.monotonic()):
                     # Before the first "ready" nothing works yet: fail, so a service
                     # manager sees it. Later the others go on, and the user is told.
@@ -100,13 +89,44 @@ def run(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # stopping is not to be cut short
-            signal.signal(stop, signal.SIG_IGN)
-        service.tell_service_manager("STOPPING=1")
-        view.close()
-        watch.close()
-        supervisor.stop()
+        stop_quietly(supervisor, view, watch)
     return 0
+
+
+def start(config: dict, stages: tuple[str, ...]):
+    """supervisord started with `stages`, in the run directory, once sure no voxkey runs there."""
+    from voxkey.replay import prepare_run
+    from voxkey.supervise import Supervisor
+
+    run_dir = sockets.make_private_dir(sockets.run_dir(config))
+    running = Supervisor(run_dir, run_dir / "run.toml").states()
+    if running:  # checked before anything of the running one is touched
+        raise CliError(
+            f"voxkey is already running in {run_dir} ({len(running)} stages): stop it first "
+            "(Ctrl-C in its terminal, or systemctl --user stop voxkey), or give this one another bus.run_dir"
+        )
+    for memory in run_dir.glob("*.state.json"):  # a new session starts a new document
+        memory.unlink()
+    supervisor = Supervisor(run_dir, prepare_run(config, run_dir), stages)
+    # A service manager stops us with SIGTERM, a closed terminal with SIGHUP, Ctrl-C or
+    # `kill -INT` with SIGINT -- which Python leaves ignored when started ignoring it (in
+    # the background of a script): the stages go with us in every case.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    supervisor.start()
+    print(f"voxkey: starting {', '.join(stages)}; logs in {run_dir}; Ctrl-C stops", file=sys.stderr)
+    return supervisor
+
+
+def stop_quietly(supervisor, *closing) -> None:
+    """Stop the stages, not to be cut short by a second Ctrl-C."""
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, signal.SIG_IGN)
+    service.tell_service_manager("STOPPING=1")
+    for thing in closing:
+        thing.close()
+    supervisor.stop()
 
 
 class LiveView:

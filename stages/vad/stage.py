@@ -270,7 +270,7 @@ class Vad(Stage):
 
     def on_acknowledged(self, frames: list[Frame]) -> None:
         for frame in frames:
-            self._held_path(frame.key).unlink(missing_ok=True)
+            self._held_path(frame.utt).unlink(missing_ok=True)
         self._hold()
 
     # --- how much is held ---
