@@ -15,6 +15,7 @@ from bus.control import PeerLink, StageStatus
 from bus.frames import Frame, Heartbeat
 from bus.peer import Accounts
 from bus.records import plain, typed
+from bus.wiring import STAGES
 from stages.router.stage import Router
 from voxkey import doctor, remote
 from voxkey.serve import Progress
@@ -206,3 +207,5 @@ def test_doctor_checks_only_the_models_and_memory_of_the_stages_here(two_hosts, 
     assert remote.as_running(started_so, run_dir)["placement"]["stages"] == ["instruct"]
     assert "asr" in doctor.stages_here(started_so), "as the voxkey running here was started"
     assert remote.as_running(two_hosts, run_dir) is two_hosts, "a placement given wins"
+    two_hosts["placement"]["fallback"] = True
+    assert doctor.stages_here(two_hosts) == STAGES, "this host stands in for the brain: its models are needed here"

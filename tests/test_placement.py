@@ -12,6 +12,7 @@ from conftest import voxkey
 from bus import config as configuration
 from bus import curve, placement, sockets, wiring
 from bus.config import ConfigError
+from voxkey import fallback
 
 PI, BRAIN = ("pi", "10.77.0.1"), ("brain", "10.77.0.2")
 
@@ -195,3 +196,18 @@ def test_a_publisher_posing_as_another_host_is_not_believed(tmp_path):
     keys = paired(tmp_path)  # the brain poses as the Pi's vad: its key is not the Pi's
     event, got = handshake(keys["brain"], {"pi"}, keys["pi"], "pi", free_port())
     assert (event, got) == (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, None)
+
+
+def test_a_fallback_keeps_the_endpoints_here_and_brings_the_other_host_s_stages_home(tmp_path):
+    keys = paired(tmp_path)["pi"]
+    config = placed(keys)
+    config["bus"]["run_dir"] = str(tmp_path / "run")
+    alone = fallback.local_config(config)
+    assert placement.stages_here(alone) == wiring.STAGES
+    for stage in ("capture", "vad", "router", "keys"):  # the microphone's audio goes on unbroken
+        assert sockets.endpoint(alone, stage, keys) == sockets.endpoint(config, stage, keys), stage
+    assert sockets.endpoint(alone, "vad", keys).startswith("tcp://10.77.0.1:")
+    assert sockets.endpoint(alone, "asr", keys) == f"ipc://{tmp_path / 'run' / 'asr'}.sock"
+    assert fallback.to_restart(config) == ("vad", "router"), "they listen to asr and the models"
+    assert placement.audience(placement.where(alone, keys), "vad") == {"pi"}, "the brain is let in no more"
+    assert config["placement"]["host"] == "brain", "the configuration it came from is untouched"

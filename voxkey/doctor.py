@@ -212,12 +212,16 @@ def size_mb(path: Path) -> float:
 
 def stages_here(config: dict) -> tuple[str, ...]:
     """The stages this host runs, whose models and memory are checked here: with stages
-    on another host (`--remote`, or as the voxkey running here was started), only ours."""
+    on another host (`--remote`, or as the voxkey running here was started), only ours,
+    unless this host stands in for the others when they go (placement.fallback)."""
     from bus import placement
     from bus.config import ConfigError
 
+    placed = remote.as_running(config, sockets.run_dir(config))
+    if placed["placement"].get("fallback"):
+        return wiring.STAGES
     try:
-        return placement.stages_here(remote.as_running(config, sockets.run_dir(config)))
+        return placement.stages_here(placed)
     except ConfigError:  # check_remote says what is wrong with the placement
         return wiring.STAGES
 

@@ -23,7 +23,7 @@ from bus import placement, sockets
 from bus.frames import Transcript, Typed
 from bus.peer import Peer
 from bus.wiring import CLI, STAGES
-from voxkey import remote, service, settings, status
+from voxkey import fallback, remote, service, settings, status
 from voxkey.running import CliError
 
 
@@ -78,6 +78,13 @@ def run(args) -> int:
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 1.0
                 view.show(view.live.check_links(time.monotonic()))
+                if view.live.outages.out and config["placement"]["fallback"]:
+                    watch.close()
+                    config, standing_in = fallback.fall_back(config, supervisor.run_dir, supervisor)
+                    watch = Peer(CLI, config, list(STAGES), [Transcript.TOPIC, Typed.TOPIC], watch.log)
+                    view.live.outages = status.Outages()  # every stage is here now
+                    message = f"typing with this host's {', '.join(standing_in)} until voxkey up starts again"
+                    view.show([status.Event(message, desktop=True)])
                 for problem in health.problems(time.monotonic()):
                     # Before the first "ready" nothing works yet: fail, so a service
                     # manager sees it. Later the others go on, and the user is told.
