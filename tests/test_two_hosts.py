@@ -9,6 +9,7 @@ mid-utterance loses nothing and doubles nothing; a host with another key is refu
 what crosses the link is unreadable. The wiring in-process: tests/test_placement.py."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import AUDIO, MANIFEST, assert_said, needs_namespaces
 
-from bench.netns import BRAIN_ADDRESS, Machine, serving
+from bench.netns import BRAIN_ADDRESS, Failed, Machine, serving
 from bus import curve
 from bus.config import load
 from bus.wiring import STAGES
@@ -124,6 +125,9 @@ def test_with_a_fallback_the_pi_types_on_with_its_own_stages_once_the_brain_is_g
     up = pi.start("up", "--remote", "brain", "--sink", f"file:{typed}", *settings, log="up.log")
     try:
         pi.wait_for_log("up.log", "ready: speak")
+        timed = re.compile(r"asr on brain \(10\.77\.0\.2\): ready, heard [\d.]+ s ago, round trip [\d.]+ ms")
+        wait_for(lambda: timed.search(status_of(pi)), lambda: f"no round trip timed: {status_of(pi)}")
+        assert "thinking on brain (10.77.0.2): ready" in status_of(pi)
         time.sleep(CUT_AFTER_S)
         link.cut()  # for good: the brain is gone
         pi.wait_for_log("up.log", "typing with this host's asr, instruct, thinking until voxkey up starts again")
@@ -137,6 +141,14 @@ def test_with_a_fallback_the_pi_types_on_with_its_own_stages_once_the_brain_is_g
         up.send_signal(signal.SIGINT)
         up.wait(timeout=120)
     assert up.returncode == 0, pi.log("up.log")[-3000:]
+
+
+def status_of(pi: Machine) -> str:
+    """`voxkey status` on the Pi: a line per stage, the brain's as the Pi's stages hear them."""
+    try:
+        return pi.voxkey("status", timeout=60).stdout
+    except Failed as failed:
+        return str(failed)
 
 
 def test_a_host_with_another_key_is_refused(two):
