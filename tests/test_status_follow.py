@@ -2,10 +2,11 @@
 what it does, as a Waybar module reads it (voxkey/indicator.py folds the bus)."""
 
 import json
-import selectors
+import queue
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -16,15 +17,22 @@ READY_S = 120  # every stage loaded, on a slow machine
 
 
 class Lines:
-    """The JSON lines a `voxkey status --follow --json` prints, read as they come."""
+    """The JSON lines a `voxkey status --follow --json` prints, read as they come. A
+    thread reads them: two lines written at once arrive in one read, and a select() on
+    the pipe would not wake for the second, already in the reader's buffer."""
 
     def __init__(self, *args: str):
         self.process = subprocess.Popen(
             [*VOXKEY, "status", "--follow", "--json", *args], cwd=REPO, stdout=subprocess.PIPE, text=True
         )
         self.seen: list[dict] = []
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.process.stdout, selectors.EVENT_READ)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put("")  # the follower exited
 
     def until(self, state: str, seconds: float) -> dict:
         """The first line from now on in `state` (waits for it; the deadline only gives up)."""
@@ -32,12 +40,14 @@ class Lines:
         while True:
             left = deadline - time.monotonic()
             assert left > 0, f"no {state!r} line within {seconds} s: {[line['state'] for line in self.seen]}"
-            if self.selector.select(left):
-                line = self.process.stdout.readline()
-                assert line, f"the follower exited ({self.process.wait()}) before {state!r}: {self.seen}"
-                self.seen.append(json.loads(line))
-                if self.seen[-1]["state"] == state:
-                    return self.seen[-1]
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            assert line, f"the follower exited ({self.process.wait()}) before {state!r}: {self.seen}"
+            self.seen.append(json.loads(line))
+            if self.seen[-1]["state"] == state:
+                return self.seen[-1]
 
     def close(self) -> None:
         if self.process.poll() is None:
