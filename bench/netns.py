@@ -5,6 +5,7 @@ voxkey as a machine of its own would: its own configuration home, where `voxkey 
 keeps its keys, and its own runtime directory, where its stages' sockets are. They need
 root and `ip netns`."""
 
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,50 @@ class Machine:
             if time.monotonic() > deadline:
                 raise Failed(f"no {text!r} from {self.name} within {deadline_s:.0f} s: {self.log(name)[-3000:]}")
             time.sleep(0.1)
+
+
+# A TCP echo across the link, timed on the Pi: the round trip of the link itself, below
+# ZeroMQ and CURVE (the namespaces have no ping).
+ECHO = """import socket, sys
+with socket.create_server((sys.argv[1], int(sys.argv[2]))) as server:
+    print("listening", flush=True)
+    connection, _ = server.accept()
+    while data := connection.recv(64):
+        connection.sendall(data)
+"""
+TIME_ECHO = """import json, socket, sys, time
+with socket.create_connection((sys.argv[1], int(sys.argv[2]))) as link:
+    link.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    for _ in range(int(sys.argv[3])):
+        start = time.perf_counter()
+        link.sendall(b"x")
+        link.recv(64)
+        times.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.02)
+print(json.dumps(times))
+"""
+
+
+def round_trips_ms(pi: Machine, brain: Machine, count: int = 50, port: int = 47690) -> list[float]:
+    """`count` round trips of one byte from the Pi to the brain and back, in ms."""
+    echo = subprocess.Popen(
+        brain.inside(sys.executable, "-c", ECHO, brain.address, port), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        if echo.stdout.readline().strip() != "listening":
+            raise Failed("the echo on the brain did not start")
+        timed = subprocess.run(
+            pi.inside(sys.executable, "-c", TIME_ECHO, brain.address, port, count),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return json.loads(timed.stdout)
+    finally:
+        echo.kill()
+        echo.wait()
 
 
 def pair(one: Machine, other: Machine) -> None:

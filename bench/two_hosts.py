@@ -16,15 +16,13 @@ typed, and how much later the utterances the cut held back were typed.
 
 import json
 import os
-import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from bench import hogs, netns
 from bench.report import section
-from bench.stats import ms_between, percentile
+from bench.stats import ms_between, percentile, summarize
 
 RECORDINGS = ("dictate_report.wav", "dictate_meeting.wav", "jfk.flac", "chat_capital.wav")
 REPEATS = 3
@@ -43,15 +41,6 @@ def first_key_ms(rows: list[dict]) -> list[float]:
     return [ms for row in rows if (ms := ms_between(row, "speech_end_ns", "first_key_ns")) is not None]
 
 
-def ping_ms(pi: netns.Machine, count: int = 20) -> dict:
-    """The link's own round trip (ICMP), min/avg/max, as ping reports it."""
-    result = subprocess.run(
-        pi.inside("ping", "-c", count, "-i", "0.2", netns.BRAIN_ADDRESS), capture_output=True, text=True
-    )
-    found = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)", result.stdout)
-    return dict(zip(("min", "avg", "max"), map(float, found.groups()))) if found else {}
-
-
 def latency_arms(pi: netns.Machine, audio_dir: Path, work: Path, say) -> dict:
     """machine load -> arm -> recording -> end of speech -> first key, every utterance."""
     found: dict = {}
@@ -63,7 +52,8 @@ def latency_arms(pi: netns.Machine, audio_dir: Path, work: Path, say) -> dict:
                     for arm, options in ARMS.items():
                         say(f"two hosts: {load}, round {round_ + 1}/{REPEATS}: {name} on {arm}")
                         trace = work / f"{load}-{arm}-{name}-{round_}.jsonl".replace(" ", "_")
-                        arms[arm][name] += first_key_ms(replay(pi, audio_dir / name, trace, *options)[1])
+                        played = replay(pi, audio_dir / name, trace, "--realtime", *options)[1]
+                        arms[arm][name] += first_key_ms(played)
     return found
 
 
@@ -101,7 +91,8 @@ def measure(config: dict, audio_dir: Path, out_dir: Path, say) -> dict:
     with tempfile.TemporaryDirectory(prefix="voxkey-two-hosts-") as hosts_dir:
         say("two hosts: pairing the Pi and the brain, starting `voxkey serve` on the brain")
         with netns.serving(Path(hosts_dir)) as (link, pi, brain):
-            results: dict = {"repeats": REPEATS, "ping_ms": ping_ms(pi)}
+            trips = netns.round_trips_ms(pi, brain)
+            results: dict = {"repeats": REPEATS, "link_round_trip_ms": summarize(trips, 3)}
             results["arms"] = latency_arms(pi, audio_dir, work, say)
             say(f"two hosts: {CUT_RECORDING} at real time, uncut and with the link cut for {CUT_S:.0f} s")
             uncut, cut = (cut_arm(link, pi, audio_dir / CUT_RECORDING, work, c) for c in (False, True))
@@ -115,7 +106,7 @@ def measure(config: dict, audio_dir: Path, out_dir: Path, say) -> dict:
 
 
 def median(values: list[float]) -> float | None:
-    return round(percentile(values, 50), 1) if values else None
+    return round(percentile(values, 50)) if values else None
 
 
 def markdown(results: dict) -> str:
@@ -123,10 +114,10 @@ def markdown(results: dict) -> str:
     for load, arms in results["arms"].items():
         for name in RECORDINGS:
             one, two = median(arms["one host"][name]), median(arms["two hosts"][name])
-            added = round(two - one, 1) if one is not None and two is not None else None
+            added = two - one if one is not None and two is not None else None
             ratio = round(two / one, 2) if one and two is not None else None
             rows.append([load, name, one, two, added, ratio])
-    ping = results["ping_ms"]
+    trip = results["link_round_trip_ms"]
     cut = results["cut"]
     held = {
         utt: (ms, cut["uncut"]["first_key_ms"].get(utt))
@@ -140,10 +131,14 @@ def markdown(results: dict) -> str:
         ["machine", "recording", "one host ms", "two hosts ms", "added ms", "ratio"],
         rows,
         notes=[
-            f"Link round trip (ping, veth between two namespaces): min {ping.get('min')} / avg {ping.get('avg')} / "
-            f"max {ping.get('max')} ms. Both hosts share this machine's cores: the difference is what the link "
-            "adds (tcp, CURVE, the frames' round trips), not what a bigger brain saves. Dictation crosses the "
-            "link twice per utterance (speech there, transcript back); chat four times (and the answer's pieces).",
+            f"The link's own round trip (a TCP echo of one byte over the veth pair, {trip['n']} times): median "
+            f"{trip['median']} ms, p90 {trip['p90']} ms. Replays at real time (--realtime). Both hosts share "
+            "this machine's cores: the difference is what the link adds (tcp, CURVE, the frames' round trips), "
+            "not what a bigger brain saves. Dictation crosses the "
+            "link twice per utterance (speech there, transcript back); chat four times (and the answer's pieces). "
+            "A chat's first key comes from the model's first token: on two hosts from the brain's instruct, loaded "
+            "once by `voxkey serve` and warm from the replays before; on one host each replay starts its own. "
+            "That difference is a warm model, not the link.",
             f"Other processes took {load.get('other_processes_share', 0):.0%} of the CPU meanwhile, "
             f"stolen {load.get('stolen_share', 0):.0%}.",
         ],
@@ -151,7 +146,7 @@ def markdown(results: dict) -> str:
     lines += section(
         f"The link cut for {cut['cut_s']:.0f} s, {cut['cut_after_s']:.0f} s into {CUT_RECORDING} at real time",
         ["utterance", "uncut: end of speech → first key ms", "cut ms"],
-        [[utt, uncut, ms] for utt, (ms, uncut) in held.items()],
+        [[utt, round(uncut), round(ms)] for utt, (ms, uncut) in held.items()],
         notes=[
             f"The same text typed as uncut: {'yes' if same else 'NO'}. "
             f"{len(held)} utterance(s) typed more than 1 s later than uncut (those the cut held back)."

@@ -267,3 +267,25 @@ def test_the_cancel_bench_times_each_request_from_the_cancel_said_after_it():
     assert (stopped["utt"], stopped["outcome"]) == ("s@000001000ms", "cancelled")
     assert (stopped["speech_end_to_stopped_ms"], stopped["recognised_to_stopped_ms"]) == (1400.0, 300.0)
     assert cancel.stopped([asked]) == []  # no cancel said after it
+
+
+def test_the_two_hosts_bench_reports_what_the_link_added_and_what_a_cut_held_back():
+    from bench import two_hosts
+
+    arm = {name: [500.0, 520.0, 510.0] for name in two_hosts.RECORDINGS}
+    results = {
+        "repeats": 3,
+        "link_round_trip_ms": {"n": 50, "median": 0.05, "p90": 0.08},
+        "arms": {"quiet": {"one host": arm, "two hosts": {name: [530.0, 540.0, 535.0] for name in arm}}},
+        "cut": {
+            "cut_after_s": 4.0,
+            "cut_s": 6.0,
+            "uncut": {"typed": "a b", "first_key_ms": {"u1": 500.0, "u2": 510.0}},
+            "cut": {"typed": "a b", "first_key_ms": {"u1": 5600.0, "u2": 900.0}},
+        },
+        "load": {"other_processes_share": 0.0, "stolen_share": 0.0},
+    }
+    shown = two_hosts.markdown(results)
+    assert "| quiet | jfk.flac | 510 | 535 | 25 | 1.05 |" in shown
+    assert "| u1 | 500 | 5600 |" in shown and "| u2 |" not in shown, "only what the cut held back over a second"
+    assert "The same text typed as uncut: yes. 1 utterance(s)" in shown
