@@ -32,6 +32,7 @@ from bus.config import ConfigError
 HOST = "host"
 HOSTS = "hosts.toml"
 MAKE = "python -m bus.curve DIR"
+MAKE_OR_PAIR = f"`voxkey pair`, or {MAKE}"
 
 
 class CurveError(ConfigError):
@@ -93,9 +94,9 @@ def load(directory: str | Path) -> Keys:
 
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError):
-        raise CurveError(f"CURVE key {path} is missing or unreadable (create keys with: {MAKE})") from None
+        raise CurveError(f"CURVE key {path} is missing or unreadable (create keys with {MAKE_OR_PAIR})") from None
     if secret is None:
-        raise CurveError(f"{path} holds no secret key (create keys with: {MAKE})")
+        raise CurveError(f"{path} holds no secret key (create keys with {MAKE_OR_PAIR})")
     import tomllib
 
     try:
@@ -106,7 +107,7 @@ def load(directory: str | Path) -> Keys:
         }
         here = str(table["here"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise CurveError(f"{directory / HOSTS} is missing or unreadable (create keys with: {MAKE})") from None
+        raise CurveError(f"{directory / HOSTS} is missing or unreadable (create keys with {MAKE_OR_PAIR})") from None
     return Keys(directory, here, public, secret, hosts)
 
 

@@ -190,7 +190,7 @@ def check_endpoint(address: str, keys: "curve.Keys | None" = None) -> None:
         raise ConfigError(f"endpoint {address}: only ipc:// and tcp:// (with CURVE keys) endpoints are supported")
     if keys is None:
         raise ConfigError(
-            f"endpoint {address} needs CURVE keys: create them with `python -m bus.curve DIR` "
-            'and set [bus] curve_dir = "DIR"'
+            f"endpoint {address} needs CURVE keys: run `voxkey pair` (it makes this host's), "
+            'or create them with `python -m bus.curve DIR` and set [bus] curve_dir = "DIR"'
         )
     check_private_dir(keys.directory, "CURVE key directory")

@@ -133,8 +133,8 @@ def test_a_replay_over_tcp_without_keys_is_refused_in_one_line():
     result = voxkey("replay", AUDIO / "jfk.flac", "--set", "stages.asr.endpoint=tcp://127.0.0.1:5601", timeout=60)
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.strip() == (
-        "voxkey: endpoint tcp://127.0.0.1:5601 needs CURVE keys: create them with `python -m bus.curve DIR` "
-        'and set [bus] curve_dir = "DIR"'
+        "voxkey: endpoint tcp://127.0.0.1:5601 needs CURVE keys: run `voxkey pair` (it makes this host's), "
+        'or create them with `python -m bus.curve DIR` and set [bus] curve_dir = "DIR"'
     )
 
 
