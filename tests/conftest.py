@@ -44,6 +44,17 @@ def assert_said(typed: str, said: str, max_error_rate: float = MAX_WORD_ERROR_RA
     assert expected and errors <= max_error_rate * len(expected), f"{errors} word errors in {len(expected)}: {typed!r}"
 
 
+def utterances_typed(run_dir: Path) -> int:
+    """How many utterances keys has finished typing, by its own record (keys.state.json,
+    replaced atomically): the end of typing that voxkey owns, whatever punctuation the
+    model gave the words."""
+    try:
+        typed = json.loads((run_dir / "keys.state.json").read_text())["typed"]
+    except FileNotFoundError:
+        return 0
+    return sum(1 for done in typed.values() if done["final"] and not done["held"])
+
+
 def voxkey(*args, timeout=180, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*VOXKEY, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs

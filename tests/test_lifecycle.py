@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, voxkey
+from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, utterances_typed, voxkey
 
 from bench import lifecycle, sessions
 from bench.procs import alive
@@ -264,7 +264,7 @@ def test_a_swap_that_cannot_start_rolls_back_and_typing_goes_on(microphone, tmp_
         assert up.process.poll() is None, up.said()
         wait_for(lambda: up.said().count("voxkey: ready") == 2, 60, "asr ready again, and up saying so")
         subprocess.run(["paplay", "-d", microphone, str(AUDIO / "dictate_report.wav")], check=True, timeout=30)
-        wait_for(lambda: up.typed.exists() and up.typed.read_text().endswith("."), 60, "the sentence to be typed")
+        wait_for(lambda: utterances_typed(up.run_dir) >= 1, 60, "the sentence to be typed")
         assert_said(up.typed.read_text(), spoken("dictate_report.wav"))
     finally:
         assert up.end() == 0, up.said()

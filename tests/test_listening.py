@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import structlog
-from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, voxkey, words
+from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, utterances_typed, voxkey, words
 from harness import Harness
 
 from bus import config as configuration
@@ -216,7 +216,7 @@ def test_up_types_nothing_while_off_and_keeps_the_first_word_when_turned_on(micr
         play("dictate_report.wav")
         heard_past(SAMPLE_RATE // 2)
         assert ask(config, "capture", "listen", {"how": "hold", "since_ns": given_ns}) == "listening"
-        wait_until(lambda: typed.exists() and typed.read_text().endswith("."), 60, "the sentence to be typed")
+        wait_until(lambda: utterances_typed(run_dir) >= 1, 60, "the sentence to be typed")
         assert voxkey("listen", "release", *at).returncode == 0
         assert_said(typed.read_text(), spoken("dictate_report.wav"))
         typed_start = typed.read_text().strip()[:20]  # voxkey up shows what it typed

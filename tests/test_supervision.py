@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import structlog
-from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, voxkey
+from conftest import AUDIO, REPO, VOXKEY, assert_said, spoken, utterances_typed, voxkey
 
 from bus import config as configuration
 from bus import wiring
@@ -149,7 +149,7 @@ def test_up_types_what_the_microphone_hears(microphone, tmp_path):
 
         wait_for(all_ready, 90, "every stage ready")
         subprocess.run(["paplay", "-d", microphone, str(AUDIO / "dictate_report.wav")], check=True, timeout=30)
-        wait_for(lambda: typed.exists() and typed.read_text().endswith("."), 30, "the sentence to be typed")
+        wait_for(lambda: utterances_typed(run_dir) >= 1, 30, "the sentence to be typed")
         assert_said(typed.read_text(), spoken("dictate_report.wav"))
     finally:
         watcher.close()
