@@ -160,6 +160,35 @@ def test_a_remote_stage_never_heard_is_told_of_too():
     assert never.message.startswith("asr on brain (10.77.0.2) not heard for 16 s")
 
 
+def test_a_remote_stage_never_heard_while_its_host_s_others_are_is_told_as_placements_that_differ():
+    brain = {stage: remote.RemoteStage(stage, "brain", "10.77.0.2") for stage in ("asr", "instruct", "thinking")}
+    outages = Outages(brain, period_s=5.0)
+    outages.check(100.0)  # watching begins
+    for stage in ("asr", "instruct"):  # `voxkey serve asr instruct` there: thinking never comes
+        outages.heard(stage, 115.0)
+    [differ] = outages.check(116.0)
+    assert differ.message == (
+        "thinking on brain (10.77.0.2) not heard for 16 s: asr, instruct there are heard, so `voxkey serve` runs "
+        "other stages there: placement.stages must be the same on both hosts (here: asr, instruct, thinking)"
+    )
+    # Heard once and then lost is the link or the stage, not the placement.
+    outages.heard("thinking", 117.0)
+    [back] = outages.check(118.0)
+    assert back.message == "thinking on brain (10.77.0.2) heard again, after 17 s"
+    outages.heard("asr", 130.0)
+    outages.heard("instruct", 130.0)
+    [lost] = outages.check(133.0)
+    assert lost.message.startswith("thinking on brain (10.77.0.2) not heard for 16 s: is `voxkey serve` running")
+    # And `status`/`doctor`, from what the stages here heard.
+    answers = {"router": status_of(asr=PeerLink(True, 0.2), instruct=PeerLink(True, 0.3)), "vad": status_of()}
+    reports = remote.reports(brain, answers, period_s=5.0)
+    assert reports["instruct"].verdict == "ok" and reports["thinking"].verdict == "FAIL"
+    assert reports["thinking"].line == (
+        "thinking on brain (10.77.0.2): not heard here: asr, instruct there are heard, so `voxkey serve` runs "
+        "other stages there: placement.stages must be the same on both hosts (here: asr, instruct, thinking)"
+    )
+
+
 def test_the_live_view_watches_remote_stages_through_their_heartbeats():
     live = Live(outages=Outages({"asr": BRAIN}, period_s=5.0))
     live.on_frame(Frame(Heartbeat(ready=True, pid=5), "asr"))

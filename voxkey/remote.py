@@ -99,17 +99,29 @@ def seen_from_here(stage: str, answers: dict[str, StageStatus | str]) -> PeerLin
     return min(links, key=lambda link: (link.round_trip_ms is None, link.heard_s), default=None)
 
 
-def judge(remote: RemoteStage, link: PeerLink | None, listening: bool | None, period_s: float) -> Report:
+def placements_differ(heard: list[str], theirs: list[str]) -> str:
+    """What to check for a stage never heard while `heard`, other stages of its host,
+    are: no network trouble, that host runs other stages than `theirs`."""
+    return (
+        f"{', '.join(heard)} there {'is' if len(heard) == 1 else 'are'} heard, so `voxkey serve` runs other "
+        f"stages there: placement.stages must be the same on both hosts (here: {', '.join(theirs)})"
+    )
+
+
+def judge(
+    remote: RemoteStage, link: PeerLink | None, listening: bool | None, period_s: float, why: str = ASK
+) -> Report:
     """How the link to `remote` is, as the stages here heard it, with heartbeats every
     `period_s`. `listening`: one of the stages here that listen to it answered; None:
-    none here listens to it (capture, seen from the host of asr). Pure."""
+    none here listens to it (capture, seen from the host of asr). `why`: what to check
+    if it was never heard. Pure."""
     reach = f"start `voxkey serve` there, and check the network (ping {remote.address or remote.host})"
     if listening is None:
         return Report(f"{remote}: no stage here listens to it", "ok")
     if link is None and not listening:
         return Report(f"{remote}: not known, nothing here that listens to it runs", "warn", "start voxkey: voxkey up")
     if link is None:
-        return Report(f"{remote}: not heard here: {ASK}", "FAIL", reach)
+        return Report(f"{remote}: not heard here: {why}", "FAIL", reach)
     if link.heard_s > OUTAGE_BEATS * period_s:
         return Report(f"{remote}: not heard for {link.heard_s:.0f} s: {ASK}", "FAIL", reach)
     timed = f"round trip {link.round_trip_ms:.1f} ms" if link.round_trip_ms is not None else "round trip not timed yet"
@@ -121,10 +133,14 @@ def reports(
     remote: dict[str, RemoteStage], answers: dict[str, StageStatus | str], period_s: float
 ) -> dict[str, Report]:
     """stage -> its Report, for each of `remote`, from the answers of the stages here."""
-    return {
-        stage: judge(where, seen_from_here(stage, answers), answered(stage, remote, answers), period_s)
-        for stage, where in remote.items()
-    }
+    links = {stage: seen_from_here(stage, answers) for stage in remote}
+    reported = {}
+    for stage, where in remote.items():
+        theirs = [other for other, there in remote.items() if there.host == where.host]
+        heard = [other for other in theirs if links[other] is not None]
+        why = placements_differ(heard, theirs) if heard else ASK
+        reported[stage] = judge(where, links[stage], answered(stage, remote, answers), period_s, why)
+    return reported
 
 
 def answered(stage: str, remote: dict[str, RemoteStage], answers: dict[str, StageStatus | str]) -> bool | None:

@@ -15,7 +15,7 @@ from bus import wiring
 from bus.control import StageStatus
 from bus.frames import Frame, Heartbeat, Transcript, Typed
 from bus.progress import CaptureProgress, KeysProgress, RouterProgress, VadProgress, progress_of
-from voxkey.remote import ASK, OUTAGE_BEATS, RemoteStage, remote_stages
+from voxkey.remote import ASK, OUTAGE_BEATS, RemoteStage, placements_differ, remote_stages
 
 SHOWN_TEXT = 60  # characters of heard or typed text a one-line view has room for
 RECENT = 10  # utterances whose typed text the live view keeps
@@ -174,6 +174,7 @@ class Outages:
     never_heard_is_out: bool = True
     heard_at: dict = field(default_factory=dict)  # stage -> time.monotonic() it was last heard
     out: dict = field(default_factory=dict)  # stage told gone -> when it was last heard before
+    ever_heard: set = field(default_factory=set)
 
     @classmethod
     def of(cls, config: dict, heard: tuple[str, ...] = wiring.STAGES, **told) -> "Outages":
@@ -184,6 +185,17 @@ class Outages:
     def heard(self, stage: str, now: float) -> None:
         if stage in self.remote:
             self.heard_at[stage] = now
+            self.ever_heard.add(stage)
+
+    def _why(self, stage: str) -> str:
+        """What to check for a stage gone unheard. One never heard while its host's
+        other stages are is no network trouble: that host does not run it."""
+        host = self.remote[stage].host
+        theirs = [s for s, where in self.remote.items() if where.host == host]
+        heard = [s for s in theirs if s in self.ever_heard and s not in self.out]
+        if stage in self.ever_heard or not heard or not self.never_heard_is_out:
+            return self.ask
+        return placements_differ(heard, theirs)
 
     def check(self, now: float) -> list[Event]:
         events = []
@@ -195,7 +207,7 @@ class Outages:
                 events.append(Event(f"{where} heard again, after {last - self.out.pop(stage):.0f} s", desktop=True))
             elif stage not in self.out and now - last > OUTAGE_BEATS * self.period_s:
                 self.out[stage] = last
-                events.append(Event(f"{where} not heard for {now - last:.0f} s: {self.ask}", desktop=True))
+                events.append(Event(f"{where} not heard for {now - last:.0f} s: {self._why(stage)}", desktop=True))
         return events
 
 
