@@ -168,8 +168,9 @@ def test_a_remote_stage_never_heard_while_its_host_s_others_are_is_told_as_place
         outages.heard(stage, 115.0)
     [differ] = outages.check(116.0)
     assert differ.message == (
-        "thinking on brain (10.77.0.2) not heard for 16 s: asr, instruct there are heard, so `voxkey serve` runs "
-        "other stages there: placement.stages must be the same on both hosts (here: asr, instruct, thinking)"
+        "thinking on brain (10.77.0.2) not heard for 16 s: asr, instruct there are heard: is it still loading, or "
+        "does `voxkey serve` run other stages there? placement.stages must be the same on both hosts "
+        "(here: asr, instruct, thinking)"
     )
     # Heard once and then lost is the link or the stage, not the placement.
     outages.heard("thinking", 117.0)
@@ -184,8 +185,9 @@ def test_a_remote_stage_never_heard_while_its_host_s_others_are_is_told_as_place
     reports = remote.reports(brain, answers, period_s=5.0)
     assert reports["instruct"].verdict == "ok" and reports["thinking"].verdict == "FAIL"
     assert reports["thinking"].line == (
-        "thinking on brain (10.77.0.2): not heard here: asr, instruct there are heard, so `voxkey serve` runs "
-        "other stages there: placement.stages must be the same on both hosts (here: asr, instruct, thinking)"
+        "thinking on brain (10.77.0.2): not heard here: asr, instruct there are heard: is it still loading, or "
+        "does `voxkey serve` run other stages there? placement.stages must be the same on both hosts "
+        "(here: asr, instruct, thinking)"
     )
 
 

@@ -101,10 +101,13 @@ def seen_from_here(stage: str, answers: dict[str, StageStatus | str]) -> PeerLin
 
 def placements_differ(heard: list[str], theirs: list[str]) -> str:
     """What to check for a stage never heard while `heard`, other stages of its host,
-    are: no network trouble, that host runs other stages than `theirs`."""
+    are: not the network, but a stage still loading there (it beats once before it
+    loads, a beat the link may not have carried yet), or a host that runs other stages
+    than `theirs`."""
     return (
-        f"{', '.join(heard)} there {'is' if len(heard) == 1 else 'are'} heard, so `voxkey serve` runs other "
-        f"stages there: placement.stages must be the same on both hosts (here: {', '.join(theirs)})"
+        f"{', '.join(heard)} there {'is' if len(heard) == 1 else 'are'} heard: is it still loading, or does "
+        f"`voxkey serve` run other stages there? placement.stages must be the same on both hosts "
+        f"(here: {', '.join(theirs)})"
     )
 
 
