@@ -7,6 +7,7 @@ root and `ip netns`."""
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -173,8 +174,8 @@ def pair(one: Machine, other: Machine) -> None:
         for machine in (one, other)
     }
     for machine, peer in ((one, other), (other, one)):
-        name, address, key = lines[peer.name].splitlines()[-1].strip().removeprefix("voxkey pair ").split(" ")
-        told = machine.voxkey("pair", name, address, key.strip("'")).stdout
+        _, _, name, address, *key = shlex.split(lines[peer.name].splitlines()[-1])  # as a shell would
+        told = machine.voxkey("pair", name, address, *key).stdout
         if f"{peer.name} at {address} is paired with {machine.name}" not in told:
             raise Failed(f"pairing {machine.name} with {peer.name} said: {told}")
 

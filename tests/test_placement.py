@@ -4,6 +4,9 @@ CURVE handshakes that keep a host out of what it is not meant to hear or say, on
 ZeroMQ sockets over tcp:// on this machine. Across two network namespaces, with every
 stage a process: tests/test_two_hosts.py."""
 
+import random
+import shlex
+
 import pytest
 import zmq
 import zmq.utils.monitor
@@ -12,7 +15,8 @@ from conftest import voxkey
 from bus import config as configuration
 from bus import curve, placement, sockets, wiring
 from bus.config import ConfigError
-from voxkey import fallback
+from bus.curve import Host, Keys
+from voxkey import fallback, pair
 
 PI, BRAIN = ("pi", "10.77.0.1"), ("brain", "10.77.0.2")
 
@@ -100,24 +104,43 @@ def test_a_pipeline_on_one_host_keeps_its_private_sockets(tmp_path):
 
 
 def pair_command(directory, *args):
-    result = voxkey("pair", *args, "--set", f"bus.curve_dir={directory}", timeout=60)
+    result = voxkey("pair", "--set", f"bus.curve_dir={directory}", *args, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def as_typed(line: str) -> list[str]:
+    """The arguments a shell gives `voxkey pair` for a line pasted whole."""
+    command, subcommand, *args = shlex.split(line)
+    assert (command, subcommand) == ("voxkey", "pair"), line
+    return args
 
 
 def test_pair_prints_the_line_to_run_on_the_other_host_and_that_line_trusts_it(tmp_path):
     shown = pair_command(tmp_path / "pi", "--name", "pi", "--address", "10.77.0.1")
     line = shown.splitlines()[-1].strip()
-    assert line.startswith("voxkey pair pi 10.77.0.1 '")
+    assert line.startswith("voxkey pair pi 10.77.0.1 -- '")
     assert curve.load(tmp_path / "pi").secret.decode() not in shown  # only the public key is ever shown
     pair_command(tmp_path / "brain", "--name", "brain", "--address", "10.77.0.2")
-    name, address, key = line.removeprefix("voxkey pair ").split(" ", 2)
-    told = pair_command(tmp_path / "brain", name, address, key.strip("'"))
+    told = pair_command(tmp_path / "brain", *as_typed(line))
     assert "pi at 10.77.0.1 is paired with brain" in told
     trusted = curve.load(tmp_path / "brain").host("pi")
     assert trusted.key == curve.load(tmp_path / "pi").public and trusted.address == "10.77.0.1"
     again = pair_command(tmp_path / "pi")  # the same keys, not new ones
     assert again.splitlines()[-1].strip() == line
+
+
+def test_the_printed_line_pairs_a_host_whose_key_begins_with_a_dash(tmp_path):
+    seed = random.randrange(2**32)
+    print(f"seed {seed}")
+    generator = random.Random(seed)
+    while not (public := zmq.utils.z85.encode(generator.randbytes(32)).decode()).startswith("-"):
+        pass  # any 32 bytes make a public key as far as pairing can tell: the peer's handshake checks it
+    pair_command(tmp_path / "brain", "--name", "brain", "--address", "10.77.0.2")
+    dashed = Keys(tmp_path / "pi", "pi", public.encode(), b"", {"pi": Host("pi", "10.77.0.1", public.encode())})
+    told = pair_command(tmp_path / "brain", *as_typed(pair.pair_line(dashed)))
+    assert "pi at 10.77.0.1 is paired with brain" in told
+    assert curve.load(tmp_path / "brain").host("pi").key == public.encode()
 
 
 def test_pair_refuses_a_key_cut_short_in_one_line_and_keeps_what_it_trusts(tmp_path):

@@ -1,7 +1,7 @@
 """voxkey pair: trust another host, for stages on two machines.
 
     voxkey pair [--name NAME] [--address ADDRESS]    this host's line, to run on the other
-    voxkey pair NAME ADDRESS KEY                     trust the host that printed this line
+    voxkey pair NAME ADDRESS -- KEY                  trust the host that printed this line
 
 Run `voxkey pair` on each machine and the line it prints on the other one. The first
 run makes this host's CURVE keypair in the key directory (`bus.curve_dir`, else
@@ -32,7 +32,7 @@ def run(args) -> int:
     directory = Path(placement.keys_dir(config) or placement.default_keys_dir())
     if args.other:
         if len(args.other) != 3:
-            raise CliError("voxkey pair NAME ADDRESS KEY: give the whole line the other host printed")
+            raise CliError("voxkey pair NAME ADDRESS -- KEY: give the whole line the other host printed")
         name, address, key = args.other
         keys = curve.load(directory)
         if name == keys.here:
@@ -63,7 +63,9 @@ def own_keys(directory: Path, name: str, address: str) -> curve.Keys:
 
 def pair_line(keys: curve.Keys) -> str:
     here = keys.host(keys.here)
-    return f"voxkey pair {here.name} {here.address} '{here.key.decode()}'"  # Z85 has no quote, but & and ()
+    # `--`: one key in about 85 begins with "-", which would be read as an option. Quoted:
+    # Z85 has no quote, but & and ().
+    return f"voxkey pair {here.name} {here.address} -- '{here.key.decode()}'"
 
 
 def outward_address() -> str:
