@@ -189,7 +189,8 @@ class Outages:
 
     def _why(self, stage: str) -> str:
         """What to check for a stage gone unheard. One never heard while its host's
-        other stages are is no network trouble: that host does not run it."""
+        other stages are is no network trouble: it is still loading there, or that
+        host does not run it."""
         host = self.remote[stage].host
         theirs = [s for s, where in self.remote.items() if where.host == host]
         heard = [s for s in theirs if s in self.ever_heard and s not in self.out]
