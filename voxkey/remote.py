@@ -111,6 +111,14 @@ def placements_differ(heard: list[str], theirs: list[str]) -> str:
     )
 
 
+def why_unheard(stage: str, remote: dict[str, RemoteStage], heard: set[str], otherwise: str = ASK) -> str:
+    """What to check for `stage` never heard, given which of `remote` are `heard`:
+    placements that differ when others of its host are, else `otherwise`."""
+    theirs = [other for other, there in remote.items() if there.host == remote[stage].host]
+    others = [other for other in theirs if other in heard]
+    return placements_differ(others, theirs) if others else otherwise
+
+
 def judge(
     remote: RemoteStage, link: PeerLink | None, listening: bool | None, period_s: float, why: str = ASK
 ) -> Report:
@@ -137,13 +145,11 @@ def reports(
 ) -> dict[str, Report]:
     """stage -> its Report, for each of `remote`, from the answers of the stages here."""
     links = {stage: seen_from_here(stage, answers) for stage in remote}
-    reported = {}
-    for stage, where in remote.items():
-        theirs = [other for other, there in remote.items() if there.host == where.host]
-        heard = [other for other in theirs if links[other] is not None]
-        why = placements_differ(heard, theirs) if heard else ASK
-        reported[stage] = judge(where, links[stage], answered(stage, remote, answers), period_s, why)
-    return reported
+    heard = {stage for stage, link in links.items() if link is not None}
+    return {
+        stage: judge(where, links[stage], answered(stage, remote, answers), period_s, why_unheard(stage, remote, heard))
+        for stage, where in remote.items()
+    }
 
 
 def answered(stage: str, remote: dict[str, RemoteStage], answers: dict[str, StageStatus | str]) -> bool | None:

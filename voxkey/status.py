@@ -15,7 +15,7 @@ from bus import wiring
 from bus.control import StageStatus
 from bus.frames import Frame, Heartbeat, Transcript, Typed
 from bus.progress import CaptureProgress, KeysProgress, RouterProgress, VadProgress, progress_of
-from voxkey.remote import ASK, OUTAGE_BEATS, RemoteStage, placements_differ, remote_stages
+from voxkey.remote import ASK, OUTAGE_BEATS, RemoteStage, remote_stages, why_unheard
 
 SHOWN_TEXT = 60  # characters of heard or typed text a one-line view has room for
 RECENT = 10  # utterances whose typed text the live view keeps
@@ -191,12 +191,9 @@ class Outages:
         """What to check for a stage gone unheard. One never heard while its host's
         other stages are is no network trouble: it is still loading there, or that
         host does not run it."""
-        host = self.remote[stage].host
-        theirs = [s for s, where in self.remote.items() if where.host == host]
-        heard = [s for s in theirs if s in self.ever_heard and s not in self.out]
-        if stage in self.ever_heard or not heard or not self.never_heard_is_out:
+        if stage in self.ever_heard or not self.never_heard_is_out:
             return self.ask
-        return placements_differ(heard, theirs)
+        return why_unheard(stage, self.remote, self.ever_heard - set(self.out), self.ask)
 
     def check(self, now: float) -> list[Event]:
         events = []
